@@ -1,0 +1,60 @@
+"""`Authorization: Token <token>` authentication against hashed tokens.
+
+Agent tokens use the same header; authenticators for other token kinds register in
+`TOKEN_RESOLVERS` (the agents app adds its own), so one DRF class serves both.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import timedelta
+from typing import Any
+
+from django.utils import timezone
+from rest_framework import authentication, exceptions
+from rest_framework.request import Request
+
+from apps.accounts.models import UserToken
+from apps.accounts.tokens import token_hash
+
+# prefix of the clear token -> function(token_hash) -> (user, auth) or None
+TOKEN_RESOLVERS: dict[str, Callable[[str], tuple[Any, Any] | None]] = {}
+LAST_USED_RESOLUTION = timedelta(minutes=1)
+
+
+def _resolve_user_token(digest: str) -> tuple[Any, Any] | None:
+    row = UserToken.objects.select_related("user").filter(key_hash=digest, revoked_at__isnull=True).first()
+    if row is None or not row.user.is_active:
+        return None
+    now = timezone.now()
+    if row.last_used_at is None or now - row.last_used_at > LAST_USED_RESOLUTION:
+        UserToken.objects.filter(pk=row.pk).update(last_used_at=now)
+    return row.user, row
+
+
+TOKEN_RESOLVERS["kiln_u_"] = _resolve_user_token
+
+
+class HashedTokenAuthentication(authentication.BaseAuthentication):
+    keyword = "Token"
+
+    def authenticate(self, request: Request) -> tuple[Any, Any] | None:
+        header = authentication.get_authorization_header(request).split()
+        if not header or header[0].lower() not in (b"token", b"bearer"):
+            return None
+        if len(header) != 2:
+            raise exceptions.AuthenticationFailed("Invalid token header. Use 'Authorization: Token <token>'.")
+        try:
+            token = header[1].decode("ascii")
+        except UnicodeDecodeError as exc:
+            raise exceptions.AuthenticationFailed("Invalid token.") from exc
+        for prefix, resolver in TOKEN_RESOLVERS.items():
+            if token.startswith(prefix):
+                result = resolver(token_hash(token))
+                if result is not None:
+                    return result
+                break
+        raise exceptions.AuthenticationFailed("Invalid or revoked token.")
+
+    def authenticate_header(self, request: Request) -> str:
+        return self.keyword

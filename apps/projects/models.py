@@ -1,0 +1,135 @@
+"""Projects, their members, the template catalog, generated projects and their files."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+
+from core.jobs import Job
+from core.models import TimeStampedModel
+
+
+class Role(models.TextChoices):
+    VIEWER = "viewer", "Viewer"
+    DEVELOPER = "developer", "Developer"
+    MAINTAINER = "maintainer", "Maintainer"
+    OWNER = "owner", "Owner"
+
+
+# Each role may do everything the roles before it may.
+ROLE_RANK = {Role.VIEWER: 1, Role.DEVELOPER: 2, Role.MAINTAINER: 3, Role.OWNER: 4}
+
+
+class Project(TimeStampedModel):
+    name = models.CharField(max_length=100)
+    slug = models.SlugField(max_length=120, unique=True)
+    description = models.TextField(blank=True, default="", max_length=2000)
+    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="owned_projects")
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class ProjectMembership(TimeStampedModel):
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="memberships")
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="project_memberships")
+    role = models.CharField(max_length=16, choices=Role.choices)
+
+    class Meta:
+        ordering = ["project_id", "id"]
+        constraints = [
+            models.UniqueConstraint(fields=["project", "user"], name="membership_unique_per_project"),
+            models.CheckConstraint(condition=Q(role__in=Role.values), name="membership_role_valid"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.user} ({self.role}) in {self.project}"
+
+
+class TemplateSource(models.TextChoices):
+    BUILTIN = "builtin", "Built-in"
+    UPLOAD = "upload", "Uploaded archive"
+
+
+class ProjectTemplate(TimeStampedModel):
+    slug = models.SlugField(max_length=100, unique=True)
+    name = models.CharField(max_length=200)
+    description = models.TextField(blank=True, default="")
+    version = models.CharField(max_length=50)
+    parameters = models.JSONField(default=dict, help_text="JSON Schema of the template's parameters")
+    exclude = models.JSONField(default=list, blank=True)
+    copy_without_render = models.JSONField(default=list, blank=True)
+    source = models.CharField(max_length=16, choices=TemplateSource.choices)
+    source_path = models.CharField(
+        max_length=500, help_text="folder of the template, relative to its source root (built-in or upload storage)"
+    )
+    checksum = models.CharField(max_length=64, help_text="sha256 over the template's files")
+    file_count = models.PositiveIntegerField(default=0)
+    total_bytes = models.PositiveBigIntegerField(default=0)
+    is_active = models.BooleanField(default=True)
+    uploaded_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="uploaded_templates"
+    )
+
+    class Meta:
+        ordering = ["slug"]
+        constraints = [
+            models.CheckConstraint(condition=Q(source__in=TemplateSource.values), name="template_source_valid"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.slug} {self.version}"
+
+
+class GeneratedProject(Job):
+    """One rendering of a template with parameters into `generated-projects/<project>/<id>/`."""
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="generated_projects")
+    template = models.ForeignKey(ProjectTemplate, on_delete=models.PROTECT, related_name="generated_projects")
+    template_version = models.CharField(max_length=50)
+    template_checksum = models.CharField(max_length=64)
+    parameters = models.JSONField(default=dict)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="generations"
+    )
+    file_count = models.PositiveIntegerField(default=0)
+    total_bytes = models.PositiveBigIntegerField(default=0)
+    content_sha256 = models.CharField(max_length=64, blank=True, default="")
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(status__in=["pending", "running", "completed", "failed", "cancelled"]),
+                name="generated_status_valid",
+            ),
+            models.CheckConstraint(
+                condition=~Q(status="completed") | ~Q(content_sha256=""), name="generated_completed_has_hash"
+            ),
+        ]
+        indexes = [models.Index(fields=["project", "status"], name="generated_project_status")]
+
+    def __str__(self) -> str:
+        return f"{self.template.slug} → {self.project} #{self.pk}"
+
+
+class ProjectFile(models.Model):
+    generated = models.ForeignKey(GeneratedProject, on_delete=models.CASCADE, related_name="files")
+    path = models.CharField(max_length=1024, help_text="relative POSIX path")
+    size = models.PositiveBigIntegerField()
+    sha256 = models.CharField(max_length=64)
+    mode = models.PositiveIntegerField(help_text="permission bits, 0o644 or 0o755")
+    is_binary = models.BooleanField(default=False)
+
+    class Meta:
+        ordering = ["path"]
+        constraints = [
+            models.UniqueConstraint(fields=["generated", "path"], name="project_file_unique_path"),
+        ]
+
+    def __str__(self) -> str:
+        return self.path

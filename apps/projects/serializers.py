@@ -1,0 +1,153 @@
+"""HTTP shapes of the projects app. Input and output serializers are separate."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from drf_spectacular.utils import extend_schema_field
+from rest_framework import serializers
+
+from apps.projects.models import GeneratedProject, Project, ProjectFile, ProjectMembership, ProjectTemplate, Role
+from core.serializers import StrictInputSerializer, validate_display_name
+
+
+class TemplateSerializer(serializers.ModelSerializer):
+    parameters = serializers.JSONField(help_text="JSON Schema of the template's parameters")
+
+    class Meta:
+        model = ProjectTemplate
+        fields = [
+            "slug",
+            "name",
+            "description",
+            "version",
+            "parameters",
+            "source",
+            "checksum",
+            "file_count",
+            "total_bytes",
+            "created_at",
+            "updated_at",
+        ]
+        read_only_fields = fields
+
+
+class TemplateUploadSerializer(StrictInputSerializer):
+    archive = serializers.FileField(help_text="zip or tar.gz of a template folder with template.yaml at its top")
+
+
+class ProjectSerializer(serializers.ModelSerializer):
+    owner = serializers.CharField(source="owner.username", read_only=True)
+
+    class Meta:
+        model = Project
+        fields = ["id", "name", "slug", "description", "owner", "created_at", "updated_at"]
+        read_only_fields = fields
+
+
+class ProjectCreateSerializer(StrictInputSerializer):
+    name = serializers.CharField(max_length=100)
+    description = serializers.CharField(max_length=2000, required=False, allow_blank=True, default="")
+
+    def validate_name(self, value: str) -> str:
+        return validate_display_name(value)
+
+
+class ProjectUpdateSerializer(ProjectCreateSerializer):
+    name = serializers.CharField(max_length=100, required=False)
+    description = serializers.CharField(max_length=2000, required=False, allow_blank=True)
+
+
+class MembershipSerializer(serializers.ModelSerializer):
+    username = serializers.CharField(source="user.username", read_only=True)
+
+    class Meta:
+        model = ProjectMembership
+        fields = ["id", "username", "role", "created_at"]
+        read_only_fields = fields
+
+
+class MembershipCreateSerializer(StrictInputSerializer):
+    username = serializers.CharField(max_length=150)
+    role = serializers.ChoiceField(choices=Role.choices)
+
+
+class ProgressSerializer(serializers.Serializer):
+    done = serializers.IntegerField()
+    total = serializers.IntegerField()
+
+
+class JobErrorSerializer(serializers.Serializer):
+    code = serializers.CharField()
+    message = serializers.CharField()
+    extra = serializers.DictField(required=False)
+
+
+class GeneratedProjectSerializer(serializers.ModelSerializer):
+    template = serializers.CharField(source="template.slug", read_only=True)
+    progress = serializers.SerializerMethodField()
+    error = JobErrorSerializer(allow_null=True, read_only=True)
+    created_by = serializers.SerializerMethodField()
+
+    class Meta:
+        model = GeneratedProject
+        fields = [
+            "id",
+            "project",
+            "template",
+            "template_version",
+            "parameters",
+            "status",
+            "progress",
+            "file_count",
+            "total_bytes",
+            "content_sha256",
+            "error",
+            "attempts",
+            "created_by",
+            "created_at",
+            "started_at",
+            "finished_at",
+        ]
+        read_only_fields = fields
+
+    @extend_schema_field(ProgressSerializer)
+    def get_progress(self, obj: GeneratedProject) -> dict[str, int]:
+        return {"done": obj.progress_done, "total": obj.progress_total}
+
+    @extend_schema_field(serializers.CharField(allow_null=True))
+    def get_created_by(self, obj: GeneratedProject) -> str | None:
+        return obj.created_by.username if obj.created_by else None
+
+
+class GeneratedProjectCreateSerializer(StrictInputSerializer):
+    template = serializers.CharField(max_length=100, help_text="template slug")
+    parameters = serializers.JSONField(required=False, default=dict, help_text="values for the template's parameters")
+    dry_run = serializers.BooleanField(required=False, default=False, help_text="render without storing anything")
+
+    def validate_parameters(self, value: Any) -> Any:
+        if not isinstance(value, dict):
+            raise serializers.ValidationError("Expected a JSON object.")
+        return value
+
+
+class ManifestFileSerializer(serializers.Serializer):
+    path = serializers.CharField()
+    size = serializers.IntegerField()
+    sha256 = serializers.CharField()
+    mode = serializers.IntegerField()
+    is_binary = serializers.BooleanField()
+
+
+class DryRunSerializer(serializers.Serializer):
+    files = ManifestFileSerializer(many=True)
+    file_count = serializers.IntegerField()
+    total_bytes = serializers.IntegerField()
+    content_sha256 = serializers.CharField()
+
+
+class ProjectFileSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = ProjectFile
+        fields = ["id", "path", "size", "sha256", "mode", "is_binary"]
+        read_only_fields = fields

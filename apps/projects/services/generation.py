@@ -1,0 +1,360 @@
+"""Generated-project services: start, dry-run, cancel, retry and execute a generation.
+
+`generated_project_start` is what the API (and a workflow's file_generation step) calls:
+it validates, writes the row and enqueues the task on commit. `generated_project_execute`
+is what the `file_generation` step executor runs inside a worker: it claims the job's
+lease, renders into a staging folder, renames it into place and records the files in one
+transaction, so a reader never sees half a project and a redelivered task never does the
+work twice.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from celery.exceptions import SoftTimeLimitExceeded
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+from jsonschema import Draft202012Validator, FormatChecker
+
+from apps.projects.models import GeneratedProject, Project, ProjectFile, ProjectTemplate, Role
+from apps.projects.services.project_generator import (
+    GenerationCancelled,
+    GenerationFailed,
+    GenerationResult,
+    NullSink,
+    PreparedTemplate,
+    ProgressThrottle,
+    ProjectGenerator,
+    prepare_template,
+)
+from apps.projects.services.projects import project_output_root, require_role
+from apps.projects.services.templates import TemplateManifest, template_folder, template_get
+from core.exceptions import ApplicationError, Conflict, LimitExceeded, ValidationFailed
+from core.jobs import ACTIVE_STATUSES, ClaimOutcome, JobStatus, LeaseLost, claim, enqueue_on_commit, error_payload
+from core.safe_paths import SafeWriter
+
+logger = logging.getLogger("kiln.generation")
+
+
+class JobBusy(Exception):
+    """Another live execution holds the lease; try this delivery again later."""
+
+    def __init__(self, retry_in: float) -> None:
+        super().__init__(f"busy, retry in {retry_in:.0f}s")
+        self.retry_in = retry_in
+
+
+# --- parameters -----------------------------------------------------------------------------
+
+
+def parameters_validate(*, template: ProjectTemplate, parameters: Any) -> dict[str, Any]:
+    """Apply defaults and validate against the template's JSON Schema (400 with field errors)."""
+    if parameters is None:
+        parameters = {}
+    if not isinstance(parameters, dict):
+        raise ValidationFailed(
+            "parameters must be a JSON object.", extra={"fields": {"parameters": ["Expected an object."]}}
+        )
+    schema = template.parameters or {"type": "object"}
+    properties = schema.get("properties", {})
+    unknown = sorted(set(parameters) - set(properties))
+    errors: dict[str, list[str]] = {}
+    for name in unknown:
+        errors[f"parameters.{name}"] = [
+            f"Unknown parameter; '{template.slug}' accepts: {', '.join(sorted(properties)) or 'none'}."
+        ]
+    values = dict(parameters)
+    for name, prop in properties.items():
+        if name not in values and isinstance(prop, dict) and "default" in prop:
+            values[name] = prop["default"]
+    validator = Draft202012Validator(schema, format_checker=FormatChecker())
+    for error in sorted(validator.iter_errors(values), key=lambda e: list(e.absolute_path)):
+        if error.validator == "additionalProperties" and unknown:
+            continue
+        path = ".".join(str(p) for p in error.absolute_path)
+        if error.validator == "required":
+            missing = error.message.split("'")[1] if "'" in error.message else ""
+            path = missing or path
+        key = f"parameters.{path}" if path else "parameters"
+        errors.setdefault(key, []).append(error.message)
+    if errors:
+        first_key = next(iter(errors))
+        raise ValidationFailed(
+            f"Invalid parameters for template '{template.slug}': {first_key}: {errors[first_key][0]}",
+            extra={"fields": errors},
+        )
+    return values
+
+
+def _manifest_of(template: ProjectTemplate) -> TemplateManifest:
+    return TemplateManifest(
+        slug=template.slug,
+        name=template.name,
+        description=template.description,
+        version=template.version,
+        parameters=template.parameters,
+        exclude=tuple(template.exclude),
+        copy_without_render=tuple(template.copy_without_render),
+    )
+
+
+def _prepared(template: ProjectTemplate) -> PreparedTemplate:
+    return prepare_template(template_folder(template), _manifest_of(template), template.checksum)
+
+
+# --- start, dry run, cancel, retry ----------------------------------------------------------
+
+
+def _check_active_cap(project: Project) -> None:
+    cap = settings.KILN_MAX_ACTIVE_JOBS_PER_PROJECT
+    active = GeneratedProject.objects.filter(project=project, status__in=ACTIVE_STATUSES).count()
+    if active >= cap:
+        raise LimitExceeded(
+            f"The project already has {active} generations pending or running (limit {cap}); wait for one to finish.",
+            code="too_many_active_jobs",
+            retry_after=10,
+            extra={"limit": cap},
+        )
+
+
+def generated_project_start(
+    *, project: Project, template_slug: str, parameters: Any, actor: Any, enqueue: bool = True
+) -> GeneratedProject:
+    """Validate and record a generation, then enqueue it after commit (202 semantics)."""
+    require_role(actor=actor, project=project, minimum=Role.DEVELOPER, action="generate projects")
+    template = template_get(slug=template_slug)
+    values = parameters_validate(template=template, parameters=parameters)
+    with transaction.atomic():
+        # Lock the project row so concurrent requests see each other's rows for the cap.
+        Project.objects.select_for_update().filter(pk=project.pk).first()
+        _check_active_cap(project)
+        generated = GeneratedProject.objects.create(
+            project=project,
+            template=template,
+            template_version=template.version,
+            template_checksum=template.checksum,
+            parameters=values,
+            created_by=actor if getattr(actor, "pk", None) and actor.is_authenticated else None,
+            progress_total=template.file_count,
+            enqueued_at=timezone.now(),
+        )
+        if enqueue:
+            _enqueue(generated)
+    return generated
+
+
+def _enqueue(generated: GeneratedProject) -> None:
+    from apps.projects.tasks import start_project_generation
+
+    enqueue_on_commit(start_project_generation, generated.pk, model=GeneratedProject)
+
+
+def generated_project_dry_run(*, project: Project, template_slug: str, parameters: Any, actor: Any) -> GenerationResult:
+    """Render in memory and return the manifest; nothing is stored or written."""
+    require_role(actor=actor, project=project, minimum=Role.DEVELOPER, action="generate projects")
+    template = template_get(slug=template_slug)
+    values = parameters_validate(template=template, parameters=parameters)
+    try:
+        return ProjectGenerator(_prepared(template)).render(
+            values, NullSink(), time_limit=settings.KILN_DRY_RUN_TIME_LIMIT
+        )
+    except GenerationFailed as exc:
+        exc.status_code = 422
+        raise
+
+
+def generated_project_cancel(*, generated: GeneratedProject, actor: Any) -> GeneratedProject:
+    require_role(actor=actor, project=generated.project, minimum=Role.DEVELOPER, action="cancel generations")
+    now = timezone.now()
+    with transaction.atomic():
+        row = GeneratedProject.objects.select_for_update().get(pk=generated.pk)
+        if row.status == JobStatus.PENDING:
+            GeneratedProject.objects.filter(pk=row.pk).update(
+                status=JobStatus.CANCELLED, finished_at=now, cancel_requested=True, updated_at=now
+            )
+        elif row.status == JobStatus.RUNNING:
+            GeneratedProject.objects.filter(pk=row.pk).update(cancel_requested=True, updated_at=now)
+        else:
+            raise Conflict(
+                f"The generation is already {row.status}; only pending or running generations can be cancelled.",
+                code="not_cancellable",
+                extra={"status": row.status},
+            )
+    generated.refresh_from_db()
+    return generated
+
+
+def generated_project_retry(*, generated: GeneratedProject, actor: Any) -> GeneratedProject:
+    require_role(actor=actor, project=generated.project, minimum=Role.DEVELOPER, action="retry generations")
+    with transaction.atomic():
+        row = GeneratedProject.objects.select_for_update().get(pk=generated.pk)
+        if row.status not in (JobStatus.FAILED, JobStatus.CANCELLED):
+            raise Conflict(
+                f"The generation is {row.status}; only failed or cancelled generations can be retried.",
+                code="not_retryable",
+                extra={"status": row.status},
+            )
+        template = row.template
+        if template.checksum != row.template_checksum:
+            raise Conflict(
+                f"Template '{template.slug}' changed since this generation (now version {template.version}); "
+                "start a new generation instead.",
+                code="template_changed",
+            )
+        _check_active_cap(row.project)
+        GeneratedProject.objects.filter(pk=row.pk).update(
+            status=JobStatus.PENDING,
+            error=None,
+            attempts=row.attempts + 1,
+            delivery_count=0,
+            cancel_requested=False,
+            lease_owner="",
+            lease_expires_at=None,
+            progress_done=0,
+            started_at=None,
+            finished_at=None,
+            enqueued_at=timezone.now(),
+            updated_at=timezone.now(),
+        )
+        _enqueue(row)
+    generated.refresh_from_db()
+    return generated
+
+
+# --- execution (inside a worker) --------------------------------------------------------------
+
+
+def generated_project_output_dir(generated: GeneratedProject) -> Path:
+    return project_output_root(generated.project_id) / str(int(generated.pk))
+
+
+def _remove_tree(path: Path) -> None:
+    """Delete a folder we created; never follows links (rmtree is fd-based on Linux)."""
+    if not shutil.rmtree.avoids_symlink_attacks:  # pragma: no cover - platform guard
+        raise RuntimeError("refusing to delete folders on a platform without symlink-safe rmtree")
+    if os.path.islink(path):
+        os.unlink(path)
+    elif path.exists():
+        shutil.rmtree(path)
+
+
+class _DirectorySink:
+    def __init__(self, root: Path) -> None:
+        self.writer = SafeWriter(root)
+
+    def add(self, path: str, data: bytes, mode: int) -> None:
+        self.writer.write(path, data, mode)
+
+
+@dataclass
+class ExecuteOutcome:
+    generated: GeneratedProject
+    ran: bool
+
+
+def generated_project_execute(*, generated_id: int, owner: str) -> ExecuteOutcome:
+    """Run one delivery of a generation job. Idempotent; see the module docstring."""
+    result = claim(GeneratedProject, generated_id, owner=owner)
+    if result.outcome == ClaimOutcome.MISSING:
+        raise ApplicationError(f"Generated project {generated_id} does not exist.", code="job_not_found")
+    if result.outcome == ClaimOutcome.BUSY:
+        raise JobBusy(result.retry_in)
+    generated = GeneratedProject.objects.select_related("template", "project").get(pk=generated_id)
+    if result.outcome != ClaimOutcome.CLAIMED:
+        return ExecuteOutcome(generated, ran=False)
+    lease = result.lease
+    assert lease is not None
+
+    final = generated_project_output_dir(generated)
+    parent = final.parent
+    parent.mkdir(parents=True, exist_ok=True)
+    for stale in parent.glob(f".staging-{generated.pk}-*"):
+        _remove_tree(stale)
+    staging = parent / f".staging-{generated.pk}-{uuid.uuid4().hex[:8]}"
+    staging.mkdir()
+
+    def report(done: int, total: int) -> None:
+        if lease.heartbeat(done=done, total=total):
+            raise GenerationCancelled()
+
+    try:
+        template = generated.template
+        if template.checksum != generated.template_checksum:
+            raise GenerationFailed(
+                f"Template '{template.slug}' changed since this generation was requested.", code="template_changed"
+            )
+        lease.heartbeat(done=0)
+        outcome = ProjectGenerator(_prepared(template)).render(
+            generated.parameters, _DirectorySink(staging), progress=ProgressThrottle(report)
+        )
+        _promote(staging, final)
+        with transaction.atomic():
+            ProjectFile.objects.filter(generated_id=generated.pk).delete()
+            ProjectFile.objects.bulk_create(
+                [
+                    ProjectFile(
+                        generated_id=generated.pk,
+                        path=f.path,
+                        size=f.size,
+                        sha256=f.sha256,
+                        mode=f.mode,
+                        is_binary=f.is_binary,
+                    )
+                    for f in outcome.files
+                ],
+                batch_size=1000,
+            )
+            if not lease.finish(
+                JobStatus.COMPLETED,
+                file_count=outcome.file_count,
+                total_bytes=outcome.total_bytes,
+                content_sha256=outcome.content_sha256,
+                progress_done=outcome.file_count,
+                progress_total=outcome.file_count,
+            ):
+                raise LeaseLost("lease lost before commit")
+    except GenerationCancelled:
+        _remove_tree(staging)
+        lease.finish(JobStatus.CANCELLED)
+    except LeaseLost:
+        _remove_tree(staging)
+        logger.warning("generation %s: lease lost; another delivery owns it", generated.pk)
+    except ApplicationError as exc:
+        _remove_tree(staging)
+        lease.finish(JobStatus.FAILED, error=error_payload(exc.code, exc.message, exc.extra or None))
+    except SoftTimeLimitExceeded:
+        _remove_tree(staging)
+        lease.finish(
+            JobStatus.FAILED,
+            error=error_payload("time_limit", "The generation took longer than the task time limit."),
+        )
+    except OSError as exc:
+        _remove_tree(staging)
+        lease.finish(
+            JobStatus.FAILED,
+            error=error_payload("storage_error", f"Writing the generated files failed: {exc.strerror or exc}."),
+        )
+    except Exception:
+        _remove_tree(staging)
+        raise
+    generated.refresh_from_db()
+    return ExecuteOutcome(generated, ran=True)
+
+
+def _promote(staging: Path, final: Path) -> None:
+    """Rename the staging folder into place; an earlier output of this job is replaced."""
+    if final.exists() or final.is_symlink():
+        trash = final.parent / f".trash-{final.name}-{uuid.uuid4().hex[:8]}"
+        os.rename(final, trash)
+        os.rename(staging, final)
+        _remove_tree(trash)
+    else:
+        os.rename(staging, final)

@@ -1,0 +1,389 @@
+"""ProjectGenerator: renders a template folder plus parameters into files.
+
+The generator is a pure engine: it reads a template, renders every path and file in
+the Kiln sandbox (`core.sandbox`) and hands each output file to a sink. The generation
+service (`services/generation.py`) decides where the sink writes, records rows and job
+state. Output is deterministic: same template checksum + parameters → same bytes, the
+same modes and the same `content_sha256` over the sorted manifest.
+
+Speed: a prepared template (file list, classification and compiled Jinja code) is cached
+per template checksum in the process, and compiled code is also kept on disk in a Jinja
+bytecode cache, so repeated generations — even in new processes — do not recompile.
+Files without Jinja markers, binary files and `copy_without_render` matches are copied.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from fnmatch import fnmatchcase
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Protocol
+
+from django.conf import settings
+from jinja2 import BaseLoader, FileSystemBytecodeCache, Template, TemplateSyntaxError, UndefinedError
+from jinja2.sandbox import SecurityError
+
+from apps.projects.services.templates import TemplateManifest, iter_template_files
+from core.exceptions import ApplicationError
+from core.safe_paths import UnsafePath, clean_relative_path
+from core.sandbox import (
+    KilnSandbox,
+    RenderLimitExceeded,
+    RenderTimeExceeded,
+    check_deadline,
+    make_environment,
+    plain_context,
+    render_limits,
+)
+
+JINJA_MARKERS = (b"{{", b"{%", b"{#")
+SNIFF_BYTES = 8192
+
+
+class GenerationFailed(ApplicationError):
+    """A template or its output broke a rule; the generation ends `failed` with this code."""
+
+    status_code = 422
+    default_code = "template_error"
+
+
+class GenerationCancelled(Exception):
+    """Cancellation was requested; the generation stops between two files."""
+
+
+@dataclass(frozen=True)
+class ManifestEntry:
+    path: str
+    size: int
+    sha256: str
+    mode: int
+    is_binary: bool
+
+
+@dataclass
+class GenerationResult:
+    files: list[ManifestEntry]
+    total_bytes: int
+    content_sha256: str
+
+    @property
+    def file_count(self) -> int:
+        return len(self.files)
+
+
+def manifest_sha256(entries: Iterable[ManifestEntry]) -> str:
+    """The hash of the sorted manifest: path, mode and content hash of every file."""
+    digest = hashlib.sha256(b"kiln-manifest-v1\n")
+    for entry in sorted(entries, key=lambda e: e.path):
+        digest.update(f"{entry.path}\0{entry.mode:o}\0{entry.sha256}\n".encode())
+    return digest.hexdigest()
+
+
+class OutputSink(Protocol):
+    def add(self, path: str, data: bytes, mode: int) -> None: ...
+
+
+class NullSink:
+    """Writes nothing: a dry run only hashes."""
+
+    def add(self, path: str, data: bytes, mode: int) -> None:
+        return None
+
+
+def _matches(rel: str, patterns: Iterable[str]) -> bool:
+    for pattern in patterns:
+        if fnmatchcase(rel, pattern):
+            return True
+        if pattern.startswith("**/") and fnmatchcase(rel, pattern[3:]):
+            return True
+        if pattern.endswith("/**") and (rel == pattern[:-3] or fnmatchcase(rel, pattern[:-3] + "/*")):
+            return True
+    return False
+
+
+@dataclass
+class _Entry:
+    rel: str
+    mode: int
+    size: int
+    render: bool
+    is_binary: bool
+    path_template: Template | None
+    name: str
+
+
+class _FolderLoader(BaseLoader):
+    """Loads template sources by server-generated names (`f<index>`), never user text."""
+
+    def __init__(self, folder: Path, names: dict[str, str]) -> None:
+        self.folder = folder
+        self.names = names
+
+    def get_source(self, environment: Any, template: str) -> tuple[str, str | None, Callable[[], bool]]:
+        rel = self.names[template]
+        with open(self.folder / rel, "rb") as handle:
+            source = handle.read().decode("utf-8")
+        return source, None, lambda: True
+
+
+class PreparedTemplate:
+    """A template folder read, classified and compiled once per checksum."""
+
+    def __init__(self, folder: Path, manifest: TemplateManifest, checksum: str) -> None:
+        self.folder = folder
+        self.manifest = manifest
+        self.checksum = checksum
+        self.entries: list[_Entry] = []
+        self._names: dict[str, str] = {}
+        self._compiled: dict[str, Template] = {}
+        cache_dir = Path(settings.KILN_TEMPLATE_CACHE_DIR) / checksum[:32]
+        cache_dir.mkdir(parents=True, exist_ok=True)
+        self.env: KilnSandbox = make_environment(
+            loader=_FolderLoader(folder, self._names),
+            bytecode_cache=FileSystemBytecodeCache(str(cache_dir)),
+            cache_size=0,
+        )
+        self._keep_compiled = True
+        self._scan()
+
+    def _scan(self) -> None:
+        manifest = self.manifest
+        files = [f for f in iter_template_files(self.folder) if not _matches(f.rel, manifest.exclude)]
+        if len(files) > settings.KILN_MAX_FILES:
+            raise GenerationFailed(
+                f"The template has {len(files)} files, above the limit of {settings.KILN_MAX_FILES}.",
+                code="too_many_files",
+                extra={"limit": settings.KILN_MAX_FILES},
+            )
+        self._keep_compiled = len(files) <= settings.KILN_TEMPLATE_MEMORY_CACHE_FILES
+        for index, info in enumerate(files):
+            name = f"f{index}"
+            self._names[name] = info.rel
+            render = False
+            is_binary = False
+            if info.size <= settings.MAX_FILE_SIZE:
+                with open(self.folder / info.rel, "rb") as handle:
+                    head = handle.read(SNIFF_BYTES)
+                    is_binary = b"\0" in head
+                    if not is_binary and not _matches(info.rel, manifest.copy_without_render):
+                        data = head + handle.read()
+                        try:
+                            data.decode("utf-8")
+                        except UnicodeDecodeError:
+                            is_binary = True
+                        else:
+                            render = any(marker in data for marker in JINJA_MARKERS)
+            path_template = None
+            if any(marker.decode() in info.rel for marker in JINJA_MARKERS):
+                path_template = self._compile(lambda rel=info.rel: self.env.from_string(rel), info.rel, path=True)
+            entry = _Entry(info.rel, info.mode, info.size, render, is_binary, path_template, name)
+            self.entries.append(entry)
+            if render and self._keep_compiled:
+                self._compiled[name] = self._load(entry)
+
+    def _compile(self, build: Callable[[], Template], rel: str, *, path: bool = False) -> Template:
+        try:
+            return build()
+        except TemplateSyntaxError as exc:
+            where = f"the path of '{rel}'" if path else f"{rel}:{exc.lineno}"
+            raise GenerationFailed(
+                f"Template syntax error in {where}: {exc.message}",
+                code="template_syntax_error",
+                extra={"file": rel, "line": exc.lineno},
+            ) from None
+        except UnicodeDecodeError:
+            raise GenerationFailed(f"{rel} is not valid UTF-8.", code="template_error", extra={"file": rel}) from None
+
+    def _load(self, entry: _Entry) -> Template:
+        return self._compile(lambda: self.env.get_template(entry.name), entry.rel)
+
+    def content_template(self, entry: _Entry) -> Template:
+        compiled = self._compiled.get(entry.name)
+        return compiled if compiled is not None else self._load(entry)
+
+
+_CACHE: OrderedDict[tuple[str, str], PreparedTemplate] = OrderedDict()
+_CACHE_LOCK = threading.Lock()
+_CACHE_SIZE = 8
+
+
+def prepare_template(folder: Path, manifest: TemplateManifest, checksum: str) -> PreparedTemplate:
+    key = (str(folder), checksum)
+    with _CACHE_LOCK:
+        cached = _CACHE.get(key)
+        if cached is not None:
+            _CACHE.move_to_end(key)
+            return cached
+    prepared = PreparedTemplate(folder, manifest, checksum)
+    with _CACHE_LOCK:
+        _CACHE[key] = prepared
+        while len(_CACHE) > _CACHE_SIZE:
+            _CACHE.popitem(last=False)
+    return prepared
+
+
+def clear_template_cache() -> None:
+    with _CACHE_LOCK:
+        _CACHE.clear()
+
+
+def _template_line(tb: TracebackType | None, name: str) -> int | None:
+    line = None
+    while tb is not None:
+        if tb.tb_frame.f_code.co_filename == name:
+            line = tb.tb_lineno
+        tb = tb.tb_next
+    return line
+
+
+def _render_error(exc: BaseException, rel: str, name: str, *, path: bool) -> GenerationFailed:
+    line = _template_line(exc.__traceback__, name)
+    where = f"the path of '{rel}'" if path else (f"{rel}:{line}" if line else rel)
+    extra: dict[str, Any] = {"file": rel}
+    if line and not path:
+        extra["line"] = line
+    if isinstance(exc, (RenderLimitExceeded, RenderTimeExceeded)):
+        return GenerationFailed(f"{exc.message} (in {where})", code=exc.code, extra=extra)
+    if isinstance(exc, SecurityError):
+        return GenerationFailed(
+            f"The template tried an operation the sandbox forbids in {where}: {exc}",
+            code="template_security_violation",
+            extra=extra,
+        )
+    if isinstance(exc, UndefinedError):
+        return GenerationFailed(
+            f"Undefined variable in {where}: {exc.message}", code="template_variable_missing", extra=extra
+        )
+    if isinstance(exc, RecursionError):
+        return GenerationFailed(f"The template recursed too deeply in {where}.", code="template_error", extra=extra)
+    return GenerationFailed(
+        f"Rendering failed in {where}: {type(exc).__name__}: {exc}", code="template_error", extra=extra
+    )
+
+
+class ProjectGenerator:
+    """Renders one prepared template with one set of parameters into a sink."""
+
+    def __init__(self, prepared: PreparedTemplate) -> None:
+        self.prepared = prepared
+
+    def render(
+        self,
+        parameters: dict[str, Any],
+        sink: OutputSink,
+        *,
+        progress: Callable[[int, int], None] | None = None,
+        time_limit: float | None = None,
+    ) -> GenerationResult:
+        context = plain_context(parameters)
+        entries = self.prepared.entries
+        total = len(entries)
+        max_file = settings.MAX_FILE_SIZE
+        max_total = settings.KILN_MAX_TOTAL_BYTES
+        seen: dict[str, str] = {}
+        manifest: list[ManifestEntry] = []
+        total_bytes = 0
+        folder = self.prepared.folder
+        with render_limits(seconds=time_limit or settings.KILN_RENDER_TIME_LIMIT, max_bytes=max_file):
+            for done, entry in enumerate(entries, start=1):
+                path = self._render_path(entry, context)
+                if path is not None:
+                    key = path.casefold()
+                    if key in seen:
+                        raise GenerationFailed(
+                            f"Two template files render to the same path '{path}': '{seen[key]}' and '{entry.rel}'.",
+                            code="duplicate_output_path",
+                            extra={"path": path, "sources": [seen[key], entry.rel]},
+                        )
+                    seen[key] = entry.rel
+                    if entry.render:
+                        data = self._render_content(entry, context, max_file)
+                    else:
+                        if entry.size > max_file:
+                            raise self._too_big(entry.rel, entry.size, max_file)
+                        with open(folder / entry.rel, "rb") as handle:
+                            data = handle.read(max_file + 1)
+                        if len(data) > max_file:
+                            raise self._too_big(entry.rel, len(data), max_file)
+                    total_bytes += len(data)
+                    if total_bytes > max_total:
+                        raise GenerationFailed(
+                            f"The generated files exceed the total size limit of {max_total} bytes.",
+                            code="output_limit_exceeded",
+                            extra={"limit": max_total},
+                        )
+                    sink.add(path, data, entry.mode)
+                    manifest.append(
+                        ManifestEntry(path, len(data), hashlib.sha256(data).hexdigest(), entry.mode, entry.is_binary)
+                    )
+                if progress is not None:
+                    progress(done, total)
+                check_deadline()
+        manifest.sort(key=lambda e: e.path)
+        return GenerationResult(files=manifest, total_bytes=total_bytes, content_sha256=manifest_sha256(manifest))
+
+    @staticmethod
+    def _too_big(rel: str, size: int, limit: int) -> GenerationFailed:
+        return GenerationFailed(
+            f"'{rel}' would be {size} bytes, above the file size limit of {limit} bytes.",
+            code="output_limit_exceeded",
+            extra={"file": rel, "limit": limit},
+        )
+
+    def _render_path(self, entry: _Entry, context: dict[str, Any]) -> str | None:
+        if entry.path_template is None:
+            return entry.rel
+        try:
+            rendered = entry.path_template.render(context)
+        except Exception as exc:  # every template error becomes a clear failure
+            raise _render_error(exc, entry.rel, "<template>", path=True) from None
+        if not rendered.strip() or any(not segment.strip() for segment in rendered.split("/")):
+            return None  # a conditional file or folder
+        try:
+            return clean_relative_path(rendered)
+        except UnsafePath as exc:
+            raise GenerationFailed(
+                f"The template file '{entry.rel}' renders to an unsafe path: {exc.message}",
+                code="unsafe_path",
+                extra={"file": entry.rel, **exc.extra},
+            ) from None
+
+    def _render_content(self, entry: _Entry, context: dict[str, Any], max_file: int) -> bytes:
+        template = self.prepared.content_template(entry)
+        chunks: list[str] = []
+        size = 0
+        try:
+            for index, chunk in enumerate(template.generate(context)):
+                size += len(chunk)
+                if size > max_file:
+                    raise RenderLimitExceeded(f"'{entry.rel}' renders to more than {max_file} bytes.")
+                chunks.append(chunk)
+                if index & 0xFF == 0xFF:
+                    check_deadline()
+        except Exception as exc:
+            raise _render_error(exc, entry.rel, entry.name, path=False) from None
+        data = "".join(chunks).encode("utf-8")
+        if len(data) > max_file:
+            raise self._too_big(entry.rel, len(data), max_file)
+        return data
+
+
+class ProgressThrottle:
+    """Calls `report(done, total)` at most every `interval` seconds, and at the end."""
+
+    def __init__(self, report: Callable[[int, int], None], interval: float = 0.5) -> None:
+        self.report = report
+        self.interval = interval
+        self._last = time.monotonic()
+
+    def __call__(self, done: int, total: int) -> None:
+        now = time.monotonic()
+        if done == total or now - self._last >= self.interval:
+            self._last = now
+            self.report(done, total)

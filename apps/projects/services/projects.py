@@ -1,0 +1,103 @@
+"""Project and membership services. Each checks its rules first, then acts."""
+
+from __future__ import annotations
+
+import logging
+import shutil
+from pathlib import Path
+from typing import Any
+
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.db import transaction
+from django.utils.text import slugify
+
+from apps.projects.models import GeneratedProject, Project, ProjectMembership, Role
+from apps.projects.selectors import project_role, role_at_least
+from core.exceptions import Conflict, PermissionDenied, ValidationFailed
+from core.jobs import ACTIVE_STATUSES
+
+logger = logging.getLogger("kiln.projects")
+
+ROLE_NEEDED = "Your role '{role}' cannot {action}; it needs '{needed}' or above."
+
+
+def require_role(*, actor: Any, project: Project, minimum: str, action: str) -> str:
+    """Return the actor's role, or raise 403 when it ranks below `minimum`.
+
+    Callers have already scoped the project to the actor (non-members got a 404).
+    """
+    role = project_role(actor, project)
+    if not role_at_least(role, minimum):
+        raise PermissionDenied(
+            ROLE_NEEDED.format(role=role or "none", action=action, needed=minimum),
+            extra={"role": role, "required_role": minimum},
+        )
+    assert role is not None
+    return role
+
+
+def _unique_slug(name: str) -> str:
+    base = slugify(name)[:100] or "project"
+    slug = base
+    counter = 2
+    while Project.objects.filter(slug=slug).exists():
+        slug = f"{base}-{counter}"
+        counter += 1
+    return slug
+
+
+@transaction.atomic
+def project_create(*, owner: Any, name: str, description: str = "") -> Project:
+    project = Project.objects.create(name=name, slug=_unique_slug(name), description=description, owner=owner)
+    ProjectMembership.objects.create(project=project, user=owner, role=Role.OWNER)
+    return project
+
+
+def project_update(*, project: Project, actor: Any, **changes: Any) -> Project:
+    require_role(actor=actor, project=project, minimum=Role.MAINTAINER, action="edit the project")
+    fields = []
+    for field in ("name", "description"):
+        if field in changes:
+            setattr(project, field, changes[field])
+            fields.append(field)
+    if fields:
+        project.save(update_fields=[*fields, "updated_at"])
+    return project
+
+
+def project_output_root(project_id: int) -> Path:
+    return Path(settings.GENERATED_PROJECTS_DIR) / str(int(project_id))
+
+
+def project_delete(*, project: Project, actor: Any) -> None:
+    require_role(actor=actor, project=project, minimum=Role.OWNER, action="delete the project")
+    if GeneratedProject.objects.filter(project=project, status__in=ACTIVE_STATUSES).exists():
+        raise Conflict(
+            "The project has generations that are still pending or running; cancel them or wait, then delete.",
+            code="project_busy",
+        )
+    folder = project_output_root(project.pk)
+    with transaction.atomic():
+        project.delete()
+        transaction.on_commit(lambda: shutil.rmtree(folder, ignore_errors=True))
+
+
+def membership_add(*, project: Project, actor: Any, username: str, role: str) -> ProjectMembership:
+    require_role(actor=actor, project=project, minimum=Role.OWNER, action="manage members")
+    user = get_user_model().objects.filter(username=username, is_active=True).first()
+    if user is None:
+        raise ValidationFailed(f"No active user named '{username}'.", extra={"fields": {"username": ["Unknown user."]}})
+    if ProjectMembership.objects.filter(project=project, user=user).exists():
+        raise Conflict(f"'{username}' is already a member of this project.", code="already_member")
+    return ProjectMembership.objects.create(project=project, user=user, role=role)
+
+
+@transaction.atomic
+def membership_remove(*, membership: ProjectMembership, actor: Any) -> None:
+    project = membership.project
+    require_role(actor=actor, project=project, minimum=Role.OWNER, action="manage members")
+    owners = ProjectMembership.objects.select_for_update().filter(project=project, role=Role.OWNER)
+    if membership.role == Role.OWNER and owners.count() <= 1:
+        raise Conflict("A project needs at least one owner; add another owner first.", code="last_owner")
+    membership.delete()

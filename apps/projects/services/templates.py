@@ -1,0 +1,518 @@
+"""The template catalog: the native template format, built-in sync and archive upload.
+
+A template is a folder with `template.yaml` (see `parse_manifest`) and the files to
+render. Reading a folder never follows a link: symbolic links, devices and other
+special files make the template invalid. Uploaded archives are checked member by
+member before a single byte is written.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import logging
+import os
+import re
+import shutil
+import stat
+import tarfile
+import uuid
+import zipfile
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any
+
+import yaml
+from django.conf import settings
+from django.contrib.auth.models import AbstractBaseUser
+from django.db import transaction
+from jsonschema import SchemaError
+from jsonschema.validators import Draft202012Validator
+
+from apps.projects.models import ProjectTemplate, TemplateSource
+from core.exceptions import ApplicationError, NotFound, ValidationFailed
+from core.safe_paths import SafeWriter, UnsafePath, clean_relative_path
+
+logger = logging.getLogger("kiln.templates")
+
+MANIFEST_NAME = "template.yaml"
+MANIFEST_KEYS = frozenset({"slug", "name", "description", "version", "parameters", "exclude", "copy_without_render"})
+SLUG_RE = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,98}[a-z0-9])?$")
+VERSION_RE = re.compile(r"^[0-9A-Za-z][0-9A-Za-z.+_-]{0,49}$")
+
+
+class TemplateInvalid(ApplicationError):
+    status_code = 400
+    default_code = "template_invalid"
+
+
+@dataclass(frozen=True)
+class TemplateManifest:
+    slug: str
+    name: str
+    description: str
+    version: str
+    parameters: dict[str, Any]
+    exclude: tuple[str, ...] = ()
+    copy_without_render: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class TemplateFileInfo:
+    rel: str
+    mode: int
+    size: int
+
+
+@dataclass
+class ScannedTemplate:
+    folder: Path
+    manifest: TemplateManifest
+    files: list[TemplateFileInfo] = field(default_factory=list)
+    checksum: str = ""
+
+    @property
+    def total_bytes(self) -> int:
+        return sum(f.size for f in self.files)
+
+
+def slugify_name(name: str) -> str:
+    slug = re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")
+    return slug[:100].strip("-") or "template"
+
+
+def parse_manifest(raw: bytes, *, where: str = MANIFEST_NAME) -> TemplateManifest:
+    """Validate `template.yaml`; every problem is a `TemplateInvalid` naming the key."""
+    try:
+        data = yaml.safe_load(raw.decode("utf-8"))
+    except (yaml.YAMLError, UnicodeDecodeError) as exc:
+        raise TemplateInvalid(f"{where} is not valid YAML: {str(exc).splitlines()[0]}") from exc
+    if not isinstance(data, dict):
+        raise TemplateInvalid(f"{where} must be a mapping with name, version and parameters.")
+    unknown = sorted(set(map(str, data)) - MANIFEST_KEYS)
+    if unknown:
+        raise TemplateInvalid(
+            f"{where} has unknown keys: {', '.join(unknown)}. Kiln templates never run code (no hooks, tasks "
+            "or extensions); allowed keys are " + ", ".join(sorted(MANIFEST_KEYS)) + ".",
+            extra={"keys": unknown},
+        )
+
+    def text(key: str, *, required: bool, limit: int) -> str:
+        value = data.get(key)
+        if value is None:
+            if required:
+                raise TemplateInvalid(f"{where}: '{key}' is required.", extra={"key": key})
+            return ""
+        if not isinstance(value, (str, int, float)) or isinstance(value, bool):
+            raise TemplateInvalid(f"{where}: '{key}' must be a string.", extra={"key": key})
+        value = str(value).strip()
+        if len(value) > limit:
+            raise TemplateInvalid(f"{where}: '{key}' is longer than {limit} characters.", extra={"key": key})
+        return value
+
+    name = text("name", required=True, limit=200)
+    version = text("version", required=True, limit=50)
+    if not VERSION_RE.match(version):
+        raise TemplateInvalid(f"{where}: 'version' must look like 1.2.3.", extra={"key": "version"})
+    slug = text("slug", required=False, limit=100) or slugify_name(name)
+    if not SLUG_RE.match(slug):
+        raise TemplateInvalid(f"{where}: 'slug' must be lowercase letters, digits and dashes.", extra={"key": "slug"})
+    parameters = data.get("parameters") or {"type": "object", "properties": {}}
+    if not isinstance(parameters, dict):
+        raise TemplateInvalid(f"{where}: 'parameters' must be a JSON Schema object.", extra={"key": "parameters"})
+    parameters.setdefault("type", "object")
+    if parameters.get("type") != "object":
+        raise TemplateInvalid(f"{where}: 'parameters' must have type: object.", extra={"key": "parameters"})
+    try:
+        Draft202012Validator.check_schema(parameters)
+    except SchemaError as exc:
+        raise TemplateInvalid(
+            f"{where}: 'parameters' is not a valid JSON Schema: {exc.message}", extra={"key": "parameters"}
+        ) from exc
+    properties = parameters.get("properties", {})
+    if not isinstance(properties, dict):
+        raise TemplateInvalid(f"{where}: 'parameters.properties' must be a mapping.", extra={"key": "parameters"})
+    for prop, schema in properties.items():
+        if not re.match(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$", str(prop)):
+            raise TemplateInvalid(
+                f"{where}: parameter name '{prop}' must be a valid identifier (letters, digits, _).",
+                extra={"key": f"parameters.properties.{prop}"},
+            )
+        if isinstance(schema, dict) and "default" in schema:
+            errors = list(Draft202012Validator(schema).iter_errors(schema["default"]))
+            if errors:
+                raise TemplateInvalid(
+                    f"{where}: the default of parameter '{prop}' does not match its schema: {errors[0].message}",
+                    extra={"key": f"parameters.properties.{prop}.default"},
+                )
+
+    def globs(key: str) -> tuple[str, ...]:
+        value = data.get(key) or []
+        if not isinstance(value, list) or not all(isinstance(item, str) and item for item in value):
+            raise TemplateInvalid(f"{where}: '{key}' must be a list of glob patterns.", extra={"key": key})
+        return tuple(value)
+
+    return TemplateManifest(
+        slug=slug,
+        name=name,
+        description=text("description", required=False, limit=2000),
+        version=version,
+        parameters=parameters,
+        exclude=globs("exclude"),
+        copy_without_render=globs("copy_without_render"),
+    )
+
+
+def iter_template_files(folder: Path) -> Iterator[TemplateFileInfo]:
+    """Every file of the template below `folder`, sorted; links and special files are errors."""
+    stack = [""]
+    while stack:
+        rel_dir = stack.pop()
+        base = folder / rel_dir if rel_dir else folder
+        with os.scandir(base) as it:
+            entries = sorted(it, key=lambda e: e.name)
+        subdirs = []
+        for entry in entries:
+            rel = f"{rel_dir}/{entry.name}" if rel_dir else entry.name
+            st = entry.stat(follow_symlinks=False)
+            if stat.S_ISLNK(st.st_mode):
+                raise TemplateInvalid(
+                    f"The template contains a symbolic link '{rel}'; links are not allowed in templates.",
+                    code="symlink_not_allowed",
+                    extra={"path": rel},
+                )
+            if stat.S_ISDIR(st.st_mode):
+                subdirs.append(rel)
+                continue
+            if not stat.S_ISREG(st.st_mode):
+                raise TemplateInvalid(
+                    f"The template contains '{rel}', which is not a regular file.",
+                    code="unsupported_file_type",
+                    extra={"path": rel},
+                )
+            if rel == MANIFEST_NAME:
+                continue
+            try:
+                clean_relative_path(rel)
+            except UnsafePath as exc:
+                raise TemplateInvalid(f"Template file name not allowed: {exc.message}", code="unsafe_path") from exc
+            mode = 0o755 if st.st_mode & stat.S_IXUSR else 0o644
+            yield TemplateFileInfo(rel=rel, mode=mode, size=st.st_size)
+        stack.extend(reversed(subdirs))
+
+
+def _file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb", buffering=0) as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def scan_template(folder: Path) -> ScannedTemplate:
+    """Read and check a template folder and compute its checksum."""
+    manifest_path = folder / MANIFEST_NAME
+    try:
+        st = os.lstat(manifest_path)
+    except FileNotFoundError as exc:
+        raise TemplateInvalid(f"The template has no {MANIFEST_NAME} at its top level.") from exc
+    if not stat.S_ISREG(st.st_mode):
+        raise TemplateInvalid(f"{MANIFEST_NAME} must be a regular file.", code="symlink_not_allowed")
+    raw = manifest_path.read_bytes()
+    manifest = parse_manifest(raw)
+    digest = hashlib.sha256(b"kiln-template-v1\0" + hashlib.sha256(raw).digest())
+    files = []
+    for info in iter_template_files(folder):
+        files.append(info)
+        digest.update(f"{info.rel}\0{info.mode:o}\0{_file_sha256(folder / info.rel)}\n".encode())
+    return ScannedTemplate(folder=folder, manifest=manifest, files=files, checksum=digest.hexdigest())
+
+
+def template_folder(template: ProjectTemplate) -> Path:
+    root = (
+        settings.KILN_BUILTIN_TEMPLATES_DIR
+        if template.source == TemplateSource.BUILTIN
+        else settings.KILN_TEMPLATES_DIR
+    )
+    return Path(root) / template.source_path
+
+
+def _upsert(
+    scanned: ScannedTemplate, *, source: str, source_path: str, user: AbstractBaseUser | None
+) -> ProjectTemplate:
+    manifest = scanned.manifest
+    values = {
+        "name": manifest.name,
+        "description": manifest.description,
+        "version": manifest.version,
+        "parameters": manifest.parameters,
+        "exclude": list(manifest.exclude),
+        "copy_without_render": list(manifest.copy_without_render),
+        "source": source,
+        "source_path": source_path,
+        "checksum": scanned.checksum,
+        "file_count": len(scanned.files),
+        "total_bytes": scanned.total_bytes,
+        "is_active": True,
+    }
+    if user is not None:
+        values["uploaded_by"] = user
+    template, _ = ProjectTemplate.objects.update_or_create(slug=manifest.slug, defaults=values)
+    return template
+
+
+def template_sync_builtin() -> list[ProjectTemplate]:
+    """Make the catalog match the built-in template folders shipped with Kiln."""
+    root = Path(settings.KILN_BUILTIN_TEMPLATES_DIR)
+    synced = []
+    if not root.is_dir():
+        return synced
+    for folder in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith((".", "_"))):
+        scanned = scan_template(folder)
+        if scanned.manifest.slug != folder.name:
+            raise TemplateInvalid(f"Built-in template folder '{folder.name}' declares slug '{scanned.manifest.slug}'.")
+        existing = ProjectTemplate.objects.filter(slug=scanned.manifest.slug).first()
+        if existing is not None and existing.source != TemplateSource.BUILTIN:
+            logger.warning("built-in template %s shadows an uploaded template; skipped", scanned.manifest.slug)
+            continue
+        synced.append(_upsert(scanned, source=TemplateSource.BUILTIN, source_path=folder.name, user=None))
+    return synced
+
+
+def template_get(*, slug: str) -> ProjectTemplate:
+    template = ProjectTemplate.objects.filter(slug=slug, is_active=True).first()
+    if template is None:
+        raise NotFound(f"No template named '{slug}'.", code="template_not_found", extra={"template": slug})
+    return template
+
+
+# --- Uploads --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Member:
+    name: str
+    is_dir: bool
+    size: int
+    mode: int
+    ref: Any
+
+
+class ArchiveRejected(ValidationFailed):
+    default_code = "archive_unsafe_entry"
+
+
+def _limits() -> tuple[int, int]:
+    return settings.KILN_TEMPLATE_UPLOAD_MAX_FILES, settings.KILN_TEMPLATE_UPLOAD_MAX_UNCOMPRESSED
+
+
+def _check_member_name(name: str, *, is_dir: bool) -> str:
+    clean = name.rstrip("/") if is_dir else name
+    if clean.startswith("./"):
+        clean = clean[2:]
+    try:
+        return clean_relative_path(clean)
+    except UnsafePath as exc:
+        raise ArchiveRejected(
+            f"The archive entry '{exc.extra['path']}' is not allowed: {exc.message}",
+            extra={"entry": exc.extra["path"], "reason": exc.reason},
+        ) from exc
+
+
+def _budget(members: list[_Member]) -> None:
+    max_files, max_bytes = _limits()
+    files = [m for m in members if not m.is_dir]
+    if len(members) > max_files:
+        raise ValidationFailed(
+            f"The archive has more than {max_files} entries.", code="archive_too_large", extra={"limit": max_files}
+        )
+    if sum(m.size for m in files) > max_bytes:
+        raise ValidationFailed(
+            f"The archive would unpack to more than {max_bytes} bytes.",
+            code="archive_too_large",
+            extra={"limit": max_bytes},
+        )
+    for member in files:
+        if member.size > settings.MAX_FILE_SIZE:
+            raise ValidationFailed(
+                f"The archive entry '{member.name}' is larger than {settings.MAX_FILE_SIZE} bytes.",
+                code="archive_too_large",
+                extra={"entry": member.name, "limit": settings.MAX_FILE_SIZE},
+            )
+
+
+def _zip_members(handle: zipfile.ZipFile) -> list[_Member]:
+    max_files, _ = _limits()
+    members = []
+    for index, info in enumerate(handle.infolist()):
+        if index > max_files:
+            break
+        unix_mode = info.external_attr >> 16
+        is_dir = info.is_dir()
+        file_type = stat.S_IFMT(unix_mode)
+        if file_type and not (stat.S_ISREG(unix_mode) or stat.S_ISDIR(unix_mode)):
+            kind = "a symbolic link" if stat.S_ISLNK(unix_mode) else "a special file"
+            raise ArchiveRejected(
+                f"The archive entry '{info.filename[:300]}' is {kind}; only regular files and folders are allowed.",
+                extra={"entry": info.filename[:300], "reason": "link" if stat.S_ISLNK(unix_mode) else "special"},
+            )
+        if info.flag_bits & 0x1:
+            raise ArchiveRejected(
+                f"The archive entry '{info.filename[:300]}' is encrypted.", extra={"entry": info.filename[:300]}
+            )
+        name = _check_member_name(info.filename, is_dir=is_dir)
+        mode = 0o755 if unix_mode & stat.S_IXUSR else 0o644
+        members.append(_Member(name=name, is_dir=is_dir, size=info.file_size, mode=mode, ref=info))
+    return members
+
+
+def _tar_members(handle: tarfile.TarFile) -> list[_Member]:
+    max_files, max_bytes = _limits()
+    members = []
+    declared = 0
+    while True:
+        info = handle.next()
+        if info is None:
+            break
+        if len(members) > max_files:
+            break
+        declared += info.size
+        if declared > max_bytes or info.size > settings.MAX_FILE_SIZE:
+            raise ValidationFailed("The archive would unpack to more than the allowed size.", code="archive_too_large")
+        if not (info.isreg() or info.isdir()):
+            kind = "a link" if (info.issym() or info.islnk()) else "a device or special file"
+            raise ArchiveRejected(
+                f"The archive entry '{info.name[:300]}' is {kind}; only regular files and folders are allowed.",
+                extra={"entry": info.name[:300], "reason": "link" if (info.issym() or info.islnk()) else "special"},
+            )
+        name = _check_member_name(info.name, is_dir=info.isdir())
+        mode = 0o755 if info.mode & stat.S_IXUSR else 0o644
+        members.append(_Member(name=name, is_dir=info.isdir(), size=info.size, mode=mode, ref=info))
+    return members
+
+
+def _strip_single_top(members: list[_Member]) -> tuple[list[_Member], str]:
+    names = {m.name for m in members}
+    if MANIFEST_NAME in names:
+        return members, ""
+    tops = {m.name.split("/", 1)[0] for m in members}
+    if len(tops) == 1:
+        top = tops.pop()
+        if f"{top}/{MANIFEST_NAME}" in names:
+            inner = [
+                _Member(name=m.name[len(top) + 1 :], is_dir=m.is_dir, size=m.size, mode=m.mode, ref=m.ref)
+                for m in members
+                if m.name != top
+            ]
+            return inner, top
+    raise ValidationFailed(
+        f"The archive has no {MANIFEST_NAME} at its top level (or inside one top-level folder).",
+        code="template_invalid",
+    )
+
+
+def _read_limited(stream: IO[bytes], declared: int, name: str) -> bytes:
+    data = stream.read(declared + 1)
+    if len(data) != declared:
+        raise ArchiveRejected(f"The archive entry '{name}' does not match its declared size.", extra={"entry": name})
+    return data
+
+
+def template_upload(*, archive: IO[bytes], size: int, user: AbstractBaseUser) -> ProjectTemplate:
+    """Check an uploaded zip/tar.gz completely, then store it as a new catalog template."""
+    if size > settings.KILN_TEMPLATE_UPLOAD_MAX_BYTES:
+        raise ValidationFailed(
+            f"The archive is larger than {settings.KILN_TEMPLATE_UPLOAD_MAX_BYTES} bytes.",
+            code="archive_too_large",
+            extra={"limit": settings.KILN_TEMPLATE_UPLOAD_MAX_BYTES},
+        )
+    payload = archive.read(settings.KILN_TEMPLATE_UPLOAD_MAX_BYTES + 1)
+    if len(payload) > settings.KILN_TEMPLATE_UPLOAD_MAX_BYTES:
+        raise ValidationFailed("The archive is too large.", code="archive_too_large")
+    opened, members = _open_archive(payload)
+    try:
+        _budget(members)
+        members, _top = _strip_single_top(members)
+        return _store_upload(opened, members, user)
+    finally:
+        opened.close()
+
+
+def _open_archive(payload: bytes) -> tuple[zipfile.ZipFile | tarfile.TarFile, list[_Member]]:
+    buffer = io.BytesIO(payload)
+    opened: zipfile.ZipFile | tarfile.TarFile | None = None
+    try:
+        if zipfile.is_zipfile(buffer):
+            buffer.seek(0)
+            opened = zipfile.ZipFile(buffer)
+            return opened, _zip_members(opened)
+        buffer.seek(0)
+        opened = tarfile.open(fileobj=buffer, mode="r:*")  # noqa: SIM115 - closed by the caller
+        return opened, _tar_members(opened)
+    except (zipfile.BadZipFile, tarfile.TarError, EOFError, OSError, ValueError) as exc:
+        if opened is not None:
+            opened.close()
+        raise ValidationFailed("The upload is not a readable zip or tar.gz archive.", code="archive_invalid") from exc
+    except ApplicationError:
+        if opened is not None:
+            opened.close()
+        raise
+
+
+def _store_upload(
+    opened: zipfile.ZipFile | tarfile.TarFile, members: list[_Member], user: AbstractBaseUser
+) -> ProjectTemplate:
+    storage = Path(settings.KILN_TEMPLATES_DIR)
+    storage.mkdir(parents=True, exist_ok=True)
+    staging = storage / f".upload-{uuid.uuid4().hex}"
+    staging.mkdir()
+    try:
+        writer = SafeWriter(staging)
+        seen: set[str] = set()
+        for member in members:
+            if member.is_dir or not member.name:
+                continue
+            if member.name.casefold() in seen:
+                raise ArchiveRejected(f"The archive contains '{member.name}' twice.", extra={"entry": member.name})
+            seen.add(member.name.casefold())
+            if isinstance(opened, zipfile.ZipFile):
+                with opened.open(member.ref) as stream:
+                    data = _read_limited(stream, member.size, member.name)
+            else:
+                stream = opened.extractfile(member.ref)
+                if stream is None:
+                    raise ArchiveRejected(
+                        f"The archive entry '{member.name}' cannot be read.", extra={"entry": member.name}
+                    )
+                data = _read_limited(stream, member.size, member.name)
+            writer.write(member.name, data, member.mode)
+        scanned = scan_template(staging)
+        slug = scanned.manifest.slug
+        existing = ProjectTemplate.objects.filter(slug=slug).first()
+        if existing is not None and (existing.source == TemplateSource.BUILTIN or existing.uploaded_by_id != user.pk):
+            raise ValidationFailed(
+                f"A template named '{slug}' already exists. Choose another slug in {MANIFEST_NAME}.",
+                code="template_exists",
+                extra={"slug": slug},
+            )
+        if (
+            existing is not None
+            and existing.version == scanned.manifest.version
+            and existing.checksum != scanned.checksum
+        ):
+            raise ValidationFailed(
+                f"Template '{slug}' version {existing.version} exists with different content; bump 'version'.",
+                code="template_version_exists",
+                extra={"slug": slug, "version": existing.version},
+            )
+        relative = f"{slug}/{scanned.checksum[:16]}"
+        final = storage / relative
+        final.parent.mkdir(parents=True, exist_ok=True)
+        if not final.exists():
+            os.rename(staging, final)
+        with transaction.atomic():
+            return _upsert(scan_template(final), source=TemplateSource.UPLOAD, source_path=relative, user=user)
+    finally:
+        if staging.exists():
+            shutil.rmtree(staging, ignore_errors=True)

@@ -1,0 +1,341 @@
+"""DRF viewsets of the projects app: HTTP and validation only, one service call each."""
+
+from __future__ import annotations
+
+import os
+import stat
+from typing import Any
+
+from django.db.models import QuerySet
+from django.http import FileResponse
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_view
+from rest_framework import mixins, status, viewsets
+from rest_framework.decorators import action
+from rest_framework.parsers import FormParser, MultiPartParser
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+from apps.projects.models import GeneratedProject, Project, ProjectFile, ProjectMembership, ProjectTemplate
+from apps.projects.permissions import CanGenerateProject, CanManageMembers, ProjectRolePermission
+from apps.projects.selectors import files_of, generated_projects_of, memberships_of, projects_visible_to
+from apps.projects.serializers import (
+    DryRunSerializer,
+    GeneratedProjectCreateSerializer,
+    GeneratedProjectSerializer,
+    MembershipCreateSerializer,
+    MembershipSerializer,
+    ProjectCreateSerializer,
+    ProjectFileSerializer,
+    ProjectSerializer,
+    ProjectUpdateSerializer,
+    TemplateSerializer,
+    TemplateUploadSerializer,
+)
+from apps.projects.services import generation, projects, templates
+from core.exceptions import Gone, NotFound
+
+ERRORS = {
+    400: OpenApiResponse(description="Invalid input: `{message, code, extra}`"),
+    401: OpenApiResponse(description="Not authenticated"),
+    403: OpenApiResponse(description="The caller's role does not allow this"),
+    404: OpenApiResponse(description="Not found (or not visible to the caller)"),
+}
+
+
+def _errors(*codes: int) -> dict[int, OpenApiResponse]:
+    return {code: ERRORS[code] for code in codes}
+
+
+@extend_schema_view(
+    list=extend_schema(operation_id="templates_list", summary="List the template catalog", tags=["templates"]),
+    retrieve=extend_schema(
+        operation_id="templates_retrieve", summary="Get one template and its parameter schema", tags=["templates"]
+    ),
+)
+class TemplateViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+    serializer_class = TemplateSerializer
+    lookup_field = "slug"
+    lookup_value_regex = r"[a-z0-9-]{1,100}"
+    filterset_fields = ["source"]
+
+    def get_queryset(self) -> QuerySet[ProjectTemplate]:
+        return ProjectTemplate.objects.filter(is_active=True).order_by("slug")
+
+    @extend_schema(
+        operation_id="templates_create",
+        summary="Upload a template archive (zip or tar.gz)",
+        request={"multipart/form-data": TemplateUploadSerializer},
+        responses={201: TemplateSerializer, **_errors(400, 401)},
+        tags=["templates"],
+    )
+    def create(self, request: Request) -> Response:
+        serializer = TemplateUploadSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        upload = serializer.validated_data["archive"]
+        template = templates.template_upload(archive=upload, size=upload.size, user=request.user)
+        return Response(TemplateSerializer(template).data, status=status.HTTP_201_CREATED)
+
+    def get_parsers(self) -> list[Any]:
+        if getattr(self, "action", None) == "create" or self.request is None or self.request.method == "POST":
+            return [MultiPartParser(), FormParser()]
+        return super().get_parsers()
+
+
+@extend_schema_view(
+    list=extend_schema(
+        operation_id="projects_list", summary="List the projects you are a member of", tags=["projects"]
+    ),
+    retrieve=extend_schema(
+        operation_id="projects_retrieve",
+        summary="Get a project",
+        tags=["projects"],
+        responses={200: ProjectSerializer, **_errors(401, 404)},
+    ),
+)
+class ProjectViewSet(
+    mixins.ListModelMixin,
+    mixins.RetrieveModelMixin,
+    viewsets.GenericViewSet,
+):
+    serializer_class = ProjectSerializer
+    lookup_url_kwarg = "id"
+    lookup_value_regex = r"[0-9]+"
+    http_method_names = ["get", "post", "patch", "delete", "head", "options"]
+
+    def get_queryset(self) -> QuerySet[Project]:
+        return projects_visible_to(self.request.user).order_by("-created_at", "-id")
+
+    @extend_schema(
+        operation_id="projects_create",
+        summary="Create a project (you become its owner)",
+        request=ProjectCreateSerializer,
+        responses={201: ProjectSerializer, **_errors(400, 401)},
+        tags=["projects"],
+    )
+    def create(self, request: Request) -> Response:
+        serializer = ProjectCreateSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        project = projects.project_create(owner=request.user, **serializer.validated_data)
+        return Response(ProjectSerializer(project).data, status=status.HTTP_201_CREATED)
+
+    @extend_schema(
+        operation_id="projects_partial_update",
+        summary="Change a project's name or description (maintainer)",
+        request=ProjectUpdateSerializer,
+        responses={200: ProjectSerializer, **_errors(400, 401, 403, 404)},
+        tags=["projects"],
+    )
+    def partial_update(self, request: Request, id: str) -> Response:
+        project = self.get_object()
+        serializer = ProjectUpdateSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        project = projects.project_update(project=project, actor=request.user, **serializer.validated_data)
+        return Response(ProjectSerializer(project).data)
+
+    @extend_schema(
+        operation_id="projects_destroy",
+        summary="Delete a project and its generated files (owner)",
+        responses={204: None, **_errors(401, 403, 404)},
+        tags=["projects"],
+    )
+    def destroy(self, request: Request, id: str) -> Response:
+        projects.project_delete(project=self.get_object(), actor=request.user)
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class ProjectScopedMixin:
+    """Loads the URL's project, scoped to the caller: non-members get 404."""
+
+    request: Request
+    kwargs: dict[str, Any]
+
+    def get_project(self) -> Project:
+        cached = getattr(self, "_project", None)
+        if cached is not None:
+            return cached
+        project = projects_visible_to(self.request.user).filter(pk=self.kwargs["project_id"]).first()
+        if project is None:
+            raise NotFound("Project not found.")
+        self._project = project
+        return project
+
+
+@extend_schema_view(
+    list=extend_schema(operation_id="members_list", summary="List a project's members", tags=["members"]),
+)
+class MembershipViewSet(ProjectScopedMixin, mixins.ListModelMixin, viewsets.GenericViewSet):
+    serializer_class = MembershipSerializer
+    permission_classes = [CanManageMembers]
+    lookup_url_kwarg = "id"
+    lookup_value_regex = r"[0-9]+"
+
+    def get_queryset(self) -> QuerySet[ProjectMembership]:
+        return memberships_of(self.get_project())
+
+    @extend_schema(
+        operation_id="members_create",
+        summary="Add a member with a role (owner)",
+        request=MembershipCreateSerializer,
+        responses={201: MembershipSerializer, **_errors(400, 401, 403, 404)},
+        tags=["members"],
+    )
+    def create(self, request: Request, project_id: str) -> Response:
+        serializer = MembershipCreateSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        membership = projects.membership_add(
+            project=self.get_project(), actor=request.user, **serializer.validated_data
+        )
+        return Response(MembershipSerializer(membership).data, status=status.HTTP_201_CREATED)
+
+    @extend_schema(
+        operation_id="members_destroy",
+        summary="Remove a member (owner)",
+        responses={204: None, **_errors(401, 403, 404)},
+        tags=["members"],
+    )
+    def destroy(self, request: Request, project_id: str, id: str) -> Response:
+        projects.membership_remove(membership=self.get_object(), actor=request.user)
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+@extend_schema_view(
+    list=extend_schema(operation_id="generated_list", summary="List a project's generations", tags=["generated"]),
+    retrieve=extend_schema(
+        operation_id="generated_retrieve", summary="Get a generation's status, progress and result", tags=["generated"]
+    ),
+)
+class GeneratedProjectViewSet(
+    ProjectScopedMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet
+):
+    serializer_class = GeneratedProjectSerializer
+    permission_classes = [CanGenerateProject]
+    lookup_url_kwarg = "id"
+    lookup_value_regex = r"[0-9]+"
+    filterset_fields = ["status"]
+
+    def get_queryset(self) -> QuerySet[GeneratedProject]:
+        return generated_projects_of(self.get_project())
+
+    @extend_schema(
+        operation_id="generated_create",
+        summary="Generate a project from a template (202), or dry-run it (200)",
+        request=GeneratedProjectCreateSerializer,
+        responses={
+            202: GeneratedProjectSerializer,
+            200: OpenApiResponse(DryRunSerializer, description="dry_run: the manifest; nothing stored"),
+            422: OpenApiResponse(description="dry_run: the template failed to render"),
+            429: OpenApiResponse(description="too many active generations in this project"),
+            **_errors(400, 401, 403, 404),
+        },
+        tags=["generated"],
+    )
+    def create(self, request: Request, project_id: str) -> Response:
+        serializer = GeneratedProjectCreateSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
+        project = self.get_project()
+        if data["dry_run"]:
+            result = generation.generated_project_dry_run(
+                project=project, template_slug=data["template"], parameters=data["parameters"], actor=request.user
+            )
+            body = {
+                "files": [f.__dict__ for f in result.files],
+                "file_count": result.file_count,
+                "total_bytes": result.total_bytes,
+                "content_sha256": result.content_sha256,
+            }
+            return Response(DryRunSerializer(body).data, status=status.HTTP_200_OK)
+        generated = generation.generated_project_start(
+            project=project, template_slug=data["template"], parameters=data["parameters"], actor=request.user
+        )
+        generated.refresh_from_db()
+        return Response(GeneratedProjectSerializer(generated).data, status=status.HTTP_202_ACCEPTED)
+
+    @extend_schema(
+        operation_id="generated_cancel",
+        summary="Cancel a pending or running generation",
+        request=None,
+        responses={
+            200: GeneratedProjectSerializer,
+            409: OpenApiResponse(description="already finished"),
+            **_errors(401, 403, 404),
+        },
+        tags=["generated"],
+    )
+    @action(detail=True, methods=["post"])
+    def cancel(self, request: Request, project_id: str, id: str) -> Response:
+        generated = generation.generated_project_cancel(generated=self.get_object(), actor=request.user)
+        return Response(GeneratedProjectSerializer(generated).data)
+
+    @extend_schema(
+        operation_id="generated_retry",
+        summary="Retry a failed or cancelled generation (202)",
+        request=None,
+        responses={
+            202: GeneratedProjectSerializer,
+            409: OpenApiResponse(description="not failed or cancelled"),
+            **_errors(401, 403, 404),
+        },
+        tags=["generated"],
+    )
+    @action(detail=True, methods=["post"])
+    def retry(self, request: Request, project_id: str, id: str) -> Response:
+        generated = generation.generated_project_retry(generated=self.get_object(), actor=request.user)
+        generated.refresh_from_db()
+        return Response(GeneratedProjectSerializer(generated).data, status=status.HTTP_202_ACCEPTED)
+
+
+@extend_schema_view(
+    list=extend_schema(operation_id="files_list", summary="List the files of a generation", tags=["files"]),
+    retrieve=extend_schema(operation_id="files_retrieve", summary="Get one file's metadata", tags=["files"]),
+)
+class ProjectFileViewSet(ProjectScopedMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+    serializer_class = ProjectFileSerializer
+    permission_classes = [ProjectRolePermission]
+    lookup_url_kwarg = "id"
+    lookup_value_regex = r"[0-9]+"
+
+    def get_generated(self) -> GeneratedProject:
+        generated = generated_projects_of(self.get_project()).filter(pk=self.kwargs["generated_id"]).first()
+        if generated is None:
+            raise NotFound("Generated project not found.")
+        return generated
+
+    def get_queryset(self) -> QuerySet[ProjectFile]:
+        return files_of(self.get_generated())
+
+    @extend_schema(
+        operation_id="files_content",
+        summary="Download a file's raw bytes",
+        responses={
+            (200, "application/octet-stream"): OpenApiTypes.BINARY,
+            410: OpenApiResponse(description="the generated files were removed"),
+            **_errors(401, 404),
+        },
+        tags=["files"],
+    )
+    @action(detail=True, methods=["get"])
+    def content(self, request: Request, project_id: str, generated_id: str, id: str) -> FileResponse:
+        project_file = self.get_object()
+        folder = generation.generated_project_output_dir(project_file.generated)
+        flags = os.O_RDONLY | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0)
+        try:
+            fd = os.open(folder / project_file.path, flags)
+        except (FileNotFoundError, NotADirectoryError):
+            raise Gone(
+                "The generated files were removed (retention) or are not available; regenerate the project.",
+                code="files_expired",
+            ) from None
+        except OSError:
+            raise NotFound("File not found.") from None
+        handle = os.fdopen(fd, "rb")
+        if not stat.S_ISREG(os.fstat(handle.fileno()).st_mode):
+            handle.close()
+            raise NotFound("File not found.")
+        return FileResponse(
+            handle,
+            as_attachment=True,
+            filename=project_file.path.rsplit("/", 1)[-1],
+            content_type="application/octet-stream",
+        )

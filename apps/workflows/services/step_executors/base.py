@@ -1,0 +1,183 @@
+"""The step executor registry and the runner every step goes through.
+
+A step type is one module that declares its id, input/output JSON Schemas, examples,
+whether it supports dry runs, and a handler. The runner (`run_step`) validates the
+input before the handler runs, validates its output, and records status, output, error,
+timing and logs itself; handlers only do their work. Direct API requests and workflow
+runs execute the same executors (DESIGN.md § The one execution path).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from django.utils import timezone
+from jsonschema import Draft202012Validator
+
+from core.exceptions import ApplicationError, ValidationFailed
+from core.redaction import redact
+
+Handler = Callable[["StepContext", dict[str, Any]], dict[str, Any]]
+
+
+class UnknownStepType(ValidationFailed):
+    default_code = "unknown_step_type"
+
+
+class StepFailed(ApplicationError):
+    """A handler's clean failure (carries the code and message of the cause)."""
+
+    status_code = 422
+    default_code = "step_failed"
+
+
+class _StepLogHandler(logging.Handler):
+    def __init__(self, sink: list[str]) -> None:
+        super().__init__(level=logging.INFO)
+        self.sink = sink
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.sink.append(f"{record.levelname} {redact(record.getMessage())}")
+
+
+@dataclass
+class StepContext:
+    """What a handler may use: never `request`, settings or globals."""
+
+    step_id: str
+    lease_owner: str
+    run_id: int | None = None
+    workspace: Path | None = None
+    actor: Any = None
+    dry_run: bool = False
+    secrets: tuple[str, ...] = ()
+    logs: list[str] = field(default_factory=list)
+    logger: logging.Logger = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.logger = logging.getLogger(f"kiln.steps.{self.step_id}")
+
+    def log(self, message: str) -> None:
+        self.logger.info(message)
+        self.logs.append(f"INFO {redact(message, self.secrets)}")
+
+
+@dataclass(frozen=True)
+class StepExecutor:
+    type_id: str
+    description: str
+    input_schema: dict[str, Any]
+    output_schema: dict[str, Any]
+    handler: Handler
+    examples: tuple[dict[str, Any], ...] = ()
+    supports_dry_run: bool = False
+
+
+STEP_EXECUTORS: dict[str, StepExecutor] = {}
+
+
+def register_step(
+    *,
+    type_id: str,
+    description: str,
+    input_schema: dict[str, Any],
+    output_schema: dict[str, Any],
+    examples: tuple[dict[str, Any], ...] = (),
+    supports_dry_run: bool = False,
+) -> Callable[[Handler], Handler]:
+    def decorator(handler: Handler) -> Handler:
+        if type_id in STEP_EXECUTORS:
+            raise RuntimeError(f"step type '{type_id}' is registered twice")
+        Draft202012Validator.check_schema(input_schema)
+        Draft202012Validator.check_schema(output_schema)
+        STEP_EXECUTORS[type_id] = StepExecutor(
+            type_id=type_id,
+            description=description,
+            input_schema=input_schema,
+            output_schema=output_schema,
+            handler=handler,
+            examples=examples,
+            supports_dry_run=supports_dry_run,
+        )
+        return handler
+
+    return decorator
+
+
+def get_step_executor(type_id: str) -> StepExecutor:
+    executor = STEP_EXECUTORS.get(type_id)
+    if executor is None:
+        raise UnknownStepType(
+            f"Unknown step type '{type_id}'. Known types: {', '.join(sorted(STEP_EXECUTORS))}.",
+            extra={"type": type_id, "known": sorted(STEP_EXECUTORS)},
+        )
+    return executor
+
+
+def validate_step_input(type_id: str, data: Any, *, where: str = "input") -> None:
+    executor = get_step_executor(type_id)
+    errors = sorted(Draft202012Validator(executor.input_schema).iter_errors(data), key=lambda e: list(e.absolute_path))
+    if errors:
+        fields: dict[str, list[str]] = {}
+        for error in errors:
+            key = ".".join([where, *(str(p) for p in error.absolute_path)])
+            fields.setdefault(key, []).append(error.message)
+        first = next(iter(fields))
+        raise ValidationFailed(
+            f"Invalid input for step type '{type_id}': {first}: {fields[first][0]}", extra={"fields": fields}
+        )
+
+
+@dataclass
+class StepResult:
+    status: str
+    output: dict[str, Any] | None
+    error: dict[str, Any] | None
+    logs: list[str]
+    started_at: datetime
+    finished_at: datetime
+    duration: float
+
+
+def run_step(type_id: str, data: dict[str, Any], context: StepContext) -> StepResult:
+    """Validate, run and record one step. Application errors become a `failed` result;
+    anything else (a database outage, a busy lease) propagates to the task's retry policy."""
+    executor = get_step_executor(type_id)
+    started_at = timezone.now()
+    start = time.monotonic()
+    capture = _StepLogHandler(context.logs)
+    context.logger.addHandler(capture)
+    try:
+        validate_step_input(type_id, data)
+        if context.dry_run and not executor.supports_dry_run:
+            raise StepFailed(f"Step type '{type_id}' does not support dry runs.", code="dry_run_unsupported")
+        output = executor.handler(context, data)
+        errors = list(Draft202012Validator(executor.output_schema).iter_errors(output))
+        if errors:
+            raise StepFailed(
+                f"Step '{type_id}' produced invalid output: {errors[0].message}", code="invalid_step_output"
+            )
+        status, error = "completed", None
+    except ApplicationError as exc:
+        output = None
+        status = "failed"
+        error = {"code": exc.code, "message": redact(exc.message, context.secrets)}
+        context.logs.append(f"ERROR {error['message']}")
+    finally:
+        context.logger.removeHandler(capture)
+    finished_at = timezone.now()
+    return StepResult(
+        status=status,
+        output=output,
+        error=error,
+        logs=list(context.logs),
+        started_at=started_at,
+        finished_at=finished_at,
+        duration=time.monotonic() - start,
+    )

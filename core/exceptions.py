@@ -1,0 +1,181 @@
+"""Kiln's one error hierarchy and the DRF exception handler that renders it.
+
+Every 4xx/5xx body is `{"message", "code", "extra"}`: a human-readable message, a
+stable machine-readable code and optional details (field errors, hints). Services
+raise `ApplicationError` subclasses; anything unexpected becomes a 500 with a generic
+message while the traceback goes to the log only.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
+from django.core.exceptions import ValidationError as DjangoValidationError
+from django.http import Http404, HttpRequest, JsonResponse
+from rest_framework import exceptions as drf_exceptions
+from rest_framework.response import Response
+from rest_framework.views import exception_handler as drf_exception_handler
+
+from core.redaction import redact
+
+logger = logging.getLogger("kiln.errors")
+
+
+class ApplicationError(Exception):
+    """An error a client can act on. Subclasses fix the HTTP status and default code."""
+
+    status_code = 400
+    default_code = "bad_request"
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        code: str | None = None,
+        extra: dict[str, Any] | None = None,
+        status_code: int | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.code = code or self.default_code
+        self.extra = extra or {}
+        if status_code is not None:
+            self.status_code = status_code
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"message": redact(self.message), "code": self.code, "extra": self.extra}
+
+
+class ValidationFailed(ApplicationError):
+    status_code = 400
+    default_code = "validation_error"
+
+
+class UnsafeInput(ApplicationError):
+    status_code = 400
+    default_code = "unsafe_path"
+
+
+class NotFound(ApplicationError):
+    status_code = 404
+    default_code = "not_found"
+
+
+class PermissionDenied(ApplicationError):
+    status_code = 403
+    default_code = "permission_denied"
+
+
+class Conflict(ApplicationError):
+    status_code = 409
+    default_code = "conflict"
+
+
+class Gone(ApplicationError):
+    status_code = 410
+    default_code = "gone"
+
+
+class LimitExceeded(ApplicationError):
+    status_code = 429
+    default_code = "limit_exceeded"
+
+    def __init__(self, message: str, *, retry_after: int = 30, **kwargs: Any) -> None:
+        super().__init__(message, **kwargs)
+        self.retry_after = retry_after
+        self.extra.setdefault("retry_after", retry_after)
+
+
+class JobError(ApplicationError):
+    """A failure inside a background job; stored on the job row as its `error`."""
+
+    status_code = 422
+    default_code = "job_failed"
+
+
+_DRF_CODE_MAP = {
+    "throttled": "rate_limited",
+    "invalid": "validation_error",
+    "parse_error": "parse_error",
+}
+
+
+def _field_errors(detail: Any) -> Any:
+    if isinstance(detail, dict):
+        return {str(key): _field_errors(value) for key, value in detail.items()}
+    if isinstance(detail, list):
+        return [_field_errors(item) for item in detail]
+    return str(detail)
+
+
+def _first_message(detail: Any, prefix: str = "") -> str:
+    if isinstance(detail, dict):
+        for key, value in detail.items():
+            label = key if key != "non_field_errors" else ""
+            return _first_message(value, f"{prefix}.{label}" if prefix and label else (label or prefix))
+        return ""
+    if isinstance(detail, list):
+        return _first_message(detail[0], prefix) if detail else ""
+    return f"{prefix}: {detail}" if prefix else str(detail)
+
+
+def error_body(message: str, code: str, extra: dict[str, Any] | None = None) -> dict[str, Any]:
+    return {"message": redact(message), "code": code, "extra": extra or {}}
+
+
+def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response:
+    if isinstance(exc, ApplicationError):
+        headers = {}
+        if isinstance(exc, LimitExceeded):
+            headers["Retry-After"] = str(exc.retry_after)
+        return Response(exc.as_dict(), status=exc.status_code, headers=headers)
+    if isinstance(exc, DjangoValidationError):
+        exc = drf_exceptions.ValidationError(detail=exc.message_dict if hasattr(exc, "error_dict") else exc.messages)
+    elif isinstance(exc, Http404):
+        exc = drf_exceptions.NotFound()
+    elif isinstance(exc, DjangoPermissionDenied):
+        exc = drf_exceptions.PermissionDenied()
+
+    response = drf_exception_handler(exc, context)
+    if response is None:
+        view = context.get("view")
+        logger.exception("Unhandled error in %s", type(view).__name__ if view else "API view", exc_info=exc)
+        return Response(error_body("Internal server error. The error has been logged.", "server_error"), status=500)
+
+    assert isinstance(exc, drf_exceptions.APIException)
+    if isinstance(exc, drf_exceptions.ValidationError):
+        fields = _field_errors(exc.detail)
+        first = _first_message(exc.detail)
+        message = f"Invalid input: {first}" if first else "Invalid input."
+        extra = {"fields": fields if isinstance(fields, dict) else {"non_field_errors": fields}}
+        response.data = error_body(message, "validation_error", extra)
+        return response
+
+    codes = exc.get_codes()
+    code = codes if isinstance(codes, str) else exc.default_code
+    code = _DRF_CODE_MAP.get(str(code), str(code))
+    extra: dict[str, Any] = {}
+    if isinstance(exc, drf_exceptions.Throttled) and exc.wait is not None:
+        extra["retry_after"] = int(exc.wait) + 1
+    detail = exc.detail
+    message = str(detail) if not isinstance(detail, (dict, list)) else _first_message(detail)
+    response.data = error_body(message, code, extra)
+    return response
+
+
+def json_not_found(request: HttpRequest, exception: Exception | None = None) -> JsonResponse:
+    return JsonResponse(error_body("Not found.", "not_found"), status=404)
+
+
+def json_server_error(request: HttpRequest) -> JsonResponse:
+    return JsonResponse(error_body("Internal server error. The error has been logged.", "server_error"), status=500)
+
+
+def json_bad_request(request: HttpRequest, exception: Exception | None = None) -> JsonResponse:
+    return JsonResponse(error_body("Bad request.", "bad_request"), status=400)
+
+
+def json_permission_denied(request: HttpRequest, exception: Exception | None = None) -> JsonResponse:
+    return JsonResponse(error_body("Permission denied.", "permission_denied"), status=403)

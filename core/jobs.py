@@ -1,0 +1,245 @@
+"""Background jobs whose state lives in PostgreSQL rows, not in broker messages.
+
+Every long operation (a generation, an export, a workflow step) is a row deriving from
+`Job`. The row is the record that the work exists; a Celery message only says "look at
+row N". The functions here implement the delivery rules of RELIABILITY.md once:
+
+* `claim` takes a lease (owner + expiry) with a row lock, counts deliveries, and says
+  whether this delivery may run: a finished job is not run again, a live lease held by
+  another worker is not stolen, and too many deliveries fail the job (poison guard).
+* `Lease.heartbeat` renews the lease, records progress and reports cancellation.
+* `Lease.finish` records the terminal state only while the lease is still ours.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import uuid
+from dataclasses import dataclass
+from datetime import timedelta
+from enum import Enum
+from typing import Any, TypeVar
+
+from django.conf import settings
+from django.db import models, transaction
+from django.utils import timezone
+
+from core.models import TimeStampedModel
+from core.redaction import redact
+
+logger = logging.getLogger("kiln.jobs")
+
+
+class JobStatus(models.TextChoices):
+    PENDING = "pending", "Pending"
+    RUNNING = "running", "Running"
+    COMPLETED = "completed", "Completed"
+    FAILED = "failed", "Failed"
+    CANCELLED = "cancelled", "Cancelled"
+
+
+TERMINAL_STATUSES = frozenset({JobStatus.COMPLETED, JobStatus.FAILED, JobStatus.CANCELLED})
+ACTIVE_STATUSES = frozenset({JobStatus.PENDING, JobStatus.RUNNING})
+
+
+class Job(TimeStampedModel):
+    """Status, progress, timings and the lease/delivery bookkeeping of a background job."""
+
+    status = models.CharField(max_length=16, choices=JobStatus.choices, default=JobStatus.PENDING, db_index=True)
+    progress_done = models.PositiveIntegerField(default=0)
+    progress_total = models.PositiveIntegerField(default=0)
+    error = models.JSONField(null=True, blank=True, help_text="{code, message} of the last failure")
+    attempts = models.PositiveIntegerField(default=1, help_text="1 + the number of user retries")
+    delivery_count = models.PositiveIntegerField(default=0, help_text="deliveries of the current attempt")
+    lease_owner = models.CharField(max_length=200, blank=True, default="")
+    lease_expires_at = models.DateTimeField(null=True, blank=True)
+    cancel_requested = models.BooleanField(default=False)
+    enqueued_at = models.DateTimeField(null=True, blank=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True, db_index=True)
+
+    class Meta:
+        abstract = True
+
+    @property
+    def is_terminal(self) -> bool:
+        return self.status in TERMINAL_STATUSES
+
+    @property
+    def duration_seconds(self) -> float | None:
+        if self.started_at and self.finished_at:
+            return (self.finished_at - self.started_at).total_seconds()
+        return None
+
+
+J = TypeVar("J", bound=Job)
+
+
+class ClaimOutcome(Enum):
+    CLAIMED = "claimed"
+    ALREADY_DONE = "already_done"
+    BUSY = "busy"
+    POISONED = "poisoned"
+    MISSING = "missing"
+
+
+def new_lease_owner(task_id: str | None = None) -> str:
+    """The name of one execution: host, pid and task id.
+
+    A retry of the same task in the same process may take its own lease back at once;
+    a redelivery to another process must wait for the lease (or find its holder dead).
+    """
+    return f"{socket.gethostname()}:{os.getpid()}:{task_id or uuid.uuid4().hex}"
+
+
+def _owner_is_dead(owner: str) -> bool:
+    """True when the lease holder ran on this host and its process is gone (SIGKILL)."""
+    try:
+        host, pid_text, *_ = owner.split(":")
+        pid = int(pid_text)
+    except ValueError:
+        return False
+    if host != socket.gethostname() or pid == os.getpid():
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False
+
+
+def error_payload(code: str, message: str, extra: dict[str, Any] | None = None) -> dict[str, Any]:
+    payload: dict[str, Any] = {"code": code, "message": redact(message)}
+    if extra:
+        payload["extra"] = extra
+    return payload
+
+
+@dataclass
+class Claim:
+    outcome: ClaimOutcome
+    lease: Lease | None = None
+    retry_in: float = 0.0
+
+
+def claim(model: type[J], pk: Any, *, owner: str) -> Claim:
+    """Try to take the lease of job `pk` for `owner`. See the module docstring."""
+    lease_seconds = settings.KILN_JOB_LEASE_SECONDS
+    with transaction.atomic():
+        job = model.objects.select_for_update().filter(pk=pk).first()
+        if job is None:
+            return Claim(ClaimOutcome.MISSING)
+        if job.status in TERMINAL_STATUSES:
+            return Claim(ClaimOutcome.ALREADY_DONE)
+        now = timezone.now()
+        lease_live = job.lease_owner and job.lease_expires_at and job.lease_expires_at > now
+        if job.status == JobStatus.RUNNING and lease_live and job.lease_owner != owner:
+            if not _owner_is_dead(job.lease_owner):
+                assert job.lease_expires_at is not None
+                return Claim(ClaimOutcome.BUSY, retry_in=(job.lease_expires_at - now).total_seconds())
+            logger.warning("job %s %s: lease holder %s is dead, taking over", model.__name__, pk, job.lease_owner)
+        if job.cancel_requested:
+            model.objects.filter(pk=pk).update(
+                status=JobStatus.CANCELLED, finished_at=now, lease_owner="", lease_expires_at=None, updated_at=now
+            )
+            return Claim(ClaimOutcome.ALREADY_DONE)
+        deliveries = job.delivery_count + 1
+        if deliveries > settings.KILN_JOB_MAX_DELIVERIES:
+            model.objects.filter(pk=pk).update(
+                status=JobStatus.FAILED,
+                finished_at=now,
+                lease_owner="",
+                lease_expires_at=None,
+                updated_at=now,
+                error=error_payload(
+                    "worker_lost_repeatedly",
+                    f"The job was started {job.delivery_count} times and never finished; "
+                    "it is not tried again. Retry it once the cause is fixed.",
+                ),
+            )
+            return Claim(ClaimOutcome.POISONED)
+        model.objects.filter(pk=pk).update(
+            status=JobStatus.RUNNING,
+            lease_owner=owner,
+            lease_expires_at=now + timedelta(seconds=lease_seconds),
+            delivery_count=deliveries,
+            started_at=job.started_at or now,
+            updated_at=now,
+        )
+    return Claim(ClaimOutcome.CLAIMED, lease=Lease(model, pk, owner))
+
+
+class LeaseLost(Exception):
+    """Another execution owns the job now (or it was finished); stop without writing."""
+
+
+class Lease:
+    """The right to run one job, held by one execution, renewed by heartbeats."""
+
+    def __init__(self, model: type[Job], pk: Any, owner: str) -> None:
+        self.model = model
+        self.pk = pk
+        self.owner = owner
+
+    def _mine(self) -> models.QuerySet[Any]:
+        return self.model.objects.filter(pk=self.pk, lease_owner=self.owner, status=JobStatus.RUNNING)
+
+    def heartbeat(self, *, done: int | None = None, total: int | None = None) -> bool:
+        """Renew the lease and store progress. Returns True when cancellation was requested."""
+        now = timezone.now()
+        fields: dict[str, Any] = {
+            "lease_expires_at": now + timedelta(seconds=settings.KILN_JOB_LEASE_SECONDS),
+            "updated_at": now,
+        }
+        if done is not None:
+            fields["progress_done"] = done
+        if total is not None:
+            fields["progress_total"] = total
+        if not self._mine().update(**fields):
+            raise LeaseLost(f"{self.model.__name__} {self.pk}: lease lost")
+        return bool(self.model.objects.filter(pk=self.pk).values_list("cancel_requested", flat=True).first())
+
+    def finish(self, status: JobStatus, *, error: dict[str, Any] | None = None, **fields: Any) -> bool:
+        """Record a terminal state; False when the lease was no longer ours."""
+        now = timezone.now()
+        updated = self._mine().update(
+            status=status,
+            error=error,
+            finished_at=now,
+            lease_owner="",
+            lease_expires_at=None,
+            updated_at=now,
+            **fields,
+        )
+        if not updated:
+            logger.warning(
+                "%s %s: finished by another execution; result of %s dropped", self.model.__name__, self.pk, self.owner
+            )
+        return bool(updated)
+
+    def release(self) -> None:
+        """Give the job back (status pending) so a retried delivery can claim it at once."""
+        self._mine().update(status=JobStatus.PENDING, lease_owner="", lease_expires_at=None, updated_at=timezone.now())
+
+
+def enqueue_on_commit(task: Any, pk: Any, *, model: type[Job] | None = None) -> None:
+    """Publish `task(pk)` after the surrounding transaction commits.
+
+    A broker that is down at that moment must not lose the job: the row is already
+    committed as `pending`, so the failure is logged and the reaper re-enqueues it.
+    """
+
+    def publish() -> None:
+        try:
+            task.apply_async(args=[pk])
+        except Exception:  # broker down or misconfigured: the reaper recovers the row
+            logger.exception("could not enqueue %s(%s); the reaper will re-enqueue it", task.name, pk)
+            return
+        if model is not None:
+            model.objects.filter(pk=pk, status=JobStatus.PENDING).update(enqueued_at=timezone.now())
+
+    transaction.on_commit(publish, robust=True)

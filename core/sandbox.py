@@ -1,0 +1,161 @@
+"""The Jinja2 environment every user-supplied template renders in.
+
+`ImmutableSandboxedEnvironment` blocks attribute escapes and mutation; on top of it
+Kiln caps what a small template can make the process allocate or how long it may run
+(the sandbox alone does not, see reference/reliability.md § 0.3): string and list
+repetition, powers, padding methods and format widths are checked before they run,
+and `range` checks the render deadline while it iterates. The context handed to a
+template is a JSON round-trip of plain values, so no object with methods reaches it.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import json
+import operator
+import re
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from jinja2 import StrictUndefined
+from jinja2.sandbox import ImmutableSandboxedEnvironment, SecurityError, safe_range
+
+from core.exceptions import ApplicationError
+
+
+class RenderLimitExceeded(ApplicationError):
+    status_code = 422
+    default_code = "output_limit_exceeded"
+
+
+class RenderTimeExceeded(ApplicationError):
+    status_code = 422
+    default_code = "render_time_limit"
+
+
+_deadline: contextvars.ContextVar[float | None] = contextvars.ContextVar("kiln_render_deadline", default=None)
+_size_limit: contextvars.ContextVar[int] = contextvars.ContextVar("kiln_render_size_limit", default=10 * 1024 * 1024)
+
+_PADDING_METHODS = frozenset({"center", "ljust", "rjust", "zfill", "expandtabs"})
+_WIDTH_RE = re.compile(r"\d{6,}")
+MAX_POWER_EXPONENT = 1000
+
+
+def check_deadline() -> None:
+    deadline = _deadline.get()
+    if deadline is not None and time.monotonic() > deadline:
+        raise RenderTimeExceeded("Rendering took longer than the render time limit.")
+
+
+class render_limits:  # noqa: N801 - used as a context manager like a function
+    """Set the deadline and per-value size cap for renders in this context."""
+
+    def __init__(self, *, seconds: float, max_bytes: int) -> None:
+        self.seconds = seconds
+        self.max_bytes = max_bytes
+        self._tokens: list[contextvars.Token[Any]] = []
+
+    def __enter__(self) -> render_limits:
+        self._tokens = [_deadline.set(time.monotonic() + self.seconds), _size_limit.set(self.max_bytes)]
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        _size_limit.reset(self._tokens[1])
+        _deadline.reset(self._tokens[0])
+
+
+def _guarded_range(*args: int) -> Iterator[int]:
+    rng = safe_range(*args)
+    for index, value in enumerate(rng):
+        if index & 0xFFF == 0:
+            check_deadline()
+        yield value
+
+
+def _too_big(message: str) -> RenderLimitExceeded:
+    return RenderLimitExceeded(message)
+
+
+def _check_size(length: int) -> None:
+    if length > _size_limit.get():
+        raise _too_big(f"An expression would create a value of {length} items/characters, above the output size limit.")
+
+
+def _guarded_format(value: Any, *args: Any, **kwargs: Any) -> str:
+    text = str(value)
+    if _WIDTH_RE.search(text):
+        raise _too_big("Format widths above 99999 are not allowed in templates.")
+    if args and kwargs:
+        raise SecurityError("format filter takes either positional or keyword arguments, not both")
+    return text % (kwargs or args)
+
+
+class KilnSandbox(ImmutableSandboxedEnvironment):
+    intercepted_binops = frozenset({"*", "**", "%"})
+
+    def call_binop(self, context: Any, operator_name: str, left: Any, right: Any) -> Any:
+        if operator_name == "*":
+            for seq, count in ((left, right), (right, left)):
+                if isinstance(seq, (str, list, tuple, bytes)) and isinstance(count, int):
+                    _check_size(len(seq) * max(count, 0))
+            return operator.mul(left, right)
+        if operator_name == "**":
+            if isinstance(right, int) and abs(right) > MAX_POWER_EXPONENT:
+                raise _too_big(f"Exponents above {MAX_POWER_EXPONENT} are not allowed in templates.")
+            return operator.pow(left, right)
+        if operator_name == "%":
+            if isinstance(left, str) and _WIDTH_RE.search(left):
+                raise _too_big("Format widths above 99999 are not allowed in templates.")
+            return operator.mod(left, right)
+        return super().call_binop(context, operator_name, left, right)
+
+    def call(__self, __context: Any, __obj: Any, *args: Any, **kwargs: Any) -> Any:  # noqa: N805
+        name = getattr(__obj, "__name__", "")
+        if isinstance(getattr(__obj, "__self__", None), str) and name in _PADDING_METHODS:
+            for arg in (*args, *kwargs.values()):
+                if isinstance(arg, int):
+                    _check_size(arg)
+        return super().call(__context, __obj, *args, **kwargs)
+
+    def format_string(
+        self, s: str, args: tuple[Any, ...], kwargs: dict[str, Any], format_func: Callable[..., Any] | None = None
+    ) -> str:
+        if _WIDTH_RE.search(s):
+            raise _too_big("Format widths above 99999 are not allowed in templates.")
+        return super().format_string(s, args, kwargs, format_func)
+
+
+def _guarded_indent(value: str, width: int | str = 4, first: bool = False, blank: bool = False) -> str:
+    from jinja2.filters import do_indent
+
+    if isinstance(width, int):
+        _check_size(width)
+    elif isinstance(width, str):
+        _check_size(len(width))
+    return do_indent(value, width, first, blank)
+
+
+def _guarded_center(value: str, width: int = 80) -> str:
+    _check_size(width)
+    return str(value).center(width)
+
+
+def make_environment(**options: Any) -> KilnSandbox:
+    env = KilnSandbox(
+        undefined=StrictUndefined,
+        autoescape=False,
+        keep_trailing_newline=True,
+        auto_reload=False,
+        **options,
+    )
+    env.globals["range"] = _guarded_range
+    env.filters["format"] = _guarded_format
+    env.filters["indent"] = _guarded_indent
+    env.filters["center"] = _guarded_center
+    return env
+
+
+def plain_context(values: Any) -> Any:
+    """A JSON round-trip: only str, int, float, bool, None, list and dict survive."""
+    return json.loads(json.dumps(values))

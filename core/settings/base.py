@@ -1,0 +1,217 @@
+"""Kiln's settings. Every value that varies between deployments comes from the
+environment through `core.env`; `.env.example` documents each variable.
+
+With no environment at all Kiln runs on an embedded default: SQLite in `data/` and
+Celery executing tasks in-process (no broker server), so a newcomer needs only Python.
+`DATABASE_URL` switches to PostgreSQL and `CELERY_BROKER_URL` to Redis with real
+workers; that is how CI and production run.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import dj_database_url
+
+from core.env import env_bool, env_float, env_int, env_list, env_path, env_secret, env_str
+
+BASE_DIR = Path(__file__).resolve().parent.parent.parent
+DATA_DIR = env_path("KILN_DATA_DIR", BASE_DIR / "data")
+
+# Development default only; `core.settings.production` refuses to start with it.
+INSECURE_SECRET_KEY = "django-insecure-kiln-development-key-do-not-use-in-production"  # noqa: S105
+SECRET_KEY = env_secret("DJANGO_SECRET_KEY", INSECURE_SECRET_KEY)
+DEBUG = env_bool("DJANGO_DEBUG", False)
+ALLOWED_HOSTS = env_list("DJANGO_ALLOWED_HOSTS", ["localhost", "127.0.0.1", "[::1]", "testserver"])
+CSRF_TRUSTED_ORIGINS = env_list("DJANGO_CSRF_TRUSTED_ORIGINS", [])
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "rest_framework",
+    "django_filters",
+    "drf_spectacular",
+    "apps.accounts",
+    "apps.projects",
+    "apps.workflows",
+    "apps.agents",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "core.urls"
+WSGI_APPLICATION = "core.wsgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+# --- Database -------------------------------------------------------------------------
+DATABASE_URL = env_str("DATABASE_URL")
+if DATABASE_URL:
+    DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=env_int("DB_CONN_MAX_AGE", 60))}
+    DATABASES["default"].setdefault("OPTIONS", {})
+    if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+        DATABASES["default"]["OPTIONS"].setdefault("connect_timeout", 5)
+else:
+    DATA_DIR.mkdir(parents=True, exist_ok=True)
+    DATABASES = {
+        "default": {
+            "ENGINE": "django.db.backends.sqlite3",
+            "NAME": str(DATA_DIR / "kiln.sqlite3"),
+            # IMMEDIATE avoids "database is locked" on lock upgrades; WAL lets readers in.
+            "OPTIONS": {
+                "timeout": 20,
+                "transaction_mode": "IMMEDIATE",
+                "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+            },
+        }
+    }
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "static/"
+STATIC_ROOT = env_path("DJANGO_STATIC_ROOT", BASE_DIR / "staticfiles")
+
+# Request bodies: JSON is small; template archives go through FILE_UPLOAD_* below.
+DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("KILN_MAX_REQUEST_BYTES", 2 * 1024 * 1024)
+FILE_UPLOAD_MAX_MEMORY_SIZE = 2 * 1024 * 1024
+
+# --- Django REST framework ------------------------------------------------------------
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "apps.accounts.authentication.HashedTokenAuthentication",
+        "rest_framework.authentication.SessionAuthentication",
+    ],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_PAGINATION_CLASS": "core.pagination.KilnPagination",
+    "PAGE_SIZE": 20,
+    "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "EXCEPTION_HANDLER": "core.exceptions.api_exception_handler",
+    "DEFAULT_RENDERER_CLASSES": [
+        "rest_framework.renderers.JSONRenderer",
+        "rest_framework.renderers.BrowsableAPIRenderer",
+    ],
+    "DEFAULT_THROTTLE_CLASSES": [
+        "rest_framework.throttling.AnonRateThrottle",
+        "rest_framework.throttling.UserRateThrottle",
+    ],
+    "DEFAULT_THROTTLE_RATES": {
+        "anon": env_str("KILN_THROTTLE_ANON", "60/min"),
+        "user": env_str("KILN_THROTTLE_USER", "600/min"),
+        "login": env_str("KILN_THROTTLE_LOGIN", "10/min"),
+    },
+    "TEST_REQUEST_DEFAULT_FORMAT": "json",
+}
+
+SPECTACULAR_SETTINGS = {
+    "TITLE": "Kiln API",
+    "DESCRIPTION": "Turn a project template plus parameters into a new repository and publish it.",
+    "VERSION": "1.0.0",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "COMPONENT_SPLIT_REQUEST": True,
+    "SCHEMA_PATH_PREFIX": r"/api/v1",
+    "ENUM_NAME_OVERRIDES": {},
+}
+
+# --- Celery ---------------------------------------------------------------------------
+# Without CELERY_BROKER_URL tasks run in-process right after the transaction commits
+# (the same task code, the same path); with it they go to Redis and real workers.
+CELERY_BROKER_URL = env_str("CELERY_BROKER_URL")
+CELERY_TASK_ALWAYS_EAGER = env_bool("KILN_CELERY_EAGER", not CELERY_BROKER_URL)
+if not CELERY_BROKER_URL:
+    CELERY_BROKER_URL = "memory://localhost/"
+CELERY_TASK_EAGER_PROPAGATES = False
+CELERY_TASK_DEFAULT_QUEUE = env_str("KILN_CELERY_QUEUE", "kiln")
+CELERY_TASK_IGNORE_RESULT = True
+CELERY_ACCEPT_CONTENT = ["json"]
+CELERY_TASK_SERIALIZER = "json"
+CELERY_RESULT_SERIALIZER = "json"
+CELERY_TASK_ACKS_LATE = True
+CELERY_TASK_REJECT_ON_WORKER_LOST = True
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_WORKER_CANCEL_LONG_RUNNING_TASKS_ON_CONNECTION_LOSS = True
+CELERY_WORKER_SOFT_SHUTDOWN_TIMEOUT = env_float("KILN_WORKER_SOFT_SHUTDOWN_TIMEOUT", 10.0)
+CELERY_TASK_SOFT_TIME_LIMIT = env_int("KILN_TASK_SOFT_TIME_LIMIT", 900)
+CELERY_TASK_TIME_LIMIT = env_int("KILN_TASK_TIME_LIMIT", 960)
+# Retries never wait longer than this, so a delayed message never outlives the visibility timeout.
+KILN_MAX_RETRY_COUNTDOWN = env_int("KILN_MAX_RETRY_COUNTDOWN", 300)
+CELERY_BROKER_TRANSPORT_OPTIONS = {
+    # Above the hard time limit plus the longest retry countdown (RELIABILITY.md).
+    "visibility_timeout": env_int("KILN_VISIBILITY_TIMEOUT", 3600),
+}
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+CELERY_BROKER_CONNECTION_TIMEOUT = 5
+# A publish to a dead broker fails fast; the row stays `pending` and the reaper re-enqueues it.
+CELERY_TASK_PUBLISH_RETRY_POLICY = {"max_retries": 2, "interval_start": 0, "interval_step": 0.5, "interval_max": 1}
+CELERY_WORKER_HIJACK_ROOT_LOGGER = False
+
+# --- Kiln -----------------------------------------------------------------------------
+GENERATED_PROJECTS_DIR = env_path("GENERATED_PROJECTS_DIR", BASE_DIR / "generated-projects")
+GENERATED_PROJECTS_RETENTION_DAYS = env_int("GENERATED_PROJECTS_RETENTION_DAYS", 30)
+MAX_FILE_SIZE = env_int("MAX_FILE_SIZE", 10 * 1024 * 1024)
+KILN_MAX_FILES = env_int("KILN_MAX_FILES", 20_000)
+KILN_MAX_TOTAL_BYTES = env_int("KILN_MAX_TOTAL_BYTES", 256 * 1024 * 1024)
+KILN_RENDER_TIME_LIMIT = env_float("KILN_RENDER_TIME_LIMIT", 300.0)
+KILN_BUILTIN_TEMPLATES_DIR = BASE_DIR / "apps" / "projects" / "builtin_templates"
+KILN_TEMPLATES_DIR = env_path("KILN_TEMPLATES_DIR", DATA_DIR / "templates")
+KILN_TEMPLATE_CACHE_DIR = env_path("KILN_TEMPLATE_CACHE_DIR", DATA_DIR / "template-cache")
+# Compiled templates kept in memory per prepared template; larger templates load from the bytecode cache.
+KILN_TEMPLATE_MEMORY_CACHE_FILES = env_int("KILN_TEMPLATE_MEMORY_CACHE_FILES", 2_000)
+KILN_DRY_RUN_TIME_LIMIT = env_float("KILN_DRY_RUN_TIME_LIMIT", 30.0)
+KILN_TEMPLATE_UPLOAD_MAX_BYTES = env_int("KILN_TEMPLATE_UPLOAD_MAX_BYTES", 20 * 1024 * 1024)
+KILN_TEMPLATE_UPLOAD_MAX_FILES = env_int("KILN_TEMPLATE_UPLOAD_MAX_FILES", 5_000)
+KILN_TEMPLATE_UPLOAD_MAX_UNCOMPRESSED = env_int("KILN_TEMPLATE_UPLOAD_MAX_UNCOMPRESSED", 100 * 1024 * 1024)
+KILN_JOB_LEASE_SECONDS = env_int("KILN_JOB_LEASE_SECONDS", 120)
+KILN_JOB_MAX_DELIVERIES = env_int("KILN_JOB_MAX_DELIVERIES", 3)
+KILN_PENDING_DEADLINE_SECONDS = env_int("KILN_PENDING_DEADLINE_SECONDS", 120)
+KILN_MAX_ACTIVE_JOBS_PER_PROJECT = env_int("KILN_MAX_ACTIVE_JOBS_PER_PROJECT", 10)
+KILN_ALLOW_PRIVATE_NETWORKS = env_bool("KILN_ALLOW_PRIVATE_NETWORKS", False)
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {
+        "plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
+    },
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": env_str("KILN_LOG_LEVEL", "INFO")},
+    "loggers": {
+        "django.db.backends": {"level": "WARNING"},
+    },
+}

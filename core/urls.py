@@ -1,0 +1,27 @@
+"""URL configuration: the versioned API under /api/v1/, the schema, docs and admin."""
+
+from __future__ import annotations
+
+from django.contrib import admin
+from django.urls import include, path
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+
+from apps.accounts.views import TokenLoginView
+
+api_v1 = [
+    path("auth/token/", TokenLoginView.as_view(), name="auth-token"),
+    path("", include("apps.projects.urls")),
+]
+
+urlpatterns = [
+    path("api/v1/", include((api_v1, "api"), namespace="api")),
+    path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
+    path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
+    path("api-auth/", include("rest_framework.urls", namespace="rest_framework")),
+    path("admin/", admin.site.urls),
+]
+
+handler400 = "core.exceptions.json_bad_request"
+handler403 = "core.exceptions.json_permission_denied"
+handler404 = "core.exceptions.json_not_found"
+handler500 = "core.exceptions.json_server_error"
