@@ -156,12 +156,13 @@ def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response:
     codes = exc.get_codes()
     code = codes if isinstance(codes, str) else exc.default_code
     code = _DRF_CODE_MAP.get(str(code), str(code))
-    extra: dict[str, Any] = {}
-    if isinstance(exc, drf_exceptions.Throttled) and exc.wait is not None:
-        extra["retry_after"] = int(exc.wait) + 1
+    hints: dict[str, Any] = {}
+    wait = getattr(exc, "wait", None)
+    if isinstance(exc, drf_exceptions.Throttled) and wait is not None:
+        hints["retry_after"] = int(wait) + 1
     detail = exc.detail
     message = str(detail) if not isinstance(detail, (dict, list)) else _first_message(detail)
-    response.data = error_body(message, code, extra)
+    response.data = error_body(message, code, hints)
     return response
 
 

@@ -130,7 +130,7 @@ def claim(model: type[J], pk: Any, *, owner: str) -> Claim:
     """Try to take the lease of job `pk` for `owner`. See the module docstring."""
     lease_seconds = settings.KILN_JOB_LEASE_SECONDS
     with transaction.atomic():
-        job = model.objects.select_for_update().filter(pk=pk).first()
+        job = model._default_manager.select_for_update().filter(pk=pk).first()
         if job is None:
             return Claim(ClaimOutcome.MISSING)
         if job.status in TERMINAL_STATUSES:
@@ -143,13 +143,13 @@ def claim(model: type[J], pk: Any, *, owner: str) -> Claim:
                 return Claim(ClaimOutcome.BUSY, retry_in=(job.lease_expires_at - now).total_seconds())
             logger.warning("job %s %s: lease holder %s is dead, taking over", model.__name__, pk, job.lease_owner)
         if job.cancel_requested:
-            model.objects.filter(pk=pk).update(
+            model._default_manager.filter(pk=pk).update(
                 status=JobStatus.CANCELLED, finished_at=now, lease_owner="", lease_expires_at=None, updated_at=now
             )
             return Claim(ClaimOutcome.ALREADY_DONE)
         deliveries = job.delivery_count + 1
         if deliveries > settings.KILN_JOB_MAX_DELIVERIES:
-            model.objects.filter(pk=pk).update(
+            model._default_manager.filter(pk=pk).update(
                 status=JobStatus.FAILED,
                 finished_at=now,
                 lease_owner="",
@@ -162,7 +162,7 @@ def claim(model: type[J], pk: Any, *, owner: str) -> Claim:
                 ),
             )
             return Claim(ClaimOutcome.POISONED)
-        model.objects.filter(pk=pk).update(
+        model._default_manager.filter(pk=pk).update(
             status=JobStatus.RUNNING,
             lease_owner=owner,
             lease_expires_at=now + timedelta(seconds=lease_seconds),
@@ -186,7 +186,7 @@ class Lease:
         self.owner = owner
 
     def _mine(self) -> models.QuerySet[Any]:
-        return self.model.objects.filter(pk=self.pk, lease_owner=self.owner, status=JobStatus.RUNNING)
+        return self.model._default_manager.filter(pk=self.pk, lease_owner=self.owner, status=JobStatus.RUNNING)
 
     def heartbeat(self, *, done: int | None = None, total: int | None = None) -> bool:
         """Renew the lease and store progress. Returns True when cancellation was requested."""
@@ -201,7 +201,7 @@ class Lease:
             fields["progress_total"] = total
         if not self._mine().update(**fields):
             raise LeaseLost(f"{self.model.__name__} {self.pk}: lease lost")
-        return bool(self.model.objects.filter(pk=self.pk).values_list("cancel_requested", flat=True).first())
+        return bool(self.model._default_manager.filter(pk=self.pk).values_list("cancel_requested", flat=True).first())
 
     def finish(self, status: JobStatus, *, error: dict[str, Any] | None = None, **fields: Any) -> bool:
         """Record a terminal state; False when the lease was no longer ours."""
@@ -240,6 +240,6 @@ def enqueue_on_commit(task: Any, pk: Any, *, model: type[Job] | None = None) -> 
             logger.exception("could not enqueue %s(%s); the reaper will re-enqueue it", task.name, pk)
             return
         if model is not None:
-            model.objects.filter(pk=pk, status=JobStatus.PENDING).update(enqueued_at=timezone.now())
+            model._default_manager.filter(pk=pk, status=JobStatus.PENDING).update(enqueued_at=timezone.now())
 
     transaction.on_commit(publish, robust=True)

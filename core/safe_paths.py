@@ -36,8 +36,8 @@ def clean_relative_path(path: str) -> str:
     """Return `path` if it is a safe relative POSIX path, else raise `UnsafePath`.
 
     Rejected: empty paths, absolute or drive paths, backslashes, NUL and control
-    characters, empty/`.`/`..` segments, `.git` components (any case), segments ending
-    in a dot or space, over-long segments or paths.
+    characters, empty/`.`/`..` segments, `.git` components (any case), over-long
+    segments or paths.
     """
     shown = _printable(path)
     if not isinstance(path, str) or path == "":

@@ -118,12 +118,20 @@ class KilnSandbox(ImmutableSandboxedEnvironment):
                     _check_size(arg)
         return super().call(__context, __obj, *args, **kwargs)
 
-    def format_string(
-        self, s: str, args: tuple[Any, ...], kwargs: dict[str, Any], format_func: Callable[..., Any] | None = None
-    ) -> str:
-        if _WIDTH_RE.search(s):
+    def wrap_str_format(self, value: Any) -> Callable[..., str] | None:
+        wrapped = super().wrap_str_format(value)
+        if wrapped is None:
+            return None
+        if _WIDTH_RE.search(value.__self__):
             raise _too_big("Format widths above 99999 are not allowed in templates.")
-        return super().format_string(s, args, kwargs, format_func)
+
+        def guarded(*args: Any, **kwargs: Any) -> str:
+            for arg in (*args, *kwargs.values()):
+                if isinstance(arg, int) and not isinstance(arg, bool):
+                    _check_size(arg)
+            return wrapped(*args, **kwargs)
+
+        return guarded
 
 
 def _guarded_indent(value: str, width: int | str = 4, first: bool = False, blank: bool = False) -> str:

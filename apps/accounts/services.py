@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.contrib.auth import authenticate
-from django.contrib.auth.models import AbstractBaseUser
 from django.utils import timezone
 
 from apps.accounts.models import UserToken
@@ -13,7 +14,7 @@ from core.exceptions import ApplicationError
 INVALID_CREDENTIALS = "Unable to log in with the given username and password."
 
 
-def user_token_issue(*, user: AbstractBaseUser, name: str = "") -> tuple[UserToken, str]:
+def user_token_issue(*, user: Any, name: str = "") -> tuple[UserToken, str]:
     """Create a token for `user`; the clear token is returned once and never stored."""
     token = new_token("u")
     row = UserToken.objects.create(user=user, name=name, key_hash=token_hash(token), prefix=token_prefix(token))

@@ -26,6 +26,8 @@ class ProjectRolePermission(BasePermission):
     message = "Your role in this project does not allow this action."
 
     def has_permission(self, request: Request, view: Any) -> bool:
+        if not (request.user and request.user.is_authenticated):
+            return False  # DRF answers 401 for an unauthenticated request
         project = view.get_project()
         needed = self.read_role if request.method in SAFE_METHODS else self.write_role
         role = project_role(request.user, project)

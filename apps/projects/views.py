@@ -73,7 +73,7 @@ class TemplateViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets
         serializer = TemplateUploadSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         upload = serializer.validated_data["archive"]
-        template = templates.template_upload(archive=upload, size=upload.size, user=request.user)
+        template = templates.template_upload(archive=upload, size=upload.size or 0, user=request.user)
         return Response(TemplateSerializer(template).data, status=status.HTTP_201_CREATED)
 
     def get_parsers(self) -> list[Any]:
@@ -144,11 +144,8 @@ class ProjectViewSet(
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
-class ProjectScopedMixin:
+class ProjectScopedViewSet(viewsets.GenericViewSet):
     """Loads the URL's project, scoped to the caller: non-members get 404."""
-
-    request: Request
-    kwargs: dict[str, Any]
 
     def get_project(self) -> Project:
         cached = getattr(self, "_project", None)
@@ -164,7 +161,7 @@ class ProjectScopedMixin:
 @extend_schema_view(
     list=extend_schema(operation_id="members_list", summary="List a project's members", tags=["members"]),
 )
-class MembershipViewSet(ProjectScopedMixin, mixins.ListModelMixin, viewsets.GenericViewSet):
+class MembershipViewSet(mixins.ListModelMixin, ProjectScopedViewSet):
     serializer_class = MembershipSerializer
     permission_classes = [CanManageMembers]
     lookup_url_kwarg = "id"
@@ -205,9 +202,7 @@ class MembershipViewSet(ProjectScopedMixin, mixins.ListModelMixin, viewsets.Gene
         operation_id="generated_retrieve", summary="Get a generation's status, progress and result", tags=["generated"]
     ),
 )
-class GeneratedProjectViewSet(
-    ProjectScopedMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet
-):
+class GeneratedProjectViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ProjectScopedViewSet):
     serializer_class = GeneratedProjectSerializer
     permission_classes = [CanGenerateProject]
     lookup_url_kwarg = "id"
@@ -290,7 +285,7 @@ class GeneratedProjectViewSet(
     list=extend_schema(operation_id="files_list", summary="List the files of a generation", tags=["files"]),
     retrieve=extend_schema(operation_id="files_retrieve", summary="Get one file's metadata", tags=["files"]),
 )
-class ProjectFileViewSet(ProjectScopedMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+class ProjectFileViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ProjectScopedViewSet):
     serializer_class = ProjectFileSerializer
     permission_classes = [ProjectRolePermission]
     lookup_url_kwarg = "id"

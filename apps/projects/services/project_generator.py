@@ -114,7 +114,7 @@ class _Entry:
     size: int
     render: bool
     is_binary: bool
-    path_template: Template | None
+    path_segments: list[str | Template] | None
     name: str
 
 
@@ -129,7 +129,7 @@ class _FolderLoader(BaseLoader):
         rel = self.names[template]
         with open(self.folder / rel, "rb") as handle:
             source = handle.read().decode("utf-8")
-        return source, None, lambda: True
+        return source, template, lambda: True
 
 
 class PreparedTemplate:
@@ -179,10 +179,15 @@ class PreparedTemplate:
                             is_binary = True
                         else:
                             render = any(marker in data for marker in JINJA_MARKERS)
-            path_template = None
+            path_segments: list[str | Template] | None = None
             if any(marker.decode() in info.rel for marker in JINJA_MARKERS):
-                path_template = self._compile(lambda rel=info.rel: self.env.from_string(rel), info.rel, path=True)
-            entry = _Entry(info.rel, info.mode, info.size, render, is_binary, path_template, name)
+                path_segments = [
+                    self._compile_path(segment, info.rel)
+                    if any(marker.decode() in segment for marker in JINJA_MARKERS)
+                    else segment
+                    for segment in info.rel.split("/")
+                ]
+            entry = _Entry(info.rel, info.mode, info.size, render, is_binary, path_segments, name)
             self.entries.append(entry)
             if render and self._keep_compiled:
                 self._compiled[name] = self._load(entry)
@@ -199,6 +204,9 @@ class PreparedTemplate:
             ) from None
         except UnicodeDecodeError:
             raise GenerationFailed(f"{rel} is not valid UTF-8.", code="template_error", extra={"file": rel}) from None
+
+    def _compile_path(self, segment: str, rel: str) -> Template:
+        return self._compile(lambda: self.env.from_string(segment), rel, path=True)
 
     def _load(self, entry: _Entry) -> Template:
         return self._compile(lambda: self.env.get_template(entry.name), entry.rel)
@@ -337,14 +345,21 @@ class ProjectGenerator:
         )
 
     def _render_path(self, entry: _Entry, context: dict[str, Any]) -> str | None:
-        if entry.path_template is None:
+        if entry.path_segments is None:
             return entry.rel
-        try:
-            rendered = entry.path_template.render(context)
-        except Exception as exc:  # every template error becomes a clear failure
-            raise _render_error(exc, entry.rel, "<template>", path=True) from None
-        if not rendered.strip() or any(not segment.strip() for segment in rendered.split("/")):
-            return None  # a conditional file or folder
+        parts = []
+        for segment in entry.path_segments:
+            if isinstance(segment, str):
+                parts.append(segment)
+                continue
+            try:
+                value = segment.render(context)
+            except Exception as exc:  # every template error becomes a clear failure
+                raise _render_error(exc, entry.rel, "<template>", path=True) from None
+            if not value.strip():
+                return None  # a segment that renders empty: a conditional file or folder
+            parts.append(value)
+        rendered = "/".join(parts)
         try:
             return clean_relative_path(rendered)
         except UnsafePath as exc:
