@@ -133,3 +133,79 @@ class ProjectFile(models.Model):
 
     def __str__(self) -> str:
         return self.path
+
+
+class Provider(models.TextChoices):
+    GITHUB = "github", "GitHub"
+    GITLAB = "gitlab", "GitLab"
+    GIT = "git", "Git remote"
+
+
+class ExportProvider(models.TextChoices):
+    GITHUB = "github", "GitHub"
+    GITLAB = "gitlab", "GitLab"
+    GIT = "git", "Git remote"
+    ZIP = "zip", "Zip archive"
+    TAR_GZ = "tar.gz", "tar.gz archive"
+
+
+class ProviderConnection(TimeStampedModel):
+    """Credentials for a provider; the token is encrypted at rest and never shown again."""
+
+    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="connections")
+    provider = models.CharField(max_length=16, choices=Provider.choices)
+    name = models.CharField(max_length=100)
+    base_url = models.CharField(max_length=500, blank=True, default="", help_text="API root; blank: the provider's")
+    token_encrypted = models.TextField(editable=False)
+    token_hint = models.CharField(max_length=8, editable=False, help_text="last four characters of the token")
+    verified_at = models.DateTimeField(null=True, blank=True)
+    account = models.CharField(max_length=200, blank=True, default="", help_text="login seen by the last verify")
+
+    class Meta:
+        ordering = ["name", "id"]
+        constraints = [
+            models.UniqueConstraint(fields=["owner", "name"], name="connection_name_unique_per_owner"),
+            models.CheckConstraint(condition=Q(provider__in=Provider.values), name="connection_provider_valid"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.provider})"
+
+
+class RepositoryExport(Job):
+    """One publication of a generated project to a provider, a git remote or an archive."""
+
+    generated = models.ForeignKey(GeneratedProject, on_delete=models.CASCADE, related_name="exports")
+    provider = models.CharField(max_length=16, choices=ExportProvider.choices)
+    connection = models.ForeignKey(
+        ProviderConnection, null=True, blank=True, on_delete=models.SET_NULL, related_name="exports"
+    )
+    target = models.JSONField(default=dict, blank=True, help_text="owner/namespace, name, visibility, ... as requested")
+    target_key = models.CharField(max_length=600, blank=True, default="", db_index=True)
+    branch = models.CharField(max_length=200, default="main")
+    remote_url = models.CharField(max_length=2000, blank=True, default="")
+    web_url = models.CharField(max_length=2000, blank=True, default="")
+    commit_sha = models.CharField(max_length=64, blank=True, default="")
+    remote_repo_id = models.CharField(max_length=100, blank=True, default="")
+    remote_full_name = models.CharField(max_length=500, blank=True, default="")
+    pushed = models.BooleanField(default=False, help_text="False when the remote already had the commit")
+    archive_path = models.CharField(max_length=500, blank=True, default="")
+    archive_size = models.PositiveBigIntegerField(null=True, blank=True)
+    archive_sha256 = models.CharField(max_length=64, blank=True, default="")
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="exports"
+    )
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.CheckConstraint(condition=Q(provider__in=ExportProvider.values), name="export_provider_valid"),
+            models.CheckConstraint(
+                condition=Q(status__in=["pending", "running", "completed", "failed", "cancelled"]),
+                name="export_status_valid",
+            ),
+        ]
+        indexes = [models.Index(fields=["generated", "status"], name="export_generated_status")]
+
+    def __str__(self) -> str:
+        return f"export #{self.pk} of {self.generated_id} to {self.provider}"

@@ -7,7 +7,18 @@ from typing import Any
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from apps.projects.models import GeneratedProject, Project, ProjectFile, ProjectMembership, ProjectTemplate, Role
+from apps.projects.models import (
+    ExportProvider,
+    GeneratedProject,
+    Project,
+    ProjectFile,
+    ProjectMembership,
+    ProjectTemplate,
+    Provider,
+    ProviderConnection,
+    RepositoryExport,
+    Role,
+)
 from core.serializers import StrictInputSerializer, validate_display_name
 
 
@@ -151,3 +162,89 @@ class ProjectFileSerializer(serializers.ModelSerializer):
         model = ProjectFile
         fields = ["id", "path", "size", "sha256", "mode", "is_binary"]
         read_only_fields = fields
+
+
+class ArchiveSerializer(serializers.Serializer):
+    size = serializers.IntegerField()
+    sha256 = serializers.CharField()
+
+
+class RepositoryExportSerializer(serializers.ModelSerializer):
+    archive = serializers.SerializerMethodField()
+    error = JobErrorSerializer(allow_null=True, read_only=True)
+
+    class Meta:
+        model = RepositoryExport
+        fields = [
+            "id",
+            "generated",
+            "provider",
+            "connection",
+            "target",
+            "status",
+            "remote_url",
+            "web_url",
+            "branch",
+            "commit_sha",
+            "pushed",
+            "archive",
+            "error",
+            "attempts",
+            "created_at",
+            "started_at",
+            "finished_at",
+        ]
+        read_only_fields = fields
+
+    @extend_schema_field(ArchiveSerializer(allow_null=True))
+    def get_archive(self, obj: RepositoryExport) -> dict[str, Any] | None:
+        if not obj.archive_path:
+            return None
+        return {"size": obj.archive_size, "sha256": obj.archive_sha256}
+
+
+class RepositoryTargetSerializer(StrictInputSerializer):
+    owner = serializers.CharField(
+        required=False, max_length=100, help_text="GitHub organisation (default: the token's user)"
+    )
+    namespace = serializers.CharField(
+        required=False, max_length=1000, help_text="GitLab group path, e.g. acme/platform"
+    )
+    name = serializers.CharField(max_length=100)
+    visibility = serializers.ChoiceField(choices=["private", "public", "internal"], required=False)
+    description = serializers.CharField(required=False, allow_blank=True, max_length=2000)
+    default_branch = serializers.CharField(required=False, max_length=200)
+    topics = serializers.ListField(child=serializers.CharField(max_length=50), required=False, max_length=20)
+
+
+class RepositoryExportCreateSerializer(StrictInputSerializer):
+    provider = serializers.ChoiceField(choices=ExportProvider.choices)
+    connection = serializers.IntegerField(required=False, min_value=1)
+    repository = RepositoryTargetSerializer(required=False)
+    remote_url = serializers.CharField(required=False, max_length=2000)
+    branch = serializers.CharField(required=False, max_length=200)
+
+
+class ConnectionSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = ProviderConnection
+        fields = ["id", "provider", "name", "base_url", "token_hint", "account", "verified_at", "created_at"]
+        read_only_fields = fields
+
+
+class ConnectionCreateSerializer(StrictInputSerializer):
+    provider = serializers.ChoiceField(choices=Provider.choices)
+    name = serializers.CharField(max_length=100)
+    base_url = serializers.CharField(required=False, allow_blank=True, max_length=500)
+    token = serializers.CharField(
+        write_only=True, max_length=500, trim_whitespace=True, style={"input_type": "password"}
+    )
+
+    def validate_name(self, value: str) -> str:
+        return validate_display_name(value)
+
+
+class ConnectionVerifySerializer(serializers.Serializer):
+    ok = serializers.BooleanField()
+    account = serializers.CharField()
+    verified_at = serializers.DateTimeField()

@@ -29,11 +29,30 @@ DB_ERRORS = (OperationalError, InterfaceError)
 )
 def start_project_generation(self, generated_id: int) -> str:  # type: ignore[no-untyped-def]
     """Run the `file_generation` step for one recorded generation."""
-    context = StepContext(step_id="generate", lease_owner=new_lease_owner(self.request.id))
+    return _run_job_step(self, "file_generation", {"generated": int(generated_id)}, step_id="generate")
+
+
+@shared_task(
+    bind=True,
+    name="projects.execute_repository_export",
+    acks_late=True,
+    autoretry_for=DB_ERRORS,
+    retry_backoff=2,
+    retry_backoff_max=60,
+    retry_jitter=True,
+    max_retries=8,
+)
+def execute_repository_export(self, export_id: int) -> str:  # type: ignore[no-untyped-def]
+    """Run the `repo_creation` step for one recorded export."""
+    return _run_job_step(self, "repo_creation", {"export": int(export_id)}, step_id="export")
+
+
+def _run_job_step(task, step_type: str, data: dict[str, int], *, step_id: str) -> str:  # type: ignore[no-untyped-def]
+    context = StepContext(step_id=step_id, lease_owner=new_lease_owner(task.request.id))
     try:
-        result = run_step("file_generation", {"generated": int(generated_id)}, context)
+        result = run_step(step_type, data, context)
     except JobBusy as busy:
         countdown = min(max(busy.retry_in, 1.0) + 1, settings.KILN_MAX_RETRY_COUNTDOWN)
-        logger.info("generation %s is running elsewhere; checking again in %.0fs", generated_id, countdown)
-        raise self.retry(countdown=countdown, max_retries=None) from None
+        logger.info("%s %s is running elsewhere; checking again in %.0fs", step_type, data, countdown)
+        raise task.retry(countdown=countdown, max_retries=None) from None
     return result.status

@@ -16,10 +16,21 @@ from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from apps.projects.models import GeneratedProject, Project, ProjectFile, ProjectMembership, ProjectTemplate
-from apps.projects.permissions import CanGenerateProject, CanManageMembers, ProjectRolePermission
+from apps.projects.models import (
+    GeneratedProject,
+    Project,
+    ProjectFile,
+    ProjectMembership,
+    ProjectTemplate,
+    ProviderConnection,
+    RepositoryExport,
+)
+from apps.projects.permissions import CanExportRepository, CanGenerateProject, CanManageMembers, ProjectRolePermission
 from apps.projects.selectors import files_of, generated_projects_of, memberships_of, projects_visible_to
 from apps.projects.serializers import (
+    ConnectionCreateSerializer,
+    ConnectionSerializer,
+    ConnectionVerifySerializer,
     DryRunSerializer,
     GeneratedProjectCreateSerializer,
     GeneratedProjectSerializer,
@@ -29,10 +40,12 @@ from apps.projects.serializers import (
     ProjectFileSerializer,
     ProjectSerializer,
     ProjectUpdateSerializer,
+    RepositoryExportCreateSerializer,
+    RepositoryExportSerializer,
     TemplateSerializer,
     TemplateUploadSerializer,
 )
-from apps.projects.services import generation, projects, templates
+from apps.projects.services import connections, exports, generation, projects, templates
 from core.exceptions import Gone, NotFound
 
 ERRORS = {
@@ -244,7 +257,7 @@ class GeneratedProjectViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, 
         generated = generation.generated_project_start(
             project=project, template_slug=data["template"], parameters=data["parameters"], actor=request.user
         )
-        generated.refresh_from_db()
+        # The row as recorded (pending); a worker, or eager mode, may already be past it.
         return Response(GeneratedProjectSerializer(generated).data, status=status.HTTP_202_ACCEPTED)
 
     @extend_schema(
@@ -334,3 +347,137 @@ class ProjectFileViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, Proje
             filename=project_file.path.rsplit("/", 1)[-1],
             content_type="application/octet-stream",
         )
+
+
+@extend_schema_view(
+    list=extend_schema(operation_id="exports_list", summary="List the exports of a generation", tags=["exports"]),
+    retrieve=extend_schema(
+        operation_id="exports_retrieve", summary="Get an export's status and result", tags=["exports"]
+    ),
+)
+class RepositoryExportViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ProjectScopedViewSet):
+    serializer_class = RepositoryExportSerializer
+    permission_classes = [CanExportRepository]
+    lookup_url_kwarg = "id"
+    lookup_value_regex = r"[0-9]+"
+    filterset_fields = ["status", "provider"]
+
+    def get_generated(self) -> GeneratedProject:
+        generated = generated_projects_of(self.get_project()).filter(pk=self.kwargs["generated_id"]).first()
+        if generated is None:
+            raise NotFound("Generated project not found.")
+        return generated
+
+    def get_queryset(self) -> QuerySet[RepositoryExport]:
+        return RepositoryExport.objects.filter(generated=self.get_generated()).order_by("-created_at", "-id")
+
+    @extend_schema(
+        operation_id="exports_create",
+        summary="Export a generation to GitHub, GitLab, a git remote or an archive (202)",
+        request=RepositoryExportCreateSerializer,
+        responses={
+            202: RepositoryExportSerializer,
+            409: OpenApiResponse(description="the generation is not completed"),
+            429: OpenApiResponse(description="too many active exports"),
+            **_errors(400, 401, 403, 404),
+        },
+        tags=["exports"],
+    )
+    def create(self, request: Request, project_id: str, generated_id: str) -> Response:
+        serializer = RepositoryExportCreateSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        export = exports.repository_export_start(
+            generated=self.get_generated(), data=dict(serializer.validated_data), actor=request.user
+        )
+        return Response(RepositoryExportSerializer(export).data, status=status.HTTP_202_ACCEPTED)
+
+    @extend_schema(
+        operation_id="exports_download",
+        summary="Download a zip or tar.gz export",
+        responses={
+            (200, "application/octet-stream"): OpenApiTypes.BINARY,
+            409: OpenApiResponse(description="the archive is not ready"),
+            410: OpenApiResponse(description="the archive was removed"),
+            **_errors(400, 401, 404),
+        },
+        tags=["exports"],
+    )
+    @action(detail=True, methods=["get"])
+    def download(self, request: Request, project_id: str, generated_id: str, id: str) -> FileResponse:
+        export = self.get_object()
+        path = exports.repository_export_archive(export)
+        project = self.get_project()
+        extension = "zip" if export.provider == "zip" else "tar.gz"
+        content_type = "application/zip" if extension == "zip" else "application/gzip"
+        return FileResponse(
+            open(path, "rb"),
+            as_attachment=True,
+            filename=f"{project.slug}-{export.generated_id}.{extension}",
+            content_type=content_type,
+        )
+
+    @extend_schema(
+        operation_id="exports_retry",
+        summary="Retry a failed or cancelled export (202)",
+        request=None,
+        responses={
+            202: RepositoryExportSerializer,
+            409: OpenApiResponse(description="not retryable"),
+            **_errors(401, 403, 404),
+        },
+        tags=["exports"],
+    )
+    @action(detail=True, methods=["post"])
+    def retry(self, request: Request, project_id: str, generated_id: str, id: str) -> Response:
+        export = exports.repository_export_retry(export=self.get_object(), actor=request.user)
+        return Response(RepositoryExportSerializer(export).data, status=status.HTTP_202_ACCEPTED)
+
+
+@extend_schema_view(
+    list=extend_schema(operation_id="connections_list", summary="List your provider connections", tags=["connections"]),
+    retrieve=extend_schema(
+        operation_id="connections_retrieve", summary="Get a provider connection", tags=["connections"]
+    ),
+)
+class ConnectionViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+    serializer_class = ConnectionSerializer
+    lookup_url_kwarg = "id"
+    lookup_value_regex = r"[0-9]+"
+
+    def get_queryset(self) -> QuerySet[ProviderConnection]:
+        return ProviderConnection.objects.filter(owner_id=self.request.user.pk).order_by("name", "id")
+
+    @extend_schema(
+        operation_id="connections_create",
+        summary="Add a provider connection (the token is stored encrypted and never returned)",
+        request=ConnectionCreateSerializer,
+        responses={201: ConnectionSerializer, **_errors(400, 401)},
+        tags=["connections"],
+    )
+    def create(self, request: Request) -> Response:
+        serializer = ConnectionCreateSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        connection = connections.connection_create(owner=request.user, **serializer.validated_data)
+        return Response(ConnectionSerializer(connection).data, status=status.HTTP_201_CREATED)
+
+    @extend_schema(
+        operation_id="connections_destroy",
+        summary="Delete a provider connection",
+        responses={204: None, **_errors(401, 404)},
+        tags=["connections"],
+    )
+    def destroy(self, request: Request, id: str) -> Response:
+        connections.connection_delete(connection=self.get_object())
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+    @extend_schema(
+        operation_id="connections_verify",
+        summary="Check the connection's token against the provider",
+        request=None,
+        responses={200: ConnectionVerifySerializer, **_errors(400, 401, 404)},
+        tags=["connections"],
+    )
+    @action(detail=True, methods=["post"])
+    def verify(self, request: Request, id: str) -> Response:
+        result = connections.connection_verify(connection=self.get_object())
+        return Response(ConnectionVerifySerializer(result).data)

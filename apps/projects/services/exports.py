@@ -1,0 +1,216 @@
+"""Export services: start an export (validate, record, enqueue on commit) and run it in a worker.
+
+Like generations, exports are jobs with a lease. What an export has achieved is
+recorded at once and survives a killed worker: the remote repository id right after
+creation, the commit sha before the push. A redelivered export adopts the recorded
+repository and pushes the same deterministic commit, which the remote already has after
+a completed push, so nothing is created or pushed twice.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+from celery.exceptions import SoftTimeLimitExceeded
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from apps.projects.models import ExportProvider, GeneratedProject, ProviderConnection, RepositoryExport, Role
+from apps.projects.services.generation import JobBusy
+from apps.projects.services.projects import require_role
+from apps.projects.services.repository_exporter import RepositoryExporter, get_provider
+from core.exceptions import ApplicationError, Conflict, Gone, LimitExceeded, NotFound, ValidationFailed
+from core.jobs import ACTIVE_STATUSES, ClaimOutcome, JobStatus, LeaseLost, claim, enqueue_on_commit, error_payload
+
+logger = logging.getLogger("kiln.exports")
+
+
+def _connection_for(actor: Any, connection_id: Any, provider_id: str) -> ProviderConnection | None:
+    provider = get_provider(provider_id)
+    if connection_id in (None, ""):
+        if provider.needs_connection:
+            raise ValidationFailed(
+                f"A connection is required for {provider_id} exports.", extra={"fields": {"connection": ["Required."]}}
+            )
+        return None
+    if provider.connection_provider is None:
+        raise ValidationFailed(
+            f"{provider_id} exports take no connection.", extra={"fields": {"connection": ["Not accepted."]}}
+        )
+    try:
+        pk = int(connection_id)
+    except (TypeError, ValueError):
+        raise ValidationFailed("connection must be an id.", extra={"fields": {"connection": ["Invalid id."]}}) from None
+    connection = ProviderConnection.objects.filter(pk=pk, owner_id=getattr(actor, "pk", None)).first()
+    if connection is None:
+        raise ValidationFailed(
+            "No such connection among yours.",
+            code="connection_not_found",
+            extra={"fields": {"connection": ["Unknown."]}},
+        )
+    if connection.provider != provider.connection_provider:
+        raise ValidationFailed(
+            f"Connection '{connection.name}' is for {connection.provider}, not {provider_id}.",
+            extra={"fields": {"connection": ["Wrong provider."]}},
+        )
+    return connection
+
+
+def repository_export_start(
+    *, generated: GeneratedProject, data: dict[str, Any], actor: Any, enqueue: bool = True
+) -> RepositoryExport:
+    """Validate the target fully, record the export and enqueue it after commit."""
+    require_role(actor=actor, project=generated.project, minimum=Role.MAINTAINER, action="export repositories")
+    provider_id = data.get("provider")
+    if provider_id not in ExportProvider.values:
+        raise ValidationFailed(
+            f"provider must be one of {', '.join(ExportProvider.values)}.",
+            extra={"fields": {"provider": ["Invalid choice."]}},
+        )
+    provider = get_provider(provider_id)
+    connection = _connection_for(actor, data.get("connection"), provider_id)
+    clean = provider.clean_target(data, connection=connection)
+    if generated.status != JobStatus.COMPLETED:
+        raise Conflict(
+            f"The generation is {generated.status}; only completed generations can be exported.",
+            code="generation_not_ready",
+            extra={"status": generated.status},
+        )
+    with transaction.atomic():
+        GeneratedProject.objects.select_for_update().filter(pk=generated.pk).first()
+        active = RepositoryExport.objects.filter(generated__project_id=generated.project_id, status__in=ACTIVE_STATUSES)
+        if active.count() >= settings.KILN_MAX_ACTIVE_JOBS_PER_PROJECT:
+            raise LimitExceeded(
+                "The project has too many exports pending or running; wait for one to finish.",
+                code="too_many_active_jobs",
+                retry_after=10,
+            )
+        export = RepositoryExport.objects.create(
+            generated=generated,
+            provider=provider_id,
+            connection=connection,
+            target=clean.target,
+            target_key=clean.target_key,
+            branch=clean.branch or "",
+            remote_url=clean.remote_url,
+            created_by=actor if getattr(actor, "is_authenticated", False) else None,
+            enqueued_at=timezone.now(),
+        )
+        if enqueue:
+            _enqueue(export)
+    return export
+
+
+def _enqueue(export: RepositoryExport) -> None:
+    from apps.projects.tasks import execute_repository_export
+
+    enqueue_on_commit(execute_repository_export, export.pk, model=RepositoryExport)
+
+
+def repository_export_execute(*, export_id: int, owner: str) -> tuple[RepositoryExport, list[str]]:
+    """One delivery of an export job; idempotent (see the module docstring)."""
+    result = claim(RepositoryExport, export_id, owner=owner)
+    if result.outcome == ClaimOutcome.MISSING:
+        raise NotFound(f"Export {export_id} does not exist.", code="job_not_found")
+    if result.outcome == ClaimOutcome.BUSY:
+        raise JobBusy(result.retry_in)
+    export = RepositoryExport.objects.select_related("generated__template", "generated__project", "connection").get(
+        pk=export_id
+    )
+    if result.outcome != ClaimOutcome.CLAIMED:
+        return export, []
+    lease = result.lease
+    assert lease is not None
+
+    def record(**fields: Any) -> None:
+        """Persist progress at once, outside any surrounding transaction, while the lease is ours."""
+        if not RepositoryExport.objects.filter(pk=export_id, lease_owner=owner).update(
+            updated_at=timezone.now(), **fields
+        ):
+            raise LeaseLost(f"export {export_id}: lease lost")
+        for name, value in fields.items():
+            setattr(export, name, value)
+
+    def heartbeat() -> None:
+        if lease.heartbeat():
+            raise _Cancelled()
+
+    logs: list[str] = []
+    try:
+        outcome, logs = RepositoryExporter(export, record=record, heartbeat=heartbeat).run()
+        finished = lease.finish(
+            JobStatus.COMPLETED,
+            remote_url=outcome.remote_url or export.remote_url,
+            web_url=outcome.web_url or export.web_url,
+            commit_sha=outcome.commit_sha,
+            pushed=outcome.pushed,
+            remote_repo_id=outcome.remote_repo_id or export.remote_repo_id,
+            remote_full_name=outcome.remote_full_name or export.remote_full_name,
+            archive_path=outcome.archive_path,
+            archive_size=outcome.archive_size,
+            archive_sha256=outcome.archive_sha256,
+        )
+        if not finished:
+            raise LeaseLost("lease lost before finishing")
+    except _Cancelled:
+        lease.finish(JobStatus.CANCELLED)
+    except LeaseLost:
+        logger.warning("export %s: lease lost; another delivery owns it", export_id)
+    except ApplicationError as exc:
+        lease.finish(JobStatus.FAILED, error=error_payload(exc.code, exc.message, exc.extra or None))
+    except SoftTimeLimitExceeded:
+        lease.finish(
+            JobStatus.FAILED, error=error_payload("time_limit", "The export took longer than the task time limit.")
+        )
+    except OSError as exc:
+        lease.finish(
+            JobStatus.FAILED,
+            error=error_payload("storage_error", f"Reading or writing files failed: {exc.strerror or exc}."),
+        )
+    export.refresh_from_db()
+    return export, logs
+
+
+class _Cancelled(Exception):
+    pass
+
+
+def repository_export_archive(export: RepositoryExport) -> Path:
+    """The archive file of a completed zip/tar.gz export (410 when cleaned up)."""
+    if export.provider not in (ExportProvider.ZIP, ExportProvider.TAR_GZ):
+        raise ValidationFailed("Only zip and tar.gz exports have a download.", code="no_archive")
+    if export.status != JobStatus.COMPLETED or not export.archive_path:
+        raise Conflict(f"The export is {export.status}; the archive is not ready.", code="archive_not_ready")
+    path = Path(settings.GENERATED_PROJECTS_DIR) / export.archive_path
+    if not path.is_file() or path.is_symlink():
+        raise Gone("The archive was removed (retention); export again.", code="files_expired")
+    return path
+
+
+def repository_export_retry(*, export: RepositoryExport, actor: Any) -> RepositoryExport:
+    require_role(actor=actor, project=export.generated.project, minimum=Role.MAINTAINER, action="export repositories")
+    with transaction.atomic():
+        row = RepositoryExport.objects.select_for_update().get(pk=export.pk)
+        if row.status not in (JobStatus.FAILED, JobStatus.CANCELLED):
+            raise Conflict(
+                f"The export is {row.status}; only failed or cancelled exports can be retried.", code="not_retryable"
+            )
+        RepositoryExport.objects.filter(pk=row.pk).update(
+            status=JobStatus.PENDING,
+            error=None,
+            attempts=row.attempts + 1,
+            delivery_count=0,
+            cancel_requested=False,
+            lease_owner="",
+            lease_expires_at=None,
+            started_at=None,
+            finished_at=None,
+            enqueued_at=timezone.now(),
+            updated_at=timezone.now(),
+        )
+        _enqueue(row)
+    export.refresh_from_db()
+    return export

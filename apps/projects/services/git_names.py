@@ -1,0 +1,153 @@
+"""Validation of everything user-supplied that git or a provider will see.
+
+Nothing a client sends becomes a git option or protocol: names and branches are held
+to conservative patterns (a subset of GitHub's and `git check-ref-format`'s rules) and
+remote URLs to plain `https://host/path` (plus `http://` and `file://` only where the
+settings allow them), with no credentials, no `ext::`-style transports and no leading
+dashes anywhere.
+"""
+
+from __future__ import annotations
+
+import re
+from urllib.parse import urlsplit
+
+from django.conf import settings
+
+from core.exceptions import ValidationFailed
+
+REPO_NAME_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9._-]{0,99}$")
+OWNER_RE = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9-]{0,38})$")
+NAMESPACE_SEGMENT_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9._-]{0,254}$")
+BRANCH_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9._/-]{0,199}$")
+URL_PATH_RE = re.compile(r"^/[A-Za-z0-9._~/%+-]*$")
+VISIBILITIES = ("private", "public", "internal")
+
+
+def _invalid(code: str, field: str, message: str) -> ValidationFailed:
+    return ValidationFailed(message, code=code, extra={"fields": {field: [message]}})
+
+
+def validate_repo_name(name: str, *, field: str = "repository.name") -> str:
+    if (
+        not isinstance(name, str)
+        or not REPO_NAME_RE.match(name)
+        or name.lower().endswith(".git")
+        or name in {".", ".."}
+    ):
+        raise _invalid(
+            "invalid_repo_name",
+            field,
+            "Repository names use letters, digits, '.', '_' and '-' (at most 100), must not start with '.' or '-' "
+            "and must not end in '.git'.",
+        )
+    return name
+
+
+def validate_owner(owner: str, *, field: str = "repository.owner") -> str:
+    if not isinstance(owner, str) or not OWNER_RE.match(owner):
+        raise _invalid("invalid_owner", field, "Organisation names use letters, digits and '-' (at most 39).")
+    return owner
+
+
+def validate_namespace(namespace: str, *, field: str = "repository.namespace") -> str:
+    segments = namespace.split("/") if isinstance(namespace, str) else []
+    if not segments or len(segments) > 20 or not all(NAMESPACE_SEGMENT_RE.match(s) and ".." not in s for s in segments):
+        raise _invalid(
+            "invalid_namespace",
+            field,
+            "Namespaces are group paths like 'acme' or 'acme/platform/tools' (letters, digits, '.', '_', '-').",
+        )
+    return namespace
+
+
+def validate_branch(branch: str, *, field: str = "branch") -> str:
+    ok = (
+        isinstance(branch, str)
+        and BRANCH_RE.match(branch)
+        and ".." not in branch
+        and "//" not in branch
+        and "@{" not in branch
+        and not branch.endswith(("/", ".", ".lock"))
+        and branch != "HEAD"
+        and not any(part.startswith(".") or part.endswith(".lock") for part in branch.split("/"))
+    )
+    if not ok:
+        raise _invalid(
+            "invalid_branch_name",
+            field,
+            "Branch names use letters, digits, '.', '_', '-' and '/' segments; no '..', '@{', leading '.' or '-', "
+            "trailing '/', '.lock' or the name HEAD.",
+        )
+    return branch
+
+
+def validate_visibility(value: str, *, field: str = "repository.visibility") -> str:
+    if value not in VISIBILITIES:
+        raise _invalid("validation_error", field, f"Visibility is one of {', '.join(VISIBILITIES)}.")
+    return value
+
+
+def validate_topics(topics: object, *, field: str = "repository.topics") -> list[str]:
+    topic_re = re.compile(r"^[a-z0-9][a-z0-9-]{0,49}$")
+    if (
+        not isinstance(topics, list)
+        or len(topics) > 20
+        or not all(isinstance(t, str) and topic_re.match(t) for t in topics)
+    ):
+        raise _invalid("validation_error", field, "Topics are up to 20 lowercase words of letters, digits and '-'.")
+    return list(topics)
+
+
+def validate_remote_url(url: str, *, field: str = "remote_url") -> str:
+    """A clean push URL: https (http/file only where settings allow), no credentials or options."""
+    if not isinstance(url, str) or len(url) > 2000 or any(ord(c) < 33 or ord(c) == 127 for c in url):
+        raise _invalid("remote_url_not_allowed", field, "The remote URL must be a plain URL without spaces.")
+    if "::" in url or url.startswith("-"):
+        raise _invalid("remote_url_not_allowed", field, "Git transport helpers ('ext::', 'fd::') are not allowed.")
+    parts = urlsplit(url)
+    allowed = {"https"}
+    if settings.KILN_ALLOW_PRIVATE_NETWORKS:
+        allowed.add("http")
+    if settings.KILN_ALLOW_FILE_REMOTES:
+        allowed.add("file")
+    if parts.scheme not in allowed:
+        raise _invalid(
+            "remote_url_not_allowed", field, f"Only {', '.join(sorted(allowed))} remote URLs are allowed here."
+        )
+    if parts.query or parts.fragment:
+        raise _invalid("remote_url_not_allowed", field, "The remote URL must not have a query or fragment.")
+    if parts.scheme == "file":
+        if parts.netloc or not parts.path.startswith("/") or ".." in parts.path.split("/"):
+            raise _invalid("remote_url_not_allowed", field, "file:// remotes need an absolute path without '..'.")
+        return url
+    if parts.username or parts.password or "@" in parts.netloc:
+        raise _invalid(
+            "remote_url_not_allowed", field, "Credentials in URLs are not allowed; use a connection's token."
+        )
+    if not parts.hostname or parts.hostname.startswith("-"):
+        raise _invalid("remote_url_not_allowed", field, "The remote URL needs a host.")
+    try:
+        parts.port  # noqa: B018 - raises on a malformed port
+    except ValueError as exc:
+        raise _invalid("remote_url_not_allowed", field, "The remote URL has an invalid port.") from exc
+    if not URL_PATH_RE.match(parts.path or "/") or ".." in parts.path.split("/") or "/-" in parts.path:
+        raise _invalid("remote_url_not_allowed", field, "The remote URL path has characters that are not allowed.")
+    return url
+
+
+def validate_base_url(url: str, *, field: str = "base_url") -> str:
+    """A provider API root: https (http where private networks are allowed), no credentials."""
+    if not isinstance(url, str) or len(url) > 500 or any(ord(c) < 33 or ord(c) == 127 for c in url):
+        raise _invalid("invalid_base_url", field, "The base URL must be a plain URL.")
+    parts = urlsplit(url)
+    allowed = {"https", "http"} if settings.KILN_ALLOW_PRIVATE_NETWORKS else {"https"}
+    if parts.scheme not in allowed or not parts.hostname:
+        raise _invalid("invalid_base_url", field, f"The base URL must be an {' or '.join(sorted(allowed))} URL.")
+    if parts.username or parts.password or parts.query or parts.fragment:
+        raise _invalid("invalid_base_url", field, "The base URL must not hold credentials, a query or a fragment.")
+    try:
+        parts.port  # noqa: B018
+    except ValueError as exc:
+        raise _invalid("invalid_base_url", field, "The base URL has an invalid port.") from exc
+    return url.rstrip("/")

@@ -1,0 +1,277 @@
+"""RepositoryExporter: publishes a generated project through one provider module.
+
+Each target (`github`, `gitlab`, `git`, `zip`, `tar.gz`) is a module in
+`services/export_providers/` registered here with `@register_provider`; it declares how
+to validate a request's target (at the API, before anything runs) and how to export.
+The exporter gives every provider the same context — the recorded files, a scratch
+workspace, the decrypted token, a way to persist progress at once (the remote id right
+after creation) — and owns the rules they share: one retry policy with capped backoff
+that honours `Retry-After` / `X-RateLimit-Reset`, redaction of every message, and the
+private-network guard.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import shutil
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol, TypeVar
+
+from django.conf import settings
+
+from apps.projects.models import ExportProvider, GeneratedProject, ProjectFile, ProviderConnection, RepositoryExport
+from apps.projects.services.gitops import SourceFile
+from core.exceptions import ApplicationError, ValidationFailed
+from core.redaction import redact
+
+logger = logging.getLogger("kiln.export")
+
+T = TypeVar("T")
+
+
+class ExportFailed(ApplicationError):
+    status_code = 502
+    default_code = "export_failed"
+
+
+@dataclass
+class CleanTarget:
+    """A validated export request: what is stored on the export row."""
+
+    target: dict[str, Any]
+    branch: str = "main"
+    remote_url: str = ""
+    target_key: str = ""
+
+
+@dataclass
+class ExportResult:
+    remote_url: str = ""
+    web_url: str = ""
+    commit_sha: str = ""
+    pushed: bool = False
+    remote_repo_id: str = ""
+    remote_full_name: str = ""
+    archive_path: str = ""
+    archive_size: int | None = None
+    archive_sha256: str = ""
+
+
+@dataclass
+class ExportContext:
+    export: RepositoryExport
+    generated: GeneratedProject
+    files_root: Path
+    workspace: Path
+    connection: ProviderConnection | None
+    token: str | None
+    record: Callable[..., None]
+    heartbeat: Callable[[], None]
+    logs: list[str] = field(default_factory=list)
+
+    def files(self) -> list[SourceFile]:
+        rows = (
+            ProjectFile.objects.filter(generated_id=self.generated.pk)
+            .order_by("path")
+            .values_list("path", "mode", "size")
+        )
+        return [SourceFile(path=path, mode=mode, size=size) for path, mode, size in rows]
+
+    def log(self, message: str) -> None:
+        text = redact(message, (self.token,) if self.token else ())
+        self.logs.append(text)
+        logger.info("export %s: %s", self.export.pk, text)
+
+    @property
+    def secrets(self) -> tuple[str, ...]:
+        return (self.token,) if self.token else ()
+
+    def commit_timestamp(self) -> int:
+        """The generation's finish time: fixed per generation, so commits are reproducible."""
+        finished = self.generated.finished_at or self.generated.created_at
+        return int(finished.timestamp())
+
+    def commit_message(self) -> str:
+        template = self.generated.template
+        return f"Initial commit from Kiln template {template.slug} {self.generated.template_version}\n"
+
+
+class ProviderModule(Protocol):
+    id: str
+    needs_connection: bool
+    connection_provider: str | None
+
+    def clean_target(self, data: dict[str, Any], *, connection: ProviderConnection | None) -> CleanTarget: ...
+
+    def export(self, ctx: ExportContext) -> ExportResult: ...
+
+
+PROVIDERS: dict[str, ProviderModule] = {}
+
+
+def register_provider(module: type[Any]) -> type[Any]:
+    instance = module()
+    if instance.id in PROVIDERS:
+        raise RuntimeError(f"export provider '{instance.id}' registered twice")
+    if instance.id not in ExportProvider.values:
+        raise RuntimeError(f"export provider '{instance.id}' is not an ExportProvider choice")
+    PROVIDERS[instance.id] = instance
+    return module
+
+
+def get_provider(provider_id: str) -> ProviderModule:
+    from apps.projects.services import export_providers  # noqa: F401 - fills the registry
+
+    provider = PROVIDERS.get(provider_id)
+    if provider is None:
+        raise ValidationFailed(
+            f"Unknown export provider '{provider_id}'. Use one of: {', '.join(sorted(PROVIDERS))}.",
+            extra={"fields": {"provider": ["Unknown provider."]}},
+        )
+    return provider
+
+
+# --- retry policy shared by providers --------------------------------------------------------
+
+
+@dataclass
+class Retry:
+    """Raised by a classifier: retry after `wait` seconds (None: exponential backoff)."""
+
+    wait: float | None = None
+    error: ApplicationError | None = None
+
+
+def backoff(attempt: int) -> float:
+    return min(2 ** (attempt - 1), 10) * (0.5 + random.random() / 2)  # noqa: S311 - jitter, not crypto
+
+
+def with_retries(
+    call: Callable[[], T],
+    *,
+    classify: Callable[[BaseException], Retry | ApplicationError],
+    what: str,
+    ctx: ExportContext | None = None,
+) -> T:
+    """Run `call`; on a retryable error wait (capped) and try again, else raise the mapped error.
+
+    A wait longer than KILN_PROVIDER_MAX_WAIT (an hour-long rate-limit reset) is not slept
+    in a worker: the export fails with `rate_limited` and the wait in `extra.retry_after`.
+    """
+    attempts = settings.KILN_PROVIDER_MAX_ATTEMPTS
+    for attempt in range(1, attempts + 1):
+        try:
+            return call()
+        except ApplicationError:
+            raise
+        except Exception as exc:
+            decision = classify(exc)
+            if isinstance(decision, ApplicationError):
+                raise decision from None
+            wait = decision.wait if decision.wait is not None else backoff(attempt)
+            if attempt == attempts or wait > settings.KILN_PROVIDER_MAX_WAIT:
+                if decision.error is not None:
+                    raise decision.error from None
+                raise ExportFailed(
+                    f"{what} kept failing after {attempt} attempts.",
+                    code="rate_limited" if decision.wait else "remote_unavailable",
+                    extra={"retry_after": round(wait)} if decision.wait else {},
+                ) from None
+            if ctx is not None:
+                ctx.log(f"{what}: temporary failure ({type(exc).__name__}); retrying in {wait:.1f}s")
+                ctx.heartbeat()
+            time.sleep(max(wait, 0))
+    raise AssertionError("unreachable")
+
+
+def retry_after_seconds(headers: dict[str, str] | None) -> float | None:
+    """Seconds to wait from `Retry-After` or `X-RateLimit-Reset` / `RateLimit-Reset` headers."""
+    if not headers:
+        return None
+    lowered = {str(k).lower(): str(v) for k, v in headers.items()}
+    value = lowered.get("retry-after")
+    if value is not None:
+        try:
+            return max(float(value), 0.0)
+        except ValueError:
+            return None
+    if lowered.get("x-ratelimit-remaining") == "0" and "x-ratelimit-reset" in lowered:
+        try:
+            return max(float(lowered["x-ratelimit-reset"]) - time.time(), 0.0)
+        except ValueError:
+            return None
+    if "ratelimit-reset" in lowered:
+        try:
+            reset = float(lowered["ratelimit-reset"])
+        except ValueError:
+            return None
+        return max(reset - time.time(), 0.0) if reset > 1e9 else reset
+    return None
+
+
+# --- the exporter ------------------------------------------------------------------------------
+
+
+def exports_root(project_id: int) -> Path:
+    return Path(settings.GENERATED_PROJECTS_DIR) / str(int(project_id)) / "exports"
+
+
+class RepositoryExporter:
+    """Runs one export through its provider module inside a scratch workspace."""
+
+    def __init__(self, export: RepositoryExport, *, record: Callable[..., None], heartbeat: Callable[[], None]) -> None:
+        self.export = export
+        self.record = record
+        self.heartbeat = heartbeat
+
+    def run(self) -> tuple[ExportResult, list[str]]:
+        from apps.projects.services.generation import generated_project_output_dir
+        from apps.projects.services.secrets import SecretUnreadable, decrypt_secret
+
+        export = self.export
+        generated = export.generated
+        provider = get_provider(export.provider)
+        connection = export.connection
+        token = None
+        if provider.needs_connection and connection is None:
+            raise ExportFailed("The export's connection was deleted.", code="connection_missing", status_code=409)
+        if connection is not None:
+            try:
+                token = decrypt_secret(connection.token_encrypted)
+            except SecretUnreadable:
+                raise ExportFailed(
+                    "The connection's token cannot be decrypted (was KILN_FERNET_KEY changed?); add the token again.",
+                    code="connection_unreadable",
+                ) from None
+        files_root = generated_project_output_dir(generated)
+        if not files_root.is_dir():
+            raise ExportFailed(
+                "The generated files were removed (retention); regenerate the project before exporting.",
+                code="files_expired",
+                status_code=410,
+            )
+        root = exports_root(generated.project_id)
+        root.mkdir(parents=True, exist_ok=True)
+        workspace = root / f".work-{export.pk}"
+        if workspace.exists():
+            shutil.rmtree(workspace)
+        workspace.mkdir()
+        ctx = ExportContext(
+            export=export,
+            generated=generated,
+            files_root=files_root,
+            workspace=workspace,
+            connection=connection,
+            token=token,
+            record=self.record,
+            heartbeat=self.heartbeat,
+        )
+        try:
+            result = provider.export(ctx)
+        finally:
+            shutil.rmtree(workspace, ignore_errors=True)
+        return result, ctx.logs

@@ -1,0 +1,106 @@
+"""`repo_creation`: publish a generated project (GitHub, GitLab, a git remote or an archive).
+
+Input is either a recorded export to run (`export`, what a direct
+`POST .../exports/` enqueues) or the export request itself (`generated`, `provider`,
+and the provider's fields), which a workflow step gives: the step records the export
+and runs it in place.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from apps.projects.models import GeneratedProject
+from apps.projects.selectors import projects_visible_to
+from apps.projects.services.exports import repository_export_execute, repository_export_start
+from apps.workflows.services.step_executors.base import StepContext, StepFailed, register_step
+from core.exceptions import NotFound
+
+INPUT_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "oneOf": [{"required": ["export"]}, {"required": ["generated", "provider"]}],
+    "properties": {
+        "export": {"type": "integer", "minimum": 1, "description": "id of a recorded export to run"},
+        "generated": {"type": "integer", "minimum": 1, "description": "generated project id"},
+        "provider": {"type": "string", "enum": ["github", "gitlab", "git", "zip", "tar.gz"]},
+        "connection": {"type": "integer", "minimum": 1},
+        "repository": {
+            "type": "object",
+            "properties": {
+                "owner": {"type": "string"},
+                "namespace": {"type": "string"},
+                "name": {"type": "string"},
+                "visibility": {"type": "string", "enum": ["private", "public", "internal"]},
+                "description": {"type": "string"},
+                "default_branch": {"type": "string"},
+                "topics": {"type": "array", "items": {"type": "string"}},
+            },
+            "additionalProperties": False,
+        },
+        "remote_url": {"type": "string", "maxLength": 2000},
+        "branch": {"type": "string", "maxLength": 200},
+    },
+    "additionalProperties": False,
+}
+
+OUTPUT_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "required": ["export_id", "remote_url", "web_url", "commit_sha"],
+    "properties": {
+        "export_id": {"type": "integer"},
+        "remote_url": {"type": "string"},
+        "web_url": {"type": "string"},
+        "commit_sha": {"type": "string"},
+        "archive": {"type": ["object", "null"]},
+    },
+}
+
+
+@register_step(
+    type_id="repo_creation",
+    description="Export a generated project to GitHub, GitLab, a git remote, or a zip/tar.gz archive.",
+    input_schema=INPUT_SCHEMA,
+    output_schema=OUTPUT_SCHEMA,
+    examples=(
+        {"generated": 7, "provider": "zip"},
+        {
+            "generated": 7,
+            "provider": "github",
+            "connection": 2,
+            "repository": {"name": "demo", "visibility": "private"},
+        },
+        {"generated": 7, "provider": "git", "remote_url": "https://git.example.com/team/demo.git", "branch": "main"},
+        {"export": 11},
+    ),
+)
+def repo_creation(context: StepContext, data: dict[str, Any]) -> dict[str, Any]:
+    export_id = data.get("export")
+    if export_id is None:
+        generated = (
+            GeneratedProject.objects.select_related("project")
+            .filter(pk=data["generated"], project__in=projects_visible_to(context.actor))
+            .first()
+        )
+        if generated is None:
+            raise NotFound(f"Generated project {data['generated']} not found.")
+        request = {key: value for key, value in data.items() if key != "generated"}
+        export = repository_export_start(generated=generated, data=request, actor=context.actor, enqueue=False)
+        export_id = export.pk
+        context.log(f"recorded export {export_id} to {export.provider}")
+    export, logs = repository_export_execute(export_id=export_id, owner=context.lease_owner)
+    for line in logs:
+        context.log(line)
+    if export.status != "completed":
+        error = export.error or {}
+        raise StepFailed(
+            error.get("message") or f"Export {export_id} ended {export.status}.",
+            code=error.get("code") or f"export_{export.status}",
+        )
+    archive = {"size": export.archive_size, "sha256": export.archive_sha256} if export.archive_path else None
+    return {
+        "export_id": export.pk,
+        "remote_url": export.remote_url,
+        "web_url": export.web_url,
+        "commit_sha": export.commit_sha,
+        "archive": archive,
+    }
