@@ -1,4 +1,4 @@
-"""Kiln's main job from the shell: generate a project from a template, write it to a folder.
+"""Kiln's main job from the shell: generate a project from a template and export it.
 
 Runs the same service, task and step executor as the API. On the embedded default
 (no CELERY_BROKER_URL) the task runs in-process; with a broker the command waits for a
@@ -11,7 +11,7 @@ import json
 import shutil
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError, CommandParser
@@ -21,7 +21,10 @@ from apps.projects.services.generation import generated_project_output_dir, gene
 from apps.projects.services.projects import project_create
 from apps.projects.services.templates import template_sync_builtin
 from core.exceptions import ApplicationError
-from core.jobs import TERMINAL_STATUSES
+from apps.projects.services.exports import repository_export_archive, repository_export_start
+from core.jobs import TERMINAL_STATUSES, Job
+
+J = TypeVar("J", bound=Job)
 
 
 def _parse_value(raw: str) -> Any:
@@ -45,6 +48,14 @@ class Command(BaseCommand):
         parser.add_argument("--user", default="kiln-cli", help="user acting (created if missing)")
         parser.add_argument("--timeout", type=float, default=600, help="seconds to wait for a worker")
         parser.add_argument("--no-sync", action="store_true", help="do not sync built-in templates first")
+        parser.add_argument(
+            "--export",
+            nargs="+",
+            metavar="PROVIDER [URL]",
+            help="then export: `zip`, `tar.gz`, or `git URL` (an https:// or, where allowed, file:// remote)",
+        )
+        parser.add_argument("--branch", default="main", help="branch for --export git")
+        parser.add_argument("--archive-output", help="copy the zip/tar.gz here (default: next to --output)")
 
     def handle(self, *args: Any, **options: Any) -> None:
         parameters: dict[str, Any] = json.loads(options["params"]) if options["params"] else {}
@@ -93,15 +104,53 @@ class Command(BaseCommand):
             self.stdout.write(f"written to {output}")
         else:
             self.stdout.write(f"files in {source}")
+        if options["export"]:
+            self._export(generated, user, options, output)
 
-    def _wait(self, generated: GeneratedProject, timeout: float) -> GeneratedProject:
+    def _export(self, generated: GeneratedProject, user: Any, options: dict[str, Any], output: Path | None) -> None:
+        provider, *rest = options["export"]
+        data: dict[str, Any] = {"provider": provider}
+        if provider == "git":
+            if len(rest) != 1:
+                raise CommandError("--export git needs the remote URL: --export git https://host/owner/repo.git")
+            data.update(remote_url=rest[0], branch=options["branch"])
+        elif provider not in ("zip", "tar.gz") or rest:
+            raise CommandError("--export takes `zip`, `tar.gz` or `git URL`")
+        started = time.monotonic()
+        try:
+            export = repository_export_start(generated=generated, data=data, actor=user)
+        except ApplicationError as exc:
+            raise CommandError(f"{exc.code}: {exc.message}") from exc
+        export = self._wait(export, options["timeout"])
+        if export.status != "completed":
+            error = export.error or {}
+            raise CommandError(f"export {export.pk} {export.status}: {error.get('code')}: {error.get('message')}")
+        elapsed = time.monotonic() - started
+        if export.archive_path:
+            archive = repository_export_archive(export)
+            default = f"{output}.{provider}" if output is not None else str(archive)
+            target = Path(options["archive_output"] or default).resolve()
+            if target != archive.resolve():
+                shutil.copyfile(archive, target)
+            self.stdout.write(
+                f"exported #{export.pk} as {provider}: {export.archive_size} bytes, sha256 {export.archive_sha256} "
+                f"in {elapsed:.2f}s -> {target}"
+            )
+        else:
+            verb = "pushed" if export.pushed else "already on the remote"
+            self.stdout.write(
+                f"exported #{export.pk} to {export.remote_url} ({export.branch}): commit {export.commit_sha}, "
+                f"{verb}, in {elapsed:.2f}s"
+            )
+
+    def _wait(self, job: J, timeout: float) -> J:
         deadline = time.monotonic() + timeout
         delay = 0.05
         while True:
-            generated.refresh_from_db()
-            if generated.status in TERMINAL_STATUSES:
-                return generated
+            job.refresh_from_db()
+            if job.status in TERMINAL_STATUSES:
+                return job
             if time.monotonic() > deadline:
-                raise CommandError(f"generation {generated.pk} still {generated.status} after {timeout:.0f}s")
+                raise CommandError(f"{type(job).__name__} {job.pk} still {job.status} after {timeout:.0f}s")
             time.sleep(delay)
             delay = min(delay * 1.5, 1.0)
