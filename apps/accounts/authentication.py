@@ -10,6 +10,7 @@ from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
+from django.db.models import Q
 from django.utils import timezone
 from rest_framework import authentication, exceptions
 from rest_framework.request import Request
@@ -23,10 +24,15 @@ LAST_USED_RESOLUTION = timedelta(minutes=1)
 
 
 def _resolve_user_token(digest: str) -> tuple[Any, Any] | None:
-    row = UserToken.objects.select_related("user").filter(key_hash=digest, revoked_at__isnull=True).first()
+    now = timezone.now()
+    row = (
+        UserToken.objects.select_related("user")
+        .filter(key_hash=digest, revoked_at__isnull=True)
+        .filter(Q(expires_at__isnull=True) | Q(expires_at__gt=now))
+        .first()
+    )
     if row is None or not row.user.is_active:
         return None
-    now = timezone.now()
     if row.last_used_at is None or now - row.last_used_at > LAST_USED_RESOLUTION:
         UserToken.objects.filter(pk=row.pk).update(last_used_at=now)
     return row.user, row

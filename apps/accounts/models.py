@@ -19,6 +19,7 @@ class UserToken(TimeStampedModel):
     prefix = models.CharField(max_length=16, help_text="first characters, to recognise a token without revealing it")
     last_used_at = models.DateTimeField(null=True, blank=True)
     revoked_at = models.DateTimeField(null=True, blank=True)
+    expires_at = models.DateTimeField(null=True, blank=True, help_text="set for short-lived workflow-run tokens")
 
     class Meta:
         ordering = ["-created_at"]

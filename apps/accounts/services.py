@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 from django.contrib.auth import authenticate
@@ -14,10 +15,16 @@ from core.exceptions import ApplicationError
 INVALID_CREDENTIALS = "Unable to log in with the given username and password."
 
 
-def user_token_issue(*, user: Any, name: str = "") -> tuple[UserToken, str]:
+def user_token_issue(*, user: Any, name: str = "", ttl: timedelta | None = None) -> tuple[UserToken, str]:
     """Create a token for `user`; the clear token is returned once and never stored."""
     token = new_token("u")
-    row = UserToken.objects.create(user=user, name=name, key_hash=token_hash(token), prefix=token_prefix(token))
+    row = UserToken.objects.create(
+        user=user,
+        name=name,
+        key_hash=token_hash(token),
+        prefix=token_prefix(token),
+        expires_at=timezone.now() + ttl if ttl else None,
+    )
     return row, token
 
 

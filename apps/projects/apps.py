@@ -20,5 +20,6 @@ class ProjectsConfig(AppConfig):
 
     def ready(self) -> None:
         from apps.projects import signals  # noqa: F401
+        from core import schema  # noqa: F401 - registers the OpenAPI auth extension
 
         post_migrate.connect(_sync_builtin_templates, sender=self, dispatch_uid="kiln-sync-builtin-templates")

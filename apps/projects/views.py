@@ -161,6 +161,8 @@ class ProjectScopedViewSet(viewsets.GenericViewSet):
     """Loads the URL's project, scoped to the caller: non-members get 404."""
 
     def get_project(self) -> Project:
+        if getattr(self, "swagger_fake_view", False):
+            return Project()
         cached = getattr(self, "_project", None)
         if cached is not None:
             return cached
@@ -176,6 +178,7 @@ class ProjectScopedViewSet(viewsets.GenericViewSet):
 )
 class MembershipViewSet(mixins.ListModelMixin, ProjectScopedViewSet):
     serializer_class = MembershipSerializer
+    queryset = ProjectMembership.objects.none()  # the model, for the schema; get_queryset scopes it
     permission_classes = [CanManageMembers]
     lookup_url_kwarg = "id"
     lookup_value_regex = r"[0-9]+"
@@ -217,6 +220,7 @@ class MembershipViewSet(mixins.ListModelMixin, ProjectScopedViewSet):
 )
 class GeneratedProjectViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ProjectScopedViewSet):
     serializer_class = GeneratedProjectSerializer
+    queryset = GeneratedProject.objects.none()  # the model, for the schema; get_queryset scopes it
     permission_classes = [CanGenerateProject]
     lookup_url_kwarg = "id"
     lookup_value_regex = r"[0-9]+"
@@ -300,6 +304,7 @@ class GeneratedProjectViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, 
 )
 class ProjectFileViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ProjectScopedViewSet):
     serializer_class = ProjectFileSerializer
+    queryset = ProjectFile.objects.none()  # the model, for the schema; get_queryset scopes it
     permission_classes = [ProjectRolePermission]
     lookup_url_kwarg = "id"
     lookup_value_regex = r"[0-9]+"
@@ -357,6 +362,7 @@ class ProjectFileViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, Proje
 )
 class RepositoryExportViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ProjectScopedViewSet):
     serializer_class = RepositoryExportSerializer
+    queryset = RepositoryExport.objects.none()  # the model, for the schema; get_queryset scopes it
     permission_classes = [CanExportRepository]
     lookup_url_kwarg = "id"
     lookup_value_regex = r"[0-9]+"

@@ -146,7 +146,15 @@ SPECTACULAR_SETTINGS = {
     "SERVE_INCLUDE_SCHEMA": False,
     "COMPONENT_SPLIT_REQUEST": True,
     "SCHEMA_PATH_PREFIX": r"/api/v1",
-    "ENUM_NAME_OVERRIDES": {},
+    "ENUM_NAME_OVERRIDES": {
+        "JobStatusEnum": "core.jobs.JobStatus",
+        "StepStatusEnum": "apps.workflows.models.StepStatus",
+        "ExportProviderEnum": "apps.projects.models.ExportProvider",
+        "ConnectionProviderEnum": "apps.projects.models.Provider",
+        "RoleEnum": "apps.projects.models.Role",
+    },
+    "EXTENSIONS_INFO": {},
+    "PREPROCESSING_HOOKS": [],
 }
 
 # --- Celery ---------------------------------------------------------------------------
@@ -211,6 +219,13 @@ KILN_GIT_TIMEOUT = env_int("KILN_GIT_TIMEOUT", 300)
 KILN_PROVIDER_MAX_ATTEMPTS = env_int("KILN_PROVIDER_MAX_ATTEMPTS", 4)
 KILN_PROVIDER_MAX_WAIT = env_float("KILN_PROVIDER_MAX_WAIT", 60.0)
 KILN_GIT_BINARY = env_str("KILN_GIT_BINARY", "git")
+# The agents' API caller: empty base = in-process WSGI transport (embedded default).
+KILN_INTERNAL_API_BASE = env_str("KILN_INTERNAL_API_BASE", "")
+KILN_API_CALLER_CONNECT_TIMEOUT = env_float("KILN_API_CALLER_CONNECT_TIMEOUT", 5.0)
+KILN_API_CALLER_READ_TIMEOUT = env_float("KILN_API_CALLER_READ_TIMEOUT", 30.0)
+KILN_API_CALLER_MAX_BYTES = env_int("KILN_API_CALLER_MAX_BYTES", 2 * 1024 * 1024)
+KILN_API_CALLER_RETRIES = env_int("KILN_API_CALLER_RETRIES", 2)
+KILN_RUN_TOKEN_TTL_SECONDS = env_int("KILN_RUN_TOKEN_TTL_SECONDS", 900)
 
 LOGGING = {
     "version": 1,

@@ -40,7 +40,11 @@ def test_token_is_write_only_and_encrypted(api, cast, settings):
 
 
 def test_connections_are_private_to_their_owner(api, cast):
-    created = api(cast.alice).post("/api/v1/connections/", {"provider": "gitlab", "name": "gl", "token": CANARY}, format="json").json()
+    created = (
+        api(cast.alice)
+        .post("/api/v1/connections/", {"provider": "gitlab", "name": "gl", "token": CANARY}, format="json")
+        .json()
+    )
     assert api(cast.dave).get("/api/v1/connections/").json()["count"] == 0
     assert api(cast.dave).get(f"/api/v1/connections/{created['id']}/").status_code == 404
     assert api(cast.dave).delete(f"/api/v1/connections/{created['id']}/").status_code == 404
@@ -68,7 +72,9 @@ def test_connections_are_private_to_their_owner(api, cast):
 def test_private_or_odd_base_urls_are_refused(api, cast, settings, base_url):
     settings.KILN_ALLOW_PRIVATE_NETWORKS = False
     response = api(cast.alice).post(
-        "/api/v1/connections/", {"provider": "github", "name": "x", "token": CANARY, "base_url": base_url}, format="json"
+        "/api/v1/connections/",
+        {"provider": "github", "name": "x", "token": CANARY, "base_url": base_url},
+        format="json",
     )
     assert response.status_code == 400, response.content
     assert response.json()["code"] in {"remote_host_not_allowed", "invalid_base_url"}
@@ -78,16 +84,35 @@ def test_private_or_odd_base_urls_are_refused(api, cast, settings, base_url):
 
 def test_duplicate_name_and_bad_input(api, cast):
     client = api(cast.alice)
-    assert client.post("/api/v1/connections/", {"provider": "github", "name": "a", "token": CANARY}, format="json").status_code == 201
+    assert (
+        client.post(
+            "/api/v1/connections/", {"provider": "github", "name": "a", "token": CANARY}, format="json"
+        ).status_code
+        == 201
+    )
     duplicate = client.post("/api/v1/connections/", {"provider": "github", "name": "a", "token": CANARY}, format="json")
     assert duplicate.status_code == 409
     assert CANARY not in duplicate.content.decode()
-    assert client.post("/api/v1/connections/", {"provider": "bitbucket", "name": "b", "token": CANARY}, format="json").status_code == 400
-    assert client.post("/api/v1/connections/", {"provider": "github", "name": "c", "token": CANARY, "owner": 3}, format="json").status_code == 400
+    assert (
+        client.post(
+            "/api/v1/connections/", {"provider": "bitbucket", "name": "b", "token": CANARY}, format="json"
+        ).status_code
+        == 400
+    )
+    assert (
+        client.post(
+            "/api/v1/connections/", {"provider": "github", "name": "c", "token": CANARY, "owner": 3}, format="json"
+        ).status_code
+        == 400
+    )
 
 
 def test_git_connection_verify_is_unsupported(api, cast):
-    created = api(cast.alice).post("/api/v1/connections/", {"provider": "git", "name": "g", "token": CANARY}, format="json").json()
+    created = (
+        api(cast.alice)
+        .post("/api/v1/connections/", {"provider": "git", "name": "g", "token": CANARY}, format="json")
+        .json()
+    )
     response = api(cast.alice).post(f"/api/v1/connections/{created['id']}/verify/")
     assert response.status_code == 400
     assert response.json()["code"] == "verify_unsupported"

@@ -17,11 +17,11 @@ from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from apps.projects.models import GeneratedProject, Project
+from apps.projects.services.exports import repository_export_archive, repository_export_start
 from apps.projects.services.generation import generated_project_output_dir, generated_project_start
 from apps.projects.services.projects import project_create
 from apps.projects.services.templates import template_sync_builtin
 from core.exceptions import ApplicationError
-from apps.projects.services.exports import repository_export_archive, repository_export_start
 from core.jobs import TERMINAL_STATUSES, Job
 
 J = TypeVar("J", bound=Job)

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
-from apps.workflows.services.step_executors import file_generation_step, repo_creation_step  # noqa: F401
+from apps.workflows.services.step_executors import (  # noqa: F401 - registers the executors
+    api_call_step,
+    file_generation_step,
+    repo_creation_step,
+)
 from apps.workflows.services.step_executors.base import (
     STEP_EXECUTORS,
     StepContext,

@@ -56,12 +56,29 @@ class StepContext:
     workspace: Path | None = None
     actor: Any = None
     dry_run: bool = False
+    agent: Any = None
     secrets: tuple[str, ...] = ()
     logs: list[str] = field(default_factory=list)
+    checkpoints: dict[str, Any] = field(default_factory=dict)
+    save_checkpoint: Callable[[str, Any], None] | None = None
     logger: logging.Logger = field(init=False)
 
     def __post_init__(self) -> None:
         self.logger = logging.getLogger(f"kiln.steps.{self.step_id}")
+
+    def checkpoint(self, key: str, make: Callable[[], Any]) -> Any:
+        """Run `make` once per step: a redelivered step gets the recorded value back.
+
+        Steps record the ids of what they create (a generation, an export) this way,
+        so running them again continues that work instead of starting a second one.
+        """
+        if key in self.checkpoints:
+            return self.checkpoints[key]
+        value = make()
+        self.checkpoints[key] = value
+        if self.save_checkpoint is not None:
+            self.save_checkpoint(key, value)
+        return value
 
     def log(self, message: str) -> None:
         self.logger.info(message)

@@ -54,18 +54,22 @@ OUTPUT_SCHEMA: dict[str, Any] = {
 def file_generation(context: StepContext, data: dict[str, Any]) -> dict[str, Any]:
     generated_id = data.get("generated")
     if generated_id is None:
-        project = projects_visible_to(context.actor).filter(pk=data["project"]).first()
-        if project is None or not isinstance(project, Project):
-            raise NotFound(f"Project {data['project']} not found.")
-        generated = generated_project_start(
-            project=project,
-            template_slug=data["template"],
-            parameters=data.get("parameters", {}),
-            actor=context.actor,
-            enqueue=False,
-        )
-        generated_id = generated.pk
-        context.log(f"recorded generation {generated_id} of template {data['template']}")
+
+        def record() -> int:
+            project = projects_visible_to(context.actor).filter(pk=data["project"]).first()
+            if project is None or not isinstance(project, Project):
+                raise NotFound(f"Project {data['project']} not found.")
+            generated = generated_project_start(
+                project=project,
+                template_slug=data["template"],
+                parameters=data.get("parameters", {}),
+                actor=context.actor,
+                enqueue=False,
+            )
+            context.log(f"recorded generation {generated.pk} of template {data['template']}")
+            return int(generated.pk)
+
+        generated_id = context.checkpoint("generated", record)
     outcome = generated_project_execute(generated_id=generated_id, owner=context.lease_owner)
     generated = outcome.generated
     if generated.status != "completed":

@@ -76,17 +76,21 @@ OUTPUT_SCHEMA: dict[str, Any] = {
 def repo_creation(context: StepContext, data: dict[str, Any]) -> dict[str, Any]:
     export_id = data.get("export")
     if export_id is None:
-        generated = (
-            GeneratedProject.objects.select_related("project")
-            .filter(pk=data["generated"], project__in=projects_visible_to(context.actor))
-            .first()
-        )
-        if generated is None:
-            raise NotFound(f"Generated project {data['generated']} not found.")
-        request = {key: value for key, value in data.items() if key != "generated"}
-        export = repository_export_start(generated=generated, data=request, actor=context.actor, enqueue=False)
-        export_id = export.pk
-        context.log(f"recorded export {export_id} to {export.provider}")
+
+        def record() -> int:
+            generated = (
+                GeneratedProject.objects.select_related("project")
+                .filter(pk=data["generated"], project__in=projects_visible_to(context.actor))
+                .first()
+            )
+            if generated is None:
+                raise NotFound(f"Generated project {data['generated']} not found.")
+            request = {key: value for key, value in data.items() if key != "generated"}
+            export = repository_export_start(generated=generated, data=request, actor=context.actor, enqueue=False)
+            context.log(f"recorded export {export.pk} to {export.provider}")
+            return int(export.pk)
+
+        export_id = context.checkpoint("export", record)
     export, logs = repository_export_execute(export_id=export_id, owner=context.lease_owner)
     for line in logs:
         context.log(line)

@@ -1,0 +1,112 @@
+"""Agent services: create agents with a scope, issue and revoke their tokens."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import timedelta
+from typing import Any
+
+from django.contrib.auth import get_user_model
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from apps.accounts.tokens import new_token, token_hash, token_prefix
+from apps.agents.models import Agent, AgentToken
+from apps.projects.models import ROLE_RANK, Project, ProjectMembership, Role
+from apps.projects.selectors import project_role, projects_visible_to
+from core.exceptions import Conflict, PermissionDenied, ValidationFailed
+
+
+def agent_for_user(user: Any) -> Agent | None:
+    """The agent a request's user stands for, or None for a person."""
+    if not getattr(user, "is_authenticated", False):
+        return None
+    return Agent.objects.filter(user_id=user.pk).first()
+
+
+def _grant(agent: Agent, *, actor: Any, project_ids: list[int], role: str) -> None:
+    projects = list(projects_visible_to(actor).filter(pk__in=project_ids))
+    missing = sorted(set(project_ids) - {p.pk for p in projects})
+    if missing:
+        raise ValidationFailed(
+            f"Unknown projects: {', '.join(map(str, missing))}.", extra={"fields": {"projects": ["Unknown project."]}}
+        )
+    for project in projects:
+        own_role = project_role(actor, project)
+        if own_role not in (Role.OWNER, Role.MAINTAINER) or ROLE_RANK[Role(role)] > ROLE_RANK[Role(own_role)]:
+            raise PermissionDenied(
+                f"You cannot give an agent the role '{role}' in project {project.pk} (your role: {own_role}).",
+                extra={"project": project.pk},
+            )
+        ProjectMembership.objects.update_or_create(project=project, user=agent.user, defaults={"role": role})
+
+
+@transaction.atomic
+def agent_create(
+    *, owner: Any, name: str, description: str = "", projects: list[int] | None = None, role: str = Role.DEVELOPER
+) -> Agent:
+    if agent_for_user(owner) is not None:
+        raise PermissionDenied("Agents cannot create agents.", code="permission_denied")
+    user = get_user_model().objects.create(username=f"agent-{uuid.uuid4().hex[:12]}", is_active=True)
+    user.set_unusable_password()
+    user.save(update_fields=["password"])
+    try:
+        with transaction.atomic():
+            agent = Agent.objects.create(owner=owner, user=user, name=name, description=description)
+    except IntegrityError:
+        raise Conflict(f"You already have an agent named '{name}'.", code="name_taken") from None
+    if projects:
+        _grant(agent, actor=owner, project_ids=projects, role=role)
+    return agent
+
+
+@transaction.atomic
+def agent_update(*, agent: Agent, actor: Any, **changes: Any) -> Agent:
+    fields = []
+    for field in ("name", "description", "is_active"):
+        if field in changes:
+            setattr(agent, field, changes[field])
+            fields.append(field)
+    if fields:
+        agent.save(update_fields=[*fields, "updated_at"])
+    if "projects" in changes:
+        wanted = set(changes["projects"])
+        ProjectMembership.objects.filter(user=agent.user).exclude(project_id__in=wanted).delete()
+        _grant(agent, actor=actor, project_ids=sorted(wanted), role=changes.get("role") or Role.DEVELOPER)
+    return agent
+
+
+def agent_projects(agent: Agent) -> list[int]:
+    return list(
+        ProjectMembership.objects.filter(user=agent.user).order_by("project_id").values_list("project_id", flat=True)
+    )
+
+
+@transaction.atomic
+def agent_delete(*, agent: Agent) -> None:
+    user = agent.user
+    AgentToken.objects.filter(agent=agent).update(revoked_at=timezone.now())
+    Project.objects.filter(owner=user).update(owner=agent.owner)
+    ProjectMembership.objects.filter(user=user).delete()
+    agent.delete()
+    user.is_active = False
+    user.save(update_fields=["is_active"])
+
+
+def agent_token_issue(*, agent: Agent, name: str = "", ttl: timedelta | None = None) -> tuple[AgentToken, str]:
+    """A new token; the clear value is returned once and only its hash is stored."""
+    token = new_token("a")
+    row = AgentToken.objects.create(
+        agent=agent,
+        name=name,
+        key_hash=token_hash(token),
+        prefix=token_prefix(token),
+        expires_at=timezone.now() + ttl if ttl else None,
+    )
+    return row, token
+
+
+def agent_token_revoke(*, token: AgentToken) -> None:
+    if token.revoked_at is None:
+        token.revoked_at = timezone.now()
+        token.save(update_fields=["revoked_at", "updated_at"])

@@ -1,0 +1,504 @@
+"""workflow_executor: validates workflows and runs them one step (one Celery task) at a time.
+
+Step inputs may hold `${{ inputs.NAME }}` and `${{ steps.STEP_ID.output.FIELD }}`; a
+string that is exactly one expression takes the expression's value (numbers stay
+numbers), otherwise the expression is interpolated as text. Expressions and `if`
+conditions are evaluated by the Kiln sandbox over plain data only. Each step runs as its
+own task: a redelivered task finds a completed step completed and moves on; a step that
+was interrupted continues from its checkpoints. Cancellation takes effect at the next
+step boundary; retry resumes at the failed step with the completed steps' outputs.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from typing import Any
+
+from django.db import transaction
+from django.utils import timezone
+from jinja2 import TemplateSyntaxError
+from jsonschema import Draft202012Validator, SchemaError
+
+from apps.projects.models import Project, Role
+from apps.projects.selectors import projects_visible_to
+from apps.projects.services.projects import require_role
+from apps.workflows.models import StepRun, StepStatus, Workflow, WorkflowRun
+from apps.workflows.services.step_executors import STEP_EXECUTORS, StepContext, get_step_executor, run_step
+from core.exceptions import ApplicationError, Conflict, NotFound, PermissionDenied, ValidationFailed
+from core.jobs import ClaimOutcome, JobStatus, claim, enqueue_on_commit, error_payload
+from core.sandbox import make_environment, plain_context, render_limits
+
+logger = logging.getLogger("kiln.workflows")
+
+EXPRESSION = re.compile(r"\$\{\{\s*(.+?)\s*\}\}", re.DOTALL)
+WHOLE_EXPRESSION = re.compile(r"^\s*\$\{\{\s*(.+?)\s*\}\}\s*$", re.DOTALL)
+STEP_ID = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]{0,63}$")
+REFERENCE = re.compile(r"\bsteps\.([A-Za-z_][A-Za-z0-9_-]*)|\bsteps\[['\"]([^'\"]+)['\"]\]")
+INPUT_REFERENCE = re.compile(r"\binputs\.([A-Za-z_][A-Za-z0-9_]*)")
+MAX_STEPS = 50
+
+_env = make_environment()
+
+
+class ExpressionError(ApplicationError):
+    status_code = 400
+    default_code = "expression_error"
+
+
+# --- validation ---------------------------------------------------------------------------
+
+
+def _expressions_in(value: Any) -> list[str]:
+    found: list[str] = []
+    if isinstance(value, str):
+        found.extend(EXPRESSION.findall(value))
+    elif isinstance(value, dict):
+        for item in value.values():
+            found.extend(_expressions_in(item))
+    elif isinstance(value, list):
+        for item in value:
+            found.extend(_expressions_in(item))
+    return found
+
+
+def _has_expression(value: Any) -> bool:
+    return isinstance(value, str) and "${{" in value
+
+
+def validate_inputs_schema(schema: Any) -> dict[str, Any]:
+    if schema in (None, {}):
+        return {}
+    if not isinstance(schema, dict):
+        raise ValidationFailed(
+            "inputs_schema must be a JSON Schema object.", extra={"fields": {"inputs_schema": ["Invalid."]}}
+        )
+    try:
+        Draft202012Validator.check_schema(schema)
+    except SchemaError as exc:
+        raise ValidationFailed(
+            f"inputs_schema is not a valid JSON Schema: {exc.message}",
+            extra={"fields": {"inputs_schema": [exc.message]}},
+        ) from None
+    return schema
+
+
+def validate_steps(steps: Any, inputs_schema: dict[str, Any]) -> list[dict[str, Any]]:
+    """Check ids, types, inputs against each type's schema, `if` syntax and references."""
+    if not isinstance(steps, list) or not steps:
+        raise ValidationFailed("steps must be a non-empty list.", extra={"fields": {"steps": ["Required."]}})
+    if len(steps) > MAX_STEPS:
+        raise ValidationFailed(f"A workflow has at most {MAX_STEPS} steps.", extra={"fields": {"steps": ["Too many."]}})
+    declared_inputs = set((inputs_schema or {}).get("properties", {}))
+    seen: list[str] = []
+    cleaned = []
+    for index, step in enumerate(steps):
+        where = f"steps[{index}]"
+        if not isinstance(step, dict):
+            raise ValidationFailed(f"{where} must be an object.", extra={"fields": {where: ["Expected an object."]}})
+        unknown = sorted(set(step) - {"id", "type", "input", "if"})
+        if unknown:
+            raise ValidationFailed(
+                f"{where} has unknown keys: {', '.join(unknown)}.",
+                extra={"fields": {f"{where}.{k}": ["Unknown key."] for k in unknown}},
+            )
+        step_id = step.get("id")
+        if not isinstance(step_id, str) or not STEP_ID.match(step_id):
+            raise ValidationFailed(
+                f"{where}.id must be an identifier.", extra={"fields": {f"{where}.id": ["Invalid id."]}}
+            )
+        if step_id in seen:
+            raise ValidationFailed(
+                f"Step id '{step_id}' is used twice.", extra={"fields": {f"{where}.id": ["Duplicate id."]}}
+            )
+        where = f"steps.{step_id}"
+        step_type = step.get("type")
+        if step_type not in STEP_EXECUTORS:
+            raise ValidationFailed(
+                f"Step '{step_id}' has unknown type '{step_type}'. Known: {', '.join(sorted(STEP_EXECUTORS))}.",
+                extra={"fields": {f"{where}.type": ["Unknown step type."]}},
+            )
+        data = step.get("input", {})
+        if not isinstance(data, dict):
+            raise ValidationFailed(
+                f"Step '{step_id}' input must be an object.",
+                extra={"fields": {f"{where}.input": ["Expected an object."]}},
+            )
+        executor = get_step_executor(step_type)
+        errors: dict[str, list[str]] = {}
+        for error in Draft202012Validator(executor.input_schema).iter_errors(data):
+            if _has_expression(error.instance):
+                continue  # checked when the run renders it
+            if error.validator in ("oneOf", "anyOf") and _expressions_in(data):
+                continue
+            key = ".".join([where, "input", *(str(p) for p in error.absolute_path)])
+            errors.setdefault(key, []).append(error.message)
+        if errors:
+            first = next(iter(errors))
+            raise ValidationFailed(
+                f"Invalid input for step '{step_id}': {first}: {errors[first][0]}", extra={"fields": errors}
+            )
+        condition = step.get("if")
+        expressions = _expressions_in(data)
+        if condition is not None:
+            if not isinstance(condition, str):
+                raise ValidationFailed(
+                    f"Step '{step_id}': 'if' must be an expression string.",
+                    extra={"fields": {f"{where}.if": ["Invalid."]}},
+                )
+            match = WHOLE_EXPRESSION.match(condition)
+            expressions.append(match.group(1) if match else condition)
+        for expression in expressions:
+            try:
+                _env.compile_expression(expression)
+            except TemplateSyntaxError as exc:
+                raise ValidationFailed(
+                    f"Step '{step_id}' has an invalid expression '{expression}': {exc.message}",
+                    code="expression_error",
+                    extra={"fields": {where: [f"Invalid expression: {exc.message}"]}},
+                ) from None
+            for name_a, name_b in REFERENCE.findall(expression):
+                ref = name_a or name_b
+                if ref not in seen:
+                    raise ValidationFailed(
+                        f"Step '{step_id}' refers to step '{ref}', which is not an earlier step.",
+                        code="invalid_reference",
+                        extra={"fields": {where: [f"Unknown or later step '{ref}'."]}},
+                    )
+            for name in INPUT_REFERENCE.findall(expression):
+                if declared_inputs and name not in declared_inputs:
+                    raise ValidationFailed(
+                        f"Step '{step_id}' refers to input '{name}', which inputs_schema does not declare.",
+                        code="invalid_reference",
+                        extra={"fields": {where: [f"Unknown input '{name}'."]}},
+                    )
+        seen.append(step_id)
+        cleaned.append({key: step[key] for key in ("id", "type", "input", "if") if key in step})
+    return cleaned
+
+
+# --- expressions ----------------------------------------------------------------------------
+
+
+def evaluate(expression: str, context: dict[str, Any]) -> Any:
+    try:
+        with render_limits(seconds=5, max_bytes=1024 * 1024):
+            value = _env.compile_expression(expression, undefined_to_none=False)(**context)
+    except ApplicationError:
+        raise
+    except Exception as exc:
+        raise ExpressionError(f"Expression '{expression}' failed: {exc}") from None
+    return plain_context(value) if _is_plain(value) else str(value)
+
+
+def _is_plain(value: Any) -> bool:
+    return value is None or isinstance(value, (str, int, float, bool, list, dict))
+
+
+def render_value(value: Any, context: dict[str, Any]) -> Any:
+    if isinstance(value, str):
+        whole = WHOLE_EXPRESSION.match(value)
+        if whole:
+            return evaluate(whole.group(1), context)
+        return EXPRESSION.sub(lambda m: _text(evaluate(m.group(1), context)), value)
+    if isinstance(value, dict):
+        return {key: render_value(item, context) for key, item in value.items()}
+    if isinstance(value, list):
+        return [render_value(item, context) for item in value]
+    return value
+
+
+def _text(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return "" if value is None else str(value)
+
+
+def condition_holds(condition: str, context: dict[str, Any]) -> bool:
+    match = WHOLE_EXPRESSION.match(condition)
+    return bool(evaluate(match.group(1) if match else condition, context))
+
+
+# --- workflow CRUD --------------------------------------------------------------------------
+
+
+def _require_manage(workflow_project: Project | None, owner: Any, actor: Any, action: str) -> None:
+    if workflow_project is not None:
+        require_role(actor=actor, project=workflow_project, minimum=Role.MAINTAINER, action=action)
+    elif owner is not None and getattr(owner, "pk", None) != getattr(actor, "pk", None):
+        raise PermissionDenied(f"Only the workflow's creator can {action}.")
+
+
+def workflow_create(
+    *, actor: Any, name: str, steps: Any, project: int | None = None, description: str = "", inputs_schema: Any = None
+) -> Workflow:
+    project_obj = None
+    if project is not None:
+        project_obj = projects_visible_to(actor).filter(pk=project).first()
+        if project_obj is None:
+            raise ValidationFailed(f"Project {project} not found.", extra={"fields": {"project": ["Unknown project."]}})
+        require_role(actor=actor, project=project_obj, minimum=Role.MAINTAINER, action="manage workflows")
+    schema = validate_inputs_schema(inputs_schema)
+    cleaned = validate_steps(steps, schema)
+    return Workflow.objects.create(
+        name=name, project=project_obj, description=description, inputs_schema=schema, steps=cleaned, created_by=actor
+    )
+
+
+def workflow_update(*, workflow: Workflow, actor: Any, **changes: Any) -> Workflow:
+    _require_manage(workflow.project, workflow.created_by, actor, "change workflows")
+    schema = validate_inputs_schema(changes.get("inputs_schema", workflow.inputs_schema))
+    if "steps" in changes or "inputs_schema" in changes:
+        workflow.steps = validate_steps(changes.get("steps", workflow.steps), schema)
+        workflow.inputs_schema = schema
+    for field in ("name", "description"):
+        if field in changes:
+            setattr(workflow, field, changes[field])
+    workflow.save()
+    return workflow
+
+
+def workflow_delete(*, workflow: Workflow, actor: Any) -> None:
+    _require_manage(workflow.project, workflow.created_by, actor, "delete workflows")
+    if workflow.runs.filter(status__in=[JobStatus.PENDING, JobStatus.RUNNING]).exists():
+        raise Conflict("The workflow has runs in progress; cancel them first.", code="workflow_busy")
+    workflow.delete()
+
+
+def workflows_visible_to(actor: Any) -> Any:
+    from django.db.models import Q
+
+    return Workflow.objects.filter(
+        Q(project__in=projects_visible_to(actor)) | Q(project__isnull=True, created_by_id=getattr(actor, "pk", None))
+    ).select_related("project", "created_by")
+
+
+def runs_visible_to(actor: Any) -> Any:
+    return WorkflowRun.objects.filter(workflow__in=workflows_visible_to(actor)).select_related(
+        "workflow", "actor", "agent"
+    )
+
+
+# --- runs -----------------------------------------------------------------------------------
+
+
+def _validate_run_inputs(workflow: Workflow, inputs: Any) -> dict[str, Any]:
+    if inputs is None:
+        inputs = {}
+    if not isinstance(inputs, dict):
+        raise ValidationFailed("inputs must be an object.", extra={"fields": {"inputs": ["Expected an object."]}})
+    schema = workflow.inputs_schema or {}
+    values = dict(inputs)
+    for name, prop in schema.get("properties", {}).items():
+        if name not in values and isinstance(prop, dict) and "default" in prop:
+            values[name] = prop["default"]
+    if schema:
+        errors: dict[str, list[str]] = {}
+        for error in Draft202012Validator(schema).iter_errors(values):
+            key = ".".join(["inputs", *(str(p) for p in error.absolute_path)])
+            errors.setdefault(key, []).append(error.message)
+        if errors:
+            first = next(iter(errors))
+            raise ValidationFailed(f"Invalid run inputs: {first}: {errors[first][0]}", extra={"fields": errors})
+    return plain_context(values)
+
+
+def workflow_run_start(*, workflow: Workflow, inputs: Any, actor: Any, agent: Any = None) -> WorkflowRun:
+    """Record a run (as `actor`, or as `agent` when given) and enqueue its first step."""
+    runner = agent.user if agent is not None else actor
+    if agent is not None and agent.owner_id != getattr(actor, "pk", None):
+        raise NotFound("Agent not found.")
+    if agent is not None and not agent.is_active:
+        raise Conflict("The agent is deactivated.", code="agent_inactive")
+    if workflow.project is not None:
+        if not projects_visible_to(runner).filter(pk=workflow.project.pk).exists():
+            raise PermissionDenied("The agent is not a member of the workflow's project.", code="permission_denied")
+        require_role(actor=runner, project=workflow.project, minimum=Role.MAINTAINER, action="run workflows")
+    elif workflow.created_by_id != getattr(actor, "pk", None):
+        raise PermissionDenied("Only the workflow's creator can run it.")
+    values = _validate_run_inputs(workflow, inputs)
+    with transaction.atomic():
+        run = WorkflowRun.objects.create(
+            workflow=workflow,
+            steps_snapshot=workflow.steps,
+            inputs=values,
+            actor=runner,
+            agent=agent,
+            progress_total=len(workflow.steps),
+            enqueued_at=timezone.now(),
+        )
+        StepRun.objects.bulk_create(
+            [StepRun(run=run, index=i, step_id=s["id"], type=s["type"]) for i, s in enumerate(workflow.steps)]
+        )
+        _enqueue(run)
+    return run
+
+
+def _enqueue(run: WorkflowRun) -> None:
+    from apps.workflows.tasks import run_workflow_step
+
+    enqueue_on_commit(run_workflow_step, run.pk, model=None)
+
+
+def workflow_run_cancel(*, run: WorkflowRun, actor: Any) -> WorkflowRun:
+    now = timezone.now()
+    with transaction.atomic():
+        row = WorkflowRun.objects.select_for_update().get(pk=run.pk)
+        if row.status == JobStatus.PENDING:
+            WorkflowRun.objects.filter(pk=row.pk).update(
+                status=JobStatus.CANCELLED, cancel_requested=True, finished_at=now
+            )
+            StepRun.objects.filter(run=row, status=StepStatus.PENDING).update(status=StepStatus.CANCELLED)
+        elif row.status == JobStatus.RUNNING:
+            WorkflowRun.objects.filter(pk=row.pk).update(cancel_requested=True, updated_at=now)
+        else:
+            raise Conflict(f"The run is already {row.status}.", code="not_cancellable")
+    run.refresh_from_db()
+    return run
+
+
+def workflow_run_retry(*, run: WorkflowRun, actor: Any) -> WorkflowRun:
+    with transaction.atomic():
+        row = WorkflowRun.objects.select_for_update().get(pk=run.pk)
+        if row.status not in (JobStatus.FAILED, JobStatus.CANCELLED):
+            raise Conflict(
+                f"The run is {row.status}; only failed or cancelled runs can be retried.", code="not_retryable"
+            )
+        StepRun.objects.filter(
+            run=row, status__in=[StepStatus.FAILED, StepStatus.CANCELLED, StepStatus.RUNNING]
+        ).update(status=StepStatus.PENDING, error=None)
+        WorkflowRun.objects.filter(pk=row.pk).update(
+            status=JobStatus.PENDING,
+            error=None,
+            attempts=row.attempts + 1,
+            delivery_count=0,
+            cancel_requested=False,
+            lease_owner="",
+            lease_expires_at=None,
+            finished_at=None,
+            enqueued_at=timezone.now(),
+        )
+        _enqueue(row)
+    run.refresh_from_db()
+    return run
+
+
+def _context(run: WorkflowRun) -> dict[str, Any]:
+    steps = {
+        s.step_id: {"output": s.output, "status": s.status}
+        for s in StepRun.objects.filter(run=run).only("step_id", "output", "status")
+    }
+    return {"inputs": run.inputs, "steps": steps}
+
+
+def workflow_run_advance(*, run_id: int, owner: str) -> bool:
+    """Execute the next step of the run. Returns True when another step should follow."""
+    result = claim(WorkflowRun, run_id, owner=owner)
+    if result.outcome == ClaimOutcome.BUSY:
+        from apps.projects.services.generation import JobBusy
+
+        raise JobBusy(result.retry_in)
+    if result.outcome != ClaimOutcome.CLAIMED:
+        return False
+    lease = result.lease
+    assert lease is not None
+    run = WorkflowRun.objects.select_related("workflow", "agent", "actor").get(pk=run_id)
+    step_run = (
+        StepRun.objects.filter(run=run)
+        .exclude(status__in=[StepStatus.COMPLETED, StepStatus.SKIPPED])
+        .order_by("index")
+        .first()
+    )
+    if run.cancel_requested:
+        StepRun.objects.filter(run=run, status__in=[StepStatus.PENDING, StepStatus.RUNNING]).update(
+            status=StepStatus.CANCELLED
+        )
+        lease.finish(JobStatus.CANCELLED)
+        return False
+    if step_run is None:
+        outputs = {s.step_id: s.output for s in StepRun.objects.filter(run=run, status=StepStatus.COMPLETED)}
+        lease.finish(JobStatus.COMPLETED, outputs=outputs, progress_done=run.progress_total)
+        return False
+    step = run.steps_snapshot[step_run.index]
+    context = _context(run)
+    try:
+        condition = step.get("if")
+        if condition is not None and not condition_holds(condition, context):
+            StepRun.objects.filter(pk=step_run.pk).update(
+                status=StepStatus.SKIPPED,
+                started_at=timezone.now(),
+                finished_at=timezone.now(),
+                logs=["INFO condition false; skipped"],
+            )
+            return _step_done(run, lease)
+        rendered = render_value(step.get("input", {}), context)
+    except ApplicationError as exc:
+        now = timezone.now()
+        StepRun.objects.filter(pk=step_run.pk).update(
+            status=StepStatus.FAILED,
+            error={"code": exc.code, "message": exc.message},
+            started_at=now,
+            finished_at=now,
+            attempt=step_run.attempt + 1,
+        )
+        lease.finish(
+            JobStatus.FAILED,
+            error=error_payload(exc.code, f"Step '{step_run.step_id}': {exc.message}", {"step": step_run.step_id}),
+        )
+        return False
+
+    started = timezone.now()
+    StepRun.objects.filter(pk=step_run.pk).update(
+        status=StepStatus.RUNNING,
+        rendered_input=rendered,
+        started_at=started,
+        finished_at=None,
+        attempt=step_run.attempt + 1,
+    )
+
+    def save_checkpoint(key: str, value: Any) -> None:
+        StepRun.objects.filter(pk=step_run.pk).update(checkpoints={**step_run.checkpoints, key: value})
+        step_run.checkpoints[key] = value
+
+    step_context = StepContext(
+        step_id=step_run.step_id,
+        lease_owner=owner,
+        run_id=run.pk,
+        actor=run.actor,
+        agent=run.agent,
+        checkpoints=dict(step_run.checkpoints),
+        save_checkpoint=save_checkpoint,
+    )
+    lease.heartbeat(done=step_run.index, total=len(run.steps_snapshot))
+    outcome = run_step(step["type"], rendered, step_context)
+    StepRun.objects.filter(pk=step_run.pk).update(
+        status=StepStatus.COMPLETED if outcome.status == "completed" else StepStatus.FAILED,
+        output=outcome.output,
+        error=outcome.error,
+        logs=outcome.logs[-500:],
+        finished_at=outcome.finished_at,
+    )
+    if outcome.status != "completed":
+        error = outcome.error or {"code": "step_failed", "message": "failed"}
+        lease.finish(
+            JobStatus.FAILED,
+            error=error_payload(
+                error["code"], f"Step '{step_run.step_id}' failed: {error['message']}", {"step": step_run.step_id}
+            ),
+        )
+        return False
+    return _step_done(run, lease)
+
+
+def _step_done(run: WorkflowRun, lease: Any) -> bool:
+    """Hand the run to the next step's task (a fresh delivery budget), or finish it."""
+    remaining = StepRun.objects.filter(run=run).exclude(status__in=[StepStatus.COMPLETED, StepStatus.SKIPPED]).exists()
+    done = StepRun.objects.filter(run=run, status__in=[StepStatus.COMPLETED, StepStatus.SKIPPED]).count()
+    if not remaining:
+        outputs = {s.step_id: s.output for s in StepRun.objects.filter(run=run, status=StepStatus.COMPLETED)}
+        lease.finish(JobStatus.COMPLETED, outputs=outputs, progress_done=done)
+        return False
+    WorkflowRun.objects.filter(pk=run.pk, lease_owner=lease.owner).update(
+        delivery_count=0, lease_owner="", lease_expires_at=None, progress_done=done, updated_at=timezone.now()
+    )
+    return True
