@@ -28,7 +28,7 @@ from core.redaction import redact
 logger = logging.getLogger("kiln.api_caller")
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
-INTERNAL_BASE = "http://kiln.internal"
+INTERNAL_BASE = "http://localhost"  # in-process only; localhost is an allowed host by default
 
 
 class ApiCallError(ApplicationError):

@@ -364,9 +364,11 @@ def workflow_run_retry(*, run: WorkflowRun, actor: Any) -> WorkflowRun:
             raise Conflict(
                 f"The run is {row.status}; only failed or cancelled runs can be retried.", code="not_retryable"
             )
+        # A new attempt of the failed step starts its work afresh (a new generation or export);
+        # redeliveries within one attempt keep using the checkpoints.
         StepRun.objects.filter(
             run=row, status__in=[StepStatus.FAILED, StepStatus.CANCELLED, StepStatus.RUNNING]
-        ).update(status=StepStatus.PENDING, error=None)
+        ).update(status=StepStatus.PENDING, error=None, checkpoints={})
         WorkflowRun.objects.filter(pk=row.pk).update(
             status=JobStatus.PENDING,
             error=None,
@@ -399,6 +401,10 @@ def workflow_run_advance(*, run_id: int, owner: str) -> bool:
 
         raise JobBusy(result.retry_in)
     if result.outcome != ClaimOutcome.CLAIMED:
+        # a run cancelled while pending, or found cancelled at claim: its open steps are cancelled too
+        StepRun.objects.filter(
+            run_id=run_id, run__status=JobStatus.CANCELLED, status__in=[StepStatus.PENDING, StepStatus.RUNNING]
+        ).update(status=StepStatus.CANCELLED)
         return False
     lease = result.lease
     assert lease is not None
