@@ -18,3 +18,16 @@ class HashedTokenScheme(OpenApiAuthenticationExtension):
             "name": "Authorization",
             "description": "`Token <token>` — a user token from POST /api/v1/auth/token/ or an agent token.",
         }
+
+
+def integer_path_ids(result: dict[str, Any], generator: Any, request: Any, public: bool) -> dict[str, Any]:
+    """Every `id` / `*_id` path parameter is a database id: say so (integer, minimum 1)."""
+    for item in result.get("paths", {}).values():
+        for operation in item.values():
+            if not isinstance(operation, dict):
+                continue
+            for parameter in operation.get("parameters", []):
+                name = parameter.get("name", "")
+                if parameter.get("in") == "path" and (name == "id" or name.endswith("_id")):
+                    parameter["schema"] = {"type": "integer", "minimum": 1}
+    return result

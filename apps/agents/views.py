@@ -40,7 +40,6 @@ NOT_FOUND = OpenApiResponse(description="Not found (or not yours)")
 class AgentViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
     serializer_class = AgentSerializer
     lookup_url_kwarg = "id"
-    lookup_value_regex = r"[0-9]+"
     http_method_names = ["get", "post", "patch", "delete", "head", "options"]
 
     def get_queryset(self) -> QuerySet[Agent]:
@@ -111,7 +110,6 @@ class AgentTokenViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
     serializer_class = AgentTokenSerializer
     queryset = AgentToken.objects.none()  # the model, for the schema; get_queryset scopes it
     lookup_url_kwarg = "id"
-    lookup_value_regex = r"[0-9]+"
 
     def get_agent(self) -> Agent:
         agent = Agent.objects.filter(pk=self.kwargs["agent_id"], owner_id=self.request.user.pk).first()

@@ -113,7 +113,6 @@ class ProjectViewSet(
 ):
     serializer_class = ProjectSerializer
     lookup_url_kwarg = "id"
-    lookup_value_regex = r"[0-9]+"
     http_method_names = ["get", "post", "patch", "delete", "head", "options"]
 
     def get_queryset(self) -> QuerySet[Project]:
@@ -181,7 +180,6 @@ class MembershipViewSet(mixins.ListModelMixin, ProjectScopedViewSet):
     queryset = ProjectMembership.objects.none()  # the model, for the schema; get_queryset scopes it
     permission_classes = [CanManageMembers]
     lookup_url_kwarg = "id"
-    lookup_value_regex = r"[0-9]+"
 
     def get_queryset(self) -> QuerySet[ProjectMembership]:
         return memberships_of(self.get_project())
@@ -223,7 +221,6 @@ class GeneratedProjectViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, 
     queryset = GeneratedProject.objects.none()  # the model, for the schema; get_queryset scopes it
     permission_classes = [CanGenerateProject]
     lookup_url_kwarg = "id"
-    lookup_value_regex = r"[0-9]+"
     filterset_fields = ["status"]
 
     def get_queryset(self) -> QuerySet[GeneratedProject]:
@@ -307,7 +304,6 @@ class ProjectFileViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, Proje
     queryset = ProjectFile.objects.none()  # the model, for the schema; get_queryset scopes it
     permission_classes = [ProjectRolePermission]
     lookup_url_kwarg = "id"
-    lookup_value_regex = r"[0-9]+"
 
     def get_generated(self) -> GeneratedProject:
         generated = generated_projects_of(self.get_project()).filter(pk=self.kwargs["generated_id"]).first()
@@ -365,7 +361,6 @@ class RepositoryExportViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, 
     queryset = RepositoryExport.objects.none()  # the model, for the schema; get_queryset scopes it
     permission_classes = [CanExportRepository]
     lookup_url_kwarg = "id"
-    lookup_value_regex = r"[0-9]+"
     filterset_fields = ["status", "provider"]
 
     def get_generated(self) -> GeneratedProject:
@@ -448,7 +443,6 @@ class RepositoryExportViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, 
 class ConnectionViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
     serializer_class = ConnectionSerializer
     lookup_url_kwarg = "id"
-    lookup_value_regex = r"[0-9]+"
 
     def get_queryset(self) -> QuerySet[ProviderConnection]:
         return ProviderConnection.objects.filter(owner_id=self.request.user.pk).order_by("name", "id")

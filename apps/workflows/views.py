@@ -42,7 +42,6 @@ def _step_payload(data: dict[str, Any], raw: Any) -> dict[str, Any]:
 class WorkflowViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
     serializer_class = WorkflowSerializer
     lookup_url_kwarg = "id"
-    lookup_value_regex = r"[0-9]+"
     http_method_names = ["get", "post", "patch", "delete", "head", "options"]
 
     def get_queryset(self) -> QuerySet[Workflow]:
@@ -121,7 +120,6 @@ class WorkflowViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets
 class WorkflowRunViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
     serializer_class = WorkflowRunSerializer
     lookup_url_kwarg = "id"
-    lookup_value_regex = r"[0-9]+"
     filterset_fields = ["status", "workflow"]
 
     def get_queryset(self) -> QuerySet[WorkflowRun]:

@@ -153,8 +153,7 @@ SPECTACULAR_SETTINGS = {
         "ConnectionProviderEnum": "apps.projects.models.Provider",
         "RoleEnum": "apps.projects.models.Role",
     },
-    "EXTENSIONS_INFO": {},
-    "PREPROCESSING_HOOKS": [],
+    "POSTPROCESSING_HOOKS": ["drf_spectacular.hooks.postprocess_schema_enums", "core.schema.integer_path_ids"],
 }
 
 # --- Celery ---------------------------------------------------------------------------

@@ -74,7 +74,11 @@ def handle(forge: LocalForge, req: Request) -> Response:
     user, failure = _authenticate(forge, req)
     if failure is not None:
         return failure
-    service = "receive-pack" if (rest.endswith("/git-receive-pack") or req.arg("service") == "git-receive-pack") else "upload-pack"
+    service = (
+        "receive-pack"
+        if (rest.endswith("/git-receive-pack") or req.arg("service") == "git-receive-pack")
+        else "upload-pack"
+    )
     repo = forge.find_repo(match.group("repo"))
     if repo is None or not forge.can_read(user, repo):
         # Without credentials the real forges ask for them before saying "not found".

@@ -132,7 +132,7 @@ class LocalForge:
             while not self._stopping.is_set():
                 for key, _ in selector.select():
                     if key.fileobj is httpd and not self._stopping.is_set():
-                        httpd._handle_request_noblock()  # noqa: SLF001 - the documented serve_forever step
+                        httpd._handle_request_noblock()
 
     # ------------------------------------------------------------------ addresses
 
@@ -175,7 +175,9 @@ class LocalForge:
 
     # ------------------------------------------------------------------ setup API
 
-    def add_user(self, login: str, token: str | None = None, *, name: str | None = None, email: str | None = None) -> User:
+    def add_user(
+        self, login: str, token: str | None = None, *, name: str | None = None, email: str | None = None
+    ) -> User:
         with self._lock:
             key = login.lower()
             if key in self._users:
@@ -522,7 +524,9 @@ class LocalForge:
             if bare.exists():
                 shutil.rmtree(bare)
             bare.parent.mkdir(parents=True, exist_ok=True)
-            run_git(["init", "--quiet", "--bare", "--initial-branch", default_branch or "main", str(bare)], home=self.home)
+            run_git(
+                ["init", "--quiet", "--bare", "--initial-branch", default_branch or "main", str(bare)], home=self.home
+            )
             repo = Repo(
                 id=next(self._ids),
                 namespace=ns,
@@ -742,13 +746,13 @@ class _Handler(BaseHTTPRequestHandler):
     server: _Server
 
     def version_string(self) -> str:
-        return self.server.forge._api.SERVER_HEADER  # noqa: SLF001
+        return self.server.forge._api.SERVER_HEADER
 
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - base-class signature
+    def log_message(self, format: str, *args: Any) -> None:
         pass
 
     def _dispatch(self) -> None:
-        self.server.forge._handle(self)  # noqa: SLF001
+        self.server.forge._handle(self)
 
     do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = do_OPTIONS = _dispatch
 

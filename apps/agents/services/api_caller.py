@@ -62,6 +62,8 @@ def _coerce(schema: dict[str, Any], value: Any, *, field: str) -> Any:
                 f"Invalid parameter {field}: expected an integer.", code="invalid_parameter", extra={"field": field}
             )
         return int(value)
+    if kind == "string" and isinstance(value, int) and not isinstance(value, bool):
+        return str(value)
     if kind == "boolean" and isinstance(value, str):
         return value.lower() in ("1", "true", "yes")
     return value

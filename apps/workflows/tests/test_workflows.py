@@ -20,20 +20,36 @@ def template(make_template):
 
 def chain_steps(extra_if=None):
     steps = [
-        {"id": "create", "type": "api_call", "input": {"operation": "projects_create", "body": {"name": "${{ inputs.project_name }}"}}},
+        {
+            "id": "create",
+            "type": "api_call",
+            "input": {"operation": "projects_create", "body": {"name": "${{ inputs.project_name }}"}},
+        },
         {
             "id": "generate",
             "type": "file_generation",
-            "input": {"project": "${{ steps.create.output.body.id }}", "template": "wf-tpl", "parameters": {"name": "${{ inputs.module }}"}},
+            "input": {
+                "project": "${{ steps.create.output.body.id }}",
+                "template": "wf-tpl",
+                "parameters": {"name": "${{ inputs.module }}"},
+            },
         },
-        {"id": "archive", "type": "repo_creation", "input": {"generated": "${{ steps.generate.output.generated_id }}", "provider": "zip"}},
+        {
+            "id": "archive",
+            "type": "repo_creation",
+            "input": {"generated": "${{ steps.generate.output.generated_id }}", "provider": "zip"},
+        },
     ]
     if extra_if is not None:
         steps[2]["if"] = extra_if
     return steps
 
 
-SCHEMA = {"type": "object", "properties": {"project_name": {"type": "string"}, "module": {"type": "string", "default": "core"}}, "required": ["project_name"]}
+SCHEMA = {
+    "type": "object",
+    "properties": {"project_name": {"type": "string"}, "module": {"type": "string", "default": "core"}},
+    "required": ["project_name"],
+}
 
 
 def create_workflow(api, user, steps, **extra):
@@ -45,7 +61,9 @@ def test_run_flows_outputs_between_steps(api, cast, template, run_jobs):
     workflow = create_workflow(api, cast.alice, chain_steps())
     assert workflow.status_code == 201, workflow.content
     with run_jobs():
-        run = api(cast.alice).post(f"/api/v1/workflows/{workflow.json()['id']}/runs/", {"inputs": {"project_name": "Wf Made"}}, format="json")
+        run = api(cast.alice).post(
+            f"/api/v1/workflows/{workflow.json()['id']}/runs/", {"inputs": {"project_name": "Wf Made"}}, format="json"
+        )
     assert run.status_code == 202, run.content
     detail = api(cast.alice).get(f"/api/v1/runs/{run.json()['id']}/").json()
     assert detail["status"] == "completed", detail
@@ -66,7 +84,11 @@ def test_run_flows_outputs_between_steps(api, cast, template, run_jobs):
 def test_if_false_skips_the_step(api, cast, template, run_jobs):
     workflow = create_workflow(api, cast.alice, chain_steps(extra_if="${{ inputs.module == 'never' }}")).json()
     with run_jobs():
-        run = api(cast.alice).post(f"/api/v1/workflows/{workflow['id']}/runs/", {"inputs": {"project_name": "Skip"}}, format="json").json()
+        run = (
+            api(cast.alice)
+            .post(f"/api/v1/workflows/{workflow['id']}/runs/", {"inputs": {"project_name": "Skip"}}, format="json")
+            .json()
+        )
     detail = api(cast.alice).get(f"/api/v1/runs/{run['id']}/").json()
     assert detail["status"] == "completed"
     assert [s["status"] for s in detail["steps"]] == ["completed", "completed", "skipped"]
@@ -79,10 +101,22 @@ def test_if_false_skips_the_step(api, cast, template, run_jobs):
         ([{"id": "a", "type": "nope", "input": {}}], "steps.a.type"),
         ([{"id": "a", "type": "api_call", "input": {}}], "steps.a.input"),
         ([{"id": "a", "type": "api_call", "input": {"operation": "x", "bogus": 1}}], "steps.a.input"),
-        ([{"id": "a", "type": "api_call", "input": {"operation": "${{ steps.later.output.x }}"}}, {"id": "later", "type": "api_call", "input": {"operation": "x"}}], "steps.a"),
+        (
+            [
+                {"id": "a", "type": "api_call", "input": {"operation": "${{ steps.later.output.x }}"}},
+                {"id": "later", "type": "api_call", "input": {"operation": "x"}},
+            ],
+            "steps.a",
+        ),
         ([{"id": "a", "type": "api_call", "input": {"operation": "${{ inputs.undeclared }}"}}], "steps.a"),
         ([{"id": "a", "type": "api_call", "input": {"operation": "${{ ( }}"}}], "steps.a"),
-        ([{"id": "a", "type": "api_call", "input": {"operation": "x"}}, {"id": "a", "type": "api_call", "input": {"operation": "x"}}], "steps[1].id"),
+        (
+            [
+                {"id": "a", "type": "api_call", "input": {"operation": "x"}},
+                {"id": "a", "type": "api_call", "input": {"operation": "x"}},
+            ],
+            "steps[1].id",
+        ),
     ],
 )
 def test_invalid_workflows_are_400_naming_step_and_field(api, cast, steps, field):
@@ -94,10 +128,18 @@ def test_invalid_workflows_are_400_naming_step_and_field(api, cast, steps, field
 
 def test_failed_step_then_retry_resumes_there(api, cast, template, run_jobs, settings):
     steps = chain_steps()
-    steps[2]["input"] = {"generated": "${{ steps.generate.output.generated_id }}", "provider": "git", "remote_url": "file:///nonexistent/repo.git"}
+    steps[2]["input"] = {
+        "generated": "${{ steps.generate.output.generated_id }}",
+        "provider": "git",
+        "remote_url": "file:///nonexistent/repo.git",
+    }
     workflow = create_workflow(api, cast.alice, steps).json()
     with run_jobs():
-        run = api(cast.alice).post(f"/api/v1/workflows/{workflow['id']}/runs/", {"inputs": {"project_name": "Retry"}}, format="json").json()
+        run = (
+            api(cast.alice)
+            .post(f"/api/v1/workflows/{workflow['id']}/runs/", {"inputs": {"project_name": "Retry"}}, format="json")
+            .json()
+        )
     detail = api(cast.alice).get(f"/api/v1/runs/{run['id']}/").json()
     assert detail["status"] == "failed"
     assert detail["error"]["extra"]["step"] == "archive"
@@ -118,14 +160,22 @@ def test_failed_step_then_retry_resumes_there(api, cast, template, run_jobs, set
 
 def test_cancel_before_start_and_at_step_boundary(api, cast, template, run_jobs):
     workflow = create_workflow(api, cast.alice, chain_steps()).json()
-    run = api(cast.alice).post(f"/api/v1/workflows/{workflow['id']}/runs/", {"inputs": {"project_name": "C"}}, format="json").json()
+    run = (
+        api(cast.alice)
+        .post(f"/api/v1/workflows/{workflow['id']}/runs/", {"inputs": {"project_name": "C"}}, format="json")
+        .json()
+    )
     cancelled = api(cast.alice).post(f"/api/v1/runs/{run['id']}/cancel/")
     assert cancelled.json()["status"] == "cancelled"
     assert set(StepRun.objects.filter(run_id=run["id"]).values_list("status", flat=True)) == {"cancelled"}
 
     from apps.workflows.services.workflow_executor import workflow_run_advance
 
-    run2 = api(cast.alice).post(f"/api/v1/workflows/{workflow['id']}/runs/", {"inputs": {"project_name": "C2"}}, format="json").json()
+    run2 = (
+        api(cast.alice)
+        .post(f"/api/v1/workflows/{workflow['id']}/runs/", {"inputs": {"project_name": "C2"}}, format="json")
+        .json()
+    )
     assert workflow_run_advance(run_id=run2["id"], owner="t:1:a") is True  # first step done
     WorkflowRun.objects.filter(pk=run2["id"]).update(cancel_requested=True)
     assert workflow_run_advance(run_id=run2["id"], owner="t:1:b") is False
@@ -138,7 +188,11 @@ def test_redelivered_step_is_not_run_again(api, cast, template):
     from apps.workflows.services.workflow_executor import workflow_run_advance
 
     workflow = create_workflow(api, cast.alice, chain_steps()).json()
-    run = api(cast.alice).post(f"/api/v1/workflows/{workflow['id']}/runs/", {"inputs": {"project_name": "Once"}}, format="json").json()
+    run = (
+        api(cast.alice)
+        .post(f"/api/v1/workflows/{workflow['id']}/runs/", {"inputs": {"project_name": "Once"}}, format="json")
+        .json()
+    )
     assert workflow_run_advance(run_id=run["id"], owner="t:1:a") is True
     # a redelivered copy of the same step's task: the step is completed, so the next one runs
     assert workflow_run_advance(run_id=run["id"], owner="t:1:a") is True
