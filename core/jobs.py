@@ -243,3 +243,95 @@ def enqueue_on_commit(task: Any, pk: Any, *, model: type[Job] | None = None) -> 
             model._default_manager.filter(pk=pk, status=JobStatus.PENDING).update(enqueued_at=timezone.now())
 
     transaction.on_commit(publish, robust=True)
+
+
+# --- the reaper ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class JobKind:
+    model: type[Job]
+    task: Any
+
+
+JOB_KINDS: dict[str, JobKind] = {}
+
+
+def register_job_kind(name: str, model: type[Job], task: Any) -> None:
+    """Tell the reaper how to re-enqueue jobs of `model` (each app registers its own)."""
+    JOB_KINDS[name] = JobKind(model=model, task=task)
+
+
+@dataclass
+class ReapReport:
+    requeued_pending: int = 0
+    requeued_running: int = 0
+    failed_expired: int = 0
+
+    def as_dict(self) -> dict[str, int]:
+        return {
+            "requeued_pending": self.requeued_pending,
+            "requeued_running": self.requeued_running,
+            "failed_expired": self.failed_expired,
+        }
+
+
+def reap_jobs(*, now: Any = None) -> ReapReport:
+    """Recover jobs no worker is working on.
+
+    * `pending` rows older than KILN_PENDING_DEADLINE_SECONDS (their message was lost:
+      the broker was down at commit, or a worker died before claiming) are enqueued again;
+    * `running` rows whose lease expired (or whose holder on this host is gone) are given
+      back as `pending` and enqueued again while deliveries remain, else failed with
+      `lease_expired`. A duplicate message is harmless: the lease lets one copy run.
+    """
+    now = now or timezone.now()
+    report = ReapReport()
+    pending_cutoff = now - timedelta(seconds=settings.KILN_PENDING_DEADLINE_SECONDS)
+    for kind in JOB_KINDS.values():
+        manager = kind.model._default_manager
+        stale = manager.filter(status=JobStatus.PENDING, cancel_requested=False).filter(
+            models.Q(enqueued_at__lt=pending_cutoff) | models.Q(enqueued_at__isnull=True, created_at__lt=pending_cutoff)
+        )
+        for pk in list(stale.values_list("pk", flat=True)[:500]):
+            if _republish(kind, pk):
+                manager.filter(pk=pk, status=JobStatus.PENDING).update(enqueued_at=now)
+                report.requeued_pending += 1
+        running = manager.filter(status=JobStatus.RUNNING).values_list(
+            "pk", "lease_owner", "lease_expires_at", "delivery_count", "updated_at"
+        )
+        for pk, owner, expires, deliveries, updated_at in list(running[:500]):
+            # no lease at all: between two workflow steps; lost only if nothing moved for a while
+            expired = expires < now if expires is not None else updated_at < pending_cutoff
+            if not expired and not (owner and _owner_is_dead(owner)):
+                continue
+            if deliveries >= settings.KILN_JOB_MAX_DELIVERIES:
+                updated = manager.filter(pk=pk, status=JobStatus.RUNNING, lease_owner=owner).update(
+                    status=JobStatus.FAILED,
+                    finished_at=now,
+                    lease_owner="",
+                    lease_expires_at=None,
+                    updated_at=now,
+                    error=error_payload(
+                        "lease_expired",
+                        f"The worker running this job stopped responding {deliveries} times; it is not tried again. "
+                        "Retry it when the cause is fixed.",
+                    ),
+                )
+                report.failed_expired += updated
+                continue
+            updated = manager.filter(pk=pk, status=JobStatus.RUNNING, lease_owner=owner).update(
+                status=JobStatus.PENDING, lease_owner="", lease_expires_at=None, enqueued_at=now, updated_at=now
+            )
+            if updated and _republish(kind, pk):
+                report.requeued_running += 1
+    return report
+
+
+def _republish(kind: JobKind, pk: Any) -> bool:
+    try:
+        kind.task.apply_async(args=[pk])
+    except Exception:
+        logger.exception("reaper could not enqueue %s(%s)", kind.task.name, pk)
+        return False
+    return True

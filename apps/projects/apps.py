@@ -19,7 +19,7 @@ class ProjectsConfig(AppConfig):
     verbose_name = "Projects, templates and generated projects"
 
     def ready(self) -> None:
-        from apps.projects import signals  # noqa: F401
+        from apps.projects import signals, tasks  # noqa: F401 - tasks register their job kinds with the reaper
         from core import schema  # noqa: F401 - registers the OpenAPI auth extension
 
         post_migrate.connect(_sync_builtin_templates, sender=self, dispatch_uid="kiln-sync-builtin-templates")

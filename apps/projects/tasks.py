@@ -8,9 +8,11 @@ from celery import shared_task
 from django.conf import settings
 from django.db import InterfaceError, OperationalError
 
+from apps.projects.models import GeneratedProject, RepositoryExport
 from apps.projects.services.generation import JobBusy
 from apps.workflows.services.step_executors import StepContext, run_step
-from core.jobs import new_lease_owner
+from core.jobs import new_lease_owner, reap_jobs, register_job_kind
+from core.locks import named_lock
 
 logger = logging.getLogger("kiln.tasks")
 
@@ -56,3 +58,30 @@ def _run_job_step(task, step_type: str, data: dict[str, int], *, step_id: str) -
         logger.info("%s %s is running elsewhere; checking again in %.0fs", step_type, data, countdown)
         raise task.retry(countdown=countdown, max_retries=None) from None
     return result.status
+
+
+register_job_kind("generation", GeneratedProject, start_project_generation)
+register_job_kind("export", RepositoryExport, execute_repository_export)
+
+
+@shared_task(name="projects.reap_jobs", acks_late=True, ignore_result=True)
+def reap_stuck_jobs() -> dict[str, int]:
+    """Beat job: re-enqueue lost pending jobs, recover or fail running jobs with expired leases."""
+    with named_lock("kiln-reaper") as acquired:
+        if not acquired:
+            logger.info("reaper already running elsewhere; skipped")
+            return {}
+        report = reap_jobs().as_dict()
+    if any(report.values()):
+        logger.warning("reaper: %s", report)
+    return report
+
+
+@shared_task(name="projects.cleanup_old_generated_projects", acks_late=True, ignore_result=True)
+def cleanup_old_generated_projects() -> dict[str, object]:
+    """Beat job: delete generated projects older than the retention period (see services.cleanup)."""
+    from apps.projects.services.cleanup import generated_projects_cleanup
+
+    report = generated_projects_cleanup(dry_run=False)
+    logger.info("cleanup: %s", report)
+    return report

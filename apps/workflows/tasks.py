@@ -10,7 +10,8 @@ from django.db import InterfaceError, OperationalError, transaction
 
 from apps.projects.services.generation import JobBusy
 from apps.workflows.services.workflow_executor import workflow_run_advance
-from core.jobs import new_lease_owner
+from apps.workflows.models import WorkflowRun
+from core.jobs import new_lease_owner, register_job_kind
 
 logger = logging.getLogger("kiln.tasks")
 
@@ -38,3 +39,6 @@ def run_workflow_step(self, run_id: int) -> str:  # type: ignore[no-untyped-def]
             enqueue_on_commit(run_workflow_step, int(run_id))
         return "next"
     return "done"
+
+
+register_job_kind("workflow_run", WorkflowRun, run_workflow_step)

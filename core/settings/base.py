@@ -17,6 +17,7 @@ from core.env import env_bool, env_float, env_int, env_list, env_path, env_secre
 
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
 DATA_DIR = env_path("KILN_DATA_DIR", BASE_DIR / "data")
+KILN_DATA_DIR = DATA_DIR
 
 # Development default only; `core.settings.production` refuses to start with it.
 INSECURE_SECRET_KEY = "django-insecure-kiln-development-key-do-not-use-in-production"  # noqa: S105
@@ -35,6 +36,7 @@ INSTALLED_APPS = [
     "rest_framework",
     "django_filters",
     "drf_spectacular",
+    "django_celery_beat",
     "apps.accounts",
     "apps.projects",
     "apps.workflows",
@@ -187,6 +189,7 @@ CELERY_BROKER_CONNECTION_TIMEOUT = 5
 # A publish to a dead broker fails fast; the row stays `pending` and the reaper re-enqueues it.
 CELERY_TASK_PUBLISH_RETRY_POLICY = {"max_retries": 2, "interval_start": 0, "interval_step": 0.5, "interval_max": 1}
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
+CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 
 # --- Kiln -----------------------------------------------------------------------------
 GENERATED_PROJECTS_DIR = env_path("GENERATED_PROJECTS_DIR", BASE_DIR / "generated-projects")

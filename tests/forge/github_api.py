@@ -701,7 +701,7 @@ def _ref_json(forge: LocalForge, repo: Repo, ref: str, sha: str) -> dict[str, An
     r = f"{forge.api_url}/repos/{repo.full_name}"
     return {
         "ref": ref,
-        "node_id": node_id("Ref", abs(hash((repo.id, ref))) % 10**9),
+        "node_id": node_id("Ref", int(sha[:7], 16)),
         "url": f"{r}/git/{ref}",
         "object": {"sha": sha, "type": "commit", "url": f"{r}/git/commits/{sha}"},
     }

@@ -459,20 +459,25 @@ class LocalForge:
                 current = self._namespaces.get(current.parent_path.lower()) if current.parent_path else None
             return False
 
+    def belongs_to(self, user: User | None, ns: Namespace) -> bool:
+        """Member of `ns` (directly or inherited) or of a group below it (which makes `ns` visible)."""
+        if self.is_member(user, ns):
+            return True
+        if user is None:
+            return False
+        with self._lock:
+            prefix = ns.full_path.lower() + "/"
+            return any(
+                other.full_path.lower().startswith(prefix) and user.login.lower() in other.members
+                for other in self._namespaces.values()
+            )
+
     def can_see_namespace(self, user: User | None, ns: Namespace) -> bool:
         if ns.kind != "group" or ns.visibility == "public":
             return True
         if ns.visibility == "internal" and user is not None:
             return True
-        if self.is_member(user, ns):
-            return True
-        # A member of a subgroup can see its ancestors (GitLab shows the path to them).
-        with self._lock:
-            prefix = ns.full_path.lower() + "/"
-            return any(
-                other.full_path.lower().startswith(prefix) and self.is_member(user, other)
-                for other in self._namespaces.values()
-            )
+        return self.belongs_to(user, ns)
 
     def can_read(self, user: User | None, repo: Repo) -> bool:
         if repo.visibility == "public":

@@ -1,0 +1,164 @@
+"""Beat jobs: retention cleanup and the reaper."""
+
+from __future__ import annotations
+
+import os
+import threading
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from django.utils import timezone
+
+from apps.projects.models import GeneratedProject, ProjectFile, RepositoryExport
+from apps.projects.services.cleanup import generated_projects_cleanup
+from apps.projects.services.exports import repository_export_execute, repository_export_start
+from apps.projects.services.generation import (
+    generated_project_execute,
+    generated_project_output_dir,
+    generated_project_start,
+)
+from core.jobs import reap_jobs
+
+pytestmark = pytest.mark.django_db
+
+DAY = timedelta(days=1)
+
+
+@pytest.fixture
+def make_generated(cast, make_template):
+    template = make_template({"a.txt": "aaaa", "b/c.txt": "cc"})
+
+    def make(age: timedelta | None):
+        row = generated_project_start(
+            project=cast.project, template_slug=template.slug, parameters={}, actor=cast.alice, enqueue=False
+        )
+        generated = generated_project_execute(generated_id=row.pk, owner=f"t:1:{row.pk}").generated
+        if age is not None:
+            GeneratedProject.objects.filter(pk=generated.pk).update(finished_at=timezone.now() - age)
+        generated.refresh_from_db()
+        return generated
+
+    return make
+
+
+def test_retention_boundary_and_report(make_generated, settings):
+    settings.GENERATED_PROJECTS_RETENTION_DAYS = 30
+    old = make_generated(30 * DAY + timedelta(minutes=5))
+    young = make_generated(30 * DAY - timedelta(minutes=5))
+    dry = generated_projects_cleanup(dry_run=True)
+    assert dry["generated_deleted"] == 1
+    assert dry["files_deleted"] == 2
+    assert dry["bytes_freed"] == 6
+    assert GeneratedProject.objects.filter(pk=old.pk).exists()
+    assert generated_project_output_dir(old).exists()
+    report = generated_projects_cleanup(dry_run=False)
+    assert report["generated_deleted"] == 1
+    assert report["bytes_freed"] == 6
+    assert not GeneratedProject.objects.filter(pk=old.pk).exists()
+    assert not ProjectFile.objects.filter(generated_id=old.pk).exists()
+    assert not generated_project_output_dir(old).exists()
+    assert GeneratedProject.objects.filter(pk=young.pk).exists()
+    assert generated_project_output_dir(young).exists()
+
+
+def test_cleanup_spares_running_work_and_active_exports(make_generated, cast):
+    busy = make_generated(40 * DAY)
+    export = repository_export_start(generated=busy, data={"provider": "zip"}, actor=cast.alice, enqueue=False)
+    running = make_generated(40 * DAY)
+    GeneratedProject.objects.filter(pk=running.pk).update(status="running")
+    report = generated_projects_cleanup(dry_run=False)
+    assert report["skipped_active_export"] == 1
+    assert GeneratedProject.objects.filter(pk=busy.pk).exists()
+    assert GeneratedProject.objects.filter(pk=running.pk).exists()
+    repository_export_execute(export_id=export.pk, owner="t:1:e")
+    archive = Path(RepositoryExport.objects.get(pk=export.pk).archive_path)
+    report = generated_projects_cleanup(dry_run=False)
+    assert report["generated_deleted"] == 1
+    assert report["archives_deleted"] == 1
+    assert not GeneratedProject.objects.filter(pk=busy.pk).exists()
+    assert not list(Path(str(generated_project_output_dir(busy).parent / "exports")).glob("*.zip"))
+    assert archive.name
+
+
+def test_cleanup_never_follows_a_planted_symlink(make_generated, tmp_path, sentinel):
+    old = make_generated(40 * DAY)
+    folder = generated_project_output_dir(old)
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "keep.txt").write_text("keep me")
+    os.symlink(outside, folder / "link-to-outside")
+    os.symlink(sentinel, folder / "link-to-sentinel")
+    generated_projects_cleanup(dry_run=False)
+    assert not folder.exists()
+    assert (outside / "keep.txt").read_text() == "keep me"
+
+
+def test_overlapping_cleanups_take_turns(make_generated, settings):
+    from core.locks import named_lock
+
+    make_generated(40 * DAY)
+    with named_lock("kiln-cleanup") as held:
+        assert held
+        result: dict = {}
+        thread = threading.Thread(target=lambda: result.update(generated_projects_cleanup(dry_run=False)))
+        thread.start()
+        thread.join()
+    assert result == {"status": "already_running", "dry_run": False}
+    assert GeneratedProject.objects.count() == 1
+
+
+def test_reaper_requeues_lost_pending_jobs(cast, make_template, settings, monkeypatch):
+    template = make_template({"a.txt": "a"})
+    row = generated_project_start(
+        project=cast.project, template_slug=template.slug, parameters={}, actor=cast.alice, enqueue=False
+    )
+    GeneratedProject.objects.filter(pk=row.pk).update(enqueued_at=timezone.now() - timedelta(minutes=10))
+    report = reap_jobs()
+    assert report.requeued_pending == 1
+    row.refresh_from_db()
+    assert row.status == "completed"  # the re-enqueued task ran (eager in tests)
+
+
+def test_reaper_recovers_or_fails_expired_leases(cast, make_template, settings):
+    settings.KILN_JOB_MAX_DELIVERIES = 3
+    template = make_template({"a.txt": "a"})
+    first = generated_project_start(
+        project=cast.project, template_slug=template.slug, parameters={}, actor=cast.alice, enqueue=False
+    )
+    second = generated_project_start(
+        project=cast.project, template_slug=template.slug, parameters={}, actor=cast.alice, enqueue=False
+    )
+    expired = timezone.now() - timedelta(seconds=5)
+    GeneratedProject.objects.filter(pk=first.pk).update(
+        status="running", lease_owner="gone:1:x", lease_expires_at=expired, delivery_count=1
+    )
+    GeneratedProject.objects.filter(pk=second.pk).update(
+        status="running", lease_owner="gone:1:y", lease_expires_at=expired, delivery_count=3
+    )
+    report = reap_jobs()
+    assert report.requeued_running == 1
+    assert report.failed_expired == 1
+    first.refresh_from_db()
+    second.refresh_from_db()
+    assert first.status == "completed"
+    assert second.status == "failed"
+    assert second.error["code"] == "lease_expired"
+
+
+def test_healthz_reports_and_names_a_dead_broker(client, settings):
+    assert client.get("/healthz").json() == {"database": "ok", "broker": "ok", "storage": "ok"}
+    from core.celery import app
+
+    previous = (app.conf.task_always_eager, app.conf.broker_url)
+    app.conf.task_always_eager = False
+    app.conf.broker_url = "redis://127.0.0.1:1/0"
+    try:
+        response = client.get("/healthz")
+    finally:
+        app.conf.task_always_eager, app.conf.broker_url = previous
+    assert response.status_code == 503
+    body = response.json()
+    assert body["broker"].startswith("down")
+    assert body["database"] == "ok"
+    assert "broker" in body["message"]
