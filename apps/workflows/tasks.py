@@ -9,8 +9,8 @@ from django.conf import settings
 from django.db import InterfaceError, OperationalError, transaction
 
 from apps.projects.services.generation import JobBusy
-from apps.workflows.services.workflow_executor import workflow_run_advance
 from apps.workflows.models import WorkflowRun
+from apps.workflows.services.workflow_executor import workflow_run_advance
 from core.jobs import new_lease_owner, register_job_kind
 
 logger = logging.getLogger("kiln.tasks")

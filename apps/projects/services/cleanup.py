@@ -11,6 +11,7 @@ reports `already_running` and does nothing.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import shutil
@@ -64,10 +65,8 @@ def remove_path(path: Path) -> int:
     freed = 0
     for root, dirs, files in os.walk(path, followlinks=False):
         for name in files + [d for d in dirs if os.path.islink(os.path.join(root, d))]:
-            try:
+            with contextlib.suppress(OSError):
                 freed += os.lstat(os.path.join(root, name)).st_size
-            except OSError:
-                pass
     shutil.rmtree(path)
     return freed
 
