@@ -24,12 +24,21 @@ from typing import Any, TypeVar
 
 from django.conf import settings
 from django.db import models, transaction
+from django.dispatch import Signal
 from django.utils import timezone
 
 from core.models import TimeStampedModel
 from core.redaction import redact
 
 logger = logging.getLogger("kiln.jobs")
+
+# Sent after a job's status changed through these helpers (they use conditional UPDATEs,
+# which send no post_save): sender=model, pk, status. Audit and counters listen to it.
+job_status_changed = Signal()
+
+
+def _changed(model: type[Job], pk: Any, status: str) -> None:
+    job_status_changed.send(sender=model, pk=pk, status=status)
 
 
 class JobStatus(models.TextChoices):
@@ -146,6 +155,7 @@ def claim(model: type[J], pk: Any, *, owner: str) -> Claim:
             model._default_manager.filter(pk=pk).update(
                 status=JobStatus.CANCELLED, finished_at=now, lease_owner="", lease_expires_at=None, updated_at=now
             )
+            transaction.on_commit(lambda: _changed(model, pk, JobStatus.CANCELLED))
             return Claim(ClaimOutcome.ALREADY_DONE)
         deliveries = job.delivery_count + 1
         if deliveries > settings.KILN_JOB_MAX_DELIVERIES:
@@ -161,6 +171,7 @@ def claim(model: type[J], pk: Any, *, owner: str) -> Claim:
                     "it is not tried again. Retry it once the cause is fixed.",
                 ),
             )
+            transaction.on_commit(lambda: _changed(model, pk, JobStatus.FAILED))
             return Claim(ClaimOutcome.POISONED)
         model._default_manager.filter(pk=pk).update(
             status=JobStatus.RUNNING,
@@ -219,6 +230,8 @@ class Lease:
             logger.warning(
                 "%s %s: finished by another execution; result of %s dropped", self.model.__name__, self.pk, self.owner
             )
+        else:
+            transaction.on_commit(lambda: _changed(self.model, self.pk, status))
         return bool(updated)
 
     def release(self) -> None:
@@ -319,6 +332,8 @@ def reap_jobs(*, now: Any = None) -> ReapReport:
                     ),
                 )
                 report.failed_expired += updated
+                if updated:
+                    _changed(kind.model, pk, JobStatus.FAILED)
                 continue
             updated = manager.filter(pk=pk, status=JobStatus.RUNNING, lease_owner=owner).update(
                 status=JobStatus.PENDING, lease_owner="", lease_expires_at=None, enqueued_at=now, updated_at=now

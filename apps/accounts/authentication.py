@@ -17,6 +17,7 @@ from rest_framework.request import Request
 
 from apps.accounts.models import UserToken
 from apps.accounts.tokens import token_hash
+from core.context import set_actor
 
 # prefix of the clear token -> function(token_hash) -> (user, auth) or None
 TOKEN_RESOLVERS: dict[str, Callable[[str], tuple[Any, Any] | None]] = {}
@@ -58,9 +59,20 @@ class HashedTokenAuthentication(authentication.BaseAuthentication):
             if token.startswith(prefix):
                 result = resolver(token_hash(token))
                 if result is not None:
+                    set_actor(result[0])
                     return result
                 break
         raise exceptions.AuthenticationFailed("Invalid or revoked token.")
 
     def authenticate_header(self, request: Request) -> str:
         return self.keyword
+
+
+class KilnSessionAuthentication(authentication.SessionAuthentication):
+    """DRF's session auth (browsable API), recording the actor for audit events."""
+
+    def authenticate(self, request: Request) -> tuple[Any, Any] | None:
+        result = super().authenticate(request)
+        if result is not None:
+            set_actor(result[0])
+        return result

@@ -8,8 +8,17 @@ from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest
 
-from apps.projects.models import GeneratedProject, Project, ProjectFile, ProjectMembership, ProjectTemplate
-from apps.projects.services import generation
+from apps.projects.models import (
+    AuditEvent,
+    GeneratedProject,
+    Project,
+    ProjectFile,
+    ProjectMembership,
+    ProjectTemplate,
+    ProviderConnection,
+    RepositoryExport,
+)
+from apps.projects.services import exports, generation
 from core.exceptions import ApplicationError
 
 
@@ -21,9 +30,9 @@ class MembershipInline(admin.TabularInline):
 
 @admin.register(Project)
 class ProjectAdmin(admin.ModelAdmin):
-    list_display = ("name", "slug", "owner", "created_at")
+    list_display = ("name", "slug", "owner", "generations_completed", "exports_completed", "created_at")
     search_fields = ("name", "slug", "owner__username")
-    readonly_fields = ("created_at", "updated_at")
+    readonly_fields = ("generations_completed", "generated_bytes", "exports_completed", "created_at", "updated_at")
     inlines = [MembershipInline]
     list_select_related = ("owner",)
 
@@ -100,3 +109,89 @@ class GeneratedProjectAdmin(admin.ModelAdmin):
 def _acting_owner(request: HttpRequest, generated: GeneratedProject) -> Any:
     """Staff act through the admin as the project's owner would (the admin is trusted)."""
     return generated.project.owner
+
+
+@admin.register(ProviderConnection)
+class ProviderConnectionAdmin(admin.ModelAdmin):
+    list_display = ("name", "provider", "owner", "base_url", "token_hint", "account", "verified_at")
+    list_filter = ("provider",)
+    search_fields = ("name", "owner__username", "account")
+    fields = ("owner", "provider", "name", "base_url", "token_hint", "account", "verified_at", "created_at")
+    readonly_fields = ("owner", "provider", "token_hint", "account", "verified_at", "created_at")
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False  # tokens are entered through the API, which encrypts them
+
+
+@admin.register(RepositoryExport)
+class RepositoryExportAdmin(admin.ModelAdmin):
+    list_display = (
+        "id",
+        "generated",
+        "provider",
+        "status",
+        "remote_url",
+        "commit_sha",
+        "attempts",
+        "created_at",
+        "finished_at",
+    )
+    list_filter = ("provider", "status")
+    search_fields = ("remote_url", "remote_full_name", "commit_sha")
+    list_select_related = ("generated", "generated__template", "generated__project")
+    readonly_fields = [f.name for f in RepositoryExport._meta.fields] + ["duration"]
+    actions = ["retry_exports", "re_export"]
+
+    @admin.display(description="duration (s)")
+    def duration(self, obj: RepositoryExport) -> str:
+        seconds = obj.duration_seconds
+        return f"{seconds:.2f}" if seconds is not None else "-"
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    @admin.action(description="Retry selected failed/cancelled exports")
+    def retry_exports(self, request: HttpRequest, queryset: QuerySet[RepositoryExport]) -> None:
+        done = 0
+        for export in queryset.select_related("generated__project"):
+            try:
+                exports.repository_export_retry(export=export, actor=export.generated.project.owner)
+                done += 1
+            except ApplicationError as exc:
+                self.message_user(request, f"#{export.pk}: {exc.message}", level=messages.WARNING)
+        self.message_user(request, f"Retried {done} export(s).")
+
+    @admin.action(description="Export again to the same target")
+    def re_export(self, request: HttpRequest, queryset: QuerySet[RepositoryExport]) -> None:
+        done = 0
+        for export in queryset.select_related("generated__project", "connection"):
+            data: dict[str, Any] = {"provider": export.provider}
+            if export.connection_id:
+                data["connection"] = export.connection_id
+            if export.provider in ("github", "gitlab"):
+                repository = {key: value for key, value in export.target.items() if value not in ("", [], None)}
+                data["repository"] = {**repository, "default_branch": export.branch}
+            elif export.provider == "git":
+                data.update(remote_url=export.target.get("remote_url"), branch=export.branch)
+            actor = export.connection.owner if export.connection else export.generated.project.owner
+            try:
+                exports.repository_export_start(generated=export.generated, data=data, actor=actor)
+                done += 1
+            except ApplicationError as exc:
+                self.message_user(request, f"#{export.pk}: {exc.message}", level=messages.WARNING)
+        self.message_user(request, f"Started {done} export(s).")
+
+
+@admin.register(AuditEvent)
+class AuditEventAdmin(admin.ModelAdmin):
+    list_display = ("created_at", "action", "actor_label", "project", "object_type", "object_id")
+    list_filter = ("action", "object_type")
+    search_fields = ("action", "actor_label", "object_id", "request_id")
+    list_select_related = ("project",)
+    readonly_fields = [f.name for f in AuditEvent._meta.fields]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False

@@ -26,6 +26,10 @@ class Project(TimeStampedModel):
     slug = models.SlugField(max_length=120, unique=True)
     description = models.TextField(blank=True, default="", max_length=2000)
     owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="owned_projects")
+    # Counters kept by signals (apps/projects/signals.py).
+    generations_completed = models.PositiveIntegerField(default=0, editable=False)
+    generated_bytes = models.PositiveBigIntegerField(default=0, editable=False)
+    exports_completed = models.PositiveIntegerField(default=0, editable=False)
 
     class Meta:
         ordering = ["-created_at", "-id"]
@@ -209,3 +213,26 @@ class RepositoryExport(Job):
 
     def __str__(self) -> str:
         return f"export #{self.pk} of {self.generated_id} to {self.provider}"
+
+
+class AuditEvent(models.Model):
+    """Who did what to which object, when. Details never hold secrets."""
+
+    project = models.ForeignKey(Project, null=True, blank=True, on_delete=models.SET_NULL, related_name="audit_events")
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="audit_events"
+    )
+    actor_label = models.CharField(max_length=200, blank=True, default="", help_text="username or agent name")
+    action = models.CharField(max_length=64, db_index=True)
+    object_type = models.CharField(max_length=64)
+    object_id = models.CharField(max_length=64)
+    detail = models.JSONField(default=dict, blank=True)
+    request_id = models.CharField(max_length=64, blank=True, default="")
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [models.Index(fields=["project", "-created_at"], name="audit_project_time")]
+
+    def __str__(self) -> str:
+        return f"{self.action} {self.object_type}#{self.object_id} by {self.actor_label or '-'}"

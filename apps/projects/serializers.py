@@ -8,6 +8,7 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from apps.projects.models import (
+    AuditEvent,
     ExportProvider,
     GeneratedProject,
     Project,
@@ -248,3 +249,10 @@ class ConnectionVerifySerializer(serializers.Serializer):
     ok = serializers.BooleanField()
     account = serializers.CharField()
     verified_at = serializers.DateTimeField()
+
+
+class AuditEventSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = AuditEvent
+        fields = ["id", "action", "actor_label", "object_type", "object_id", "detail", "request_id", "created_at"]
+        read_only_fields = fields

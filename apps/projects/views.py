@@ -17,6 +17,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from apps.projects.models import (
+    AuditEvent,
     GeneratedProject,
     Project,
     ProjectFile,
@@ -28,6 +29,7 @@ from apps.projects.models import (
 from apps.projects.permissions import CanExportRepository, CanGenerateProject, CanManageMembers, ProjectRolePermission
 from apps.projects.selectors import files_of, generated_projects_of, memberships_of, projects_visible_to
 from apps.projects.serializers import (
+    AuditEventSerializer,
     ConnectionCreateSerializer,
     ConnectionSerializer,
     ConnectionVerifySerializer,
@@ -481,3 +483,18 @@ class ConnectionViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewse
     def verify(self, request: Request, id: str) -> Response:
         result = connections.connection_verify(connection=self.get_object())
         return Response(ConnectionVerifySerializer(result).data)
+
+
+@extend_schema_view(
+    list=extend_schema(
+        operation_id="audit_list", summary="List a project's audit events (newest first)", tags=["audit"]
+    ),
+)
+class AuditEventViewSet(mixins.ListModelMixin, ProjectScopedViewSet):
+    serializer_class = AuditEventSerializer
+    queryset = AuditEvent.objects.none()  # the model, for the schema; get_queryset scopes it
+    permission_classes = [ProjectRolePermission]
+    filterset_fields = ["action"]
+
+    def get_queryset(self) -> QuerySet[AuditEvent]:
+        return AuditEvent.objects.filter(project=self.get_project()).order_by("-created_at", "-id")

@@ -33,7 +33,7 @@ def is_git_path(path: str) -> bool:
 
 
 def basic_credentials(header: str | None) -> tuple[str, str] | None:
-    if not header or not header[:6].lower() == "basic ":
+    if not header or header[:6].lower() != "basic ":
         return None
     try:
         raw = base64.b64decode(header[6:].strip(), validate=True).decode("utf-8")

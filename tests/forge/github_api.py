@@ -8,6 +8,7 @@ PyGithub replay data is used.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -131,10 +132,7 @@ def route(method: str, pattern: str, *, auth: bool) -> Callable[[Handler], Handl
 def handle(forge: LocalForge, req: Request) -> Response:
     token, sent = _token(req)
     user = forge.user_for_token(token) if sent else None
-    if sent and user is None:
-        resp = error(401, "Bad credentials")
-    else:
-        resp = _route(forge, req, user)
+    resp = error(401, "Bad credentials") if sent and user is None else _route(forge, req, user)
     decorate(forge, req, resp, user)
     return resp
 
@@ -150,7 +148,7 @@ def _route(forge: LocalForge, req: Request, user: User | None) -> Response:
             continue
         if needs_auth and user is None:
             return error(401, "Requires authentication", DOC_USER if sub == "/user" else DOCS)
-        args = {k: unquote(v) for k, v in match.groupdict().items()}
+        args = {k: unquote(v) for k, v in match.groupdict().items() if v is not None}
         return fn(forge, req, user, **args)
     return not_found()
 
@@ -304,11 +302,9 @@ def _size_kb(repo: Repo) -> int:
     total = 0
     for dirpath, _, files in os.walk(objects):
         for name in files:
-            try:
+            with contextlib.suppress(OSError):
                 total += os.path.getsize(os.path.join(dirpath, name))
-            except OSError:
-                pass
-    return total // 1024
+    return max(1, -(-total // 1024))  # KiB, rounded up: a repository with commits is never size 0
 
 
 def repo_json(forge: LocalForge, repo: Repo, viewer: User | None) -> dict[str, Any]:

@@ -121,10 +121,7 @@ def route(method: str, pattern: str, *, auth: bool = True) -> Callable[[Handler]
 def handle(forge: LocalForge, req: Request) -> Response:
     token, sent = _token(req)
     user = forge.user_for_token(token) if sent else None
-    if sent and user is None:
-        resp = message(401, "401 Unauthorized")
-    else:
-        resp = _route(forge, req, user)
+    resp = message(401, "401 Unauthorized") if sent and user is None else _route(forge, req, user)
     decorate(forge, req, resp, user)
     return resp
 
@@ -140,7 +137,7 @@ def _route(forge: LocalForge, req: Request, user: User | None) -> Response:
             continue
         if needs_auth and user is None:
             return message(401, "401 Unauthorized")
-        return fn(forge, req, user, **{k: unquote(v) for k, v in match.groupdict().items()})
+        return fn(forge, req, user, **{k: unquote(v) for k, v in match.groupdict().items() if v is not None})
     return grape_error("404 Not Found", 404)
 
 

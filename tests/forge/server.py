@@ -132,7 +132,7 @@ class LocalForge:
             while not self._stopping.is_set():
                 for key, _ in selector.select():
                     if key.fileobj is httpd and not self._stopping.is_set():
-                        httpd._handle_request_noblock()
+                        httpd._handle_request_noblock()  # type: ignore[attr-defined]  # serve_forever's step
 
     # ------------------------------------------------------------------ addresses
 
@@ -633,10 +633,7 @@ class LocalForge:
         git_user = git_http.basic_username(headers.get("authorization"))
         if fault is None or fault.run_handler:
             try:
-                if is_git:
-                    resp = git_http.handle(self, req)
-                else:
-                    resp = self._api.handle(self, req)
+                resp = git_http.handle(self, req) if is_git else self._api.handle(self, req)
             except Exception:
                 tb = traceback.format_exc()
                 with self._lock:
@@ -759,7 +756,7 @@ class _Handler(BaseHTTPRequestHandler):
     def _dispatch(self) -> None:
         self.server.forge._handle(self)
 
-    do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = do_OPTIONS = _dispatch
+    do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = do_OPTIONS = _dispatch  # noqa: N815
 
 
 class _Server(ThreadingHTTPServer):
