@@ -44,14 +44,27 @@ def base_url(connection: ProviderConnection | None) -> str:
     return (connection.base_url if connection and connection.base_url else settings.KILN_GITLAB_URL).rstrip("/")
 
 
+class _Gitlab(gitlab.Gitlab):
+    """python-gitlab with its own 429/5xx sleeping switched off for every request.
+
+    These options are per request in python-gitlab (the constructor hands unknown
+    arguments to the HTTP backend), so they are forced here, in the one place all
+    requests pass; Kiln's capped `with_retries` policy decides instead.
+    """
+
+    def http_request(self, *args: Any, **kwargs: Any) -> Any:
+        kwargs["obey_rate_limit"] = False
+        kwargs["max_retries"] = 0
+        kwargs["retry_transient_errors"] = False
+        return super().http_request(*args, **kwargs)
+
+
 def client(connection: ProviderConnection | None, token: str) -> gitlab.Gitlab:
-    return gitlab.Gitlab(
+    return _Gitlab(
         base_url(connection),
         private_token=token,
         timeout=settings.KILN_PROVIDER_TIMEOUT,
         retry_transient_errors=False,
-        obey_rate_limit=False,
-        max_retries=0,
     )
 
 
