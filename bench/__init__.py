@@ -1,0 +1,1 @@
+"""Kiln's benchmark suite: see bench/README.md. Nothing here is imported by Kiln itself."""

@@ -1,0 +1,284 @@
+"""Shared helpers of the bench: paths, environments, timing, statistics, tree digests, machine info."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import platform
+import shutil
+import socket
+import stat
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parent.parent
+BENCH = REPO / "bench"
+WORK = BENCH / "work"
+RESULTS = BENCH / "results"
+PYTHON = sys.executable
+VENV_BIN = Path(sys.executable).parent
+RESULT_PREFIX = "BENCH-RESULT "
+
+# Environment variables that would point a Kiln process at the developer's services or data.
+_KILN_ENV_STRIP = (
+    "DATABASE_URL",
+    "CELERY_BROKER_URL",
+    "KILN_CELERY_EAGER",
+    "KILN_CELERY_QUEUE",
+    "GENERATED_PROJECTS_DIR",
+    "KILN_DATA_DIR",
+    "KILN_TEMPLATES_DIR",
+    "KILN_TEMPLATE_CACHE_DIR",
+    "KILN_SECRET_KEY_FILE",
+    "DJANGO_SETTINGS_MODULE",
+)
+
+
+class BenchError(RuntimeError):
+    """A bench step failed (a tool exited non-zero, outputs differ, ...)."""
+
+
+def log(message: str) -> None:
+    print(f"[bench {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+
+
+def tool(name: str) -> str | None:
+    """The executable `name` from the bench's venv, else from PATH, else None."""
+    candidate = VENV_BIN / name
+    if candidate.exists():
+        return str(candidate)
+    return shutil.which(name)
+
+
+@dataclass(frozen=True)
+class KilnPaths:
+    """Where one bench run keeps Kiln's state: its own SQLite DB, outputs and caches."""
+
+    run_dir: Path
+    templates_dir: Path
+
+    @property
+    def data_dir(self) -> Path:
+        return self.run_dir / "kiln-data"
+
+    @property
+    def generated_dir(self) -> Path:
+        return self.run_dir / "generated-projects"
+
+    @property
+    def cache_dir(self) -> Path:
+        return self.run_dir / "template-cache"
+
+
+def kiln_env(paths: KilnPaths, **extra: str) -> dict[str, str]:
+    """The environment of a Kiln process of this run: embedded SQLite, eager tasks, bench folders."""
+    env = {k: v for k, v in os.environ.items() if k not in _KILN_ENV_STRIP}
+    env.update(
+        DJANGO_SETTINGS_MODULE="core.settings.local",
+        DJANGO_DEBUG="0",
+        KILN_DATA_DIR=str(paths.data_dir),
+        GENERATED_PROJECTS_DIR=str(paths.generated_dir),
+        KILN_TEMPLATES_DIR=str(paths.templates_dir),
+        KILN_TEMPLATE_CACHE_DIR=str(paths.cache_dir),
+        KILN_LOG_LEVEL="WARNING",
+        KILN_ALLOW_FILE_REMOTES="1",
+        PYTHONPATH=str(REPO),
+    )
+    env.update(extra)
+    return env
+
+
+def run(
+    cmd: Sequence[str],
+    *,
+    cwd: Path | None = None,
+    env: Mapping[str, str] | None = None,
+    timeout: float = 900,
+) -> subprocess.CompletedProcess[str]:
+    """Run a command to completion; a non-zero exit raises BenchError with the tail of its output."""
+    proc = subprocess.run(
+        list(cmd),
+        cwd=str(cwd) if cwd else None,
+        env=dict(env) if env is not None else None,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+    if proc.returncode != 0:
+        tail = (proc.stderr or proc.stdout or "").strip().splitlines()[-15:]
+        raise BenchError(f"{' '.join(cmd[:4])} ... exited {proc.returncode}:\n" + "\n".join(tail))
+    return proc
+
+
+def timed(
+    cmd: Sequence[str], *, cwd: Path | None = None, env: Mapping[str, str] | None = None, timeout: float = 900
+) -> float:
+    """Wall-clock seconds of a whole process, from fork to exit."""
+    started = time.perf_counter()
+    run(cmd, cwd=cwd, env=env, timeout=timeout)
+    return time.perf_counter() - started
+
+
+def kiln_side(
+    command: str, *args: str, env: Mapping[str, str], timeout: float = 900, cwd: Path = REPO
+) -> dict[str, Any]:
+    """Run `python -m bench.kiln_side COMMAND ...` (Django set up) and return its JSON result."""
+    proc = run([PYTHON, "-m", "bench.kiln_side", command, *args], cwd=cwd, env=env, timeout=timeout)
+    for line in reversed(proc.stdout.splitlines()):
+        if line.startswith(RESULT_PREFIX):
+            result: dict[str, Any] = json.loads(line[len(RESULT_PREFIX) :])
+            return result
+    raise BenchError(f"kiln_side {command} printed no result:\n{proc.stdout[-2000:]}\n{proc.stderr[-2000:]}")
+
+
+def emit(result: Mapping[str, Any]) -> None:
+    """How a bench subprocess hands its result back (see `kiln_side`)."""
+    print(RESULT_PREFIX + json.dumps(result, sort_keys=True), flush=True)
+
+
+def remove(path: Path) -> None:
+    if path.is_symlink() or path.is_file():
+        path.unlink()
+    elif path.exists():
+        shutil.rmtree(path)
+
+
+def clear_dir(path: Path) -> None:
+    """Empty `path` (create it when missing)."""
+    if path.exists():
+        for child in path.iterdir():
+            remove(child)
+    path.mkdir(parents=True, exist_ok=True)
+
+
+# --- statistics --------------------------------------------------------------------------------
+
+
+@dataclass
+class Samples:
+    """Timings (or any measure) of one tool; `unit` is how the table shows them."""
+
+    name: str
+    values: list[float] = field(default_factory=list)
+    unit: str = "s"
+
+    @property
+    def median(self) -> float:
+        return statistics.median(self.values) if self.values else float("nan")
+
+    @property
+    def min(self) -> float:
+        return min(self.values) if self.values else float("nan")
+
+    @property
+    def max(self) -> float:
+        return max(self.values) if self.values else float("nan")
+
+
+def ratio(numerator: float, denominator: float) -> float:
+    if denominator <= 0 or numerator != numerator or denominator != denominator:
+        return float("nan")
+    return numerator / denominator
+
+
+# --- output trees ----------------------------------------------------------------------------
+
+
+TreeDigest = dict[str, tuple[str, bool]]
+
+
+def tree_digest(root: Path) -> TreeDigest:
+    """Relative POSIX path → (sha256 of the bytes, owner-executable bit) for every regular file."""
+    digest: TreeDigest = {}
+    for dirpath, _dirs, files in os.walk(root):
+        for name in files:
+            full = Path(dirpath) / name
+            st = full.lstat()
+            if not stat.S_ISREG(st.st_mode):
+                raise BenchError(f"{full} is not a regular file")
+            rel = full.relative_to(root).as_posix()
+            digest[rel] = (hashlib.sha256(full.read_bytes()).hexdigest(), bool(st.st_mode & stat.S_IXUSR))
+    return digest
+
+
+def single_child(folder: Path) -> Path:
+    """The one folder inside `folder` (Cookiecutter's `{{cookiecutter.project_slug}}/` root)."""
+    children = list(folder.iterdir())
+    if len(children) != 1 or not children[0].is_dir():
+        raise BenchError(f"expected exactly one folder in {folder}, found {[c.name for c in children]}")
+    return children[0]
+
+
+def diff_digests(reference: TreeDigest, other: TreeDigest, *, limit: int = 5) -> list[str]:
+    """Human-readable differences between two tree digests (empty when identical)."""
+    problems: list[str] = []
+    for rel in sorted(set(reference) - set(other))[:limit]:
+        problems.append(f"missing {rel}")
+    for rel in sorted(set(other) - set(reference))[:limit]:
+        problems.append(f"extra {rel}")
+    for rel in sorted(set(reference) & set(other)):
+        if reference[rel] != other[rel]:
+            what = "content" if reference[rel][0] != other[rel][0] else "executable bit"
+            problems.append(f"{what} differs: {rel}")
+            if len(problems) >= 3 * limit:
+                break
+    return problems
+
+
+# --- machine description -----------------------------------------------------------------------
+
+
+def _first_line(cmd: Sequence[str]) -> str:
+    try:
+        out = subprocess.run(list(cmd), capture_output=True, text=True, timeout=30, check=False)
+    except (OSError, subprocess.TimeoutExpired):
+        return "not available"
+    text = (out.stdout or out.stderr).strip()
+    return text.splitlines()[0] if text else "not available"
+
+
+def _cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def _ram_gib() -> str:
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemTotal:"):
+                return f"{int(line.split()[1]) / 1024 / 1024:.1f} GiB"
+    except OSError:
+        pass
+    return "unknown"
+
+
+def machine_info() -> dict[str, str]:
+    copier = tool("copier")
+    cookiecutter = tool("cookiecutter")
+    return {
+        "host": socket.gethostname(),
+        "os": f"{platform.system()} {platform.release()}",
+        "cpu": _cpu_model(),
+        "cores": str(os.cpu_count() or "?"),
+        "ram": _ram_gib(),
+        "python": platform.python_version(),
+        "git": _first_line(["git", "--version"]),
+        "copier": _first_line([copier, "--version"]) if copier else "not installed",
+        "cookiecutter": _first_line([cookiecutter, "--version"]).split(" from ")[0] if cookiecutter else "not installed",
+        "zip": _first_line(["zip", "-v"])[:60] if shutil.which("zip") else "not installed",
+        "tar": _first_line(["tar", "--version"]),
+        "kiln commit": _first_line(["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"]),
+    }
