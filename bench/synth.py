@@ -120,10 +120,13 @@ def layout(n: int) -> Iterator[SynthFile]:
 
 def text_content(index: int, prefix: str) -> bytes:
     rng = random.Random(index)
-    lines = [_TEXT.replace("@@", prefix).replace("<<I>>", f"{index:05d}").replace("<<N>>", str(index))]
-    while sum(len(line) for line in lines) < 1950:
-        words = " ".join(rng.choice(_WORDS) for _ in range(11))
-        lines.append(f"# {words}\n")
+    head = _TEXT.replace("<<I>>", f"{index:05d}").replace("<<N>>", str(index))
+    size = len(head.replace("@@", ""))  # the filler must not depend on the prefix
+    lines = [head.replace("@@", prefix)]
+    while size < 1950:
+        line = "# " + " ".join(rng.choice(_WORDS) for _ in range(11)) + "\n"
+        lines.append(line)
+        size += len(line)
     return "".join(lines).encode("ascii")
 
 

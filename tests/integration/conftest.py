@@ -145,10 +145,12 @@ def celery_worker(
     django_db_setup: Any,
     django_db_blocker: Any,
     worker_queue: str,
+    live_server: Any,
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[Worker]:
     log = tmp_path_factory.mktemp("worker") / "worker.log"
-    worker = Worker(worker_queue, log).start()
+    # api_call steps inside the worker call the live server over real HTTP
+    worker = Worker(worker_queue, log, extra_env={"KILN_INTERNAL_API_BASE": live_server.url}).start()
     yield worker
     worker.stop()
 

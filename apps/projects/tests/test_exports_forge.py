@@ -13,7 +13,11 @@ from django.db import connection as db
 from django.utils import timezone
 
 from apps.projects.models import ProjectFile, RepositoryExport
-from apps.projects.services.generation import generated_project_execute, generated_project_output_dir, generated_project_start
+from apps.projects.services.generation import (
+    generated_project_execute,
+    generated_project_output_dir,
+    generated_project_start,
+)
 from tests.forge.fixtures import ALICE_TOKEN
 
 pytestmark = pytest.mark.django_db
@@ -22,17 +26,26 @@ pytestmark = pytest.mark.django_db
 @pytest.fixture
 def generated(cast, make_template):
     template = make_template(
-        {"README.md": "# {{ name }}\n", "pkg/{{ name }}.py": "VALUE = 1\n", "run.sh": ("#!/bin/sh\necho hi\n", 0o755), "logo.bin": b"\x00\xff\x10"},
+        {
+            "README.md": "# {{ name }}\n",
+            "pkg/{{ name }}.py": "VALUE = 1\n",
+            "run.sh": ("#!/bin/sh\necho hi\n", 0o755),
+            "logo.bin": b"\x00\xff\x10",
+        },
         parameters={"type": "object", "properties": {"name": {"type": "string", "default": "demo"}}},
     )
-    row = generated_project_start(project=cast.project, template_slug=template.slug, parameters={}, actor=cast.alice, enqueue=False)
+    row = generated_project_start(
+        project=cast.project, template_slug=template.slug, parameters={}, actor=cast.alice, enqueue=False
+    )
     return generated_project_execute(generated_id=row.pk, owner="t:1:g").generated
 
 
 def connect(api, user, forge, provider, token=ALICE_TOKEN):
     name = f"{provider}-{forge.port}-{token[-12:]}"
     response = api(user).post(
-        "/api/v1/connections/", {"provider": provider, "name": name, "base_url": forge.api_url, "token": token}, format="json"
+        "/api/v1/connections/",
+        {"provider": provider, "name": name, "base_url": forge.api_url, "token": token},
+        format="json",
     )
     assert response.status_code == 201, response.content
     return response.json()["id"]
@@ -48,12 +61,16 @@ def export(api, user, cast, generated, body, run_jobs):
 
 def pushed_tree(forge, full_name: str, tmp_path: Path, branch: str = "main") -> dict[str, tuple[str, str]]:
     bare = forge.repo_path(full_name)
-    out = subprocess.run(["git", "--git-dir", str(bare), "ls-tree", "-r", branch], capture_output=True, text=True, check=True).stdout
+    out = subprocess.run(
+        ["git", "--git-dir", str(bare), "ls-tree", "-r", branch], capture_output=True, text=True, check=True
+    ).stdout
     tree = {}
     for line in out.splitlines():
         meta, path = line.split("\t", 1)
         mode, _, sha = meta.split()
-        blob = subprocess.run(["git", "--git-dir", str(bare), "cat-file", "blob", sha], capture_output=True, check=True).stdout
+        blob = subprocess.run(
+            ["git", "--git-dir", str(bare), "cat-file", "blob", sha], capture_output=True, check=True
+        ).stdout
         import hashlib
 
         tree[path] = (mode, hashlib.sha256(blob).hexdigest())
@@ -61,14 +78,29 @@ def pushed_tree(forge, full_name: str, tmp_path: Path, branch: str = "main") -> 
 
 
 def expected_tree(generated) -> dict[str, tuple[str, str]]:
-    return {f.path: ("100755" if f.mode & 0o111 else "100644", f.sha256) for f in ProjectFile.objects.filter(generated=generated)}
+    return {
+        f.path: ("100755" if f.mode & 0o111 else "100644", f.sha256)
+        for f in ProjectFile.objects.filter(generated=generated)
+    }
 
 
 def test_github_user_repo_export_reads_back(api, cast, generated, run_jobs, github_forge, tmp_path):
     conn = connect(api, cast.alice, github_forge, "github")
     detail = export(
-        api, cast.alice, cast, generated,
-        {"provider": "github", "connection": conn, "repository": {"name": "kiln-demo", "visibility": "private", "description": "from kiln", "topics": ["kiln", "demo"]}},
+        api,
+        cast.alice,
+        cast,
+        generated,
+        {
+            "provider": "github",
+            "connection": conn,
+            "repository": {
+                "name": "kiln-demo",
+                "visibility": "private",
+                "description": "from kiln",
+                "topics": ["kiln", "demo"],
+            },
+        },
         run_jobs,
     )
     assert detail["status"] == "completed", detail
@@ -86,8 +118,15 @@ def test_github_user_repo_export_reads_back(api, cast, generated, run_jobs, gith
 def test_github_org_repo_with_default_branch(api, cast, generated, run_jobs, github_forge, tmp_path):
     conn = connect(api, cast.alice, github_forge, "github")
     detail = export(
-        api, cast.alice, cast, generated,
-        {"provider": "github", "connection": conn, "repository": {"owner": "acme", "name": "svc", "visibility": "public", "default_branch": "trunk"}},
+        api,
+        cast.alice,
+        cast,
+        generated,
+        {
+            "provider": "github",
+            "connection": conn,
+            "repository": {"owner": "acme", "name": "svc", "visibility": "public", "default_branch": "trunk"},
+        },
         run_jobs,
     )
     assert detail["status"] == "completed", detail
@@ -100,8 +139,15 @@ def test_github_org_repo_with_default_branch(api, cast, generated, run_jobs, git
 def test_gitlab_nested_namespace_export(api, cast, generated, run_jobs, gitlab_forge, tmp_path):
     conn = connect(api, cast.alice, gitlab_forge, "gitlab")
     detail = export(
-        api, cast.alice, cast, generated,
-        {"provider": "gitlab", "connection": conn, "repository": {"namespace": "acme/platform/tools", "name": "svc", "visibility": "internal"}},
+        api,
+        cast.alice,
+        cast,
+        generated,
+        {
+            "provider": "gitlab",
+            "connection": conn,
+            "repository": {"namespace": "acme/platform/tools", "name": "svc", "visibility": "internal"},
+        },
         run_jobs,
     )
     assert detail["status"] == "completed", detail
@@ -133,7 +179,10 @@ def test_killed_after_creation_the_redelivered_export_adopts(cast, generated, gi
 
     conn = connect(api, cast.alice, github_forge, "github")
     export_row = exports.repository_export_start(
-        generated=generated, data={"provider": "github", "connection": conn, "repository": {"name": "killed"}}, actor=cast.alice, enqueue=False
+        generated=generated,
+        data={"provider": "github", "connection": conn, "repository": {"name": "killed"}},
+        actor=cast.alice,
+        enqueue=False,
     )
 
     class WorkerKilled(BaseException):
@@ -157,7 +206,14 @@ def test_killed_after_creation_the_redelivered_export_adopts(cast, generated, gi
 
 def test_bad_token_fails_without_retry(api, cast, generated, run_jobs, github_forge):
     conn = connect(api, cast.alice, github_forge, "github", token="CANARY-wrong-token-0000")
-    detail = export(api, cast.alice, cast, generated, {"provider": "github", "connection": conn, "repository": {"name": "x"}}, run_jobs)
+    detail = export(
+        api,
+        cast.alice,
+        cast,
+        generated,
+        {"provider": "github", "connection": conn, "repository": {"name": "x"}},
+        run_jobs,
+    )
     assert detail["status"] == "failed"
     assert detail["error"]["code"] == "invalid_token"
     assert len(github_forge.find_requests("POST", r"/user/repos$")) == 1
@@ -166,7 +222,14 @@ def test_bad_token_fails_without_retry(api, cast, generated, run_jobs, github_fo
 def test_502_then_201_completes(api, cast, generated, run_jobs, github_forge):
     github_forge.inject("POST", r"/user/repos$", 502, {"message": "Server Error"}, times=1)
     conn = connect(api, cast.alice, github_forge, "github")
-    detail = export(api, cast.alice, cast, generated, {"provider": "github", "connection": conn, "repository": {"name": "flaky"}}, run_jobs)
+    detail = export(
+        api,
+        cast.alice,
+        cast,
+        generated,
+        {"provider": "github", "connection": conn, "repository": {"name": "flaky"}},
+        run_jobs,
+    )
     assert detail["status"] == "completed", detail
     assert len(github_forge.repos) == 1
 
@@ -174,7 +237,14 @@ def test_502_then_201_completes(api, cast, generated, run_jobs, github_forge):
 def test_502_after_the_repo_was_created_adopts_it(api, cast, generated, run_jobs, github_forge):
     github_forge.inject("POST", r"/user/repos$", 502, {"message": "Server Error"}, times=1, run_handler=True)
     conn = connect(api, cast.alice, github_forge, "github")
-    detail = export(api, cast.alice, cast, generated, {"provider": "github", "connection": conn, "repository": {"name": "ghost"}}, run_jobs)
+    detail = export(
+        api,
+        cast.alice,
+        cast,
+        generated,
+        {"provider": "github", "connection": conn, "repository": {"name": "ghost"}},
+        run_jobs,
+    )
     assert detail["status"] == "completed", detail
     assert list(github_forge.repos) == ["alice/ghost"]
 
@@ -183,22 +253,56 @@ def test_502_after_the_repo_was_created_adopts_it(api, cast, generated, run_jobs
     ("status", "headers", "message"),
     [
         (403, {"Retry-After": "0", "X-RateLimit-Remaining": "0"}, "API rate limit exceeded for user ID 1."),
-        (429, {"Retry-After": "0"}, "You have exceeded a secondary rate limit. Please wait a few minutes before you try again."),
+        (
+            429,
+            {"Retry-After": "0"},
+            "You have exceeded a secondary rate limit. Please wait a few minutes before you try again.",
+        ),
     ],
 )
 def test_rate_limits_are_retried(api, cast, generated, run_jobs, github_forge, status, headers, message):
-    github_forge.inject("POST", r"/user/repos$", status, {"message": message, "documentation_url": "https://docs.github.com/rest"}, headers=headers, times=1)
+    github_forge.inject(
+        "POST",
+        r"/user/repos$",
+        status,
+        {"message": message, "documentation_url": "https://docs.github.com/rest"},
+        headers=headers,
+        times=1,
+    )
     conn = connect(api, cast.alice, github_forge, "github")
-    detail = export(api, cast.alice, cast, generated, {"provider": "github", "connection": conn, "repository": {"name": "limited"}}, run_jobs)
+    detail = export(
+        api,
+        cast.alice,
+        cast,
+        generated,
+        {"provider": "github", "connection": conn, "repository": {"name": "limited"}},
+        run_jobs,
+    )
     assert detail["status"] == "completed", detail
     assert len(github_forge.find_requests("POST", r"/user/repos$")) == 2
 
 
-def test_long_rate_limit_fails_with_retry_after_instead_of_sleeping(api, cast, generated, run_jobs, github_forge, settings):
+def test_long_rate_limit_fails_with_retry_after_instead_of_sleeping(
+    api, cast, generated, run_jobs, github_forge, settings
+):
     settings.KILN_PROVIDER_MAX_WAIT = 5
-    github_forge.inject("POST", r"/user/repos$", 403, {"message": "API rate limit exceeded for user ID 1."}, headers={"Retry-After": "3600"}, times=None)
+    github_forge.inject(
+        "POST",
+        r"/user/repos$",
+        403,
+        {"message": "API rate limit exceeded for user ID 1."},
+        headers={"Retry-After": "3600"},
+        times=None,
+    )
     conn = connect(api, cast.alice, github_forge, "github")
-    detail = export(api, cast.alice, cast, generated, {"provider": "github", "connection": conn, "repository": {"name": "later"}}, run_jobs)
+    detail = export(
+        api,
+        cast.alice,
+        cast,
+        generated,
+        {"provider": "github", "connection": conn, "repository": {"name": "later"}},
+        run_jobs,
+    )
     assert detail["status"] == "failed"
     assert detail["error"]["code"] == "rate_limited"
     assert detail["error"]["extra"]["retry_after"] >= 3000
@@ -211,7 +315,14 @@ def test_foreign_repo_with_the_same_name_is_name_taken_and_untouched(api, cast, 
     forge.create_repo_directly(full, "alice", seed=True)
     before = forge.refs(full)
     conn = connect(api, cast.alice, forge, flavor)
-    detail = export(api, cast.alice, cast, generated, {"provider": flavor, "connection": conn, "repository": {"name": "taken"}}, run_jobs)
+    detail = export(
+        api,
+        cast.alice,
+        cast,
+        generated,
+        {"provider": flavor, "connection": conn, "repository": {"name": "taken"}},
+        run_jobs,
+    )
     assert detail["status"] == "failed"
     assert detail["error"]["code"] == "name_taken"
     assert forge.refs(full) == before
@@ -220,7 +331,14 @@ def test_foreign_repo_with_the_same_name_is_name_taken_and_untouched(api, cast, 
 
 def test_gitlab_unknown_namespace(api, cast, generated, run_jobs, gitlab_forge):
     conn = connect(api, cast.alice, gitlab_forge, "gitlab")
-    detail = export(api, cast.alice, cast, generated, {"provider": "gitlab", "connection": conn, "repository": {"namespace": "nope/none", "name": "x"}}, run_jobs)
+    detail = export(
+        api,
+        cast.alice,
+        cast,
+        generated,
+        {"provider": "gitlab", "connection": conn, "repository": {"namespace": "nope/none", "name": "x"}},
+        run_jobs,
+    )
     assert detail["status"] == "failed"
     assert detail["error"]["code"] == "namespace_not_found"
 
@@ -243,7 +361,9 @@ def test_gitlab_unknown_namespace(api, cast, generated, run_jobs, gitlab_forge):
 def test_invalid_github_targets_are_400(api, cast, generated, run_jobs, github_forge, repository):
     conn = connect(api, cast.alice, github_forge, "github")
     url = f"/api/v1/projects/{cast.project.pk}/generated/{generated.pk}/exports/"
-    response = api(cast.alice).post(url, {"provider": "github", "connection": conn, "repository": repository}, format="json")
+    response = api(cast.alice).post(
+        url, {"provider": "github", "connection": conn, "repository": repository}, format="json"
+    )
     assert response.status_code == 400, response.content
     assert github_forge.requests == []
 
@@ -284,7 +404,9 @@ def test_canary_token_leaks_nowhere(api, cast, generated, run_jobs, flavor, requ
             forge.clear_faults()
         url = f"/api/v1/projects/{cast.project.pk}/generated/{generated.pk}/exports/"
         with run_jobs():
-            created = api(cast.alice).post(url, {"provider": flavor, "connection": conn, "repository": {"name": name}}, format="json")
+            created = api(cast.alice).post(
+                url, {"provider": flavor, "connection": conn, "repository": {"name": name}}, format="json"
+            )
         bodies.append(created.content.decode())
         bodies.append(api(cast.alice).get(f"{url}{created.json()['id']}/").content.decode())
         bodies.append(api(cast.alice).get(url).content.decode())
