@@ -277,7 +277,9 @@ def machine_info() -> dict[str, str]:
         "python": platform.python_version(),
         "git": _first_line(["git", "--version"]),
         "copier": _first_line([copier, "--version"]) if copier else "not installed",
-        "cookiecutter": _first_line([cookiecutter, "--version"]).split(" from ")[0] if cookiecutter else "not installed",
+        "cookiecutter": _first_line([cookiecutter, "--version"]).split(" from ")[0]
+        if cookiecutter
+        else "not installed",
         "zip": _first_line(["zip", "-v"])[:60] if shutil.which("zip") else "not installed",
         "tar": _first_line(["tar", "--version"]),
         "kiln commit": _first_line(["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"]),

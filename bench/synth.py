@@ -80,10 +80,11 @@ LICENSE_URL = "https://opensource.org/licenses/MIT"
 '''
 
 _WORDS = (
-    "alpha beta gamma delta epsilon kiln render template project folder module package "
-    "config service export archive commit branch remote worker queue cache bytes lorem ipsum "
-    "dolor sit amet consectetur adipiscing elit sed do eiusmod tempor incididunt labore"
-).split()
+    *("alpha", "beta", "gamma", "delta", "epsilon", "kiln", "render", "template", "project", "folder"),
+    *("module", "package", "config", "service", "export", "archive", "commit", "branch", "remote"),
+    *("worker", "queue", "cache", "bytes", "lorem", "ipsum", "dolor", "sit", "amet", "consectetur"),
+    *("adipiscing", "elit", "sed", "do", "eiusmod", "tempor", "incididunt", "labore"),
+)
 
 
 @dataclass(frozen=True)

@@ -31,3 +31,11 @@ def integer_path_ids(result: dict[str, Any], generator: Any, request: Any, publi
                 if parameter.get("in") == "path" and (name == "id" or name.endswith("_id")):
                     parameter["schema"] = {"type": "integer", "minimum": 1}
     return result
+
+
+class KilnSessionScheme(OpenApiAuthenticationExtension):
+    target_class = "apps.accounts.authentication.KilnSessionAuthentication"
+    name = "cookieAuth"
+
+    def get_security_definition(self, auto_schema: Any) -> dict[str, Any]:
+        return {"type": "apiKey", "in": "cookie", "name": "sessionid"}

@@ -69,13 +69,39 @@ def _coerce(schema: dict[str, Any], value: Any, *, field: str) -> Any:
     return value
 
 
+def _in_process_app(environ: dict[str, Any], start_response: Any) -> list[bytes]:
+    """Kiln's WSGI app for a nested in-process request.
+
+    The caller already holds a database connection (it runs inside a task or a request);
+    the nested request must not close it at its end, as Django does for a real request,
+    so the connection-closing signal handlers are held back meanwhile (Django's test
+    client does the same).
+    """
+    from django.core.signals import request_finished, request_started
+    from django.db import close_old_connections
+
+    from core.wsgi import application
+
+    request_started.disconnect(close_old_connections)
+    request_finished.disconnect(close_old_connections)
+    try:
+        response = application(environ, start_response)
+        try:
+            return [b"".join(response)]
+        finally:
+            close = getattr(response, "close", None)
+            if close is not None:
+                close()
+    finally:
+        request_started.connect(close_old_connections)
+        request_finished.connect(close_old_connections)
+
+
 def default_transport() -> httpx.BaseTransport | None:
     """In-process WSGI when no internal base URL is configured (the embedded default)."""
     if settings.KILN_INTERNAL_API_BASE:
         return None
-    from core.wsgi import application
-
-    return httpx.WSGITransport(app=application)
+    return httpx.WSGITransport(app=_in_process_app)
 
 
 class AgentAPICaller:

@@ -1,0 +1,496 @@
+"""The bench's in-process half: commands that run inside a Django process with the bench's environment.
+
+`bench/run.py` starts `python -m bench.kiln_side COMMAND ...` with `bench.common.kiln_env` (its own
+SQLite DB, template, cache and output folders; or a throwaway PostgreSQL database for the API
+section) and reads the JSON result from the last `BENCH-RESULT` line. Nothing here changes Kiln:
+templates are registered through Kiln's own service functions (`scan_template` + `_upsert`), and
+generations and exports run through Kiln's services exactly as the CLI and the workers do.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import os
+import resource
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from bench.common import REPO, emit, remove
+
+
+def _setup_django() -> None:
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "core.settings.local")
+    if str(REPO) not in sys.path:
+        sys.path.insert(0, str(REPO))
+    import django
+
+    django.setup()
+
+
+def _peak_rss_mib() -> float:
+    # Linux reports ru_maxrss in KiB.
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def _current_rss_mib() -> float:
+    try:
+        import psutil
+
+        return float(psutil.Process().memory_info().rss) / (1024 * 1024)
+    except ImportError:  # pragma: no cover - psutil is in requirements/bench.txt
+        with open("/proc/self/statm") as handle:
+            return int(handle.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / (1024 * 1024)
+
+
+# --- catalog and users -----------------------------------------------------------------------------
+
+
+def _register(source_paths: list[str]) -> dict[str, Any]:
+    """Register native templates below KILN_TEMPLATES_DIR through Kiln's catalog services."""
+    from django.conf import settings
+
+    from apps.projects.models import TemplateSource
+    from apps.projects.services.templates import _upsert, scan_template
+
+    registered: dict[str, Any] = {}
+    for source_path in source_paths:
+        folder = Path(settings.KILN_TEMPLATES_DIR) / source_path
+        template = _upsert(scan_template(folder), source=TemplateSource.UPLOAD, source_path=source_path, user=None)
+        registered[template.slug] = {"checksum": template.checksum, "files": template.file_count}
+    return registered
+
+
+def _user_and_project(username: str, *, password: str | None = None) -> tuple[Any, Any]:
+    from django.contrib.auth import get_user_model
+
+    from apps.projects.models import Project
+    from apps.projects.services.projects import project_create
+
+    user, created = get_user_model().objects.get_or_create(username=username)
+    if created or password:
+        if password:
+            user.set_password(password)
+        else:
+            user.set_unusable_password()
+        user.save()
+    project = Project.objects.filter(name=username, memberships__user=user).first()
+    if project is None:
+        project = project_create(owner=user, name=username)
+    return user, project
+
+
+def cmd_setup(args: argparse.Namespace) -> dict[str, Any]:
+    """Migrate this run's database and register the synthetic templates."""
+    _setup_django()
+    from django.core.management import call_command
+
+    call_command("migrate", verbosity=0, interactive=False)
+    return {"templates": _register(args.source_paths)}
+
+
+def _template(slug: str) -> Any:
+    from apps.projects.services.templates import template_get
+
+    return template_get(slug=slug)
+
+
+def _generate(user: Any, project: Any, slug: str) -> Any:
+    """One generation through the service, executed in-process (eager Celery) as the CLI does."""
+    from apps.projects.services.generation import generated_project_start
+
+    generated = generated_project_start(project=project, template_slug=slug, parameters={}, actor=user)
+    generated.refresh_from_db()
+    if generated.status != "completed":
+        raise RuntimeError(f"generation {generated.pk} ended {generated.status}: {generated.error}")
+    return generated
+
+
+# --- throughput and memory -------------------------------------------------------------------------
+
+
+class _DirSink:
+    """A directory sink as the generation service uses (Kiln's SafeWriter: O_NOFOLLOW | O_EXCL)."""
+
+    def __init__(self, root: Path) -> None:
+        from core.safe_paths import SafeWriter
+
+        root.mkdir(parents=True)
+        self.writer = SafeWriter(root)
+
+    def add(self, path: str, data: bytes, mode: int) -> None:
+        self.writer.write(path, data, mode)
+
+
+def cmd_throughput(args: argparse.Namespace) -> dict[str, Any]:
+    """Warm in-process throughput of the generator: render only, and render + write."""
+    _setup_django()
+    from django.conf import settings
+
+    from apps.projects.services.generation import _prepared, parameters_validate
+    from apps.projects.services.project_generator import NullSink, ProjectGenerator
+
+    template = _template(args.slug)
+    values = parameters_validate(template=template, parameters={})
+    started = time.perf_counter()
+    prepared = _prepared(template)
+    prepare_s = time.perf_counter() - started
+    generator = ProjectGenerator(prepared)
+    started = time.perf_counter()
+    first = generator.render(values, NullSink())
+    first_s = time.perf_counter() - started
+    scratch = Path(args.scratch)
+    remove(scratch)
+    null_s: list[float] = []
+    write_s: list[float] = []
+    for run in range(args.runs):
+        gc.collect()
+        started = time.perf_counter()
+        result = generator.render(values, NullSink())
+        null_s.append(time.perf_counter() - started)
+        assert result.content_sha256 == first.content_sha256
+        target = scratch / f"r{run}"
+        gc.collect()
+        started = time.perf_counter()
+        generator.render(values, _DirSink(target))
+        write_s.append(time.perf_counter() - started)
+        remove(target)
+    remove(scratch)
+    return {
+        "files": first.file_count,
+        "bytes": first.total_bytes,
+        "prepare_s": prepare_s,
+        "first_render_s": first_s,
+        "render_s": null_s,
+        "render_write_s": write_s,
+        "memory_cache_files": settings.KILN_TEMPLATE_MEMORY_CACHE_FILES,
+        "compiled_in_memory": len(prepared._compiled),
+    }
+
+
+def cmd_memory(args: argparse.Namespace) -> dict[str, Any]:
+    """Peak RSS of one fresh process running one whole generation job in-process (as a worker does)."""
+    _setup_django()
+    from django.conf import settings
+
+    from apps.projects.services.generation import generated_project_output_dir
+
+    user, project = _user_and_project("bench-memory")
+    _template(args.slug)
+    gc.collect()
+    baseline = _peak_rss_mib()
+    baseline_now = _current_rss_mib()
+    started = time.perf_counter()
+    generated = _generate(user, project, args.slug)
+    elapsed = time.perf_counter() - started
+    peak = _peak_rss_mib()
+    shutil.rmtree(generated_project_output_dir(generated), ignore_errors=True)
+    return {
+        "files": generated.file_count,
+        "baseline_peak_mib": baseline,
+        "baseline_rss_mib": baseline_now,
+        "peak_mib": peak,
+        "seconds": elapsed,
+        "cache_dir_entries": len(list(Path(settings.KILN_TEMPLATE_CACHE_DIR).rglob("*.cache"))),
+    }
+
+
+def cmd_service_time(args: argparse.Namespace) -> dict[str, Any]:
+    """The API section's baseline: warm in-process render + write of the same template (no queue, no HTTP)."""
+    result = cmd_throughput(args)
+    return {"render_write_s": result["render_write_s"], "files": result["files"]}
+
+
+# --- whole-process profile ------------------------------------------------------------------------
+
+# Functions whose inclusive time the profile summary reports (outermost occurrence only).
+PROFILE_BUCKETS: list[tuple[str, str, str]] = [
+    ("django.setup() (imports, app registry)", "django/__init__.py", "setup"),
+    ("generate_project: Command.handle (all)", "generate_project.py", "handle"),
+    ("  generated_project_start (validate, row, enqueue)", "generation.py", "generated_project_start"),
+    ("  generated_project_execute (the job)", "generation.py", "generated_project_execute"),
+    ("    prepare_template (scan, sniff, compile/load)", "project_generator.py", "prepare_template"),
+    ("    ProjectGenerator.render (all files)", "project_generator.py", "render"),
+    ("      _render_content (Jinja)", "project_generator.py", "_render_content"),
+    ("      _render_path", "project_generator.py", "_render_path"),
+    ("      SafeWriter.write (staging files)", "safe_paths.py", "write"),
+    ("    ProjectFile bulk_create", "django/db/models/query.py", "bulk_create"),
+    ("  --output copy (shutil.copytree)", "shutil.py", "copytree"),
+]
+
+
+def _bucket_times(frame: Any) -> dict[str, float]:
+    totals = dict.fromkeys((label for label, _, _ in PROFILE_BUCKETS), 0.0)
+
+    def walk(node: Any, active: frozenset[str]) -> None:
+        now = active
+        for label, file_part, function in PROFILE_BUCKETS:
+            if label in active:
+                continue
+            if node.function == function and file_part in (node.file_path or ""):
+                totals[label] += node.time
+                now = now | {label}
+        for child in node.children:
+            walk(child, now)
+
+    walk(frame, frozenset())
+    return totals
+
+
+def cmd_profile_cli(args: argparse.Namespace) -> dict[str, Any]:
+    """Run `manage.py generate_project ...` under pyinstrument in this process; save text + summary."""
+    from pyinstrument import Profiler
+
+    profiler = Profiler(interval=0.0005)
+    started = time.perf_counter()
+    profiler.start()
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "core.settings.local")
+    from django.core.management import execute_from_command_line
+
+    execute_from_command_line(["manage.py", "generate_project", *args.cli_args])
+    session = profiler.stop()
+    wall = time.perf_counter() - started
+    Path(args.text_out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.text_out).write_text(profiler.output_text(unicode=True, color=False, show_all=False))
+    root = session.root_frame()
+    return {"profiled_s": wall, "buckets": _bucket_times(root) if root is not None else {}}
+
+
+# --- exports ---------------------------------------------------------------------------------------
+
+
+def _git_env() -> dict[str, str]:
+    """The git CLI baseline: isolated from the machine's config, with an identity."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GIT_")}
+    env.update(
+        GIT_CONFIG_NOSYSTEM="1",
+        GIT_CONFIG_GLOBAL=os.devnull,
+        GIT_AUTHOR_NAME="Bench",
+        GIT_AUTHOR_EMAIL="bench@example.invalid",
+        GIT_COMMITTER_NAME="Bench",
+        GIT_COMMITTER_EMAIL="bench@example.invalid",
+        GIT_TERMINAL_PROMPT="0",
+    )
+    return env
+
+
+def _sh(command: str, *, cwd: Path, env: dict[str, str]) -> float:
+    started = time.perf_counter()
+    subprocess.run(["sh", "-c", command], cwd=cwd, env=env, check=True, capture_output=True)
+    return time.perf_counter() - started
+
+
+def _timed(call: Callable[[], Any]) -> tuple[float, Any]:
+    started = time.perf_counter()
+    value = call()
+    return time.perf_counter() - started, value
+
+
+ARCHIVE_TOOLS = (("zip", "zip -qr", "zip -qr {out} ."), ("tar.gz", "tar czf", "tar czf {out} ."))
+GIT_CLI_BUILD = "git init -q -b main && git add -A && git commit -q -m 'Initial commit'"
+
+
+class _ExportBench:
+    """One generated project exported by Kiln and by the CLI tools, round after round."""
+
+    def __init__(self, slug: str, scratch: Path) -> None:
+        from django.conf import settings
+
+        from apps.projects.services.generation import generated_project_output_dir
+
+        self.user, self.project = _user_and_project("bench-export")
+        self.generated = _generate(self.user, self.project, slug)
+        self.files_root = generated_project_output_dir(self.generated)
+        self.scratch = scratch
+        remove(scratch)
+        scratch.mkdir(parents=True)
+        self.git_env = _git_env()
+        self.git = settings.KILN_GIT_BINARY
+        self.message = f"Initial commit from Kiln template {slug}\n"
+        self.timestamp = int(self.generated.finished_at.timestamp())
+        self.archive_bytes: dict[str, int] = {}
+
+    def bare(self, name: str) -> str:
+        path = self.scratch / name
+        remove(path)
+        subprocess.run([self.git, "init", "-q", "--bare", str(path)], check=True, env=self.git_env, capture_output=True)
+        return f"file://{path}"
+
+    def fresh_tree(self) -> Path:
+        tree = self.scratch / "cli-tree"
+        remove(tree)
+        shutil.copytree(self.files_root, tree)
+        return tree
+
+    def kiln_build(self, git_dir: Path) -> str:
+        """What the git providers do: the recorded files (one query) into `git fast-import`."""
+        from apps.projects.models import ProjectFile
+        from apps.projects.services.gitops import SourceFile, build_commit
+
+        rows = ProjectFile.objects.filter(generated_id=self.generated.pk).order_by("path")
+        files = [SourceFile(path=p, mode=m, size=s) for p, m, s in rows.values_list("path", "mode", "size")]
+        return build_commit(
+            root=self.files_root,
+            files=files,
+            git_dir=git_dir,
+            branch="main",
+            message=self.message,
+            timestamp=self.timestamp,
+        )
+
+    def kiln_push(self, git_dir: Path, url: str, commit: str) -> None:
+        from apps.projects.services.gitops import push_commit
+
+        push_commit(git_dir=git_dir, url=url, branch="main", commit=commit, auth=None)
+
+    def kiln_job(self, data: dict[str, Any]) -> Any:
+        """A whole export job through the service (validate, record, run eagerly, finish)."""
+        from apps.projects.services.exports import repository_export_start
+
+        export = repository_export_start(generated=self.generated, data=data, actor=self.user)
+        export.refresh_from_db()
+        if export.status != "completed":
+            raise RuntimeError(f"export {export.provider} ended {export.status}: {export.error}")
+        return export
+
+    def round(self) -> dict[str, float]:
+        from django.conf import settings
+
+        timings: dict[str, float] = {}
+        kiln_repo = self.scratch / "kiln-repo.git"
+        remove(kiln_repo)
+        timings["kiln git build+commit"], commit = _timed(lambda: self.kiln_build(kiln_repo))
+        tree = self.fresh_tree()
+        timings["git init && git add -A && git commit"] = _sh(GIT_CLI_BUILD, cwd=tree, env=self.git_env)
+
+        url = self.bare("kiln-remote.git")
+        timings["kiln git push"], _ = _timed(lambda: self.kiln_push(kiln_repo, url, commit))
+        url = self.bare("cli-remote.git")
+        timings["git push"] = _sh(f"git push -q {url} main", cwd=tree, env=self.git_env)
+
+        url = self.bare("kiln-job-remote.git")
+        job = {"provider": "git", "remote_url": url, "branch": "main"}
+        timings["kiln git export job"], _ = _timed(lambda: self.kiln_job(job))
+        tree = self.fresh_tree()
+        url = self.bare("cli-job-remote.git")
+        timings["git init+add+commit+push"] = _sh(
+            f"{GIT_CLI_BUILD} && git push -q {url} main", cwd=tree, env=self.git_env
+        )
+
+        for provider, label, command in ARCHIVE_TOOLS:
+            data = {"provider": provider}
+            timings[f"kiln {provider} export job"], export = _timed(lambda data=data: self.kiln_job(data))
+            self.archive_bytes[f"kiln {provider} export job"] = int(export.archive_size or 0)
+            remove(Path(settings.GENERATED_PROJECTS_DIR) / export.archive_path)
+            out = self.scratch / f"cli.{provider}"
+            remove(out)
+            timings[label] = _sh(command.format(out=out), cwd=self.files_root, env=self.git_env)
+            self.archive_bytes[label] = out.stat().st_size
+            remove(out)
+        for name in ("kiln-repo.git", "kiln-remote.git", "cli-remote.git", "kiln-job-remote.git", "cli-job-remote.git"):
+            remove(self.scratch / name)
+        remove(tree)
+        return timings
+
+    def close(self) -> None:
+        from apps.projects.services.repository_exporter import exports_root
+
+        remove(self.scratch)
+        shutil.rmtree(exports_root(self.project.pk), ignore_errors=True)
+        shutil.rmtree(self.files_root, ignore_errors=True)
+
+
+def cmd_exports(args: argparse.Namespace) -> dict[str, Any]:
+    """Kiln's exports (in-process, as a worker runs them) against the CLI tools, alternating per round."""
+    _setup_django()
+    bench = _ExportBench(args.slug, Path(args.scratch))
+    samples: dict[str, list[float]] = {}
+    try:
+        for run in range(args.runs + 1):
+            timings = bench.round()
+            if run > 0:  # round 0 is the warm-up
+                for name, value in timings.items():
+                    samples.setdefault(name, []).append(value)
+    finally:
+        bench.close()
+    return {"files": bench.generated.file_count, "samples": samples, "archive_bytes": bench.archive_bytes}
+
+
+# --- API: fixtures, query counts -------------------------------------------------------------------
+
+
+def cmd_api_setup(args: argparse.Namespace) -> dict[str, Any]:
+    """Migrate the throwaway PostgreSQL database, register the template, create the API user."""
+    _setup_django()
+    from django.core.management import call_command
+
+    call_command("migrate", verbosity=0, interactive=False)
+    registered = _register(args.source_paths)
+    user, project = _user_and_project(args.username, password=args.password)
+    return {"templates": registered, "user_id": user.pk, "project_id": project.pk}
+
+
+def cmd_querycounts(args: argparse.Namespace) -> dict[str, Any]:
+    _setup_django()
+    from bench.api_queries import count_list_queries
+
+    return count_list_queries(rows=args.rows, page_sizes=[int(p) for p in args.page_sizes.split(",")])
+
+
+# --- entry point -----------------------------------------------------------------------------------
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m bench.kiln_side", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("setup")
+    p.add_argument("source_paths", nargs="+")
+    p.set_defaults(func=cmd_setup)
+
+    for name, func in (("throughput", cmd_throughput), ("service-time", cmd_service_time)):
+        p = sub.add_parser(name)
+        p.add_argument("--slug", required=True)
+        p.add_argument("--runs", type=int, default=5)
+        p.add_argument("--scratch", required=True)
+        p.set_defaults(func=func)
+
+    p = sub.add_parser("memory")
+    p.add_argument("--slug", required=True)
+    p.set_defaults(func=cmd_memory)
+
+    p = sub.add_parser("profile-cli")
+    p.add_argument("--text-out", required=True)
+    p.add_argument("cli_args", nargs=argparse.REMAINDER)
+    p.set_defaults(func=cmd_profile_cli)
+
+    p = sub.add_parser("exports")
+    p.add_argument("--slug", required=True)
+    p.add_argument("--runs", type=int, default=5)
+    p.add_argument("--scratch", required=True)
+    p.set_defaults(func=cmd_exports)
+
+    p = sub.add_parser("api-setup")
+    p.add_argument("--username", required=True)
+    p.add_argument("--password", required=True)
+    p.add_argument("source_paths", nargs="+")
+    p.set_defaults(func=cmd_api_setup)
+
+    p = sub.add_parser("querycounts")
+    p.add_argument("--rows", type=int, default=105)
+    p.add_argument("--page-sizes", default="10,100")
+    p.set_defaults(func=cmd_querycounts)
+
+    args = parser.parse_args(argv)
+    result = args.func(args)
+    result.setdefault("pid", os.getpid())
+    emit(result)
+
+
+if __name__ == "__main__":
+    main()
