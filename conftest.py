@@ -12,9 +12,7 @@ import pytest
 import yaml
 from rest_framework.test import APIClient
 
-pytest_plugins = (
-    ["tests.forge.fixtures"] if (Path(__file__).parent / "tests" / "forge" / "fixtures.py").exists() else []
-)
+pytest_plugins = ["tests.forge.fixtures", "tests.integration.harness"]
 
 REQUIRE_SERVICES = os.environ.get("KILN_REQUIRE_SERVICES") == "1"
 

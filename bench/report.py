@@ -48,7 +48,7 @@ def fmt_seconds(value: float) -> str:
 
 
 def fmt_ratio(value: float) -> str:
-    return "-" if math.isnan(value) else f"{value:.2f}×"
+    return "-" if math.isnan(value) else f"{value:.2f}x"
 
 
 def fmt_rate(value: float) -> str:

@@ -206,21 +206,21 @@ def native_source_path(n: int) -> str:
     return f"n{n}/native"
 
 
-def ensure_templates(n: int) -> Path:
-    """Write the three formats for `n` files once (cached under bench/work/templates/)."""
-    final = templates_root() / f"n{n}"
-    if final.is_dir():
-        return final
-    staging = final.parent / f".n{n}-{uuid.uuid4().hex[:8]}"
-    try:
-        for fmt, writer in WRITERS.items():
-            writer(staging / fmt, n)
-        final.parent.mkdir(parents=True, exist_ok=True)
-        os.rename(staging, final)
-    finally:
-        if staging.exists():
-            shutil.rmtree(staging)
-    return final
+def ensure_templates(n: int, formats: tuple[str, ...] = FORMATS) -> Path:
+    """Write the formats for `n` files once each (cached under bench/work/templates/); returns their parent."""
+    root = templates_root() / f"n{n}"
+    for fmt in formats:
+        final = root / fmt
+        if final.is_dir():
+            continue
+        staging = root / f".{fmt}-{uuid.uuid4().hex[:8]}"
+        try:
+            WRITERS[fmt](staging, n)
+            os.rename(staging, final)
+        finally:
+            if staging.exists():
+                shutil.rmtree(staging)
+    return root
 
 
 def expected_output_count(n: int) -> int:

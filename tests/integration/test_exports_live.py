@@ -12,7 +12,7 @@ import httpx
 import pytest
 
 from tests.forge.fixtures import ALICE_TOKEN
-from tests.integration.conftest import poll
+from tests.integration.harness import poll
 
 pytestmark = [pytest.mark.integration]
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.integration.conftest import poll
+from tests.integration.harness import poll
 
 pytestmark = [pytest.mark.integration]
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from tests.integration.conftest import poll
+from tests.integration.harness import poll
 
 pytestmark = [pytest.mark.integration]
 

@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 from django.conf import settings
 
-from tests.integration.conftest import Worker
+from tests.integration.harness import Worker
 
 pytestmark = [pytest.mark.integration]
 
@@ -98,7 +98,7 @@ def test_generation_survives_kills(kill_queue, heavy_template, whole):
     reference = generated_project_dry_run(project=project, template_slug=heavy_template.slug, parameters={}, actor=user)
     worker = kill_queue()
     outcomes = []
-    for round_no in range(ROUNDS):
+    for _ in range(ROUNDS):
         generated = generated_project_start(
             project=project, template_slug=heavy_template.slug, parameters={}, actor=user
         )

@@ -31,6 +31,7 @@ from jsonschema.validators import Draft202012Validator
 
 from apps.projects.models import ProjectTemplate, TemplateSource
 from core.exceptions import ApplicationError, NotFound, ValidationFailed
+from core.parsers import contains_nul
 from core.safe_paths import SafeWriter, UnsafePath, clean_relative_path
 
 logger = logging.getLogger("kiln.templates")
@@ -89,6 +90,8 @@ def parse_manifest(raw: bytes, *, where: str = MANIFEST_NAME) -> TemplateManifes
         raise TemplateInvalid(f"{where} is not valid YAML: {str(exc).splitlines()[0]}") from exc
     if not isinstance(data, dict):
         raise TemplateInvalid(f"{where} must be a mapping with name, version and parameters.")
+    if contains_nul(data):
+        raise TemplateInvalid(f"{where} contains a NUL character, which is not allowed.")
     unknown = sorted(set(map(str, data)) - MANIFEST_KEYS)
     if unknown:
         raise TemplateInvalid(

@@ -150,13 +150,13 @@ def test_healthz_reports_and_names_a_dead_broker(client, settings):
     assert client.get("/healthz").json() == {"database": "ok", "broker": "ok", "storage": "ok"}
     from core.celery import app
 
-    previous = (app.conf.task_always_eager, app.conf.broker_url)
+    settings.CELERY_BROKER_URL = "redis://127.0.0.1:1/0"
+    previous = app.conf.task_always_eager
     app.conf.task_always_eager = False
-    app.conf.broker_url = "redis://127.0.0.1:1/0"
     try:
         response = client.get("/healthz")
     finally:
-        app.conf.task_always_eager, app.conf.broker_url = previous
+        app.conf.task_always_eager = previous
     assert response.status_code == 503
     body = response.json()
     assert body["broker"].startswith("down")

@@ -1,0 +1,30 @@
+"""The JSON parser of the API: standard JSON, minus NUL characters.
+
+PostgreSQL cannot store U+0000 in text or jsonb, and no name, parameter or path of Kiln's
+needs it; refusing it at the door turns what would be a database error into a 400.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rest_framework.exceptions import ParseError
+from rest_framework.parsers import JSONParser
+
+
+def contains_nul(value: Any) -> bool:
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(contains_nul(k) or contains_nul(v) for k, v in value.items())
+    if isinstance(value, list):
+        return any(contains_nul(item) for item in value)
+    return False
+
+
+class KilnJSONParser(JSONParser):
+    def parse(self, stream: Any, media_type: str | None = None, parser_context: Any = None) -> Any:
+        data = super().parse(stream, media_type, parser_context)
+        if contains_nul(data):
+            raise ParseError("NUL characters (\\u0000) are not allowed in requests.")
+        return data
