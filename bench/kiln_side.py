@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import functools
 import gc
+import json
 import os
 import resource
 import shutil
@@ -253,7 +254,7 @@ def cmd_profile_cli(args: argparse.Namespace) -> dict[str, Any]:
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "core.settings.local")
     from django.core.management import execute_from_command_line
 
-    execute_from_command_line(["manage.py", "generate_project", *args.cli_args])
+    execute_from_command_line(["manage.py", "generate_project", *json.loads(args.cli_args)])
     session = profiler.stop()
     wall = time.perf_counter() - started
     Path(args.text_out).parent.mkdir(parents=True, exist_ok=True)
@@ -469,7 +470,7 @@ def main(argv: list[str] | None = None) -> None:
 
     p = sub.add_parser("profile-cli")
     p.add_argument("--text-out", required=True)
-    p.add_argument("cli_args", nargs=argparse.REMAINDER)
+    p.add_argument("--cli-args", required=True, help="JSON list of generate_project arguments")
     p.set_defaults(func=cmd_profile_cli)
 
     p = sub.add_parser("exports")

@@ -143,7 +143,7 @@ def main(argv: list[str] | None = None) -> int:
                 result = SECTIONS[key](ctx)
             except Exception as exc:
                 result = SectionResult(key, TITLES[key], status="failed")
-                result.notes.append(f"FAILED: {type(exc).__name__}: {exc}")
+                result.notes.append(f"FAILED: {type(exc).__name__}: {exc}".replace("\n", " | "))
                 traceback.print_exc()
             result.seconds = time.perf_counter() - began
             results.append(result)

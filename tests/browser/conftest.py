@@ -36,10 +36,7 @@ if TYPE_CHECKING:
 ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "test-artifacts" / "browser"
 REQUIRE = os.environ.get("KILN_REQUIRE_SERVICES") == "1"
-MARKER = (
-    "browser: drives headless Chromium against a live server "
-    "(skipped without Chromium, unless KILN_REQUIRE_SERVICES=1)"
-)
+MARKER = "browser: headless Chromium against a live server (skipped without Chromium, unless KILN_REQUIRE_SERVICES=1)"
 CHROMIUM_ARGS = [
     "--headless=new",
     "--no-sandbox",
@@ -152,9 +149,9 @@ class BrowserPage:
         assert response is not None, f"no response for {path}"
         return response
 
-    def screenshot(self, step: str) -> Path:
+    def screenshot(self, step: str, *, full_page: bool = True) -> Path:
         path = ARTIFACTS / f"{self.name}-{step}.png"
-        self.page.screenshot(path=str(path), full_page=True)
+        self.page.screenshot(path=str(path), full_page=full_page)
         return path
 
     def same_origin(self, url: str) -> bool:

@@ -88,7 +88,7 @@ def test_admin_project_and_generation(kiln_site: Site, browser_page: BrowserPage
     expect(page.locator("#content h1")).to_have_text("Change generated project")
     expect(page.locator(".field-status .readonly")).to_have_text(re.compile("completed", re.IGNORECASE))
     expect(page.locator(".field-progress .readonly")).to_have_text("2/2")
-    files = page.locator(".inline-group").filter(has_text="README.md")
+    files = page.locator(".inline-group").filter(has=page.locator("h2", has_text="Project files"))
     expect(files.locator("tr.has_original td.field-path")).to_have_text(["README.md", "src/browser-demo.py"])
     browser_page.screenshot("04-generation")
 
@@ -113,9 +113,7 @@ def test_browsable_api_create_project_and_generate(kiln_site: Site, browser_page
 
     browser_page.goto(f"/api/v1/projects/{project_id}/generated/")
     expect(page.locator(".page-header h1")).to_have_text("Generated Project List")
-    status, body = post_raw_json(
-        browser_page, {"template": TEMPLATE_SLUG, "parameters": {}}, "05-start-generation"
-    )
+    status, body = post_raw_json(browser_page, {"template": TEMPLATE_SLUG, "parameters": {}}, "05-start-generation")
     assert status == "HTTP 202 Accepted", body
     assert body["template"] == TEMPLATE_SLUG and body["status"] in {"pending", "running", "completed"}
     generated_id = body["id"]
@@ -149,7 +147,7 @@ def test_api_docs_page_and_schema(kiln_site: Site, browser_page: BrowserPage) ->
     assert found, "the Swagger UI config names no schema url"
     schema_url = json.loads(f'"{found.group(1)}"')
     assert schema_url == "/api/schema/"
-    browser_page.screenshot("02-docs")
+    browser_page.screenshot("02-docs-page")
 
     schema = page.request.get(browser_page.base_url + schema_url)
     assert schema.status == 200
@@ -158,6 +156,7 @@ def test_api_docs_page_and_schema(kiln_site: Site, browser_page: BrowserPage) ->
     assert text.startswith("openapi: 3.")
     assert "title: Kiln API" in text
     assert "  /api/v1/projects/:" in text and "operationId: generated_create" in text
+    assert not browser_page.bad_responses, browser_page.bad_responses
 
 
 def test_api_docs_swagger_ui_renders(kiln_site: Site, browser_page: BrowserPage) -> None:
@@ -180,5 +179,5 @@ def test_api_docs_swagger_ui_renders(kiln_site: Site, browser_page: BrowserPage)
     expect(page.locator(".swagger-ui .info .title")).to_contain_text("Kiln API")
     expect(page.locator("#operations-projects-projects_create")).to_be_visible()
     expect(page.locator("#operations-generated-generated_create")).to_be_visible()
-    browser_page.screenshot("02-swagger-ui")
+    browser_page.screenshot("02-swagger-ui", full_page=False)
     browser_page.assert_clean()

@@ -216,7 +216,8 @@ def test_bad_token_fails_without_retry(api, cast, generated, run_jobs, github_fo
     )
     assert detail["status"] == "failed"
     assert detail["error"]["code"] == "invalid_token"
-    assert len(github_forge.find_requests("POST", r"/user/repos$")) == 1
+    assert len(github_forge.requests) == 1  # one 401, not retried
+    assert github_forge.repos == {}
 
 
 def test_502_then_201_completes(api, cast, generated, run_jobs, github_forge):

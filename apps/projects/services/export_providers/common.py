@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from datetime import UTC, datetime, timedelta
 from urllib.parse import urlsplit
 
 from django.conf import settings
@@ -15,6 +16,25 @@ from core.netguard import check_url
 
 # Right after a repository is created a forge may still answer 404 for a short while.
 NOT_READY_ATTEMPTS = 5
+# Clock skew allowed between Kiln and the forge when comparing creation times.
+CLOCK_SKEW = timedelta(seconds=120)
+
+
+def created_by_this_export(ctx: ExportContext, *, full_name: str, created_at: datetime | None, empty: bool) -> bool:
+    """Was this existing repository made by an earlier delivery of this very export?
+
+    A delivery that dies while its create request is in flight leaves a repository whose
+    id was never recorded. Before creating, the export records which name it is about to
+    create; a repository of exactly that name, still empty, created after the export first
+    started, is that delivery's work and is adopted. Anything else is someone else's.
+    """
+    started = ctx.export.started_at
+    intended = ctx.export.remote_full_name
+    if not empty or started is None or created_at is None or intended.lower() != full_name.lower():
+        return False
+    if created_at.tzinfo is None:
+        created_at = created_at.replace(tzinfo=UTC)
+    return created_at >= started - CLOCK_SKEW
 
 
 def check_provider_url(url: str, *, what: str) -> str:

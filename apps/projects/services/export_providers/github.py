@@ -19,7 +19,7 @@ from github.GithubException import BadCredentialsException, RateLimitExceededExc
 from github.Repository import Repository
 
 from apps.projects.models import Provider, ProviderConnection, RepositoryExport
-from apps.projects.services.export_providers.common import build_and_push, check_provider_url
+from apps.projects.services.export_providers.common import build_and_push, check_provider_url, created_by_this_export
 from apps.projects.services.git_names import (
     validate_branch,
     validate_owner,
@@ -187,6 +187,14 @@ class GitHubProvider:
                 return org.create_repo(target["name"], **kwargs)
             return gh.get_user().create_repo(target["name"], **kwargs)
 
+        full_name = with_retries(
+            lambda: self._full_name(gh, owner, target["name"]),
+            classify=classify,
+            what="reading the token user",
+            ctx=ctx,
+        )
+        ctx.record(remote_full_name=full_name)  # the intent, before the create request leaves
+
         def create_or_adopt() -> Repository:
             try:
                 return create()
@@ -222,6 +230,9 @@ class GitHubProvider:
         if ours.exists():
             ctx.log(f"repository {full_name} was created by an earlier Kiln export to this target; adopting it")
             return repo
+        if created_by_this_export(ctx, full_name=repo.full_name, created_at=repo.created_at, empty=repo.size == 0):
+            ctx.log(f"repository {full_name} was created by an interrupted delivery of this export; adopting it")
+            return repo
         raise ExportFailed(
             f"A repository named '{full_name}' already exists and was not created by Kiln for this target. "
             "Choose another name or delete that repository.",
@@ -231,14 +242,12 @@ class GitHubProvider:
         )
 
     def _created_despite_error(self, ctx: ExportContext, gh: Github, owner: str | None) -> Repository | None:
-        """After a 5xx on create, the repository may exist anyway: adopt it only if it is new and empty."""
+        """After a 5xx on create, the repository may exist anyway: adopt it only if this export made it."""
         try:
             repo = gh.get_repo(self._full_name(gh, owner, ctx.export.target["name"]))
         except UnknownObjectException:
             return None
-        started = ctx.export.started_at
-        created = repo.created_at
-        if started is not None and created is not None and created >= started.replace(microsecond=0) and repo.size == 0:
+        if created_by_this_export(ctx, full_name=repo.full_name, created_at=repo.created_at, empty=repo.size == 0):
             ctx.log(f"creation answered with an error but {repo.full_name} exists, new and empty; adopting it")
             return repo
         return None

@@ -8,6 +8,7 @@ Kiln pushes an explicit refspec and reads nothing from the create response's bra
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 import gitlab
@@ -17,7 +18,7 @@ from gitlab.exceptions import GitlabAuthenticationError, GitlabError, GitlabGetE
 from gitlab.v4.objects import Project as GitlabProject
 
 from apps.projects.models import Provider, ProviderConnection, RepositoryExport
-from apps.projects.services.export_providers.common import build_and_push, check_provider_url
+from apps.projects.services.export_providers.common import build_and_push, check_provider_url, created_by_this_export
 from apps.projects.services.git_names import (
     validate_branch,
     validate_namespace,
@@ -66,6 +67,15 @@ def client(connection: ProviderConnection | None, token: str) -> gitlab.Gitlab:
         timeout=settings.KILN_PROVIDER_TIMEOUT,
         retry_transient_errors=False,
     )
+
+
+def _parse_time(value: Any) -> datetime | None:
+    if not isinstance(value, str):
+        return None
+    try:
+        return datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
 
 
 def _taken(exc: GitlabError) -> bool:
@@ -194,6 +204,8 @@ class GitLabProvider:
             assert gl.user is not None
             namespace_path = gl.user.username
 
+        ctx.record(remote_full_name=f"{namespace_path}/{target['name']}")  # the intent, before creating
+
         def create_or_adopt() -> GitlabProject:
             try:
                 return gl.projects.create(payload)  # type: ignore[return-value]
@@ -214,6 +226,15 @@ class GitLabProvider:
         ).exclude(pk=ctx.export.pk)
         if ours.exists():
             ctx.log(f"project {full_path} was created by an earlier Kiln export to this target; adopting it")
+            return project
+        created_at = _parse_time(getattr(project, "created_at", None))
+        if created_by_this_export(
+            ctx,
+            full_name=project.path_with_namespace,
+            created_at=created_at,
+            empty=bool(getattr(project, "empty_repo", False)),
+        ):
+            ctx.log(f"project {full_path} was created by an interrupted delivery of this export; adopting it")
             return project
         raise ExportFailed(
             f"A project '{full_path}' already exists and was not created by Kiln for this target. "

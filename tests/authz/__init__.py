@@ -1,0 +1,290 @@
+"""Authorization tests: the permission matrix and mass-assignment checks.
+
+This package may not add a conftest.py, so the helpers both test modules share live
+here: the operations of Kiln's OpenAPI schema, a lazily built world of alice's objects
+(each test case builds only what its request needs, in its own rolled-back database),
+and snapshots of the database rows a rejected request must not change.
+"""
+
+from __future__ import annotations
+
+import functools
+import io
+import zipfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from rest_framework.test import APIClient
+
+HTTP_METHODS = ("get", "post", "put", "patch", "delete")
+PASSWORD = "pw-for-tests"  # apps.projects.tests.factories.UserFactory
+CANARY_TOKEN = "CANARY-matrix-token-0000"
+
+
+# --- the schema ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Operation:
+    operation_id: str
+    method: str  # lower case, as the APIClient method
+    path: str  # with {placeholders}
+    has_body: bool
+    content_types: tuple[str, ...]
+    request_fields: frozenset[str]  # top-level properties of the request body schema
+
+
+def fetch_schema(client: Any = None) -> dict[str, Any]:
+    """`GET /api/schema/?format=json` through Django's test client."""
+    if client is None:
+        from django.test import Client
+
+        client = Client()
+    response = client.get("/api/schema/?format=json")
+    if response.status_code != 200:
+        raise RuntimeError(f"GET /api/schema/ answered {response.status_code}: {response.content[:500]!r}")
+    return response.json()
+
+
+def _resolve(schema: dict[str, Any], node: dict[str, Any]) -> dict[str, Any]:
+    while "$ref" in node:
+        name = node["$ref"].rsplit("/", 1)[-1]
+        node = schema["components"]["schemas"][name]
+    return node
+
+
+def operations_of(schema: dict[str, Any]) -> dict[str, Operation]:
+    """Every path x method of the schema that has an operationId."""
+    found: dict[str, Operation] = {}
+    for path, item in schema["paths"].items():
+        for method, op in item.items():
+            if method not in HTTP_METHODS or not op.get("operationId"):
+                continue
+            content = op.get("requestBody", {}).get("content", {})
+            fields: set[str] = set()
+            for media in content.values():
+                fields |= set(_resolve(schema, media.get("schema", {})).get("properties", {}))
+            operation_id = op["operationId"]
+            if operation_id in found:
+                raise AssertionError(f"operationId {operation_id} is used twice in the schema")
+            found[operation_id] = Operation(
+                operation_id=operation_id,
+                method=method,
+                path=path,
+                has_body=bool(content),
+                content_types=tuple(content),
+                request_fields=frozenset(fields),
+            )
+    return found
+
+
+@functools.cache
+def schema_operations() -> dict[str, Operation]:
+    """The schema's operations, read once per test session (collection uses them too)."""
+    return operations_of(fetch_schema())
+
+
+# --- the world: alice's project and its objects ------------------------------------------------
+
+TEMPLATE_FILES = {"README.md": "# {{ name }}\n", "src/app.py": "print('hi')\n"}
+TEMPLATE_PARAMETERS = {"type": "object", "properties": {"name": {"type": "string", "default": "demo"}}}
+WORKFLOW_STEPS = [{"id": "a", "type": "api_call", "input": {"operation": "projects_list"}}]
+
+
+def template_zip(slug: str, version: str = "1.0.0") -> bytes:
+    """A tiny valid template archive: template.yaml and one file."""
+    manifest = (
+        f"slug: {slug}\nname: {slug.title()}\nversion: '{version}'\n"
+        "parameters:\n  type: object\n  properties:\n    who: {type: string, default: world}\n"
+    )
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        archive.writestr("template.yaml", manifest)
+        archive.writestr("hello.txt", "hello {{ who }}\n")
+    return buffer.getvalue()
+
+
+class World:
+    """alice's project "Alpha" (from the `cast` fixture) and objects in it, built on first use.
+
+    Everything is created in the test's own transaction, so destructive requests of one
+    test case (DELETE, cancel) never reach another.
+    """
+
+    def __init__(self, cast: Any, make_template: Callable[..., Any], run_jobs: Callable[[], Any]) -> None:
+        self.cast = cast
+        self._make_template = make_template
+        self._run_jobs = run_jobs
+
+    @property
+    def project(self) -> Any:
+        return self.cast.project
+
+    @functools.cached_property
+    def template(self) -> Any:
+        return self._make_template(TEMPLATE_FILES, slug="authz-tpl", parameters=TEMPLATE_PARAMETERS)
+
+    @functools.cached_property
+    def generated(self) -> Any:
+        """A completed generation of Alpha, with files on disk."""
+        from apps.projects.services.generation import generated_project_execute, generated_project_start
+
+        row = generated_project_start(
+            project=self.project, template_slug=self.template.slug, parameters={}, actor=self.cast.alice, enqueue=False
+        )
+        generated = generated_project_execute(generated_id=row.pk, owner="authz:1:x").generated
+        assert generated.status == "completed", generated.error
+        return generated
+
+    @functools.cached_property
+    def project_file(self) -> Any:
+        from apps.projects.models import ProjectFile
+
+        return ProjectFile.objects.filter(generated=self.generated).order_by("path").first()
+
+    @functools.cached_property
+    def export(self) -> Any:
+        """A completed zip export of the generation."""
+        from apps.projects.services.exports import repository_export_execute, repository_export_start
+
+        row = repository_export_start(
+            generated=self.generated, data={"provider": "zip"}, actor=self.cast.alice, enqueue=False
+        )
+        export, _logs = repository_export_execute(export_id=row.pk, owner="authz:1:x")
+        assert export.status == "completed", export.error
+        return export
+
+    @functools.cached_property
+    def membership(self) -> Any:
+        """erin's viewer membership of Alpha (nobody in the cast, so removing it disturbs no caller)."""
+        from apps.projects.models import ProjectMembership, Role
+        from apps.projects.tests.factories import UserFactory
+
+        erin = UserFactory(username="erin")
+        return ProjectMembership.objects.create(project=self.project, user=erin, role=Role.VIEWER)
+
+    @functools.cached_property
+    def connection(self) -> Any:
+        from apps.projects.services.connections import connection_create
+
+        return connection_create(owner=self.cast.alice, provider="git", name="matrix", token=CANARY_TOKEN)
+
+    @functools.cached_property
+    def workflow(self) -> Any:
+        from apps.workflows.services.workflow_executor import workflow_create
+
+        return workflow_create(actor=self.cast.alice, name="Matrix", project=self.project.pk, steps=WORKFLOW_STEPS)
+
+    @functools.cached_property
+    def run(self) -> Any:
+        """A completed run of the workflow, started by alice."""
+        from apps.workflows.services.workflow_executor import workflow_run_start
+
+        with self._run_jobs():
+            run = workflow_run_start(workflow=self.workflow, inputs={}, actor=self.cast.alice)
+        run.refresh_from_db()
+        assert run.status == "completed", run.error
+        return run
+
+    @functools.cached_property
+    def agent(self) -> Any:
+        """An agent of alice's (maintainer in Alpha): the object of the /agents/{id}/ routes."""
+        from apps.agents.services.agents import agent_create
+
+        return agent_create(owner=self.cast.alice, name="Target", projects=[self.project.pk], role="maintainer")
+
+    @functools.cached_property
+    def agent_token(self) -> Any:
+        from apps.agents.services.agents import agent_token_issue
+
+        row, _token = agent_token_issue(agent=self.agent, name="target")
+        return row
+
+    def value(self, name: str) -> Any:
+        """The id substituted for a path placeholder that is not `{id}`."""
+        values: dict[str, Callable[[], Any]] = {
+            "project_id": lambda: self.project.pk,
+            "generated_id": lambda: self.generated.pk,
+            "agent_id": lambda: self.agent.pk,
+            "slug": lambda: self.template.slug,
+        }
+        if name not in values:
+            raise AssertionError(f"no object to substitute for path parameter {{{name}}}; add one to World.value")
+        return values[name]()
+
+    def object_id(self, collection: str) -> Any:
+        """The id substituted for `{id}` after `collection` in a path."""
+        ids: dict[str, Callable[[], Any]] = {
+            "agents": lambda: self.agent.pk,
+            "tokens": lambda: self.agent_token.pk,
+            "connections": lambda: self.connection.pk,
+            "projects": lambda: self.project.pk,
+            "generated": lambda: self.generated.pk,
+            "files": lambda: self.project_file.pk,
+            "exports": lambda: self.export.pk,
+            "members": lambda: self.membership.pk,
+            "workflows": lambda: self.workflow.pk,
+            "runs": lambda: self.run.pk,
+        }
+        if collection not in ids:
+            raise AssertionError(f"no object to substitute for {{id}} of '{collection}'; add one to World.object_id")
+        return ids[collection]()
+
+    def url(self, path: str) -> str:
+        parts = path.split("/")
+        for index, part in enumerate(parts):
+            if part == "{id}":
+                parts[index] = str(self.object_id(parts[index - 1]))
+            elif part.startswith("{") and part.endswith("}"):
+                parts[index] = str(self.value(part[1:-1]))
+        return "/".join(parts)
+
+
+def authenticated(user: Any) -> APIClient:
+    client = APIClient()
+    client.force_authenticate(user=user)
+    return client
+
+
+# --- database snapshots ------------------------------------------------------------------------
+
+SNAPSHOT_APPS = ("projects", "workflows", "agents", "accounts", "auth")
+
+
+def db_snapshot() -> dict[str, list[tuple[Any, ...]]]:
+    """Every row of Kiln's own tables (and users), ordered by primary key."""
+    from django.apps import apps
+
+    rows: dict[str, list[tuple[Any, ...]]] = {}
+    for app_label in SNAPSHOT_APPS:
+        for model in apps.get_app_config(app_label).get_models():
+            fields = [f.attname for f in model._meta.concrete_fields]
+            rows[model._meta.label] = list(model.objects.order_by("pk").values_list(*fields))
+    return rows
+
+
+def snapshot_diff(before: dict[str, list[tuple[Any, ...]]], after: dict[str, list[tuple[Any, ...]]]) -> list[str]:
+    changes = []
+    for label in sorted(set(before) | set(after)):
+        old, new = set(before.get(label, [])), set(after.get(label, []))
+        if old != new:
+            changes.append(f"{label}: -{sorted(old - new, key=repr)} +{sorted(new - old, key=repr)}")
+    return changes
+
+
+def error_shape_problems(response: Any) -> list[str]:
+    """For a 4xx/5xx: the body is JSON `{message, code, extra}` and shows no traceback."""
+    if response.status_code < 400:
+        return []
+    problems = []
+    content = response.content
+    if b"Traceback" in content:
+        problems.append("the error body contains a Traceback")
+    try:
+        body = response.json()
+    except ValueError:
+        return [*problems, f"the error body is not JSON: {content[:200]!r}"]
+    if not isinstance(body, dict) or not {"message", "code", "extra"} <= set(body):
+        problems.append(f"the error body lacks message/code/extra: {body!r}")
+    return problems
