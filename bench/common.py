@@ -20,7 +20,8 @@ from typing import Any
 
 REPO = Path(__file__).resolve().parent.parent
 BENCH = REPO / "bench"
-WORK = BENCH / "work"
+# KILN_BENCH_WORK_DIR moves every work folder (e.g. to a tmpfs, to take the disk out of the numbers).
+WORK = Path(os.environ.get("KILN_BENCH_WORK_DIR") or BENCH / "work").resolve()
 RESULTS = BENCH / "results"
 PYTHON = sys.executable
 VENV_BIN = Path(sys.executable).parent

@@ -148,21 +148,30 @@ def cmd_throughput(args: argparse.Namespace) -> dict[str, Any]:
     first_s = time.perf_counter() - started
     scratch = Path(args.scratch)
     remove(scratch)
+    fast = Path(args.fast_scratch) if args.fast_scratch else None
     null_s: list[float] = []
     write_s: list[float] = []
+    fast_s: list[float] = []
+
+    def into(folder: Path, samples: list[float]) -> None:
+        gc.collect()
+        started = time.perf_counter()
+        generator.render(values, _DirSink(folder))
+        samples.append(time.perf_counter() - started)
+        remove(folder)
+
     for run in range(args.runs):
         gc.collect()
         started = time.perf_counter()
         result = generator.render(values, NullSink())
         null_s.append(time.perf_counter() - started)
         assert result.content_sha256 == first.content_sha256
-        target = scratch / f"r{run}"
-        gc.collect()
-        started = time.perf_counter()
-        generator.render(values, _DirSink(target))
-        write_s.append(time.perf_counter() - started)
-        remove(target)
+        into(scratch / f"r{run}", write_s)
+        if fast is not None:
+            into(fast / f"r{run}", fast_s)
     remove(scratch)
+    if fast is not None:
+        remove(fast)
     return {
         "files": first.file_count,
         "bytes": first.total_bytes,
@@ -170,6 +179,7 @@ def cmd_throughput(args: argparse.Namespace) -> dict[str, Any]:
         "first_render_s": first_s,
         "render_s": null_s,
         "render_write_s": write_s,
+        "render_write_tmpfs_s": fast_s,
         "memory_cache_files": settings.KILN_TEMPLATE_MEMORY_CACHE_FILES,
         "compiled_in_memory": len(prepared._compiled),
     }
@@ -214,19 +224,22 @@ def cmd_service_time(args: argparse.Namespace) -> dict[str, Any]:
 PROFILE_BUCKETS: list[tuple[str, str, str]] = [
     ("django.setup() (imports, app registry)", "django/__init__.py", "setup"),
     ("generate_project: Command.handle (all)", "generate_project.py", "handle"),
-    ("  generated_project_start (validate, row, enqueue)", "generation.py", "generated_project_start"),
-    ("  generated_project_execute (the job)", "generation.py", "generated_project_execute"),
-    ("    prepare_template (scan, sniff, compile/load)", "project_generator.py", "prepare_template"),
-    ("    ProjectGenerator.render (all files)", "project_generator.py", "render"),
-    ("      _render_content (Jinja)", "project_generator.py", "_render_content"),
-    ("      _render_path", "project_generator.py", "_render_path"),
-    ("      SafeWriter.write (staging files)", "safe_paths.py", "write"),
-    ("    ProjectFile bulk_create", "django/db/models/query.py", "bulk_create"),
+    ("  generated_project_start (incl. the eager job)", "generation.py", "generated_project_start"),
+    ("    generated_project_execute (the job)", "generation.py", "generated_project_execute"),
+    ("      prepare_template (scan, sniff, compile/load)", "project_generator.py", "prepare_template"),
+    ("        iter_template_files (walk + stat)", "templates.py", "iter_template_files"),
+    ("        PreparedTemplate._compile_path (from_string)", "project_generator.py", "_compile_path"),
+    ("        PreparedTemplate._load (bytecode cache)", "project_generator.py", "_load"),
+    ("      ProjectGenerator.render (all files)", "project_generator.py", "render"),
+    ("        _render_content (Jinja)", "project_generator.py", "_render_content"),
+    ("        _render_path", "project_generator.py", "_render_path"),
+    ("        SafeWriter.write (staging files)", "safe_paths.py", "write"),
+    ("      ProjectFile bulk_create", "django/db/models/query.py", "bulk_create"),
     ("  --output copy (shutil.copytree)", "shutil.py", "copytree"),
 ]
 
 
-def _bucket_times(frame: Any) -> dict[str, float]:
+def _bucket_times(frame: Any) -> list[tuple[str, float]]:
     totals = dict.fromkeys((label for label, _, _ in PROFILE_BUCKETS), 0.0)
 
     def walk(node: Any, active: frozenset[str]) -> None:
@@ -241,7 +254,7 @@ def _bucket_times(frame: Any) -> dict[str, float]:
             walk(child, now)
 
     walk(frame, frozenset())
-    return totals
+    return list(totals.items())
 
 
 def cmd_profile_cli(args: argparse.Namespace) -> dict[str, Any]:
@@ -260,7 +273,7 @@ def cmd_profile_cli(args: argparse.Namespace) -> dict[str, Any]:
     Path(args.text_out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.text_out).write_text(profiler.output_text(unicode=True, color=False, show_all=False))
     root = session.root_frame()
-    return {"profiled_s": wall, "buckets": _bucket_times(root) if root is not None else {}}
+    return {"profiled_s": wall, "buckets": _bucket_times(root) if root is not None else []}
 
 
 # --- exports ---------------------------------------------------------------------------------------
@@ -360,6 +373,31 @@ class _ExportBench:
             raise RuntimeError(f"export {export.provider} ended {export.status}: {export.error}")
         return export
 
+    def kiln_writer(self, provider: str) -> float:
+        """Only the provider's archive writer (no job, no DB bookkeeping), for the diagnosis."""
+        from apps.projects.models import RepositoryExport
+        from apps.projects.services.repository_exporter import ExportContext, get_provider
+
+        export = RepositoryExport(generated=self.generated, provider=provider)
+        ctx = ExportContext(
+            export=export,
+            generated=self.generated,
+            files_root=self.files_root,
+            workspace=self.scratch,
+            connection=None,
+            token=None,
+            record=lambda **fields: None,
+            heartbeat=lambda: None,
+        )
+        writer: Any = get_provider(provider)
+        out = self.scratch / f"writer.{provider}"
+        remove(out)
+        started = time.perf_counter()
+        writer.write(ctx, out)
+        elapsed = time.perf_counter() - started
+        remove(out)
+        return elapsed
+
     def round(self) -> dict[str, float]:
         from django.conf import settings
 
@@ -389,6 +427,7 @@ class _ExportBench:
             timings[f"kiln {provider} export job"], export = _timed(functools.partial(self.kiln_job, data))
             self.archive_bytes[f"kiln {provider} export job"] = int(export.archive_size or 0)
             remove(Path(settings.GENERATED_PROJECTS_DIR) / export.archive_path)
+            timings[f"kiln {provider} writer only"] = self.kiln_writer(provider)
             if shutil.which(label.split()[0]) is None:
                 continue  # the CLI is not installed: no baseline for this archive format
             out = self.scratch / f"cli.{provider}"
@@ -462,6 +501,7 @@ def main(argv: list[str] | None = None) -> None:
         p.add_argument("--slug", required=True)
         p.add_argument("--runs", type=int, default=5)
         p.add_argument("--scratch", required=True)
+        p.add_argument("--fast-scratch", help="a second output folder on a tmpfs (render + write without the disk)")
         p.set_defaults(func=func)
 
     p = sub.add_parser("memory")

@@ -7,10 +7,10 @@ import tempfile
 from pathlib import Path
 
 from django.conf import settings
-from kombu import Connection
 from django.db import connection
 from django.http import HttpRequest, JsonResponse
 from django.views.decorators.http import require_GET
+from kombu import Connection
 
 
 def _database() -> str:

@@ -11,10 +11,12 @@ import os
 import tempfile
 from pathlib import Path
 
+from core.env import env_bool
 from core.settings.base import *  # noqa: F403
 from core.settings.base import REST_FRAMEWORK
 
-CELERY_TASK_ALWAYS_EAGER = True
+# Unit and API tests run tasks in-process; fault tests start web processes with KILN_CELERY_EAGER=0.
+CELERY_TASK_ALWAYS_EAGER = env_bool("KILN_CELERY_EAGER", True)
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
 # Every test run writes into its own scratch folder, never into the checkout.

@@ -20,6 +20,7 @@ from rest_framework.test import APIClient
 
 from tests.authz import (
     PASSWORD,
+    WORKFLOW_STEPS,
     World,
     authenticated,
     error_shape_problems,
@@ -163,13 +164,12 @@ BODIES: dict[str, Any] = {
     "generated_create": lambda w, c: {"data": {"template": w.template.slug}, "format": "json"},
     "exports_create": lambda w, c: {"data": {"provider": "zip"}, "format": "json"},
     "workflows_create": lambda w, c: {
-        "data": {"name": f"W-{c}", "project": w.project.pk, "steps": [dict(s) for s in WORKFLOW_STEPS_FOR_BODY]},
+        "data": {"name": f"W-{c}", "project": w.project.pk, "steps": [dict(s) for s in WORKFLOW_STEPS]},
         "format": "json",
     },
     "workflows_partial_update": lambda w, c: {"data": {"description": "changed"}, "format": "json"},
     "workflow_runs_create": lambda w, c: {"data": {"inputs": {}}, "format": "json"},
 }
-WORKFLOW_STEPS_FOR_BODY = [{"id": "a", "type": "api_call", "input": {"operation": "projects_list"}}]
 
 
 # --- callers -----------------------------------------------------------------------------------

@@ -1,0 +1,8 @@
+from rest_framework.routers import DefaultRouter
+
+from .views import {{ resource_name }}ViewSet
+
+router = DefaultRouter()
+router.register("{{ app_name }}", {{ resource_name }}ViewSet)
+
+urlpatterns = router.urls
