@@ -53,7 +53,9 @@ def run_exports(ctx: BenchContext) -> SectionResult:
             for name in (kiln, DETAIL.get(kiln, "")):
                 if name in samples:
                     value = ratio(samples[name].median, baseline.median) if baseline else float("nan")
-                    table.rows.append([operation if name == kiln else "", name, *stat_cells(samples[name]), fmt_ratio(value)])
+                    table.rows.append(
+                        [operation if name == kiln else "", name, *stat_cells(samples[name]), fmt_ratio(value)]
+                    )
             table.rows.append(["", cli, *(stat_cells(baseline) if baseline else ["not installed", "", ""]), ""])
         sizes = result.get("archive_bytes", {})
         if sizes:

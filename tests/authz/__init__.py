@@ -231,13 +231,18 @@ class World:
             raise AssertionError(f"no object to substitute for {{id}} of '{collection}'; add one to World.object_id")
         return ids[collection]()
 
-    def url(self, path: str) -> str:
+    def url(self, path: str, **overrides: Any) -> str:
+        """`path` with its placeholders filled; `overrides` replace `{id}` of a collection
+        (`runs=5`) or a named parameter (`project_id=7`)."""
         parts = path.split("/")
         for index, part in enumerate(parts):
             if part == "{id}":
-                parts[index] = str(self.object_id(parts[index - 1]))
+                collection = parts[index - 1]
+                value = overrides[collection] if collection in overrides else self.object_id(collection)
+                parts[index] = str(value)
             elif part.startswith("{") and part.endswith("}"):
-                parts[index] = str(self.value(part[1:-1]))
+                name = part[1:-1]
+                parts[index] = str(overrides[name] if name in overrides else self.value(name))
         return "/".join(parts)
 
 
@@ -245,6 +250,58 @@ def authenticated(user: Any) -> APIClient:
     client = APIClient()
     client.force_authenticate(user=user)
     return client
+
+
+# --- minimal valid request bodies ----------------------------------------------------------------
+
+
+def _slug(caller: str) -> str:
+    return caller.replace("_", "-")
+
+
+def _members_create(world: World, caller: str) -> dict[str, Any]:
+    from apps.projects.tests.factories import UserFactory
+
+    newcomer = UserFactory(username=f"new-{_slug(caller)}")
+    return {"data": {"username": newcomer.username, "role": "viewer"}, "format": "json"}
+
+
+def _templates_create(world: World, caller: str) -> dict[str, Any]:
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    return {
+        "data": {"archive": SimpleUploadedFile("t.zip", template_zip(f"up-{_slug(caller)}"))},
+        "format": "multipart",
+    }
+
+
+def _json(data: dict[str, Any]) -> dict[str, Any]:
+    return {"data": data, "format": "json"}
+
+
+# operation id -> (world, caller) -> APIClient keyword arguments. Minimal and valid, so that
+# a 4xx answer reflects permission (the matrix) or the one extra field (mass assignment).
+MINIMAL_BODIES: dict[str, Callable[[World, str], dict[str, Any]]] = {
+    "auth_token_create": lambda w, c: _json({"username": "alice", "password": PASSWORD}),
+    "agents_create": lambda w, c: _json({"name": f"A-{c}"}),
+    "agents_partial_update": lambda w, c: _json({"description": "changed"}),
+    "agent_runs_create": lambda w, c: _json({"workflow": w.workflow.pk}),
+    "agent_tokens_create": lambda w, c: _json({"name": f"t-{c}"}),
+    "connections_create": lambda w, c: _json(
+        {"provider": "git", "name": f"c-{c}", "token": "CANARY-matrix-token-0001"}
+    ),
+    "templates_create": _templates_create,
+    "projects_create": lambda w, c: _json({"name": "X"}),
+    "projects_partial_update": lambda w, c: _json({"description": "changed"}),
+    "members_create": _members_create,
+    "generated_create": lambda w, c: _json({"template": w.template.slug}),
+    "exports_create": lambda w, c: _json({"provider": "zip"}),
+    "workflows_create": lambda w, c: _json(
+        {"name": f"W-{c}", "project": w.project.pk, "steps": [dict(s) for s in WORKFLOW_STEPS]}
+    ),
+    "workflows_partial_update": lambda w, c: _json({"description": "changed"}),
+    "workflow_runs_create": lambda w, c: _json({"inputs": {}}),
+}
 
 
 # --- database snapshots ------------------------------------------------------------------------

@@ -15,18 +15,15 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from django.core.files.uploadedfile import SimpleUploadedFile
 from rest_framework.test import APIClient
 
 from tests.authz import (
-    PASSWORD,
-    WORKFLOW_STEPS,
+    MINIMAL_BODIES,
     World,
     authenticated,
     error_shape_problems,
     operations_of,
     schema_operations,
-    template_zip,
 )
 
 pytestmark = pytest.mark.django_db
@@ -130,48 +127,6 @@ EXPECTED: dict[str, dict[str, int]] = {
 KNOWN_BUGS: dict[tuple[str, str], str] = {}
 
 
-# --- request bodies: minimal and valid, so a 4xx reflects permission ------------------------------
-
-
-def _slug(caller: str) -> str:
-    return caller.replace("_", "-")
-
-
-def _members_create(world: World, caller: str) -> dict[str, Any]:
-    from apps.projects.tests.factories import UserFactory
-
-    newcomer = UserFactory(username=f"new-{_slug(caller)}")
-    return {"data": {"username": newcomer.username, "role": "viewer"}, "format": "json"}
-
-
-BODIES: dict[str, Any] = {
-    "auth_token_create": lambda w, c: {"data": {"username": "alice", "password": PASSWORD}, "format": "json"},
-    "agents_create": lambda w, c: {"data": {"name": f"A-{c}"}, "format": "json"},
-    "agents_partial_update": lambda w, c: {"data": {"description": "changed"}, "format": "json"},
-    "agent_runs_create": lambda w, c: {"data": {"workflow": w.workflow.pk}, "format": "json"},
-    "agent_tokens_create": lambda w, c: {"data": {"name": f"t-{c}"}, "format": "json"},
-    "connections_create": lambda w, c: {
-        "data": {"provider": "git", "name": f"c-{c}", "token": "CANARY-matrix-token-0001"},
-        "format": "json",
-    },
-    "templates_create": lambda w, c: {
-        "data": {"archive": SimpleUploadedFile("t.zip", template_zip(f"up-{_slug(c)}"))},
-        "format": "multipart",
-    },
-    "projects_create": lambda w, c: {"data": {"name": "X"}, "format": "json"},
-    "projects_partial_update": lambda w, c: {"data": {"description": "changed"}, "format": "json"},
-    "members_create": _members_create,
-    "generated_create": lambda w, c: {"data": {"template": w.template.slug}, "format": "json"},
-    "exports_create": lambda w, c: {"data": {"provider": "zip"}, "format": "json"},
-    "workflows_create": lambda w, c: {
-        "data": {"name": f"W-{c}", "project": w.project.pk, "steps": [dict(s) for s in WORKFLOW_STEPS]},
-        "format": "json",
-    },
-    "workflows_partial_update": lambda w, c: {"data": {"description": "changed"}, "format": "json"},
-    "workflow_runs_create": lambda w, c: {"data": {"inputs": {}}, "format": "json"},
-}
-
-
 # --- callers -----------------------------------------------------------------------------------
 
 
@@ -243,12 +198,12 @@ def test_permission_matrix(world: World, operation_id: str, caller: str) -> None
     if operation_id not in operations:
         pytest.fail(f"EXPECTED has a row for {operation_id!r} but the schema no longer has that operation")
     op = operations[operation_id]
-    if op.has_body and operation_id not in BODIES:
-        pytest.fail(f"{operation_id} takes a request body; add a minimal valid one to BODIES")
+    if op.has_body and operation_id not in MINIMAL_BODIES:
+        pytest.fail(f"{operation_id} takes a request body; add a minimal valid one to tests.authz.MINIMAL_BODIES")
 
     client = client_for(world, caller)
     url = world.url(op.path)
-    kwargs = BODIES[operation_id](world, caller) if op.has_body else {}
+    kwargs = MINIMAL_BODIES[operation_id](world, caller) if op.has_body else {}
     response = getattr(client, op.method)(url, **kwargs)
     try:
         expected = EXPECTED[operation_id][caller]
