@@ -266,6 +266,14 @@ def _ram_gib() -> str:
     return "unknown"
 
 
+def load_average() -> str:
+    try:
+        one, five, fifteen = os.getloadavg()
+    except OSError:
+        return "unknown"
+    return f"{one:.2f} / {five:.2f} / {fifteen:.2f} (1 / 5 / 15 min)"
+
+
 def machine_info() -> dict[str, str]:
     copier = tool("copier")
     cookiecutter = tool("cookiecutter")
@@ -284,4 +292,5 @@ def machine_info() -> dict[str, str]:
         "zip": _first_line(["zip", "-v"])[:60] if shutil.which("zip") else "not installed",
         "tar": _first_line(["tar", "--version"]),
         "kiln commit": _first_line(["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"]),
+        "load average at start": load_average(),
     }

@@ -25,7 +25,7 @@ if __package__ in (None, ""):  # `python bench/run.py`: make `bench` importable 
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench import synth
-from bench.common import RESULTS, WORK, KilnPaths, kiln_side, log, machine_info, remove
+from bench.common import RESULTS, WORK, KilnPaths, kiln_side, load_average, log, machine_info, remove
 from bench.report import SectionResult, render_markdown, render_text
 from bench.sections import BenchContext
 from bench.sections.api import run_api
@@ -150,6 +150,7 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         if not args.keep_work:
             remove(run_dir)
+    header["load average at end"] = load_average()
     header["duration"] = f"{time.time() - started:.0f} s"
     sys.stdout.write(render_text(header, results))
     markdown = render_markdown(header, results, command=command)
