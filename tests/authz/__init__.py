@@ -309,24 +309,24 @@ MINIMAL_BODIES: dict[str, Callable[[World, str], dict[str, Any]]] = {
 SNAPSHOT_APPS = ("projects", "workflows", "agents", "accounts", "auth")
 
 
-def db_snapshot() -> dict[str, list[tuple[Any, ...]]]:
-    """Every row of Kiln's own tables (and users), ordered by primary key."""
+def db_snapshot() -> dict[str, set[str]]:
+    """Every row of Kiln's own tables (and users), each as the repr of its column values."""
     from django.apps import apps
 
-    rows: dict[str, list[tuple[Any, ...]]] = {}
+    rows: dict[str, set[str]] = {}
     for app_label in SNAPSHOT_APPS:
         for model in apps.get_app_config(app_label).get_models():
             fields = [f.attname for f in model._meta.concrete_fields]
-            rows[model._meta.label] = list(model.objects.order_by("pk").values_list(*fields))
+            rows[model._meta.label] = {repr(row) for row in model.objects.values_list(*fields)}
     return rows
 
 
-def snapshot_diff(before: dict[str, list[tuple[Any, ...]]], after: dict[str, list[tuple[Any, ...]]]) -> list[str]:
+def snapshot_diff(before: dict[str, set[str]], after: dict[str, set[str]]) -> list[str]:
     changes = []
     for label in sorted(set(before) | set(after)):
-        old, new = set(before.get(label, [])), set(after.get(label, []))
+        old, new = before.get(label, set()), after.get(label, set())
         if old != new:
-            changes.append(f"{label}: -{sorted(old - new, key=repr)} +{sorted(new - old, key=repr)}")
+            changes.append(f"{label}: removed {sorted(old - new)} added {sorted(new - old)}")
     return changes
 
 

@@ -66,7 +66,11 @@ def delete_item(item_id: int, store: Store) -> Response:
 
 
 def create_app() -> FastAPI:
-    app = FastAPI(title="{{ project_name }}", description={{ description | tojson }}, version=VERSION)
+    app = FastAPI(
+        title="{{ project_name }}",
+        description="{{ description | replace("\\", "\\\\") | replace('"', '\\"') }}",
+        version=VERSION,
+    )
     app.state.store = ItemStore()
     app.include_router(router)
     return app
