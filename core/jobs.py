@@ -239,6 +239,25 @@ class Lease:
         self._mine().update(status=JobStatus.PENDING, lease_owner="", lease_expires_at=None, updated_at=timezone.now())
 
 
+def retry_fields(job: Job) -> dict[str, Any]:
+    """The UPDATE that turns a failed or cancelled job into a fresh pending attempt."""
+    now = timezone.now()
+    return {
+        "status": JobStatus.PENDING,
+        "error": None,
+        "attempts": job.attempts + 1,
+        "delivery_count": 0,
+        "cancel_requested": False,
+        "lease_owner": "",
+        "lease_expires_at": None,
+        "progress_done": 0,
+        "started_at": None,
+        "finished_at": None,
+        "enqueued_at": now,
+        "updated_at": now,
+    }
+
+
 def enqueue_on_commit(task: Any, pk: Any, *, model: type[Job] | None = None) -> None:
     """Publish `task(pk)` after the surrounding transaction commits.
 

@@ -377,12 +377,18 @@ def render_path(env: ImmutableSandboxedEnvironment, rel: str, context: dict[str,
         return rel
     try:
         whole = env.from_string(rel).render(context)
-        segments: list[str] = []
+    except TemplateError as exc:
+        raise CheckFailed(f"the path of '{rel}' does not render: {type(exc).__name__}: {exc}") from exc
+    segments: list[str] = []
+    try:
         for segment in rel.split("/"):
             value = env.from_string(segment).render(context) if any(m in segment for m in MARKERS) else segment
             segments.append(value)
     except TemplateError as exc:
-        raise CheckFailed(f"the path of '{rel}' does not render: {type(exc).__name__}: {exc}") from exc
+        raise CheckFailed(
+            f"the path of '{rel}' renders as a whole but not segment by segment, as Kiln's engine renders it "
+            f"({type(exc).__name__}: {exc}); keep every {{% %}} block inside one path segment"
+        ) from exc
     skipped = not whole.strip() or any(not segment.strip() for segment in whole.split("/"))
     by_segment = None if any(not value.strip() for value in segments) else "/".join(segments)
     if (None if skipped else whole) != by_segment:
@@ -599,7 +605,7 @@ def hostile_parent(keep: Path | None) -> Iterator[Path]:
 # --- driver ------------------------------------------------------------------------------------
 
 
-def check_template(folder: Path, parent: Path, report: Report, *, run: bool) -> None:
+def check_template(folder: Path, parent: Path, report: Report, *, run: bool, write: bool) -> None:
     print(f"\n{folder.name}", flush=True)
     try:
         manifest = load_manifest(folder)
@@ -640,12 +646,14 @@ def check_template(folder: Path, parent: Path, report: Report, *, run: bool) -> 
         if report.verbose:
             for path, out in sorted(outputs.items()):
                 print(f"          {out.mode:o} {path}")
-        if not run:
+        if not (run or write):
             continue
         dest = parent / f"{manifest.slug}--{report.renders:02d}"
         if dest.exists():
             shutil.rmtree(dest)
         write_outputs(outputs, dest)
+        if not run:
+            continue
         for step in steps:
             report.commands += 1
             started = time.monotonic()
@@ -657,7 +665,8 @@ def check_template(folder: Path, parent: Path, report: Report, *, run: bool) -> 
                     for line in output.rstrip().splitlines()[-15:]:
                         print(f"        | {line}")
             else:
-                report.fail(f"[{label}] {step.label}  ({took:.1f}s) in {dest}", "\n".join(output.splitlines()[-60:]))
+                where = str(dest) if write else "a temporary folder (use --keep DIR to inspect it)"
+                report.fail(f"[{label}] {step.label}  ({took:.1f}s) in {where}", "\n".join(output.splitlines()[-60:]))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -684,7 +693,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"Checking {len(folders)} template(s) in {args.templates_dir} with {PYTHON}")
     with hostile_parent(args.keep) as parent:
         for folder in folders:
-            check_template(folder, parent, report, run=not args.no_run)
+            check_template(folder, parent, report, run=not args.no_run, write=args.keep is not None)
     took = time.monotonic() - started
     verdict = "all passed" if report.failures == 0 else f"{report.failures} FAILED"
     print(

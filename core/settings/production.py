@@ -7,7 +7,6 @@ from core.settings.base import *  # noqa: F403
 from core.settings.base import DEBUG, SECRET_KEY
 from core.settings.checks import check_production_settings
 
-
 check_production_settings(secret_key=SECRET_KEY, debug=DEBUG)
 
 SESSION_COOKIE_SECURE = env_bool("DJANGO_SECURE_COOKIES", True)

@@ -306,18 +306,22 @@ MINIMAL_BODIES: dict[str, Callable[[World, str], dict[str, Any]]] = {
 
 # --- database snapshots ------------------------------------------------------------------------
 
-SNAPSHOT_APPS = ("projects", "workflows", "agents", "accounts", "auth")
+SNAPSHOT_MODELS = ("projects", "workflows", "agents", "accounts", "auth.User")
+# token authentication records when a token was last used; that is not a change a request makes
+IGNORED_COLUMNS = frozenset({"last_used_at"})
 
 
 def db_snapshot() -> dict[str, set[str]]:
     """Every row of Kiln's own tables (and users), each as the repr of its column values."""
     from django.apps import apps
 
+    models = []
+    for name in SNAPSHOT_MODELS:
+        models.extend([apps.get_model(name)] if "." in name else apps.get_app_config(name).get_models())
     rows: dict[str, set[str]] = {}
-    for app_label in SNAPSHOT_APPS:
-        for model in apps.get_app_config(app_label).get_models():
-            fields = [f.attname for f in model._meta.concrete_fields]
-            rows[model._meta.label] = {repr(row) for row in model.objects.values_list(*fields)}
+    for model in models:
+        fields = [f.attname for f in model._meta.concrete_fields if f.attname not in IGNORED_COLUMNS]
+        rows[model._meta.label] = {repr(row) for row in model.objects.values_list(*fields)}
     return rows
 
 

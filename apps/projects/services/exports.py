@@ -23,7 +23,16 @@ from apps.projects.services.generation import JobBusy
 from apps.projects.services.projects import require_role
 from apps.projects.services.repository_exporter import RepositoryExporter, get_provider
 from core.exceptions import ApplicationError, Conflict, Gone, LimitExceeded, NotFound, ValidationFailed
-from core.jobs import ACTIVE_STATUSES, ClaimOutcome, JobStatus, LeaseLost, claim, enqueue_on_commit, error_payload
+from core.jobs import (
+    ACTIVE_STATUSES,
+    ClaimOutcome,
+    JobStatus,
+    LeaseLost,
+    claim,
+    enqueue_on_commit,
+    error_payload,
+    retry_fields,
+)
 
 logger = logging.getLogger("kiln.exports")
 
@@ -198,19 +207,7 @@ def repository_export_retry(*, export: RepositoryExport, actor: Any) -> Reposito
             raise Conflict(
                 f"The export is {row.status}; only failed or cancelled exports can be retried.", code="not_retryable"
             )
-        RepositoryExport.objects.filter(pk=row.pk).update(
-            status=JobStatus.PENDING,
-            error=None,
-            attempts=row.attempts + 1,
-            delivery_count=0,
-            cancel_requested=False,
-            lease_owner="",
-            lease_expires_at=None,
-            started_at=None,
-            finished_at=None,
-            enqueued_at=timezone.now(),
-            updated_at=timezone.now(),
-        )
+        RepositoryExport.objects.filter(pk=row.pk).update(**retry_fields(row))
         _enqueue(row)
     export.refresh_from_db()
     return export

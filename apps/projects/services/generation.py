@@ -38,7 +38,16 @@ from apps.projects.services.project_generator import (
 from apps.projects.services.projects import project_output_root, require_role
 from apps.projects.services.templates import TemplateManifest, template_folder, template_get
 from core.exceptions import ApplicationError, Conflict, LimitExceeded, ValidationFailed
-from core.jobs import ACTIVE_STATUSES, ClaimOutcome, JobStatus, LeaseLost, claim, enqueue_on_commit, error_payload
+from core.jobs import (
+    ACTIVE_STATUSES,
+    ClaimOutcome,
+    JobStatus,
+    LeaseLost,
+    claim,
+    enqueue_on_commit,
+    error_payload,
+    retry_fields,
+)
 from core.safe_paths import SafeWriter
 
 logger = logging.getLogger("kiln.generation")
@@ -210,20 +219,7 @@ def generated_project_retry(*, generated: GeneratedProject, actor: Any) -> Gener
                 code="template_changed",
             )
         _check_active_cap(row.project)
-        GeneratedProject.objects.filter(pk=row.pk).update(
-            status=JobStatus.PENDING,
-            error=None,
-            attempts=row.attempts + 1,
-            delivery_count=0,
-            cancel_requested=False,
-            lease_owner="",
-            lease_expires_at=None,
-            progress_done=0,
-            started_at=None,
-            finished_at=None,
-            enqueued_at=timezone.now(),
-            updated_at=timezone.now(),
-        )
+        GeneratedProject.objects.filter(pk=row.pk).update(**retry_fields(row))
         _enqueue(row)
     generated.refresh_from_db()
     return generated

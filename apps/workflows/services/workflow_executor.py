@@ -26,7 +26,7 @@ from apps.projects.services.projects import require_role
 from apps.workflows.models import StepRun, StepStatus, Workflow, WorkflowRun
 from apps.workflows.services.step_executors import STEP_EXECUTORS, StepContext, get_step_executor, run_step
 from core.exceptions import ApplicationError, Conflict, NotFound, PermissionDenied, ValidationFailed
-from core.jobs import ClaimOutcome, JobStatus, claim, enqueue_on_commit, error_payload
+from core.jobs import ClaimOutcome, JobStatus, claim, enqueue_on_commit, error_payload, retry_fields
 from core.sandbox import make_environment, plain_context, render_limits
 
 logger = logging.getLogger("kiln.workflows")
@@ -369,17 +369,7 @@ def workflow_run_retry(*, run: WorkflowRun, actor: Any) -> WorkflowRun:
         StepRun.objects.filter(
             run=row, status__in=[StepStatus.FAILED, StepStatus.CANCELLED, StepStatus.RUNNING]
         ).update(status=StepStatus.PENDING, error=None, checkpoints={})
-        WorkflowRun.objects.filter(pk=row.pk).update(
-            status=JobStatus.PENDING,
-            error=None,
-            attempts=row.attempts + 1,
-            delivery_count=0,
-            cancel_requested=False,
-            lease_owner="",
-            lease_expires_at=None,
-            finished_at=None,
-            enqueued_at=timezone.now(),
-        )
+        WorkflowRun.objects.filter(pk=row.pk).update(**{**retry_fields(row), "started_at": row.started_at})
         _enqueue(row)
     run.refresh_from_db()
     return run

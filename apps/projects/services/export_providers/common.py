@@ -4,11 +4,17 @@ from __future__ import annotations
 
 import time
 from datetime import UTC, datetime, timedelta
+from typing import Any
 from urllib.parse import urlsplit
 
 from django.conf import settings
 
-from apps.projects.services.git_names import validate_remote_url
+from apps.projects.services.git_names import (
+    validate_branch,
+    validate_remote_url,
+    validate_repo_name,
+    validate_visibility,
+)
 from apps.projects.services.gitops import GitAuth, GitFailed, build_commit, push_commit
 from apps.projects.services.repository_exporter import ExportContext, ExportFailed, backoff
 from core.exceptions import ValidationFailed
@@ -74,3 +80,38 @@ def build_and_push(ctx: ExportContext, *, url: str, auth: GitAuth | None) -> tup
             time.sleep(wait)
     ctx.log("pushed" if outcome.pushed else "the remote already had this commit; nothing pushed")
     return commit, outcome.pushed
+
+
+def clean_repository(
+    data: dict[str, Any], *, label: str, fields: set[str], max_description: int
+) -> tuple[dict[str, Any], dict[str, Any], str]:
+    """The checks GitHub and GitLab targets share: allowed keys, name, visibility,
+    description and default branch. Returns (raw repository dict, target, branch)."""
+    extra = sorted(set(data) - {"provider", "connection", "repository"})
+    if extra:
+        raise ValidationFailed(
+            f"Unexpected fields for a {label} export: {', '.join(extra)}.",
+            extra={"fields": {key: [f"Not accepted for {label} exports."] for key in extra}},
+        )
+    repo = data.get("repository")
+    if not isinstance(repo, dict) or not repo.get("name"):
+        raise ValidationFailed(
+            f"repository.name is required for {label} exports.", extra={"fields": {"repository.name": ["Required."]}}
+        )
+    unknown = sorted(set(repo) - fields)
+    if unknown:
+        raise ValidationFailed(
+            f"Unknown repository fields: {', '.join(unknown)}.",
+            extra={"fields": {f"repository.{key}": ["Unknown field."] for key in unknown}},
+        )
+    target: dict[str, Any] = {"name": validate_repo_name(repo["name"])}
+    target["visibility"] = validate_visibility(repo.get("visibility") or "private")
+    description = repo.get("description") or ""
+    if not isinstance(description, str) or len(description) > max_description:
+        raise ValidationFailed(
+            f"repository.description must be at most {max_description} characters.",
+            extra={"fields": {"repository.description": ["Too long."]}},
+        )
+    target["description"] = description
+    branch = validate_branch(repo.get("default_branch") or "main", field="repository.default_branch")
+    return repo, target, branch

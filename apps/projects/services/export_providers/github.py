@@ -19,13 +19,15 @@ from github.GithubException import BadCredentialsException, RateLimitExceededExc
 from github.Repository import Repository
 
 from apps.projects.models import Provider, ProviderConnection, RepositoryExport
-from apps.projects.services.export_providers.common import build_and_push, check_provider_url, created_by_this_export
+from apps.projects.services.export_providers.common import (
+    build_and_push,
+    check_provider_url,
+    clean_repository,
+    created_by_this_export,
+)
 from apps.projects.services.git_names import (
-    validate_branch,
     validate_owner,
-    validate_repo_name,
     validate_topics,
-    validate_visibility,
 )
 from apps.projects.services.gitops import GitAuth
 from apps.projects.services.repository_exporter import (
@@ -38,7 +40,7 @@ from apps.projects.services.repository_exporter import (
     retry_after_seconds,
     with_retries,
 )
-from core.exceptions import ApplicationError, ValidationFailed
+from core.exceptions import ApplicationError
 
 REPOSITORY_FIELDS = {"owner", "name", "visibility", "description", "default_branch", "topics"}
 
@@ -103,33 +105,10 @@ class GitHubProvider:
     connection_provider: str | None = Provider.GITHUB
 
     def clean_target(self, data: dict[str, Any], *, connection: ProviderConnection | None) -> CleanTarget:
-        extra = sorted(set(data) - {"provider", "connection", "repository"})
-        if extra:
-            raise ValidationFailed(
-                f"Unexpected fields for a GitHub export: {', '.join(extra)}.",
-                extra={"fields": {key: ["Not accepted for GitHub exports."] for key in extra}},
-            )
-        repo = data.get("repository")
-        if not isinstance(repo, dict) or not repo.get("name"):
-            raise ValidationFailed(
-                "repository.name is required for GitHub exports.", extra={"fields": {"repository.name": ["Required."]}}
-            )
-        unknown = sorted(set(repo) - REPOSITORY_FIELDS)
-        if unknown:
-            raise ValidationFailed(
-                f"Unknown repository fields: {', '.join(unknown)}.",
-                extra={"fields": {f"repository.{key}": ["Unknown field."] for key in unknown}},
-            )
-        target: dict[str, Any] = {"name": validate_repo_name(repo["name"])}
+        repo, target, branch = clean_repository(data, label="GitHub", fields=REPOSITORY_FIELDS, max_description=350)
         if repo.get("owner"):
             target["owner"] = validate_owner(repo["owner"])
-        target["visibility"] = validate_visibility(repo.get("visibility") or "private")
-        description = repo.get("description") or ""
-        if not isinstance(description, str) or len(description) > 350:
-            raise ValidationFailed("repository.description must be at most 350 characters.", code="validation_error")
-        target["description"] = description
         target["topics"] = validate_topics(repo.get("topics") or [])
-        branch = validate_branch(repo.get("default_branch") or "main", field="repository.default_branch")
         assert connection is not None
         owner_key = target.get("owner") or f"connection:{connection.pk}"
         key = f"github|{api_url(connection)}|{owner_key.lower()}|{target['name'].lower()}"

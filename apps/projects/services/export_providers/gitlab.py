@@ -18,12 +18,14 @@ from gitlab.exceptions import GitlabAuthenticationError, GitlabError, GitlabGetE
 from gitlab.v4.objects import Project as GitlabProject
 
 from apps.projects.models import Provider, ProviderConnection, RepositoryExport
-from apps.projects.services.export_providers.common import build_and_push, check_provider_url, created_by_this_export
+from apps.projects.services.export_providers.common import (
+    build_and_push,
+    check_provider_url,
+    clean_repository,
+    created_by_this_export,
+)
 from apps.projects.services.git_names import (
-    validate_branch,
     validate_namespace,
-    validate_repo_name,
-    validate_visibility,
 )
 from apps.projects.services.gitops import GitAuth
 from apps.projects.services.repository_exporter import (
@@ -36,7 +38,7 @@ from apps.projects.services.repository_exporter import (
     retry_after_seconds,
     with_retries,
 )
-from core.exceptions import ApplicationError, ValidationFailed
+from core.exceptions import ApplicationError
 
 REPOSITORY_FIELDS = {"namespace", "name", "visibility", "description", "default_branch"}
 
@@ -114,32 +116,9 @@ class GitLabProvider:
     connection_provider: str | None = Provider.GITLAB
 
     def clean_target(self, data: dict[str, Any], *, connection: ProviderConnection | None) -> CleanTarget:
-        extra = sorted(set(data) - {"provider", "connection", "repository"})
-        if extra:
-            raise ValidationFailed(
-                f"Unexpected fields for a GitLab export: {', '.join(extra)}.",
-                extra={"fields": {key: ["Not accepted for GitLab exports."] for key in extra}},
-            )
-        repo = data.get("repository")
-        if not isinstance(repo, dict) or not repo.get("name"):
-            raise ValidationFailed(
-                "repository.name is required for GitLab exports.", extra={"fields": {"repository.name": ["Required."]}}
-            )
-        unknown = sorted(set(repo) - REPOSITORY_FIELDS)
-        if unknown:
-            raise ValidationFailed(
-                f"Unknown repository fields: {', '.join(unknown)}.",
-                extra={"fields": {f"repository.{key}": ["Unknown field."] for key in unknown}},
-            )
-        target: dict[str, Any] = {"name": validate_repo_name(repo["name"])}
+        repo, target, branch = clean_repository(data, label="GitLab", fields=REPOSITORY_FIELDS, max_description=2000)
         if repo.get("namespace"):
             target["namespace"] = validate_namespace(repo["namespace"])
-        target["visibility"] = validate_visibility(repo.get("visibility") or "private")
-        description = repo.get("description") or ""
-        if not isinstance(description, str) or len(description) > 2000:
-            raise ValidationFailed("repository.description must be at most 2000 characters.", code="validation_error")
-        target["description"] = description
-        branch = validate_branch(repo.get("default_branch") or "main", field="repository.default_branch")
         assert connection is not None
         namespace_key = target.get("namespace") or f"connection:{connection.pk}"
         key = f"gitlab|{base_url(connection)}|{namespace_key.lower()}|{target['name'].lower()}"

@@ -11,10 +11,15 @@ from rest_framework.test import APITestCase
 from .models import {{ model }}
 
 LIST_URL = reverse("{{ basename }}-list")
+PASSWORD = "correct-horse-battery"
 
 
 def detail_url(pk: int) -> str:
     return reverse("{{ basename }}-detail", args=[pk])
+
+
+def names(response) -> list[str]:
+    return [row["name"] for row in response.data["results"]]
 
 
 class {{ model }}ModelTests(TestCase):
@@ -32,15 +37,14 @@ class {{ model }}ApiReadTests(APITestCase):
         response = self.client.get(LIST_URL)
         self.assertEqual(response.status_code, status.HTTP_200_OK)
         self.assertEqual(response.data["count"], 2)
-        self.assertEqual([row["name"] for row in response.data["results"]], ["Second", "First"])
+        self.assertEqual(names(response), ["Second", "First"])
 
     def test_retrieve(self):
         response = self.client.get(detail_url(self.first.pk))
         self.assertEqual(response.status_code, status.HTTP_200_OK)
         self.assertEqual(response.data["name"], "First")
-        self.assertEqual(
-            set(response.data), {"id", "name", "description", "created_at", "updated_at"}
-        )
+        fields = {"id", "name", "description", "created_at", "updated_at"}
+        self.assertEqual(set(response.data), fields)
 
     def test_retrieve_missing_is_404(self):
         response = self.client.get(detail_url(self.second.pk + 1000))
@@ -48,15 +52,15 @@ class {{ model }}ApiReadTests(APITestCase):
 
     def test_search_and_ordering(self):
         response = self.client.get(LIST_URL, {"search": "another"})
-        self.assertEqual([row["name"] for row in response.data["results"]], ["Second"])
+        self.assertEqual(names(response), ["Second"])
         response = self.client.get(LIST_URL, {"ordering": "name"})
-        self.assertEqual([row["name"] for row in response.data["results"]], ["First", "Second"])
+        self.assertEqual(names(response), ["First", "Second"])
 
 
 class {{ model }}ApiWriteTests(APITestCase):
     @classmethod
     def setUpTestData(cls):
-        cls.user = get_user_model().objects.create_user("alice", password="correct-horse-battery")
+        cls.user = get_user_model().objects.create_user("alice", password=PASSWORD)
 
     def test_anonymous_users_cannot_write(self):
         response = self.client.post(LIST_URL, {"name": "Nope"}, format="json")
@@ -66,16 +70,19 @@ class {{ model }}ApiWriteTests(APITestCase):
     def test_create_update_delete(self):
         self.client.force_authenticate(self.user)
 
-        response = self.client.post(LIST_URL, {"name": "  Widget  ", "description": "Blue"}, format="json")
+        payload = {"name": "  Widget  ", "description": "Blue"}
+        response = self.client.post(LIST_URL, payload, format="json")
         self.assertEqual(response.status_code, status.HTTP_201_CREATED, response.data)
         pk = response.data["id"]
         self.assertEqual(response.data["name"], "Widget")
 
-        response = self.client.patch(detail_url(pk), {"description": "Green"}, format="json")
+        payload = {"description": "Green"}
+        response = self.client.patch(detail_url(pk), payload, format="json")
         self.assertEqual(response.status_code, status.HTTP_200_OK)
         self.assertEqual({{ model }}.objects.get(pk=pk).description, "Green")
 
-        response = self.client.put(detail_url(pk), {"name": "Gadget", "description": ""}, format="json")
+        payload = {"name": "Gadget", "description": ""}
+        response = self.client.put(detail_url(pk), payload, format="json")
         self.assertEqual(response.status_code, status.HTTP_200_OK)
         self.assertEqual({{ model }}.objects.get(pk=pk).name, "Gadget")
 
@@ -96,9 +103,8 @@ class {{ model }}ApiWriteTests(APITestCase):
         self.assertIn("name", response.data)
 
     def test_token_authentication(self):
-        response = self.client.post(
-            reverse("api-token"), {"username": "alice", "password": "correct-horse-battery"}, format="json"
-        )
+        credentials = {"username": "alice", "password": PASSWORD}
+        response = self.client.post(reverse("api-token"), credentials, format="json")
         self.assertEqual(response.status_code, status.HTTP_200_OK)
         self.assertEqual(response.data["token"], Token.objects.get(user=self.user).key)
 
@@ -108,6 +114,10 @@ class {{ model }}ApiWriteTests(APITestCase):
 
 
 class ProjectTests(TestCase):
+    def test_api_urls(self):
+        self.assertEqual(LIST_URL, "/api/{{ app_name | replace("_", "-") }}/")
+        self.assertEqual(detail_url(7), "/api/{{ app_name | replace("_", "-") }}/7/")
+
     def test_health_check(self):
         response = self.client.get(reverse("healthz"))
         self.assertEqual(response.status_code, 200)

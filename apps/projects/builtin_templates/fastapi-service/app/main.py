@@ -5,7 +5,16 @@ Run it with `scripts/run.sh` (development) or `uvicorn app.main:app`.
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, FastAPI, HTTPException, Query, Request, Response, status
+from fastapi import (
+    APIRouter,
+    Depends,
+    FastAPI,
+    HTTPException,
+    Query,
+    Request,
+    Response,
+    status,
+)
 
 from app.schemas import Health, Item, ItemCreate, ItemUpdate
 from app.store import ItemStore
@@ -20,15 +29,20 @@ def get_store(request: Request) -> ItemStore:
 
 Store = Annotated[ItemStore, Depends(get_store)]
 
-router = APIRouter()
+system = APIRouter(tags=["system"])
+items = APIRouter(prefix="/items", tags=["items"])
 
 
-@router.get("/health", tags=["health"])
+def not_found() -> HTTPException:
+    return HTTPException(status_code=status.HTTP_404_NOT_FOUND, detail="Item not found")
+
+
+@system.get("/health")
 def health() -> Health:
     return Health(version=VERSION)
 
 
-@router.get("/items", tags=["items"])
+@items.get("")
 def list_items(
     store: Store,
     offset: Annotated[int, Query(ge=0)] = 0,
@@ -37,31 +51,31 @@ def list_items(
     return store.list_items(offset=offset, limit=limit)
 
 
-@router.post("/items", status_code=status.HTTP_201_CREATED, tags=["items"])
+@items.post("", status_code=status.HTTP_201_CREATED)
 def create_item(data: ItemCreate, store: Store) -> Item:
     return store.create(data)
 
 
-@router.get("/items/{item_id}", tags=["items"])
+@items.get("/{item_id}")
 def get_item(item_id: int, store: Store) -> Item:
     item = store.get(item_id)
     if item is None:
-        raise HTTPException(status_code=status.HTTP_404_NOT_FOUND, detail="Item not found")
+        raise not_found()
     return item
 
 
-@router.patch("/items/{item_id}", tags=["items"])
+@items.patch("/{item_id}")
 def update_item(item_id: int, changes: ItemUpdate, store: Store) -> Item:
     item = store.update(item_id, changes)
     if item is None:
-        raise HTTPException(status_code=status.HTTP_404_NOT_FOUND, detail="Item not found")
+        raise not_found()
     return item
 
 
-@router.delete("/items/{item_id}", status_code=status.HTTP_204_NO_CONTENT, tags=["items"])
+@items.delete("/{item_id}", status_code=status.HTTP_204_NO_CONTENT)
 def delete_item(item_id: int, store: Store) -> Response:
     if not store.delete(item_id):
-        raise HTTPException(status_code=status.HTTP_404_NOT_FOUND, detail="Item not found")
+        raise not_found()
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
@@ -72,7 +86,8 @@ def create_app() -> FastAPI:
         version=VERSION,
     )
     app.state.store = ItemStore()
-    app.include_router(router)
+    app.include_router(system)
+    app.include_router(items)
     return app
 
 

@@ -1,4 +1,7 @@
-"""A thread-safe in-memory store. Replace it with a database-backed one for production."""
+"""A thread-safe in-memory item store.
+
+Replace it with a database-backed store (same methods) when data must survive restarts.
+"""
 
 import itertools
 import threading
