@@ -27,6 +27,7 @@ from apps.agents.serializers import (
 from apps.agents.services import agents as agent_services
 from apps.agents.services import api_discovery
 from apps.agents.services.execution_engine import agent_run_start
+from apps.projects.views import url_id
 from apps.workflows.serializers import WorkflowRunSerializer
 from core.exceptions import NotFound
 
@@ -112,7 +113,7 @@ class AgentTokenViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
     lookup_url_kwarg = "id"
 
     def get_agent(self) -> Agent:
-        agent = Agent.objects.filter(pk=self.kwargs["agent_id"], owner_id=self.request.user.pk).first()
+        agent = Agent.objects.filter(pk=url_id(self.kwargs["agent_id"]), owner_id=self.request.user.pk).first()
         if agent is None:
             raise NotFound("Agent not found.")
         return agent

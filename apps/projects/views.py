@@ -58,6 +58,13 @@ ERRORS = {
 }
 
 
+def url_id(value: str) -> int:
+    """An id from the URL: a positive integer, else the object cannot exist (404)."""
+    if not value.isdigit() or len(value) > 18:
+        raise NotFound("Not found.")
+    return int(value)
+
+
 def _errors(*codes: int) -> dict[int, OpenApiResponse]:
     return {code: ERRORS[code] for code in codes}
 
@@ -167,7 +174,7 @@ class ProjectScopedViewSet(viewsets.GenericViewSet):
         cached = getattr(self, "_project", None)
         if cached is not None:
             return cached
-        project = projects_visible_to(self.request.user).filter(pk=self.kwargs["project_id"]).first()
+        project = projects_visible_to(self.request.user).filter(pk=url_id(self.kwargs["project_id"])).first()
         if project is None:
             raise NotFound("Project not found.")
         self._project = project
@@ -308,7 +315,7 @@ class ProjectFileViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, Proje
     lookup_url_kwarg = "id"
 
     def get_generated(self) -> GeneratedProject:
-        generated = generated_projects_of(self.get_project()).filter(pk=self.kwargs["generated_id"]).first()
+        generated = generated_projects_of(self.get_project()).filter(pk=url_id(self.kwargs["generated_id"])).first()
         if generated is None:
             raise NotFound("Generated project not found.")
         return generated
@@ -366,7 +373,7 @@ class RepositoryExportViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, 
     filterset_fields = ["status", "provider"]
 
     def get_generated(self) -> GeneratedProject:
-        generated = generated_projects_of(self.get_project()).filter(pk=self.kwargs["generated_id"]).first()
+        generated = generated_projects_of(self.get_project()).filter(pk=url_id(self.kwargs["generated_id"])).first()
         if generated is None:
             raise NotFound("Generated project not found.")
         return generated

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import django_filters
 from django.db.models import QuerySet
 from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_view
 from rest_framework import mixins, status, viewsets
@@ -24,8 +25,19 @@ from apps.workflows.serializers import (
 )
 from apps.workflows.services import workflow_executor as executor
 from core.exceptions import PermissionDenied, ValidationFailed
+from core.jobs import JobStatus
 
 NOT_FOUND = OpenApiResponse(description="Not found (or not visible to the caller)")
+
+
+class RunFilter(django_filters.FilterSet):
+    # a plain number: a choice filter would reveal which workflow ids exist
+    workflow = django_filters.NumberFilter(field_name="workflow_id")
+    status = django_filters.ChoiceFilter(choices=JobStatus.choices)
+
+    class Meta:
+        model = WorkflowRun
+        fields = ["workflow", "status"]
 
 
 def _step_payload(data: dict[str, Any], raw: Any) -> dict[str, Any]:
@@ -120,7 +132,7 @@ class WorkflowViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets
 class WorkflowRunViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
     serializer_class = WorkflowRunSerializer
     lookup_url_kwarg = "id"
-    filterset_fields = ["status", "workflow"]
+    filterset_class = RunFilter
 
     def get_queryset(self) -> QuerySet[WorkflowRun]:
         return executor.runs_visible_to(self.request.user).prefetch_related("step_runs").order_by("-created_at", "-id")
@@ -171,10 +183,13 @@ class WorkflowRunViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, views
         from apps.projects.services.projects import require_role
 
         workflow = run.workflow
+        user = self.request.user
         if workflow.project is not None:
-            require_role(
-                actor=self.request.user, project=workflow.project, minimum=Role.MAINTAINER, action="manage runs"
-            )
-        elif workflow.created_by_id != self.request.user.pk:
+            require_role(actor=user, project=workflow.project, minimum=Role.MAINTAINER, action="manage runs")
+        elif workflow.created_by_id != user.pk:
             raise PermissionDenied("Only the workflow's creator can manage its runs.")
+        started_it = run.actor_id == user.pk or (run.agent is not None and run.agent.owner_id == user.pk)
+        if not started_it and workflow.project is not None:
+            # a run acts as whoever started it; anyone else must outrank them: the project owner
+            require_role(actor=user, project=workflow.project, minimum=Role.OWNER, action="manage someone else's runs")
         return run

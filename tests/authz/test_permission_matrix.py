@@ -123,8 +123,9 @@ EXPECTED: dict[str, dict[str, int]] = {
     "runs_list": ANY_USER,
     "runs_retrieve": MEMBER_READ,
     "runs_logs": MEMBER_READ,
-    "runs_cancel": _row(401, 404, 403, 403, 409, 409, 409, 404),
-    "runs_retry": _row(401, 404, 403, 403, 409, 409, 409, 404),
+    # a run acts as whoever started it (alice); a maintainer or an agent may not act on it, the owner may
+    "runs_cancel": _row(401, 404, 403, 403, 403, 409, 403, 404),
+    "runs_retry": _row(401, 404, 403, 403, 403, 409, 403, 404),
 }
 
 # Cells where Kiln contradicts API.md or is clearly wrong: the expected value above stays
@@ -472,12 +473,6 @@ def test_agent_tokens_stop_working_when_the_agent_is_deactivated_or_deleted(worl
 
 # --- malformed ids in paths --------------------------------------------------------------------------
 
-NESTED_LOOKUP_500 = (
-    "BUG: a non-numeric parent id in a nested route is a 500: ProjectScopedViewSet.get_project, "
-    "get_generated and AgentTokenViewSet.get_agent call .filter(pk=<raw url kwarg>), which raises "
-    "ValueError (DRF's get_object_or_404 would turn it into a 404)"
-)
-
 
 def _malformed_cases() -> list[Any]:
     cases = []
@@ -486,10 +481,7 @@ def _malformed_cases() -> list[Any]:
             if not (part.startswith("{") and part.endswith("}")):
                 continue
             name = part[1:-1]
-            marks = []
-            if name in ("project_id", "generated_id", "agent_id"):
-                marks = [pytest.mark.xfail(strict=True, reason=NESTED_LOOKUP_500)]
-            cases.append(pytest.param(operation_id, name, id=f"{operation_id}-{name}", marks=marks))
+            cases.append(pytest.param(operation_id, name, id=f"{operation_id}-{name}"))
     return cases
 
 
@@ -507,17 +499,9 @@ def test_malformed_path_ids_are_404(world: World, operation_id: str, parameter: 
     assert not error_shape_problems(response), error_shape_problems(response)
 
 
-# --- suspected bugs found while building the matrix --------------------------------------------------
+# --- bugs found while building the matrix (fixed; kept as regression tests) --------------------------------------------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "BUG: workflow steps `file_generation {generated: ID}` and `repo_creation {export: ID}` run and report "
-        "ANY job by id without checking the run identity's access (step_executors/file_generation_step.py, "
-        "repo_creation_step.py): an outsider reads another project's results and executes its pending jobs"
-    ),
-)
 @pytest.mark.parametrize(
     ("step_type", "state"),
     [
@@ -565,14 +549,6 @@ def test_workflow_steps_cannot_reach_another_projects_jobs(
     assert run["steps"][0]["error"]["code"] == "not_found"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "BUG: agent_delete moves Project.owner of the agent's projects to the agent's owner but deletes the "
-        "agent's memberships without giving the owner one: the project is left with no member at all and "
-        "is a 404 for everyone, its new owner included"
-    ),
-)
 def test_deleting_an_agent_leaves_its_projects_with_its_owner(world: World) -> None:
     alice = client_for(world, "owner")
     agent = alice.post("/api/v1/agents/", {"name": "Maker"}, format="json").json()
@@ -587,14 +563,6 @@ def test_deleting_an_agent_leaves_its_projects_with_its_owner(world: World) -> N
     assert response.json()["owner"] == "alice"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "BUG (suspected): an agent keeps the role its creator granted after the creator is removed from the "
-        "project; the creator still controls the agent and its tokens, so removal does not remove access "
-        "(agents are capped at the creator's role only when granted)"
-    ),
-)
 def test_a_removed_member_loses_access_through_their_agent(world: World) -> None:
     from apps.projects.models import ProjectMembership
 
@@ -614,14 +582,6 @@ def test_a_removed_member_loses_access_through_their_agent(world: World) -> None
     )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "BUG (low): GET /runs/?workflow=ID is 200 (empty) for an existing workflow you cannot see and 400 "
-        "'Select a valid choice' for one that does not exist: django-filter's ModelChoiceFilter validates "
-        "against Workflow.objects.all(), an oracle for the existence of other people's workflow ids"
-    ),
-)
 def test_run_filter_does_not_reveal_foreign_workflow_ids(world: World) -> None:
     charlie = client_for(world, "outsider")
     foreign = charlie.get(f"/api/v1/runs/?workflow={world.workflow.pk}")

@@ -38,7 +38,23 @@ TEMPLATE_PATH_CASES = [
     _path("path-git-hooks", ".git/hooks/pre-commit", "inside '.git/'"),
     _path("path-git-config-upper", ".GIT/config", "inside '.git/'"),
     _path("path-nested-git", "sub/.git/hooks/post-checkout", "inside '.git/'"),
-    _path("path-nul", "a\x00b", "control character"),
+    gen(
+        "path-nul-from-expression",
+        "template-path",
+        {"a{{ '%c' % 0 }}b": "x\n"},
+        "unsafe_path",
+        "control character",
+    ),
+    http(
+        "path-nul-in-parameters",
+        "template-path",
+        "POST",
+        "/projects/{project}/generated/",
+        400,
+        "parse_error",
+        "NUL characters",
+        body={"template": "{template}", "parameters": {"name": "a\x00b"}},
+    ),
     _path("path-newline", "a\nb", "control character"),
     _path("path-ansi-escape", "\x1b[31mred", "control character"),
     _path("path-del-char", "a\x7fb", "control character"),
@@ -469,7 +485,7 @@ ARCHIVE_CASES = [
         "zip-declared-size-bomb",
         _m({"name": "big.txt", "data": "x", "declared_size": 0x7FFF_FFFF}),
         "archive_too_large",
-        "larger than",
+        "more than",
     ),
     upload(
         "zip-real-bomb-uncompressed-budget",
@@ -617,6 +633,7 @@ ARCHIVE_CASES = [
         _m({"name": "pad.bin", "data": b"\x00\xff" * 4000}),
         "archive_too_large",
         "larger than",
+        fmt="tar",
         settings={"KILN_TEMPLATE_UPLOAD_MAX_BYTES": 2000},
     ),
     upload("upload-wrong-field-name", _m(), "validation_error", "not accepted", field_name="file"),
@@ -649,10 +666,20 @@ def _gl(case_id: str, repository: dict[str, object], code: str, fragment: str | 
     return export(case_id, "git-injection", body, code, fragment)
 
 
+_HOOKS_RUN = (
+    "BUG: pushing to a file:// remote runs the *target* repository's hooks (pre-receive, update, "
+    "post-receive, post-update) as the worker: git drops GIT_CONFIG_COUNT/GIT_CONFIG_* for the local "
+    "receive-pack, so gitops.git_env's core.hooksPath=/dev/null never reaches it. A template can render a "
+    "bare repository (HEAD, config, objects/, refs/, hooks/post-receive with mode 0755) into its own output "
+    "folder and export to file://<that folder>: code execution as the worker whenever KILN_ALLOW_FILE_REMOTES "
+    "is on (default off; on in core/settings/test.py)."
+)
+
 GIT_CASES = [
     _git("remote-upload-pack-option", "--upload-pack=touch {PWN}", _URL),
     _git("remote-short-option-u", "-utouch {PWN}", _URL),
-    _git("remote-ext-transport", "ext::sh -c touch% {PWN}", _URL, "transport helpers"),
+    _git("remote-ext-transport", "ext::sh -c touch% {PWN}", _URL, "plain URL"),
+    _git("remote-ext-transport-no-spaces", "ext::sh%20-c%20touch%25%20{PWN_NAME}", _URL, "transport helpers"),
     _git("remote-fd-transport", "fd::17", _URL, "transport helpers"),
     _git("remote-fd-transport-path", "fd::17/foo", _URL, "transport helpers"),
     _git("remote-scp-like-ssh", "git@example.com:acme/repo.git", _URL, "remote URLs are allowed"),
@@ -677,7 +704,7 @@ GIT_CASES = [
     _git("branch-hidden-segment", _R, _BRANCH, None, branch="feature/.hidden"),
     _git("branch-space-and-tilde", _R, _BRANCH, None, branch="a b~1"),
     _git("branch-colon-refspec", _R, _BRANCH, None, branch="main:refs/heads/other"),
-    _gh("github-name-option", {"name": "--upload-pack=touch {PWN}"}, _REPO, "must not start with"),
+    _gh("github-name-option", {"name": "--upload-pack=touch {PWN_NAME}"}, _REPO, "must not start with"),
     _gh("github-name-short-option", {"name": "-uS"}, _REPO),
     _gh("github-name-traversal", {"name": "../x"}, _REPO),
     _gh("github-name-dotgit", {"name": "repo.git"}, _REPO, "'.git'"),
@@ -691,7 +718,7 @@ GIT_CASES = [
     _gl("gitlab-namespace-traversal", {"name": "ok", "namespace": "acme/../root"}, "invalid_namespace"),
     _gl("gitlab-namespace-absolute", {"name": "ok", "namespace": "/acme"}, "invalid_namespace"),
     _gl("gitlab-namespace-option", {"name": "ok", "namespace": "-x/acme"}, "invalid_namespace"),
-    _gl("gitlab-name-option", {"name": "--exec=touch {PWN}"}, _REPO),
+    _gl("gitlab-name-option", {"name": "--exec=touch {PWN_NAME}"}, _REPO),
     export(
         "remote-file-repo-hooks-never-run",
         "git-injection",
@@ -700,6 +727,15 @@ GIT_CASES = [
         status=202,
         state="completed",
         remote={"hooks": ["pre-receive", "update", "post-receive", "post-update"]},
+        bug=_HOOKS_RUN,
+    ),
+    scenario(
+        "remote-file-generated-bare-repo-hook",
+        "git-injection",
+        "generated_bare_repo_hook",
+        None,
+        status=202,
+        bug=_HOOKS_RUN,
     ),
 ]
 
@@ -805,7 +841,9 @@ API_CALL_CASES = [
     ),
     api_call("path-negative-id", {"operation": "projects_retrieve", "path_params": {"id": -1}}, _PARAM, "id"),
     api_call("path-zero-id", {"operation": "projects_retrieve", "path_params": {"id": 0}}, _PARAM, "id"),
-    api_call("path-nul-id", {"operation": "projects_retrieve", "path_params": {"id": "1\x00"}}, _PARAM, "id"),
+    api_call(
+        "path-nul-id", {"operation": "projects_retrieve", "path_params": {"id": "1${{ '%c' % 0 }}"}}, _PARAM, "id"
+    ),
     api_call(
         "path-huge-id",
         {"operation": "projects_retrieve", "path_params": {"id": "99999999999999999999"}},
@@ -1034,7 +1072,17 @@ NAME_CASES = [
     _name("name-ansi-escape", "/projects/", {"name": "\x1b[31mred\x1b[0m"}),
     _name("name-zero-width", "/projects/", {"name": "ad\u200bmin"}),
     _name("name-line-separator", "/projects/", {"name": "a\u2028b"}),
-    _name("name-lone-surrogate", "/projects/", {"name": "a\ud800b"}),
+    http(
+        "name-lone-surrogate",
+        "names",
+        "POST",
+        "/projects/",
+        400,
+        _VAL,
+        "Surrogate characters",
+        raw='{"name": "a\\ud800b"}',
+        content_type="application/json",
+    ),
     _name("name-blank", "/projects/", {"name": "   "}, "may not be blank"),
     _name("name-101-chars", "/projects/", {"name": "x" * 101}, "no more than 100"),
     _name("name-1mb", "/projects/", {"name": "x" * 1_000_000}, "no more than 100"),
@@ -1201,14 +1249,14 @@ OVERSIZE_CASES = [
         content_type="text/plain",
     ),
     http(
-        "body-100k-template-parameters",
+        "body-10k-template-parameters",
         "oversized",
         "POST",
         "/projects/{project}/generated/",
         400,
         _VAL,
         "Unknown parameter",
-        body={"template": "{template}", "parameters": {f"p{i}": i for i in range(100_000)}},
+        body={"template": "{template}", "parameters": {f"p{i}": i for i in range(10_000)}},
     ),
     http(
         "body-template-slug-1mb",

@@ -533,13 +533,13 @@ def run_export(run: Run) -> None:
     if isinstance(body.get("connection"), str):
         body["connection"] = int(body["connection"])
     before = RepositoryExport.objects.count()
-    with run.world.run_jobs():
-        response = run.world.client("mia").post(url, body, format="json")
+    with run.world.run_jobs():  # alice: the connections in the world are hers
+        response = run.world.client("alice").post(url, body, format="json")
     created = assert_error_body(response, run.case, run.world)
     if run.case.expect.status >= 400:
         assert RepositoryExport.objects.count() == before, f"{run.case.id}: a rejected export was recorded"
         return
-    job = run.world.client("mia").get(f"{url}{created['id']}/").json()
+    job = run.world.client("alice").get(f"{url}{created['id']}/").json()
     assert_job_error(job, run.case, run.world, "export")
 
 
@@ -749,7 +749,48 @@ def scenario_self_spawning_run(run: Run) -> None:
     assert detail["status"] == "failed" and _matches(detail["error"]["code"], run.case.expect.code), detail
 
 
+def scenario_generated_bare_repo_hook(run: Run) -> None:
+    """A template renders a bare git repository with a hook; the project is then pushed into it."""
+    from apps.projects.models import GeneratedProject
+    from apps.projects.services.generation import generated_project_output_dir
+
+    hook = f"#!/bin/sh\necho hook-ran >> '{run.world.pwn}'\n"
+    template = run.world.make_template(
+        {
+            "HEAD": "ref: refs/heads/main\n",
+            "config": "[core]\n\trepositoryformatversion = 0\n\tbare = true\n",
+            "description": "looks like a bare repository\n",
+            "objects/.keep": "",
+            "refs/.keep": "",
+            "hooks/pre-receive": (hook, 0o755),
+            "hooks/post-receive": (hook, 0o755),
+        },
+        slug="bare-repo",
+    )
+    url = f"{API}/projects/{run.cast.project.pk}/generated/"
+    with run.world.run_jobs():
+        created = run.world.client("alice").post(url, {"template": template.slug}, format="json")
+    assert created.status_code == 202, created.content
+    target = GeneratedProject.objects.get(pk=created.json()["id"])
+    assert target.status == "completed", target.error
+    source = run.world.generated
+    export_url = f"{API}/projects/{run.cast.project.pk}/generated/{source.pk}/exports/"
+    body = {"provider": "git", "remote_url": f"file://{generated_project_output_dir(target)}"}
+    with run.world.run_jobs():
+        response = run.world.client("alice").post(export_url, body, format="json")
+    # the answer echoes the remote URL the client sent, which names the output folder: only the
+    # always-forbidden fragments and the canary are checked here
+    assert response.status_code == 202, response.content
+    job = run.world.client("alice").get(f"{export_url}{response.json()['id']}/").json()
+    for fragment in (*FORBIDDEN_FRAGMENTS, run.world.canary):
+        assert fragment not in json.dumps(job), f"{fragment!r} leaked: {job}"
+    assert job["status"] in ("completed", "failed"), job
+    print("export of the generated bare repository:", job["status"], job["error"])
+    assert not run.world.pwn.exists(), f"a hook of the pushed-to repository ran: {run.world.pwn.read_text()!r}"
+
+
 SCENARIOS: dict[str, Callable[[Run], None]] = {
+    "generated_bare_repo_hook": scenario_generated_bare_repo_hook,
     "double_generate": scenario_double_generate,
     "double_export": scenario_double_export,
     "double_run": scenario_double_run,

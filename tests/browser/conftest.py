@@ -93,9 +93,10 @@ def chromium() -> Iterator[Browser]:
     if executable is None:
         _unavailable("Chromium not found: apt-get install chromium, or set KILN_CHROMIUM to its path")
     try:
-        from playwright.sync_api import sync_playwright
+        from playwright.sync_api import expect, sync_playwright
     except ImportError:
         _unavailable("playwright is not installed: .venv/bin/pip install -r requirements/dev.txt")
+    expect.set_options(timeout=10_000)  # the default 5 s is tight on a loaded CI machine
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
         with sync_playwright() as playwright:
@@ -172,6 +173,7 @@ class BrowserPage:
 
 @pytest.fixture
 def browser_page(chromium: Browser, kiln_site: Site, request: pytest.FixtureRequest) -> Iterator[BrowserPage]:
+    """A fresh context (no cookies) on the live server; screenshots the page if the test fails."""
     from playwright.sync_api import Error as PlaywrightError
 
     name = re.sub(r"[^\w.-]+", "_", request.node.name)

@@ -86,7 +86,10 @@ def agent_projects(agent: Agent) -> list[int]:
 def agent_delete(*, agent: Agent) -> None:
     user = agent.user
     AgentToken.objects.filter(agent=agent).update(revoked_at=timezone.now())
-    Project.objects.filter(owner=user).update(owner=agent.owner)
+    for project in Project.objects.filter(owner=user):
+        project.owner = agent.owner
+        project.save(update_fields=["owner", "updated_at"])
+        ProjectMembership.objects.update_or_create(project=project, user=agent.owner, defaults={"role": Role.OWNER})
     ProjectMembership.objects.filter(user=user).delete()
     agent.delete()
     user.is_active = False

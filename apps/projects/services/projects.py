@@ -100,4 +100,6 @@ def membership_remove(*, membership: ProjectMembership, actor: Any) -> None:
     owners = ProjectMembership.objects.select_for_update().filter(project=project, role=Role.OWNER)
     if membership.role == Role.OWNER and owners.count() <= 1:
         raise Conflict("A project needs at least one owner; add another owner first.", code="last_owner")
+    # the member's agents act on the member's behalf: they leave the project with them
+    ProjectMembership.objects.filter(project=project, user__agent_identity__owner_id=membership.user_id).delete()
     membership.delete()

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from apps.projects.models import Project
+from apps.projects.models import GeneratedProject, Project, Role
 from apps.projects.selectors import projects_visible_to
 from apps.projects.services.generation import generated_project_execute, generated_project_start
+from apps.projects.services.projects import require_role
 from apps.workflows.services.step_executors.base import StepContext, StepFailed, register_step
 from core.exceptions import NotFound
 
@@ -39,6 +40,14 @@ OUTPUT_SCHEMA: dict[str, Any] = {
         "content_sha256": {"type": "string"},
     },
 }
+
+
+def _require_access(context: StepContext, generated_id: int) -> None:
+    """A workflow may run a recorded generation only where its identity could have started it."""
+    generated = GeneratedProject.objects.filter(pk=generated_id, project__in=projects_visible_to(context.actor)).first()
+    if generated is None:
+        raise NotFound(f"Generated project {generated_id} not found.")
+    require_role(actor=context.actor, project=generated.project, minimum=Role.DEVELOPER, action="generate projects")
 
 
 @register_step(
@@ -70,6 +79,8 @@ def file_generation(context: StepContext, data: dict[str, Any]) -> dict[str, Any
             return int(generated.pk)
 
         generated_id = context.checkpoint("generated", record)
+    elif context.actor is not None:
+        _require_access(context, generated_id)
     outcome = generated_project_execute(generated_id=generated_id, owner=context.lease_owner)
     generated = outcome.generated
     if generated.status != "completed":

@@ -10,9 +10,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from apps.projects.models import GeneratedProject
+from apps.projects.models import GeneratedProject, RepositoryExport, Role
 from apps.projects.selectors import projects_visible_to
 from apps.projects.services.exports import repository_export_execute, repository_export_start
+from apps.projects.services.projects import require_role
 from apps.workflows.services.step_executors.base import StepContext, StepFailed, register_step
 from core.exceptions import NotFound
 
@@ -56,6 +57,22 @@ OUTPUT_SCHEMA: dict[str, Any] = {
 }
 
 
+def _require_access(context: StepContext, export_id: int) -> None:
+    """A workflow may run a recorded export only where its identity could have started it."""
+    export = (
+        RepositoryExport.objects.select_related("generated__project")
+        .filter(pk=export_id, generated__project__in=projects_visible_to(context.actor))
+        .first()
+    )
+    if export is None:
+        raise NotFound(f"Export {export_id} not found.")
+    require_role(
+        actor=context.actor, project=export.generated.project, minimum=Role.MAINTAINER, action="export repositories"
+    )
+    if export.connection is not None and export.connection.owner_id != getattr(context.actor, "pk", None):
+        raise NotFound(f"Export {export_id} not found.")
+
+
 @register_step(
     type_id="repo_creation",
     description="Export a generated project to GitHub, GitLab, a git remote, or a zip/tar.gz archive.",
@@ -91,6 +108,8 @@ def repo_creation(context: StepContext, data: dict[str, Any]) -> dict[str, Any]:
             return int(export.pk)
 
         export_id = context.checkpoint("export", record)
+    elif context.actor is not None:
+        _require_access(context, export_id)
     export, logs = repository_export_execute(export_id=export_id, owner=context.lease_owner)
     for line in logs:
         context.log(line)
