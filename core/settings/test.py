@@ -25,6 +25,9 @@ GENERATED_PROJECTS_DIR = _SCRATCH / "generated-projects"
 KILN_TEMPLATES_DIR = _SCRATCH / "templates"
 KILN_TEMPLATE_CACHE_DIR = _SCRATCH / "template-cache"
 KILN_DATA_DIR = _SCRATCH / "data"
+STATIC_ROOT = _SCRATCH / "static"
+STATIC_ROOT.mkdir(parents=True, exist_ok=True)
+WHITENOISE_USE_FINDERS = True
 KILN_SECRET_KEY_FILE = _SCRATCH / "data" / "secret.key"
 KILN_ALLOW_FILE_REMOTES = True
 KILN_PROVIDER_MAX_WAIT = 2.0

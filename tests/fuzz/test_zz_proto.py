@@ -1,5 +1,6 @@
 import os
 import pytest
+from hypothesis import HealthCheck, settings
 import schemathesis
 from core.wsgi import application
 
@@ -21,5 +22,6 @@ def token(django_db_reset_sequences):
 
 
 @schema.parametrize()
+@settings(suppress_health_check=[HealthCheck.function_scoped_fixture], deadline=None)
 def test_api(case, token):
     case.call_and_validate(headers={"Authorization": f"Token {token}"})
