@@ -154,12 +154,15 @@ def _size_table(n: int, samples: dict[str, Samples], files: int) -> Table:
     return table
 
 
-def _profile(ctx: BenchContext, n: int, warm_median: float) -> Table:
-    """One warm whole-process generation under pyinstrument; the time of the main parts."""
+def _profile(ctx: BenchContext, n: int, median: float, *, cold: bool) -> Table:
+    """One whole-process generation under pyinstrument (cold: bytecode cache removed); its main parts."""
     slug = synth.slug_for(n)
+    kind = "cold" if cold else "warm"
     out = ctx.paths.run_dir / f"profile-out-n{n}"
     remove(out)
-    text_out = WORK / "profiles" / f"kiln-warm-n{n}.txt"
+    if cold:
+        remove(ctx.paths.cache_dir / ctx.checksums[slug][:32])
+    text_out = WORK / "profiles" / f"kiln-{kind}-n{n}.txt"
     cli = ["--template", slug, "--output", str(out), "--no-sync"]
     started = time.perf_counter()
     result = kiln_side("profile-cli", "--text-out", str(text_out), "--cli-args", json.dumps(cli), env=ctx.env())
@@ -168,7 +171,7 @@ def _profile(ctx: BenchContext, n: int, warm_median: float) -> Table:
     clear_dir(ctx.paths.generated_dir)
     profiled = float(result["profiled_s"])
     table = Table(
-        f"Profile of one warm `generate_project` process, N={n} (pyinstrument, inclusive time)",
+        f"Profile of one {kind} `generate_project` process, N={n} (pyinstrument, inclusive time)",
         ["part", "seconds", "% of process"],
     )
     wall -= float(result.get("report_s", 0.0))  # pyinstrument writing its report is not Kiln's time
@@ -178,7 +181,7 @@ def _profile(ctx: BenchContext, n: int, warm_median: float) -> Table:
         table.rows.append([label, fmt_seconds(float(seconds)), _pct(float(seconds), wall)])
     table.notes.append(
         f"profiled process: {fmt_seconds(wall)} wall without writing the report (unprofiled median "
-        f"{fmt_seconds(warm_median)}; the profiler slows the process down); "
+        f"{fmt_seconds(median)}; the profiler slows the process down); "
         f"full profile: {text_out.relative_to(REPO)}"
     )
     return table
@@ -215,9 +218,10 @@ def run_generation(ctx: BenchContext) -> SectionResult:
         missed |= not met
         section.targets.append(Target(label, ctx.at_reference(f"≥ {goal:g}x"), fmt_ratio(value), met))
     if ctx.profile or (missed and not ctx.smoke):
-        log(f"profiling a warm whole-process generation at N={ref}")
-        try:
-            section.tables.append(_profile(ctx, ref, samples[KILN_WARM].median))
-        except BenchError as exc:  # the timings stand without the profile
-            section.notes.append(f"profile failed: {exc}".replace("\n", " | "))
+        for name, cold in ((KILN_WARM, False), (KILN_COLD, True)):
+            log(f"profiling a {name} whole-process generation at N={ref}")
+            try:
+                section.tables.append(_profile(ctx, ref, samples[name].median, cold=cold))
+            except BenchError as exc:  # the timings stand without the profile
+                section.notes.append(f"profile failed: {exc}".replace("\n", " | "))
     return section

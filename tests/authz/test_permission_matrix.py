@@ -27,6 +27,7 @@ from tests.authz import (
     error_shape_problems,
     fetch_schema,
     operations_of,
+    release,
     schema_operations,
     snapshot_diff,
 )
@@ -225,7 +226,7 @@ def test_permission_matrix(world: World, operation_id: str, caller: str) -> None
             assert CANARY_TOKEN.encode() not in response.content, "a connection token was returned"
         assert not changes, f"a refused {op.method.upper()} changed the database: {changes}"
     finally:
-        response.close()
+        release(response)
 
 
 def test_expected_table_matches_the_schema(client: Any) -> None:
@@ -413,7 +414,7 @@ def test_nested_objects_under_a_foreign_parent_are_404(world: World) -> None:
         response = getattr(client_for(world, caller), method)(url, **kwargs)
         if response.status_code != 404 or error_shape_problems(response):
             failures.append(f"{method.upper()} {url} as {caller}: {response.status_code} {response.content[:200]!r}")
-        response.close()
+        release(response)
     assert not failures, "\n".join(failures)
     assert ProjectMembership.objects.filter(pk__in=[a_member, c_member]).count() == 2
     other_token.refresh_from_db()
