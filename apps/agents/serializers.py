@@ -20,7 +20,7 @@ class AgentSerializer(serializers.ModelSerializer):
 
     @extend_schema_field(serializers.ListField(child=serializers.IntegerField()))
     def get_projects(self, obj: Agent) -> list[int]:
-        return agent_projects(obj)
+        return agent_projects(obj)  # uses the view's prefetch of the agent user's memberships
 
 
 class AgentCreateSerializer(StrictInputSerializer):

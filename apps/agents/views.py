@@ -44,7 +44,12 @@ class AgentViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Ge
     http_method_names = ["get", "post", "patch", "delete", "head", "options"]
 
     def get_queryset(self) -> QuerySet[Agent]:
-        return Agent.objects.filter(owner_id=self.request.user.pk).select_related("user").order_by("name", "id")
+        return (
+            Agent.objects.filter(owner_id=self.request.user.pk)
+            .select_related("user")
+            .prefetch_related("user__project_memberships")
+            .order_by("name", "id")
+        )
 
     @extend_schema(
         operation_id="agents_create",
