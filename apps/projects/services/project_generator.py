@@ -119,13 +119,17 @@ class _Entry:
 
 
 class _FolderLoader(BaseLoader):
-    """Loads template sources by server-generated names (`f<index>`), never user text."""
+    """Loads template sources by server-generated names, never user text: `f<index>` is a
+    template file's content, `s<index>` a templated path segment."""
 
-    def __init__(self, folder: Path, names: dict[str, str]) -> None:
+    def __init__(self, folder: Path, names: dict[str, str], segments: dict[str, str]) -> None:
         self.folder = folder
         self.names = names
+        self.segments = segments
 
     def get_source(self, environment: Any, template: str) -> tuple[str, str | None, Callable[[], bool]]:
+        if template in self.segments:
+            return self.segments[template], template, lambda: True
         rel = self.names[template]
         with open(self.folder / rel, "rb") as handle:
             source = handle.read().decode("utf-8")
@@ -141,11 +145,13 @@ class PreparedTemplate:
         self.checksum = checksum
         self.entries: list[_Entry] = []
         self._names: dict[str, str] = {}
+        self._segment_sources: dict[str, str] = {}
+        self._segment_templates: dict[str, Template] = {}
         self._compiled: dict[str, Template] = {}
         cache_dir = Path(settings.KILN_TEMPLATE_CACHE_DIR) / checksum[:32]
         cache_dir.mkdir(parents=True, exist_ok=True)
         self.env: KilnSandbox = make_environment(
-            loader=_FolderLoader(folder, self._names),
+            loader=_FolderLoader(folder, self._names, self._segment_sources),
             bytecode_cache=FileSystemBytecodeCache(str(cache_dir)),
             cache_size=0,
         )
@@ -206,7 +212,14 @@ class PreparedTemplate:
             raise GenerationFailed(f"{rel} is not valid UTF-8.", code="template_error", extra={"file": rel}) from None
 
     def _compile_path(self, segment: str, rel: str) -> Template:
-        return self._compile(lambda: self.env.from_string(segment), rel, path=True)
+        """Each distinct path segment is compiled once, through the bytecode cache."""
+        compiled = self._segment_templates.get(segment)
+        if compiled is None:
+            name = f"s{len(self._segment_sources)}"
+            self._segment_sources[name] = segment
+            compiled = self._compile(lambda: self.env.get_template(name), rel, path=True)
+            self._segment_templates[segment] = compiled
+        return compiled
 
     def _load(self, entry: _Entry) -> Template:
         return self._compile(lambda: self.env.get_template(entry.name), entry.rel)
