@@ -274,6 +274,32 @@ def load_average() -> str:
     return f"{one:.2f} / {five:.2f} / {fifteen:.2f} (1 / 5 / 15 min)"
 
 
+RUNTIME_PATHS = ("apps", "core", "manage.py", ":(exclude)**/tests/**", ":(exclude)**/conftest.py")
+
+
+def kiln_revision() -> str:
+    """The commit Kiln runs from, and whether its runtime code differs from it (others' edits)."""
+    commit = _first_line(["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"])
+    try:
+        status = subprocess.run(
+            [*("git", "-C", str(REPO), "status", "--porcelain", "--untracked-files=no", "--"), *RUNTIME_PATHS],
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=False,
+        ).stdout
+    except (OSError, subprocess.TimeoutExpired):
+        return commit
+    return f"{commit} + local changes" if status.strip() else commit
+
+
+def _zip_version() -> str:
+    if not shutil.which("zip"):
+        return "not installed"
+    out = subprocess.run(["zip", "-v"], capture_output=True, text=True, timeout=30, check=False).stdout
+    return next((line.strip() for line in out.splitlines() if line.startswith("This is Zip")), "zip")
+
+
 def machine_info() -> dict[str, str]:
     copier = tool("copier")
     cookiecutter = tool("cookiecutter")
@@ -289,8 +315,8 @@ def machine_info() -> dict[str, str]:
         "cookiecutter": _first_line([cookiecutter, "--version"]).split(" from ")[0]
         if cookiecutter
         else "not installed",
-        "zip": _first_line(["zip", "-v"])[:60] if shutil.which("zip") else "not installed",
+        "zip": _zip_version(),
         "tar": _first_line(["tar", "--version"]),
-        "kiln commit": _first_line(["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"]),
+        "kiln commit": kiln_revision(),
         "load average at start": load_average(),
     }

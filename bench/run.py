@@ -25,7 +25,17 @@ if __package__ in (None, ""):  # `python bench/run.py`: make `bench` importable 
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench import synth
-from bench.common import RESULTS, WORK, KilnPaths, kiln_side, load_average, log, machine_info, remove
+from bench.common import (
+    RESULTS,
+    WORK,
+    KilnPaths,
+    kiln_revision,
+    kiln_side,
+    load_average,
+    log,
+    machine_info,
+    remove,
+)
 from bench.report import SectionResult, render_markdown, render_text
 from bench.sections import BenchContext
 from bench.sections.api import run_api
@@ -138,6 +148,7 @@ def main(argv: list[str] | None = None) -> int:
         prepare(ctx, args.sections)
         for key in args.sections:
             log(f"section {key}")
+            revision = kiln_revision()
             began = time.perf_counter()
             try:
                 result = SECTIONS[key](ctx)
@@ -146,11 +157,15 @@ def main(argv: list[str] | None = None) -> int:
                 result.notes.append(f"FAILED: {type(exc).__name__}: {exc}".replace("\n", " | "))
                 traceback.print_exc()
             result.seconds = time.perf_counter() - began
+            if kiln_revision() != revision:
+                result.notes.append(f"Kiln's code changed during this section ({revision} → {kiln_revision()}); rerun")
             results.append(result)
     finally:
         if not args.keep_work:
             remove(run_dir)
     header["load average at end"] = load_average()
+    if kiln_revision() != header["kiln commit"]:
+        header["kiln commit"] += f" at start, {kiln_revision()} at end: Kiln CHANGED during the run (see sections)"
     header["duration"] = f"{time.time() - started:.0f} s"
     sys.stdout.write(render_text(header, results))
     markdown = render_markdown(header, results, command=command)

@@ -11,7 +11,9 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from django.conf import settings
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
+from django.core.exceptions import RequestDataTooBig
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.http import Http404, HttpRequest, JsonResponse
 from rest_framework import exceptions as drf_exceptions
@@ -131,6 +133,13 @@ def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response:
         if isinstance(exc, LimitExceeded):
             headers["Retry-After"] = str(exc.retry_after)
         return Response(exc.as_dict(), status=exc.status_code, headers=headers)
+    if isinstance(exc, RequestDataTooBig):
+        return Response(
+            error_body(
+                "The request body is too large.", "payload_too_large", {"limit": settings.DATA_UPLOAD_MAX_MEMORY_SIZE}
+            ),
+            status=413,
+        )
     if isinstance(exc, DjangoValidationError):
         exc = drf_exceptions.ValidationError(detail=exc.message_dict if hasattr(exc, "error_dict") else exc.messages)
     elif isinstance(exc, Http404):

@@ -24,7 +24,10 @@ def contains_nul(value: Any) -> bool:
 
 class KilnJSONParser(JSONParser):
     def parse(self, stream: Any, media_type: str | None = None, parser_context: Any = None) -> Any:
-        data = super().parse(stream, media_type, parser_context)
+        try:
+            data = super().parse(stream, media_type, parser_context)
+        except RecursionError:
+            raise ParseError("JSON nested too deeply.") from None
         if contains_nul(data):
             raise ParseError("NUL characters (\\u0000) are not allowed in requests.")
         return data

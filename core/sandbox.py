@@ -18,7 +18,7 @@ import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from jinja2 import StrictUndefined
+from jinja2 import StrictUndefined, pass_eval_context
 from jinja2.sandbox import ImmutableSandboxedEnvironment, SecurityError, safe_range
 
 from core.exceptions import ApplicationError
@@ -40,6 +40,8 @@ _size_limit: contextvars.ContextVar[int] = contextvars.ContextVar("kiln_render_s
 _PADDING_METHODS = frozenset({"center", "ljust", "rjust", "zfill", "expandtabs"})
 _WIDTH_RE = re.compile(r"\d{6,}")
 MAX_POWER_EXPONENT = 1000
+MAX_POWER_BITS = 100_000
+MAX_WIDTH = 99_999
 
 
 def check_deadline() -> None:
@@ -82,13 +84,79 @@ def _check_size(length: int) -> None:
         raise _too_big(f"An expression would create a value of {length} items/characters, above the output size limit.")
 
 
+def _flat(values: Any) -> Iterator[Any]:
+    """Every scalar in format arguments (positional, keyword, mapping values, nested once)."""
+    for value in values:
+        if isinstance(value, dict):
+            yield from value.values()
+        elif isinstance(value, (list, tuple)):
+            yield from value
+        else:
+            yield value
+
+
+def _check_format(template: str, args: Any) -> None:
+    """Refuse format strings or arguments that would pad a value past the limits.
+
+    Widths and precisions can sit in the format string, come from `*` arguments
+    (`'%*d' % (n, 1)`) or from nested fields (`'{:{w}}'.format(1, w=n)`), as numbers or as
+    digit strings; any of them above MAX_WIDTH is refused before formatting.
+    """
+    if _WIDTH_RE.search(template):
+        raise _too_big(
+            f"Format widths above {MAX_WIDTH} are not allowed: the value would be above the output size limit."
+        )
+    for value in _flat(args):
+        if isinstance(value, bool):
+            continue
+        if isinstance(value, int) and abs(value) > MAX_WIDTH and ("*" in template or "{" in template):
+            raise _too_big(
+                f"Format widths above {MAX_WIDTH} are not allowed: the value would be above the output size limit."
+            )
+        if isinstance(value, str) and value.strip().lstrip("<>^=+-0").isdigit() and _WIDTH_RE.search(value):
+            raise _too_big(
+                f"Format widths above {MAX_WIDTH} are not allowed: the value would be above the output size limit."
+            )
+
+
 def _guarded_format(value: Any, *args: Any, **kwargs: Any) -> str:
     text = str(value)
-    if _WIDTH_RE.search(text):
-        raise _too_big("Format widths above 99999 are not allowed in templates.")
     if args and kwargs:
         raise SecurityError("format filter takes either positional or keyword arguments, not both")
+    _check_format(text, [*args, kwargs])
     return text % (kwargs or args)
+
+
+def _joined_size(items: list[Any], separator: str) -> int:
+    return sum(len(item) if isinstance(item, str) else len(str(item)) for item in items) + len(separator) * max(
+        len(items) - 1, 0
+    )
+
+
+def _guarded_join(eval_ctx: Any, value: Any, d: str = "", attribute: Any = None) -> str:
+    from jinja2.filters import do_join
+
+    items = list(value)
+    _check_size(len(items) * len(str(d)))
+    if attribute is None:
+        _check_size(_joined_size(items, str(d)))
+    result = do_join(eval_ctx, items, d, attribute)
+    _check_size(len(result))
+    return result
+
+
+def _replace_size(text: str, old: str, new: str, count: int | None) -> int:
+    occurrences = len(text) + 1 if old == "" else text.count(old)
+    if count is not None and count >= 0:
+        occurrences = min(occurrences, count)
+    return len(text) + occurrences * (len(new) - len(old))
+
+
+def _guarded_replace(eval_ctx: Any, s: Any, old: Any, new: Any, count: int | None = None) -> str:
+    from jinja2.filters import do_replace
+
+    _check_size(_replace_size(str(s), str(old), str(new), count))
+    return do_replace(eval_ctx, s, old, new, count)  # type: ignore[no-any-return]
 
 
 class KilnSandbox(ImmutableSandboxedEnvironment):
@@ -103,19 +171,35 @@ class KilnSandbox(ImmutableSandboxedEnvironment):
         if operator_name == "**":
             if isinstance(right, int) and abs(right) > MAX_POWER_EXPONENT:
                 raise _too_big(f"Exponents above {MAX_POWER_EXPONENT} are not allowed in templates.")
+            if (
+                isinstance(left, int)
+                and isinstance(right, int)
+                and right > 0
+                and left.bit_length() * right > MAX_POWER_BITS
+            ):
+                raise _too_big(
+                    f"Exponents above this size are not allowed: the power would have more than {MAX_POWER_BITS} bits."
+                )
             return operator.pow(left, right)
         if operator_name == "%":
-            if isinstance(left, str) and _WIDTH_RE.search(left):
-                raise _too_big("Format widths above 99999 are not allowed in templates.")
+            if isinstance(left, str):
+                _check_format(left, [right])
             return operator.mod(left, right)
         return super().call_binop(context, operator_name, left, right)
 
     def call(__self, __context: Any, __obj: Any, *args: Any, **kwargs: Any) -> Any:  # noqa: N805
         name = getattr(__obj, "__name__", "")
-        if isinstance(getattr(__obj, "__self__", None), str) and name in _PADDING_METHODS:
-            for arg in (*args, *kwargs.values()):
-                if isinstance(arg, int):
-                    _check_size(arg)
+        owner = getattr(__obj, "__self__", None)
+        if isinstance(owner, str):
+            if name in _PADDING_METHODS:
+                for arg in (*args, *kwargs.values()):
+                    if isinstance(arg, int):
+                        _check_size(arg)
+            elif name == "replace" and len(args) >= 2:
+                count = args[2] if len(args) > 2 and isinstance(args[2], int) else None
+                _check_size(_replace_size(owner, str(args[0]), str(args[1]), count))
+            elif name == "join" and args and isinstance(args[0], (list, tuple)):
+                _check_size(_joined_size(list(args[0]), owner))
         return super().call(__context, __obj, *args, **kwargs)
 
     def wrap_str_format(self, value: Any) -> Callable[..., str] | None:
@@ -126,9 +210,7 @@ class KilnSandbox(ImmutableSandboxedEnvironment):
             raise _too_big("Format widths above 99999 are not allowed in templates.")
 
         def guarded(*args: Any, **kwargs: Any) -> str:
-            for arg in (*args, *kwargs.values()):
-                if isinstance(arg, int) and not isinstance(arg, bool):
-                    _check_size(arg)
+            _check_format(value.__self__, [*args, kwargs])
             return wrapped(*args, **kwargs)
 
         return guarded
@@ -161,6 +243,8 @@ def make_environment(**options: Any) -> KilnSandbox:
     env.filters["format"] = _guarded_format
     env.filters["indent"] = _guarded_indent
     env.filters["center"] = _guarded_center
+    env.filters["join"] = pass_eval_context(_guarded_join)
+    env.filters["replace"] = pass_eval_context(_guarded_replace)
     return env
 
 

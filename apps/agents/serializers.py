@@ -6,7 +6,7 @@ from rest_framework import serializers
 from apps.agents.models import Agent, AgentToken
 from apps.agents.services.agents import agent_projects
 from apps.projects.models import Role
-from core.serializers import StrictInputSerializer, validate_display_name
+from core.serializers import JSONObjectField, StrictInputSerializer, id_field, name_field, validate_display_name
 
 
 class AgentSerializer(serializers.ModelSerializer):
@@ -24,11 +24,9 @@ class AgentSerializer(serializers.ModelSerializer):
 
 
 class AgentCreateSerializer(StrictInputSerializer):
-    name = serializers.CharField(max_length=100)
+    name = name_field()
     description = serializers.CharField(required=False, allow_blank=True, max_length=2000, default="")
-    projects = serializers.ListField(
-        child=serializers.IntegerField(min_value=1), required=False, default=list, max_length=100
-    )
+    projects = serializers.ListField(child=id_field(), required=False, default=list, max_length=100)
     role = serializers.ChoiceField(
         choices=Role.choices, required=False, default=Role.DEVELOPER, help_text="role in those projects"
     )
@@ -38,9 +36,9 @@ class AgentCreateSerializer(StrictInputSerializer):
 
 
 class AgentUpdateSerializer(AgentCreateSerializer):
-    name = serializers.CharField(max_length=100, required=False)
+    name = name_field(required=False)
     description = serializers.CharField(required=False, allow_blank=True, max_length=2000)
-    projects = serializers.ListField(child=serializers.IntegerField(min_value=1), required=False, max_length=100)
+    projects = serializers.ListField(child=id_field(), required=False, max_length=100)
     role = serializers.ChoiceField(choices=Role.choices, required=False)
     is_active = serializers.BooleanField(required=False)
 
@@ -63,8 +61,8 @@ class AgentTokenCreatedSerializer(serializers.Serializer):
 
 
 class AgentRunStartSerializer(StrictInputSerializer):
-    workflow = serializers.IntegerField(min_value=1)
-    inputs = serializers.JSONField(required=False, default=dict)
+    workflow = id_field()
+    inputs = JSONObjectField(required=False, default=dict)
 
 
 class DiscoveryOperationSerializer(serializers.Serializer):

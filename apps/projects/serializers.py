@@ -20,7 +20,7 @@ from apps.projects.models import (
     RepositoryExport,
     Role,
 )
-from core.serializers import StrictInputSerializer, validate_display_name
+from core.serializers import JSONObjectField, StrictInputSerializer, id_field, name_field, validate_display_name
 
 
 class TemplateSerializer(serializers.ModelSerializer):
@@ -58,7 +58,7 @@ class ProjectSerializer(serializers.ModelSerializer):
 
 
 class ProjectCreateSerializer(StrictInputSerializer):
-    name = serializers.CharField(max_length=100)
+    name = name_field()
     description = serializers.CharField(max_length=2000, required=False, allow_blank=True, default="")
 
     def validate_name(self, value: str) -> str:
@@ -66,7 +66,7 @@ class ProjectCreateSerializer(StrictInputSerializer):
 
 
 class ProjectUpdateSerializer(ProjectCreateSerializer):
-    name = serializers.CharField(max_length=100, required=False)
+    name = name_field(required=False)
     description = serializers.CharField(max_length=2000, required=False, allow_blank=True)
 
 
@@ -134,13 +134,8 @@ class GeneratedProjectSerializer(serializers.ModelSerializer):
 
 class GeneratedProjectCreateSerializer(StrictInputSerializer):
     template = serializers.CharField(max_length=100, help_text="template slug")
-    parameters = serializers.JSONField(required=False, default=dict, help_text="values for the template's parameters")
+    parameters = JSONObjectField(required=False, default=dict, help_text="values for the template's parameters")
     dry_run = serializers.BooleanField(required=False, default=False, help_text="render without storing anything")
-
-    def validate_parameters(self, value: Any) -> Any:
-        if not isinstance(value, dict):
-            raise serializers.ValidationError("Expected a JSON object.")
-        return value
 
 
 class ManifestFileSerializer(serializers.Serializer):
@@ -220,7 +215,7 @@ class RepositoryTargetSerializer(StrictInputSerializer):
 
 class RepositoryExportCreateSerializer(StrictInputSerializer):
     provider = serializers.ChoiceField(choices=ExportProvider.choices)
-    connection = serializers.IntegerField(required=False, min_value=1)
+    connection = id_field(required=False)
     repository = RepositoryTargetSerializer(required=False)
     remote_url = serializers.CharField(required=False, max_length=2000)
     branch = serializers.CharField(required=False, max_length=200)
@@ -235,7 +230,7 @@ class ConnectionSerializer(serializers.ModelSerializer):
 
 class ConnectionCreateSerializer(StrictInputSerializer):
     provider = serializers.ChoiceField(choices=Provider.choices)
-    name = serializers.CharField(max_length=100)
+    name = name_field()
     base_url = serializers.CharField(required=False, allow_blank=True, max_length=500)
     token = serializers.CharField(
         write_only=True, max_length=500, trim_whitespace=True, style={"input_type": "password"}

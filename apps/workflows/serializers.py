@@ -7,7 +7,7 @@ from rest_framework import serializers
 
 from apps.projects.serializers import JobErrorSerializer
 from apps.workflows.models import StepRun, Workflow, WorkflowRun
-from core.serializers import StrictInputSerializer, validate_display_name
+from core.serializers import JSONObjectField, StrictInputSerializer, id_field, name_field, validate_display_name
 
 
 class WorkflowSerializer(serializers.ModelSerializer):
@@ -37,10 +37,10 @@ class StepInputSerializer(serializers.Serializer):
 
 
 class WorkflowCreateSerializer(StrictInputSerializer):
-    name = serializers.CharField(max_length=100)
-    project = serializers.IntegerField(required=False, allow_null=True, min_value=1)
+    name = name_field()
+    project = id_field(required=False, allow_null=True)
     description = serializers.CharField(required=False, allow_blank=True, max_length=2000, default="")
-    inputs_schema = serializers.JSONField(required=False, default=dict)
+    inputs_schema = JSONObjectField(required=False, default=dict)
     steps = serializers.ListField(
         child=serializers.JSONField(), min_length=1, max_length=50, help_text="[{id, type, input, if?}]"
     )
@@ -50,9 +50,9 @@ class WorkflowCreateSerializer(StrictInputSerializer):
 
 
 class WorkflowUpdateSerializer(WorkflowCreateSerializer):
-    name = serializers.CharField(max_length=100, required=False)
+    name = name_field(required=False)
     steps = serializers.ListField(child=serializers.JSONField(), min_length=1, max_length=50, required=False)
-    inputs_schema = serializers.JSONField(required=False)
+    inputs_schema = JSONObjectField(required=False)
     description = serializers.CharField(required=False, allow_blank=True, max_length=2000)
     project = None  # type: ignore[assignment]
 
@@ -97,8 +97,8 @@ class WorkflowRunSerializer(serializers.ModelSerializer):
 
 
 class RunStartSerializer(StrictInputSerializer):
-    inputs = serializers.JSONField(required=False, default=dict)
-    agent = serializers.IntegerField(required=False, min_value=1, help_text="run as this agent (one of yours)")
+    inputs = JSONObjectField(required=False, default=dict)
+    agent = id_field(required=False, help_text="run as this agent (one of yours)")
 
 
 class StepLogSerializer(serializers.Serializer):

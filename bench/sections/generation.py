@@ -176,13 +176,15 @@ def _profile(ctx: BenchContext, n: int, median: float, *, cold: bool) -> Table:
     )
     wall -= float(result.get("report_s", 0.0))  # pyinstrument writing its report is not Kiln's time
     outside = max(wall - profiled, 0.0)
-    table.rows.append(["interpreter start-up + exit (outside the profiler)", fmt_seconds(outside), _pct(outside, wall)])
+    table.rows.append(
+        ["outside the profiled call (interpreter + profiler start-up, exit)", fmt_seconds(outside), _pct(outside, wall)]
+    )
     for label, seconds in result["buckets"]:
         table.rows.append([label, fmt_seconds(float(seconds)), _pct(float(seconds), wall)])
     table.notes.append(
         f"profiled process: {fmt_seconds(wall)} wall without writing the report (unprofiled median "
         f"{fmt_seconds(median)}; the profiler slows the process down); "
-        f"full profile: {text_out.relative_to(REPO)}"
+        f"full profile: {text_out.relative_to(REPO) if text_out.is_relative_to(REPO) else text_out}"
     )
     return table
 
@@ -222,6 +224,6 @@ def run_generation(ctx: BenchContext) -> SectionResult:
             log(f"profiling a {name} whole-process generation at N={ref}")
             try:
                 section.tables.append(_profile(ctx, ref, samples[name].median, cold=cold))
-            except BenchError as exc:  # the timings stand without the profile
+            except Exception as exc:  # diagnostics only: the timings stand without the profile
                 section.notes.append(f"profile failed: {exc}".replace("\n", " | "))
     return section

@@ -173,7 +173,11 @@ SPECTACULAR_SETTINGS = {
         "ConnectionProviderEnum": "apps.projects.models.Provider",
         "RoleEnum": "apps.projects.models.Role",
     },
-    "POSTPROCESSING_HOOKS": ["drf_spectacular.hooks.postprocess_schema_enums", "core.schema.integer_path_ids"],
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "core.schema.integer_path_ids",
+        "core.schema.documented_errors",
+    ],
 }
 
 # --- Celery ---------------------------------------------------------------------------

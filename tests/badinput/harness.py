@@ -21,6 +21,7 @@ import struct
 import subprocess
 import tarfile
 import uuid
+import warnings
 import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -39,7 +40,7 @@ API = "/api/v1"
 # Folders below tmp_path that the application legitimately writes to.
 OUTPUT_ROOTS = frozenset({"generated-projects", "templates", "template-cache", "remotes"})
 FORBIDDEN_FRAGMENTS = ("Traceback", 'File "/', "object at 0x", "<class '", "kiln_u_", "kiln_a_")
-CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f\u202a-\u202e\u2066-\u2069]")
+CONTROL = re.compile(r"[\x00-\x1f\x7f\u202a-\u202e\u2066-\u2069]")
 
 
 # --- placeholders -----------------------------------------------------------------------------
@@ -346,7 +347,9 @@ def build_zip(entries: list[dict[str, Any]]) -> bytes:
             info.external_attr = _TYPE_MODES[kind] << 16
             info.compress_type = zipfile.ZIP_DEFLATED
             payload = entry.get("target", "").encode() if kind == "symlink" else _data(entry)
-            archive.writestr(info, payload)
+            with warnings.catch_warnings():  # duplicate names are the point of some cases
+                warnings.simplefilter("ignore", UserWarning)
+                archive.writestr(info, payload)
     raw = bytearray(buffer.getvalue())
     for entry in entries:
         _patch_zip_central(raw, entry)

@@ -2,10 +2,18 @@
 
 from __future__ import annotations
 
+import sys
+import tempfile
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis.configuration import set_hypothesis_home_dir
+
+# Hypothesis keeps caches (and, unless disabled, an example database) below ./.hypothesis; keep
+# them out of the checkout. The example database itself is off (schema_loader.CONFIG).
+set_hypothesis_home_dir(Path(tempfile.gettempdir()) / "kiln-fuzz-hypothesis")
 
 
 @pytest.hookimpl(tryfirst=True)
@@ -20,6 +28,20 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         node_id = getattr(item, "_id", None)
         if label and node_id is not None and node_id.params is None:
             item._id = node_id.with_params(label)
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    """Which narrow exceptions of checks.py fired, and how often (empty when the fuzz tests did not run)."""
+    checks = sys.modules.get("tests.fuzz.checks")
+    tolerated = getattr(checks, "TOLERATED", None)
+    if tolerated:
+        terminalreporter.section("schemathesis tolerances (tests/fuzz/checks.py)")
+        examples = getattr(checks, "TOLERATED_EXAMPLES", {})
+        for reason, count in sorted(tolerated.items()):
+            terminalreporter.write_line(f"{count:6d}  {reason}")
+            for (example_reason, detail), seen in sorted(examples.items(), key=lambda item: -item[1]):
+                if example_reason == reason:
+                    terminalreporter.write_line(f"          {seen:4d}  {detail}")
 
 
 @dataclass

@@ -31,13 +31,19 @@ def test_concurrent_generations(live_stack, celery_worker, worker_queue, make_te
     second = Worker(worker_queue, tmp_path / "worker2.log", concurrency=2).start()
     try:
         files = {f"src/m{i:03d}.py": "VALUE = {{ n }}\n" for i in range(100)}
-        template = make_template(files, slug=f"load-{uuid.uuid4().hex[:6]}", parameters={"type": "object", "properties": {"n": {"type": "integer", "default": 1}}})
+        template = make_template(
+            files,
+            slug=f"load-{uuid.uuid4().hex[:6]}",
+            parameters={"type": "object", "properties": {"n": {"type": "integer", "default": 1}}},
+        )
         clients = []
         for index in range(USERS):
             name = f"load{index}-{uuid.uuid4().hex[:4]}"
             UserFactory(username=name)
             client = httpx.Client(base_url=live_stack.url, timeout=60)
-            token = client.post("/api/v1/auth/token/", json={"username": name, "password": "pw-for-tests"}).json()["token"]
+            token = client.post("/api/v1/auth/token/", json={"username": name, "password": "pw-for-tests"}).json()[
+                "token"
+            ]
             client.headers["Authorization"] = f"Token {token}"
             project = client.post("/api/v1/projects/", json={"name": f"Load {index}"}).json()
             clients.append((client, f"/api/v1/projects/{project['id']}/generated/"))

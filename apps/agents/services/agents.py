@@ -68,7 +68,11 @@ def agent_update(*, agent: Agent, actor: Any, **changes: Any) -> Agent:
             setattr(agent, field, changes[field])
             fields.append(field)
     if fields:
-        agent.save(update_fields=[*fields, "updated_at"])
+        try:
+            with transaction.atomic():
+                agent.save(update_fields=[*fields, "updated_at"])
+        except IntegrityError:
+            raise Conflict(f"You already have an agent named '{agent.name}'.", code="name_taken") from None
     if "projects" in changes:
         wanted = set(changes["projects"])
         ProjectMembership.objects.filter(user=agent.user).exclude(project_id__in=wanted).delete()

@@ -240,8 +240,12 @@ def push_commit(*, git_dir: Path, url: str, branch: str, commit: str, auth: GitA
             status_code=409,
         )
     secrets = (auth.token,) if auth else ()
+    options = []
+    if url.startswith("file:"):
+        # git clears config from the environment for a local receive-pack; pass it on the command
+        options.append(f"--receive-pack={settings.KILN_GIT_BINARY} -c core.hooksPath={os.devnull} receive-pack")
     _run(
-        [settings.KILN_GIT_BINARY, f"--git-dir={git_dir}", "push", "--porcelain", "--", url, f"{ref}:{ref}"],
+        [settings.KILN_GIT_BINARY, f"--git-dir={git_dir}", "push", "--porcelain", *options, "--", url, f"{ref}:{ref}"],
         env=git_env(url=url, auth=auth),
         secrets=secrets,
     )

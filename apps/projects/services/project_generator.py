@@ -17,6 +17,7 @@ from __future__ import annotations
 import hashlib
 import threading
 import time
+import unicodedata
 from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -315,7 +316,7 @@ class ProjectGenerator:
             for done, entry in enumerate(entries, start=1):
                 path = self._render_path(entry, context)
                 if path is not None:
-                    key = path.casefold()
+                    key = unicodedata.normalize("NFC", path).casefold()
                     if key in seen:
                         raise GenerationFailed(
                             f"Two template files render to the same path '{path}': '{seen[key]}' and '{entry.rel}'.",

@@ -18,6 +18,7 @@ import stat
 import tarfile
 import uuid
 import zipfile
+import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -37,6 +38,7 @@ from core.safe_paths import SafeWriter, UnsafePath, clean_relative_path
 logger = logging.getLogger("kiln.templates")
 
 MANIFEST_NAME = "template.yaml"
+MAX_MANIFEST_BYTES = 256 * 1024
 MANIFEST_KEYS = frozenset({"slug", "name", "description", "version", "parameters", "exclude", "copy_without_render"})
 SLUG_RE = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,98}[a-z0-9])?$")
 VERSION_RE = re.compile(r"^[0-9A-Za-z][0-9A-Za-z.+_-]{0,49}$")
@@ -84,8 +86,14 @@ def slugify_name(name: str) -> str:
 
 def parse_manifest(raw: bytes, *, where: str = MANIFEST_NAME) -> TemplateManifest:
     """Validate `template.yaml`; every problem is a `TemplateInvalid` naming the key."""
+    if len(raw) > MAX_MANIFEST_BYTES:
+        raise TemplateInvalid(f"{where} is larger than {MAX_MANIFEST_BYTES} bytes.")
     try:
-        data = yaml.safe_load(raw.decode("utf-8"))
+        source = raw.decode("utf-8")
+        # anchors and aliases can expand a few hundred bytes into gigabytes; no manifest needs them
+        if any(isinstance(event, yaml.AliasEvent) for event in yaml.parse(source, Loader=yaml.SafeLoader)):
+            raise TemplateInvalid(f"{where} uses YAML aliases (*name), which are not allowed.")
+        data = yaml.safe_load(source)
     except (yaml.YAMLError, UnicodeDecodeError) as exc:
         raise TemplateInvalid(f"{where} is not valid YAML: {str(exc).splitlines()[0]}") from exc
     if not isinstance(data, dict):
@@ -195,6 +203,12 @@ def iter_template_files(folder: Path) -> Iterator[TemplateFileInfo]:
                 )
             if rel == MANIFEST_NAME:
                 continue
+            if st.st_nlink > 1:
+                raise TemplateInvalid(
+                    f"The template file '{rel}' is a hard link; links are not allowed in templates.",
+                    code="symlink_not_allowed",
+                    extra={"path": rel},
+                )
             try:
                 clean_relative_path(rel)
             except UnsafePath as exc:
@@ -475,8 +489,15 @@ def _store_upload(opened: zipfile.ZipFile | tarfile.TarFile, members: list[_Memb
                 raise ArchiveRejected(f"The archive contains '{member.name}' twice.", extra={"entry": member.name})
             seen.add(member.name.casefold())
             if isinstance(opened, zipfile.ZipFile):
-                with opened.open(member.ref) as stream:
-                    data = _read_limited(stream, member.size, member.name)
+                try:
+                    with opened.open(member.ref) as stream:
+                        data = _read_limited(stream, member.size, member.name)
+                except (zipfile.BadZipFile, zlib.error, EOFError, NotImplementedError) as exc:
+                    raise ValidationFailed(
+                        f"The archive entry '{member.name}' is corrupt or uses an unsupported compression.",
+                        code="archive_invalid",
+                        extra={"entry": member.name},
+                    ) from exc
             else:
                 extracted = opened.extractfile(member.ref)
                 if extracted is None:

@@ -15,6 +15,7 @@ import logging
 import re
 from typing import Any
 
+from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 from jinja2 import TemplateSyntaxError
@@ -25,7 +26,7 @@ from apps.projects.selectors import projects_visible_to
 from apps.projects.services.projects import require_role
 from apps.workflows.models import StepRun, StepStatus, Workflow, WorkflowRun
 from apps.workflows.services.step_executors import STEP_EXECUTORS, StepContext, get_step_executor, run_step
-from core.exceptions import ApplicationError, Conflict, NotFound, PermissionDenied, ValidationFailed
+from core.exceptions import ApplicationError, Conflict, LimitExceeded, NotFound, PermissionDenied, ValidationFailed
 from core.jobs import ClaimOutcome, JobStatus, claim, enqueue_on_commit, error_payload, retry_fields
 from core.sandbox import make_environment, plain_context, render_limits
 
@@ -318,6 +319,7 @@ def workflow_run_start(*, workflow: Workflow, inputs: Any, actor: Any, agent: An
         raise PermissionDenied("Only the workflow's creator can run it.")
     values = _validate_run_inputs(workflow, inputs)
     with transaction.atomic():
+        _check_active_runs(workflow, runner)
         run = WorkflowRun.objects.create(
             workflow=workflow,
             steps_snapshot=workflow.steps,
@@ -332,6 +334,30 @@ def workflow_run_start(*, workflow: Workflow, inputs: Any, actor: Any, agent: An
         )
         _enqueue(run)
     return run
+
+
+def _check_active_runs(workflow: Workflow, runner: Any) -> None:
+    """The per-project cap on active jobs holds for runs too, so a run cannot multiply itself."""
+    cap = settings.KILN_MAX_ACTIVE_JOBS_PER_PROJECT
+    if workflow.project is not None:
+        Project.objects.select_for_update().filter(pk=workflow.project.pk).first()
+        active = WorkflowRun.objects.filter(
+            workflow__project=workflow.project, status__in=[JobStatus.PENDING, JobStatus.RUNNING]
+        )
+    else:
+        active = WorkflowRun.objects.filter(
+            workflow__project__isnull=True,
+            actor_id=getattr(runner, "pk", None),
+            status__in=[JobStatus.PENDING, JobStatus.RUNNING],
+        )
+    if active.count() >= cap:
+        raise LimitExceeded(
+            f"{active.count()} workflow runs are already pending or running here (limit {cap}); "
+            "wait for one to finish.",
+            code="too_many_active_jobs",
+            retry_after=10,
+            extra={"limit": cap},
+        )
 
 
 def _enqueue(run: WorkflowRun) -> None:

@@ -19,7 +19,12 @@ INPUT_SCHEMA: dict[str, Any] = {
     "type": "object",
     "required": ["operation"],
     "properties": {
-        "operation": {"type": "string", "minLength": 1, "maxLength": 100, "description": "operation id from discovery"},
+        "operation": {
+            "type": "string",
+            "minLength": 1,
+            "maxLength": 200,
+            "description": "operation id from /api/v1/agents/discovery/ (checked by the caller when the step runs)",
+        },
         "path_params": {"type": "object", "additionalProperties": {"type": ["string", "integer"]}},
         "query": {"type": "object"},
         "body": {},

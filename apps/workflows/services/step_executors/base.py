@@ -37,13 +37,18 @@ class StepFailed(ApplicationError):
     default_code = "step_failed"
 
 
+def one_line(text: str) -> str:
+    """A log line stays one line: control characters are shown escaped (no forged lines)."""
+    return "".join(ch if ch.isprintable() or ch == " " else repr(ch)[1:-1] for ch in text)
+
+
 class _StepLogHandler(logging.Handler):
     def __init__(self, sink: list[str]) -> None:
         super().__init__(level=logging.INFO)
         self.sink = sink
 
     def emit(self, record: logging.LogRecord) -> None:
-        self.sink.append(f"{record.levelname} {redact(record.getMessage())}")
+        self.sink.append(f"{record.levelname} {one_line(redact(record.getMessage()))}")
 
 
 @dataclass
@@ -82,7 +87,7 @@ class StepContext:
 
     def log(self, message: str) -> None:
         self.logger.info(message)
-        self.logs.append(f"INFO {redact(message, self.secrets)}")
+        self.logs.append(f"INFO {one_line(redact(message, self.secrets))}")
 
 
 @dataclass(frozen=True)
@@ -184,7 +189,7 @@ def run_step(type_id: str, data: dict[str, Any], context: StepContext) -> StepRe
     except ApplicationError as exc:
         output = None
         status = "failed"
-        error = {"code": exc.code, "message": redact(exc.message, context.secrets)}
+        error = {"code": exc.code, "message": one_line(redact(exc.message, context.secrets))}
         context.logs.append(f"ERROR {error['message']}")
     finally:
         context.logger.removeHandler(capture)
