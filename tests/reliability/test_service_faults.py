@@ -174,7 +174,7 @@ def test_redis_down_at_enqueue_then_reaper_recovers(stack, make_template):
 
 
 def test_redis_restarted_while_the_worker_is_busy(stack, make_template):
-    files = {f"m/{i:04d}.txt": "{% for i in range(600) %}{{ i * i }},{% endfor %}\n" for i in range(1500)}
+    files = {f"m/{i:04d}.txt": "{% for i in range(2500) %}{{ i * i }},{% endfor %}\n" for i in range(1500)}
     template = make_template(files, slug=f"busy-{uuid.uuid4().hex[:6]}")
     client, redis = stack["client"], stack["redis"]
     base, gid = start_generation(client, template.slug)
@@ -194,7 +194,7 @@ def test_redis_restarted_while_the_worker_is_busy(stack, make_template):
 def test_database_connections_dropped_during_a_task(stack, make_template):
     from apps.projects.models import ProjectFile
 
-    files = {f"m/{i:04d}.txt": "{% for i in range(600) %}{{ i * i }},{% endfor %}\n" for i in range(1500)}
+    files = {f"m/{i:04d}.txt": "{% for i in range(2500) %}{{ i * i }},{% endfor %}\n" for i in range(1500)}
     template = make_template(files, slug=f"dbdrop-{uuid.uuid4().hex[:6]}")
     client = stack["client"]
     base, gid = start_generation(client, template.slug)

@@ -78,7 +78,7 @@ def kill(worker: Worker, whole: bool) -> None:
 
 @pytest.fixture
 def heavy_template(make_template):
-    files = {f"pkg/m{i:04d}.txt": "{% for i in range(400) %}{{ i * i }},{% endfor %}\n" for i in range(1200)}
+    files = {f"pkg/m{i:04d}.txt": "{% for i in range(2500) %}{{ i * i }},{% endfor %}\n" for i in range(1500)}
     return make_template(files, slug=f"heavy-{uuid.uuid4().hex[:6]}")
 
 

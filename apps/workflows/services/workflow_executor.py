@@ -28,6 +28,7 @@ from apps.workflows.models import StepRun, StepStatus, Workflow, WorkflowRun
 from apps.workflows.services.step_executors import STEP_EXECUTORS, StepContext, get_step_executor, run_step
 from core.exceptions import ApplicationError, Conflict, LimitExceeded, NotFound, PermissionDenied, ValidationFailed
 from core.jobs import ClaimOutcome, JobStatus, claim, enqueue_on_commit, error_payload, retry_fields
+from core.parsers import contains_nul
 from core.sandbox import make_environment, plain_context, render_limits
 
 logger = logging.getLogger("kiln.workflows")
@@ -454,6 +455,8 @@ def workflow_run_advance(*, run_id: int, owner: str) -> bool:
             )
             return _step_done(run, lease)
         rendered = render_value(step.get("input", {}), context)
+        if contains_nul(rendered):
+            raise ExpressionError("The step's input renders to a value with a NUL character, which is not allowed.")
     except ApplicationError as exc:
         now = timezone.now()
         StepRun.objects.filter(pk=step_run.pk).update(
