@@ -848,8 +848,12 @@ API_CALL_CASES = [
     ),
     api_call("path-negative-id", {"operation": "projects_retrieve", "path_params": {"id": -1}}, _PARAM, "id"),
     api_call("path-zero-id", {"operation": "projects_retrieve", "path_params": {"id": 0}}, _PARAM, "id"),
+    # a NUL is refused when the step input is rendered, before anything is stored or sent
     api_call(
-        "path-nul-id", {"operation": "projects_retrieve", "path_params": {"id": "1${{ '%c' % 0 }}"}}, _PARAM, "id"
+        "path-nul-id",
+        {"operation": "projects_retrieve", "path_params": {"id": "1${{ '%c' % 0 }}"}},
+        "expression_error",
+        "NUL character",
     ),
     api_call(
         "path-huge-id",
