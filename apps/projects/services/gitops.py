@@ -244,11 +244,27 @@ def push_commit(*, git_dir: Path, url: str, branch: str, commit: str, auth: GitA
     if url.startswith("file:"):
         # git clears config from the environment for a local receive-pack; pass it on the command
         options.append(f"--receive-pack={settings.KILN_GIT_BINARY} -c core.hooksPath={os.devnull} receive-pack")
-    _run(
-        [settings.KILN_GIT_BINARY, f"--git-dir={git_dir}", "push", "--porcelain", *options, "--", url, f"{ref}:{ref}"],
-        env=git_env(url=url, auth=auth),
-        secrets=secrets,
-    )
+    try:
+        _run(
+            [
+                settings.KILN_GIT_BINARY,
+                f"--git-dir={git_dir}",
+                "push",
+                "--porcelain",
+                *options,
+                "--",
+                url,
+                f"{ref}:{ref}",
+            ],
+            env=git_env(url=url, auth=auth),
+            secrets=secrets,
+        )
+    except GitFailed:
+        # An earlier delivery's push (its git process outlives a killed worker) may have landed
+        # the very same commit meanwhile: that is success, not a conflict.
+        if remote_refs(url, auth=auth).get(ref) == commit:
+            return PushOutcome(pushed=False)
+        raise
     after = remote_refs(url, auth=auth)
     if after.get(ref) != commit:
         raise GitFailed("The push finished but the remote branch does not point at the commit.", code="push_unverified")

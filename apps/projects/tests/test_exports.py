@@ -240,3 +240,39 @@ def test_export_of_an_unfinished_generation_is_409(api, cast, make_template):
     response = api(cast.mia).post(export_url(cast, row), {"provider": "zip"}, format="json")
     assert response.status_code == 409
     assert response.json()["code"] == "generation_not_ready"
+
+
+def test_a_push_that_loses_the_race_to_an_earlier_delivery_of_the_same_commit_succeeds(tmp_path, monkeypatch):
+    from apps.projects.services import gitops
+
+    root = tmp_path / "files"
+    root.mkdir()
+    (root / "a.txt").write_text("a")
+    git_dir = tmp_path / "built.git"
+    commit = gitops.build_commit(
+        root=root,
+        files=[gitops.SourceFile("a.txt", 0o644, 1)],
+        git_dir=git_dir,
+        branch="main",
+        message="m\n",
+        timestamp=1,
+    )
+    remote = bare_repo(tmp_path)
+    git("--git-dir", str(git_dir), "push", "-q", f"file://{remote}", "refs/heads/main:refs/heads/main")
+    real_refs = gitops.remote_refs
+    calls = {"n": 0}
+
+    def refs(url, *, auth):
+        calls["n"] += 1
+        return {} if calls["n"] == 1 else real_refs(url, auth=auth)  # empty when first checked
+
+    def push_fails(args, *, env, secrets):
+        if "push" in args:
+            raise gitops.GitFailed("cannot lock ref 'refs/heads/main': reference already exists")
+        return real_run(args, env=env, secrets=secrets)
+
+    real_run = gitops._run
+    monkeypatch.setattr(gitops, "remote_refs", refs)
+    monkeypatch.setattr(gitops, "_run", push_fails)
+    outcome = gitops.push_commit(git_dir=git_dir, url=f"file://{remote}", branch="main", commit=commit, auth=None)
+    assert outcome.pushed is False
