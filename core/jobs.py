@@ -27,6 +27,7 @@ from django.db import models, transaction
 from django.dispatch import Signal
 from django.utils import timezone
 
+from core.exceptions import LimitExceeded
 from core.models import TimeStampedModel
 from core.redaction import redact
 
@@ -237,6 +238,22 @@ class Lease:
     def release(self) -> None:
         """Give the job back (status pending) so a retried delivery can claim it at once."""
         self._mine().update(status=JobStatus.PENDING, lease_owner="", lease_expires_at=None, updated_at=timezone.now())
+
+
+def check_capacity(active: models.QuerySet[Any], *, what: str) -> None:
+    """Refuse new work (429 `too_many_active_jobs`) while `active` jobs fill the project's cap.
+
+    Callers lock the project row first, so concurrent requests count each other's rows.
+    """
+    cap = settings.KILN_MAX_ACTIVE_JOBS_PER_PROJECT
+    count = active.filter(status__in=ACTIVE_STATUSES).count()
+    if count >= cap:
+        raise LimitExceeded(
+            f"The project has too many {what} pending or running ({count}, limit {cap}); wait for one to finish.",
+            code="too_many_active_jobs",
+            retry_after=10,
+            extra={"limit": cap},
+        )
 
 
 def retry_fields(job: Job) -> dict[str, Any]:

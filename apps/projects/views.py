@@ -180,6 +180,13 @@ class ProjectScopedViewSet(viewsets.GenericViewSet):
         self._project = project
         return project
 
+    def get_generated(self) -> GeneratedProject:
+        """The URL's generated project, inside the URL's project (404 otherwise)."""
+        generated = generated_projects_of(self.get_project()).filter(pk=url_id(self.kwargs["generated_id"])).first()
+        if generated is None:
+            raise NotFound("Generated project not found.")
+        return generated
+
 
 @extend_schema_view(
     list=extend_schema(operation_id="members_list", summary="List a project's members", tags=["members"]),
@@ -314,12 +321,6 @@ class ProjectFileViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, Proje
     permission_classes = [ProjectRolePermission]
     lookup_url_kwarg = "id"
 
-    def get_generated(self) -> GeneratedProject:
-        generated = generated_projects_of(self.get_project()).filter(pk=url_id(self.kwargs["generated_id"])).first()
-        if generated is None:
-            raise NotFound("Generated project not found.")
-        return generated
-
     def get_queryset(self) -> QuerySet[ProjectFile]:
         return files_of(self.get_generated())
 
@@ -371,12 +372,6 @@ class RepositoryExportViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, 
     permission_classes = [CanExportRepository]
     lookup_url_kwarg = "id"
     filterset_fields = ["status", "provider"]
-
-    def get_generated(self) -> GeneratedProject:
-        generated = generated_projects_of(self.get_project()).filter(pk=url_id(self.kwargs["generated_id"])).first()
-        if generated is None:
-            raise NotFound("Generated project not found.")
-        return generated
 
     def get_queryset(self) -> QuerySet[RepositoryExport]:
         return RepositoryExport.objects.filter(generated=self.get_generated()).order_by("-created_at", "-id")

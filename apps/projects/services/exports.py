@@ -18,16 +18,16 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from apps.projects.models import ExportProvider, GeneratedProject, ProviderConnection, RepositoryExport, Role
+from apps.projects.models import ExportProvider, GeneratedProject, Project, ProviderConnection, RepositoryExport, Role
 from apps.projects.services.generation import JobBusy
 from apps.projects.services.projects import require_role
 from apps.projects.services.repository_exporter import RepositoryExporter, get_provider
-from core.exceptions import ApplicationError, Conflict, Gone, LimitExceeded, NotFound, ValidationFailed
+from core.exceptions import ApplicationError, Conflict, Gone, NotFound, ValidationFailed
 from core.jobs import (
-    ACTIVE_STATUSES,
     ClaimOutcome,
     JobStatus,
     LeaseLost,
+    check_capacity,
     claim,
     enqueue_on_commit,
     error_payload,
@@ -89,14 +89,8 @@ def repository_export_start(
             extra={"status": generated.status},
         )
     with transaction.atomic():
-        GeneratedProject.objects.select_for_update().filter(pk=generated.pk).first()
-        active = RepositoryExport.objects.filter(generated__project_id=generated.project_id, status__in=ACTIVE_STATUSES)
-        if active.count() >= settings.KILN_MAX_ACTIVE_JOBS_PER_PROJECT:
-            raise LimitExceeded(
-                "The project has too many exports pending or running; wait for one to finish.",
-                code="too_many_active_jobs",
-                retry_after=10,
-            )
+        Project.objects.select_for_update().filter(pk=generated.project_id).first()
+        check_capacity(RepositoryExport.objects.filter(generated__project_id=generated.project_id), what="exports")
         export = RepositoryExport.objects.create(
             generated=generated,
             provider=provider_id,

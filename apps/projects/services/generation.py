@@ -37,12 +37,12 @@ from apps.projects.services.project_generator import (
 )
 from apps.projects.services.projects import project_output_root, require_role
 from apps.projects.services.templates import TemplateManifest, template_folder, template_get
-from core.exceptions import ApplicationError, Conflict, LimitExceeded, ValidationFailed
+from core.exceptions import ApplicationError, Conflict, ValidationFailed
 from core.jobs import (
-    ACTIVE_STATUSES,
     ClaimOutcome,
     JobStatus,
     LeaseLost,
+    check_capacity,
     claim,
     enqueue_on_commit,
     error_payload,
@@ -123,15 +123,7 @@ def _prepared(template: ProjectTemplate) -> PreparedTemplate:
 
 
 def _check_active_cap(project: Project) -> None:
-    cap = settings.KILN_MAX_ACTIVE_JOBS_PER_PROJECT
-    active = GeneratedProject.objects.filter(project=project, status__in=ACTIVE_STATUSES).count()
-    if active >= cap:
-        raise LimitExceeded(
-            f"The project already has {active} generations pending or running (limit {cap}); wait for one to finish.",
-            code="too_many_active_jobs",
-            retry_after=10,
-            extra={"limit": cap},
-        )
+    check_capacity(GeneratedProject.objects.filter(project=project), what="generations")
 
 
 def generated_project_start(

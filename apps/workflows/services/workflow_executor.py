@@ -15,7 +15,6 @@ import logging
 import re
 from typing import Any
 
-from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 from jinja2 import TemplateSyntaxError
@@ -26,8 +25,8 @@ from apps.projects.selectors import projects_visible_to
 from apps.projects.services.projects import require_role
 from apps.workflows.models import StepRun, StepStatus, Workflow, WorkflowRun
 from apps.workflows.services.step_executors import STEP_EXECUTORS, StepContext, get_step_executor, run_step
-from core.exceptions import ApplicationError, Conflict, LimitExceeded, NotFound, PermissionDenied, ValidationFailed
-from core.jobs import ClaimOutcome, JobStatus, claim, enqueue_on_commit, error_payload, retry_fields
+from core.exceptions import ApplicationError, Conflict, NotFound, PermissionDenied, ValidationFailed
+from core.jobs import ClaimOutcome, JobStatus, check_capacity, claim, enqueue_on_commit, error_payload, retry_fields
 from core.parsers import contains_nul
 from core.sandbox import make_environment, plain_context, render_limits
 
@@ -339,26 +338,12 @@ def workflow_run_start(*, workflow: Workflow, inputs: Any, actor: Any, agent: An
 
 def _check_active_runs(workflow: Workflow, runner: Any) -> None:
     """The per-project cap on active jobs holds for runs too, so a run cannot multiply itself."""
-    cap = settings.KILN_MAX_ACTIVE_JOBS_PER_PROJECT
     if workflow.project is not None:
         Project.objects.select_for_update().filter(pk=workflow.project.pk).first()
-        active = WorkflowRun.objects.filter(
-            workflow__project=workflow.project, status__in=[JobStatus.PENDING, JobStatus.RUNNING]
-        )
+        runs = WorkflowRun.objects.filter(workflow__project=workflow.project)
     else:
-        active = WorkflowRun.objects.filter(
-            workflow__project__isnull=True,
-            actor_id=getattr(runner, "pk", None),
-            status__in=[JobStatus.PENDING, JobStatus.RUNNING],
-        )
-    if active.count() >= cap:
-        raise LimitExceeded(
-            f"{active.count()} workflow runs are already pending or running here (limit {cap}); "
-            "wait for one to finish.",
-            code="too_many_active_jobs",
-            retry_after=10,
-            extra={"limit": cap},
-        )
+        runs = WorkflowRun.objects.filter(workflow__project__isnull=True, actor_id=getattr(runner, "pk", None))
+    check_capacity(runs, what="workflow runs")
 
 
 def _enqueue(run: WorkflowRun) -> None:
@@ -367,7 +352,23 @@ def _enqueue(run: WorkflowRun) -> None:
     enqueue_on_commit(run_workflow_step, run.pk, model=None)
 
 
+def _require_run_manager(run: WorkflowRun, actor: Any) -> None:
+    """Who may cancel or retry a run: a run acts as whoever started it, so that person (or the
+    owner of the agent that ran it), as a maintainer; anyone else must be the project owner."""
+    workflow = run.workflow
+    if workflow.project is None:
+        if workflow.created_by_id != getattr(actor, "pk", None):
+            raise PermissionDenied("Only the workflow's creator can manage its runs.")
+        return
+    require_role(actor=actor, project=workflow.project, minimum=Role.MAINTAINER, action="manage runs")
+    pk = getattr(actor, "pk", None)
+    started_it = run.actor_id == pk or (run.agent is not None and run.agent.owner_id == pk)
+    if not started_it:
+        require_role(actor=actor, project=workflow.project, minimum=Role.OWNER, action="manage someone else's runs")
+
+
 def workflow_run_cancel(*, run: WorkflowRun, actor: Any) -> WorkflowRun:
+    _require_run_manager(run, actor)
     now = timezone.now()
     with transaction.atomic():
         row = WorkflowRun.objects.select_for_update().get(pk=run.pk)
@@ -385,6 +386,7 @@ def workflow_run_cancel(*, run: WorkflowRun, actor: Any) -> WorkflowRun:
 
 
 def workflow_run_retry(*, run: WorkflowRun, actor: Any) -> WorkflowRun:
+    _require_run_manager(run, actor)
     with transaction.atomic():
         row = WorkflowRun.objects.select_for_update().get(pk=run.pk)
         if row.status not in (JobStatus.FAILED, JobStatus.CANCELLED):
