@@ -7,9 +7,11 @@ state. Output is deterministic: same template checksum + parameters → same byt
 same modes and the same `content_sha256` over the sorted manifest.
 
 Speed: a prepared template (file list, classification and compiled Jinja code) is cached
-per template checksum in the process, and compiled code is also kept on disk in a Jinja
-bytecode cache, so repeated generations — even in new processes — do not recompile.
-Files without Jinja markers, binary files and `copy_without_render` matches are copied.
+per template checksum in the process, and the compiled code of every file and templated
+path segment is also kept on disk in one file per template version (`code_store`), so
+repeated generations — even in new processes — neither recompile nor open a cache file
+per template file. Files without Jinja markers, binary files and `copy_without_render`
+matches are copied.
 """
 
 from __future__ import annotations
@@ -23,13 +25,14 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from fnmatch import fnmatchcase
 from pathlib import Path
-from types import TracebackType
+from types import CodeType, TracebackType
 from typing import Any, Protocol
 
 from django.conf import settings
-from jinja2 import BaseLoader, FileSystemBytecodeCache, Template, TemplateSyntaxError, UndefinedError
+from jinja2 import BaseLoader, Template, TemplateSyntaxError, UndefinedError
 from jinja2.sandbox import SecurityError
 
+from apps.projects.services.code_store import CompiledCodeStore, StoreWriter
 from apps.projects.services.templates import TemplateManifest, iter_template_files
 from core.exceptions import ApplicationError
 from core.safe_paths import UnsafePath, clean_relative_path
@@ -117,11 +120,17 @@ class _Entry:
     is_binary: bool
     path_segments: list[str | Template] | None
     name: str
+    digest: str | None = None  # of the source the compiled code comes from (rendered files)
+
+
+def _digest(source: bytes) -> str:
+    return hashlib.sha256(source).hexdigest()
 
 
 class _FolderLoader(BaseLoader):
     """Loads template sources by server-generated names, never user text: `f<index>` is a
-    template file's content, `s<index>` a templated path segment."""
+    template file's content, `s<index>` a templated path segment. Only `{% include %}` and
+    friends go through it; the files themselves are compiled by `PreparedTemplate`."""
 
     def __init__(self, folder: Path, names: dict[str, str], segments: dict[str, str]) -> None:
         self.folder = folder
@@ -149,14 +158,13 @@ class PreparedTemplate:
         self._segment_sources: dict[str, str] = {}
         self._segment_templates: dict[str, Template] = {}
         self._compiled: dict[str, Template] = {}
-        cache_dir = Path(settings.KILN_TEMPLATE_CACHE_DIR) / checksum[:32]
-        cache_dir.mkdir(parents=True, exist_ok=True)
         self.env: KilnSandbox = make_environment(
             loader=_FolderLoader(folder, self._names, self._segment_sources),
-            bytecode_cache=FileSystemBytecodeCache(str(cache_dir)),
             cache_size=0,
         )
         self._keep_compiled = True
+        self.store_path = Path(settings.KILN_TEMPLATE_CACHE_DIR) / f"{checksum[:32]}.code"
+        self._store: CompiledCodeStore | None = None
         self._scan()
 
     def _scan(self) -> None:
@@ -169,37 +177,41 @@ class PreparedTemplate:
                 extra={"limit": settings.KILN_MAX_FILES},
             )
         self._keep_compiled = len(files) <= settings.KILN_TEMPLATE_MEMORY_CACHE_FILES
-        for index, info in enumerate(files):
-            name = f"f{index}"
-            self._names[name] = info.rel
-            render = False
-            is_binary = False
-            if info.size <= settings.MAX_FILE_SIZE:
-                with open(self.folder / info.rel, "rb") as handle:
-                    head = handle.read(SNIFF_BYTES)
-                    is_binary = b"\0" in head
-                    if not is_binary and not _matches(info.rel, manifest.copy_without_render):
-                        data = head + handle.read()
-                        try:
-                            data.decode("utf-8")
-                        except UnicodeDecodeError:
-                            is_binary = True
-                        else:
-                            render = any(marker in data for marker in JINJA_MARKERS)
-            path_segments: list[str | Template] | None = None
-            if any(marker.decode() in info.rel for marker in JINJA_MARKERS):
-                path_segments = [
-                    self._compile_path(segment, info.rel)
-                    if any(marker.decode() in segment for marker in JINJA_MARKERS)
-                    else segment
-                    for segment in info.rel.split("/")
-                ]
-            entry = _Entry(info.rel, info.mode, info.size, render, is_binary, path_segments, name)
-            self.entries.append(entry)
-            if render and self._keep_compiled:
-                self._compiled[name] = self._load(entry)
+        store = self._store = CompiledCodeStore(self.store_path, in_memory=self._keep_compiled)
+        with store.writer() as writer:
+            for index, info in enumerate(files):
+                name = f"f{index}"
+                self._names[name] = info.rel
+                render = False
+                is_binary = False
+                source = ""
+                if info.size <= settings.MAX_FILE_SIZE:
+                    with open(self.folder / info.rel, "rb") as handle:
+                        head = handle.read(SNIFF_BYTES)
+                        is_binary = b"\0" in head
+                        if not is_binary and not _matches(info.rel, manifest.copy_without_render):
+                            data = head + handle.read()
+                            try:
+                                source = data.decode("utf-8")
+                            except UnicodeDecodeError:
+                                is_binary = True
+                            else:
+                                render = any(marker in data for marker in JINJA_MARKERS)
+                path_segments: list[str | Template] | None = None
+                if any(marker.decode() in info.rel for marker in JINJA_MARKERS):
+                    path_segments = [
+                        self._compile_path(segment, info.rel, writer)
+                        if any(marker.decode() in segment for marker in JINJA_MARKERS)
+                        else segment
+                        for segment in info.rel.split("/")
+                    ]
+                entry = _Entry(info.rel, info.mode, info.size, render, is_binary, path_segments, name)
+                self.entries.append(entry)
+                if render:
+                    entry.digest = _digest(data)
+                    self._prepare_content(entry, source, writer)
 
-    def _compile(self, build: Callable[[], Template], rel: str, *, path: bool = False) -> Template:
+    def _compile(self, build: Callable[[], CodeType], rel: str, *, path: bool = False) -> CodeType:
         try:
             return build()
         except TemplateSyntaxError as exc:
@@ -212,22 +224,52 @@ class PreparedTemplate:
         except UnicodeDecodeError:
             raise GenerationFailed(f"{rel} is not valid UTF-8.", code="template_error", extra={"file": rel}) from None
 
-    def _compile_path(self, segment: str, rel: str) -> Template:
-        """Each distinct path segment is compiled once, through the bytecode cache."""
+    def _template(self, code: CodeType) -> Template:
+        return self.env.template_class.from_code(self.env, code, self.env.make_globals(None), None)
+
+    def _code(
+        self, name: str, source: str, digest: str, rel: str, writer: StoreWriter | None, *, path: bool
+    ) -> CodeType:
+        """The compiled code of one source: from the store, else compiled (and stored)."""
+        assert self._store is not None
+        code = self._store.get(name, digest)
+        if code is None:
+            code = self._compile(lambda: self.env.compile(source, name, name), rel, path=path)
+            if writer is not None:
+                writer.add(name, digest, code)
+        return code
+
+    def _prepare_content(self, entry: _Entry, source: str, writer: StoreWriter) -> None:
+        assert self._store is not None and entry.digest is not None
+        if self._keep_compiled:
+            self._compiled[entry.name] = self._template(
+                self._code(entry.name, source, entry.digest, entry.rel, writer, path=False)
+            )
+        elif not self._store.has(entry.name, entry.digest):
+            # Large templates: compile now so the store is complete, load per render later.
+            self._code(entry.name, source, entry.digest, entry.rel, writer, path=False)
+
+    def _compile_path(self, segment: str, rel: str, writer: StoreWriter) -> Template:
+        """Each distinct path segment is compiled once (and stored with the contents)."""
         compiled = self._segment_templates.get(segment)
         if compiled is None:
             name = f"s{len(self._segment_sources)}"
             self._segment_sources[name] = segment
-            compiled = self._compile(lambda: self.env.get_template(name), rel, path=True)
-            self._segment_templates[segment] = compiled
+            code = self._code(name, segment, _digest(segment.encode()), rel, writer, path=True)
+            compiled = self._segment_templates[segment] = self._template(code)
         return compiled
-
-    def _load(self, entry: _Entry) -> Template:
-        return self._compile(lambda: self.env.get_template(entry.name), entry.rel)
 
     def content_template(self, entry: _Entry) -> Template:
         compiled = self._compiled.get(entry.name)
-        return compiled if compiled is not None else self._load(entry)
+        if compiled is not None:
+            return compiled
+        assert self._store is not None and entry.digest is not None
+        code = self._store.get(entry.name, entry.digest)
+        if code is None:  # the store was removed since prepare: compile from the file again
+            with open(self.folder / entry.rel, "rb") as handle:
+                source = handle.read().decode("utf-8")
+            code = self._compile(lambda: self.env.compile(source, entry.name, entry.name), entry.rel)
+        return self._template(code)
 
 
 _CACHE: OrderedDict[tuple[str, str], PreparedTemplate] = OrderedDict()

@@ -1,0 +1,143 @@
+"""The compiled-code store: one file per template version, reused across processes, never trusted blindly."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from jinja2 import Environment
+
+from apps.projects.services import project_generator
+from apps.projects.services.code_store import MAGIC, CompiledCodeStore
+from apps.projects.services.generation import _prepared
+from apps.projects.services.project_generator import NullSink, ProjectGenerator, clear_template_cache
+
+pytestmark = pytest.mark.django_db
+
+FILES = {
+    "README.md": "# {{ name }}\n{% for i in range(3) %}{{ i }}{% endfor %}\n",
+    "src/{{ name }}/__init__.py": "NAME = {{ name | tojson }}\n",
+    "src/{{ name }}/util.py": "# {{ name | upper }}\n",
+    "plain.txt": "no markers\n",
+}
+PARAMS = {"type": "object", "properties": {"name": {"type": "string", "default": "demo"}}}
+
+
+@pytest.fixture
+def compiles(monkeypatch):
+    """Counts Jinja compilations made by the generator."""
+    calls = {"n": 0}
+    original = Environment.compile
+
+    def counting(self, *args, **kwargs):
+        calls["n"] += 1
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(Environment, "compile", counting)
+    return calls
+
+
+def render(template, name="demo"):
+    result = ProjectGenerator(_prepared(template)).render({"name": name}, NullSink())
+    return {f.path: f.sha256 for f in result.files}
+
+
+def fresh_process():
+    clear_template_cache()  # what a new process starts with
+
+
+def test_first_prepare_writes_one_file_and_later_processes_compile_nothing(make_template, settings, compiles):
+    template = make_template(FILES, parameters=PARAMS)
+    fresh_process()
+    first = render(template)
+    cache = Path(settings.KILN_TEMPLATE_CACHE_DIR)
+    assert [p.name for p in cache.iterdir()] == [f"{template.checksum[:32]}.code"]
+    # 3 rendered contents + 1 distinct templated segment ("{{ name }}")
+    assert compiles["n"] == 4
+    store = CompiledCodeStore(cache / f"{template.checksum[:32]}.code", in_memory=True)
+    assert len(store) == 4
+
+    fresh_process()
+    compiles["n"] = 0
+    assert render(template) == first
+    assert compiles["n"] == 0
+
+
+@pytest.mark.parametrize(
+    "damage",
+    [
+        lambda data: b"",
+        lambda data: data[: len(data) // 2],
+        lambda data: b"garbage" * 100,
+        lambda data: data[:-3] + b"XYZ",  # trailer magic broken
+        lambda data: MAGIC + b"\x00" * 64,  # right magic, wrong Python/Jinja tag
+        lambda data: data[:-16] + (10**12).to_bytes(8, "little") + MAGIC,  # index offset out of range
+    ],
+    ids=["empty", "truncated", "garbage", "trailer", "foreign-version", "bad-offset"],
+)
+def test_a_damaged_store_is_ignored_and_rewritten(make_template, settings, compiles, damage):
+    template = make_template(FILES, parameters=PARAMS)
+    fresh_process()
+    expected = render(template)
+    path = Path(settings.KILN_TEMPLATE_CACHE_DIR) / f"{template.checksum[:32]}.code"
+    path.write_bytes(damage(path.read_bytes()))
+
+    fresh_process()
+    compiles["n"] = 0
+    assert render(template) == expected
+    assert compiles["n"] == 4  # recompiled everything
+    assert len(CompiledCodeStore(path, in_memory=True)) == 4  # and the store is whole again
+
+    fresh_process()
+    compiles["n"] = 0
+    render(template)
+    assert compiles["n"] == 0
+
+
+def test_an_edited_source_is_recompiled_even_under_the_same_checksum(make_template, settings, compiles):
+    template = make_template(FILES, parameters=PARAMS)
+    fresh_process()
+    render(template)
+    (Path(settings.KILN_TEMPLATES_DIR) / template.source_path / "README.md").write_text("changed {{ name }}\n")
+
+    fresh_process()
+    compiles["n"] = 0
+    prepared = _prepared(template)
+    result = ProjectGenerator(prepared).render({"name": "x"}, NullSink())
+    assert compiles["n"] == 1  # only the edited file
+    readme = next(f for f in result.files if f.path == "README.md")
+    assert readme.size == len("changed x\n")
+
+
+def test_large_templates_read_code_per_render_and_survive_a_removed_store(make_template, settings, compiles):
+    template = make_template(FILES, parameters=PARAMS)
+    fresh_process()
+    expected = render(template)
+
+    settings.KILN_TEMPLATE_MEMORY_CACHE_FILES = 1  # "large": compiled code is not kept in memory
+    fresh_process()
+    compiles["n"] = 0
+    prepared = _prepared(template)
+    assert prepared._compiled == {}
+    assert render(template) == expected
+    assert render(template) == expected
+    assert compiles["n"] == 0  # contents came from the store, with pread, twice
+
+    (Path(settings.KILN_TEMPLATE_CACHE_DIR) / f"{template.checksum[:32]}.code").unlink()
+    fresh_process()
+    prepared = _prepared(template)  # compiles and writes a new store
+    prepared.store_path.unlink()
+    prepared._store.close()
+    compiles["n"] = 0
+    assert ProjectGenerator(prepared).render({"name": "demo"}, NullSink()).content_sha256
+    assert compiles["n"] == 3  # compiled again from the files, not failed
+
+
+def test_syntax_errors_are_reported_and_nothing_is_stored(make_template, settings):
+    template = make_template({"ok.txt": "{{ name }}", "bad.txt": "line1\n{% if %}\n"}, parameters=PARAMS)
+    fresh_process()
+    with pytest.raises(project_generator.GenerationFailed) as caught:
+        _prepared(template)
+    assert caught.value.code == "template_syntax_error"
+    assert caught.value.extra == {"file": "bad.txt", "line": 2}
+    assert list(Path(settings.KILN_TEMPLATE_CACHE_DIR).glob("*")) == []
