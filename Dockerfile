@@ -14,7 +14,10 @@ WORKDIR /app
 COPY requirements/ requirements/
 RUN pip install --no-cache-dir -r requirements/production.txt
 COPY . .
-RUN mkdir -p /srv/generated-projects /srv/data && chown -R kiln:kiln /srv \
+# PYTHONDONTWRITEBYTECODE keeps the running (non-root) processes from writing .pyc files,
+# so compile Kiln's own modules once here: every web, worker and CLI process starts faster.
+RUN python -m compileall -q -x '/builtin_templates/' apps core manage.py \
+    && mkdir -p /srv/generated-projects /srv/data && chown -R kiln:kiln /srv \
     && DJANGO_SECRET_KEY=build-only-collectstatic-key-0123456789abcdefghijklmnop \
        python manage.py collectstatic --noinput -v 0
 USER kiln

@@ -350,7 +350,8 @@ class _ExportBench:
     def kiln_build(self, git_dir: Path) -> str:
         """What the git providers do: the recorded files (one query) into `git fast-import`."""
         from apps.projects.models import ProjectFile
-        from apps.projects.services.gitops import SourceFile, build_commit
+        from apps.projects.services.gitops import build_commit
+        from apps.projects.services.stored_files import SourceFile
 
         rows = ProjectFile.objects.filter(generated_id=self.generated.pk).order_by("path")
         files = [SourceFile(path=p, mode=m, size=s) for p, m, s in rows.values_list("path", "mode", "size")]

@@ -36,6 +36,7 @@ from apps.projects.services.project_generator import (
     prepare_template,
 )
 from apps.projects.services.projects import project_output_root, require_role
+from apps.projects.services.stored_files import SourceFile, read_generated_file
 from apps.projects.services.templates import TemplateManifest, template_folder, template_get
 from core.exceptions import ApplicationError, Conflict, ValidationFailed
 from core.jobs import (
@@ -335,6 +336,41 @@ def generated_project_execute(*, generated_id: int, owner: str) -> ExecuteOutcom
         raise
     generated.refresh_from_db()
     return ExecuteOutcome(generated, ran=True)
+
+
+def generated_project_copy_to(*, generated: GeneratedProject, destination: Path) -> int:
+    """Write a completed generation's recorded files into `destination` (a new or empty folder).
+
+    The files are read back from the job's own folder as recorded (`stored_files`: no links,
+    recorded sizes) and written with `SafeWriter` into a sibling staging folder that is renamed
+    into place, so `destination` appears whole or not at all. Returns the number of files.
+    """
+    if generated.status != JobStatus.COMPLETED:
+        raise Conflict(
+            f"The generation is {generated.status}; only completed generations can be copied.",
+            code="not_completed",
+            extra={"status": generated.status},
+        )
+    if destination.is_symlink() or (destination.exists() and (not destination.is_dir() or any(destination.iterdir()))):
+        raise Conflict(f"{destination} exists and is not an empty folder.", code="destination_not_empty")
+    root = str(generated_project_output_dir(generated))
+    destination.parent.mkdir(parents=True, exist_ok=True)
+    staging = destination.parent / f".{destination.name}.kiln-{uuid.uuid4().hex[:8]}"
+    staging.mkdir()
+    writer = SafeWriter(staging)
+    count = 0
+    try:
+        rows = ProjectFile.objects.filter(generated_id=generated.pk).order_by("path")
+        for path, mode, size in rows.values_list("path", "mode", "size").iterator(chunk_size=2000):
+            writer.write(path, read_generated_file(root, SourceFile(path=path, mode=mode, size=size)), mode)
+            count += 1
+        if destination.exists():
+            destination.rmdir()
+        os.rename(staging, destination)
+    except BaseException:
+        _remove_tree(staging)
+        raise
+    return count
 
 
 def _promote(staging: Path, final: Path) -> None:

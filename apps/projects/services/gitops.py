@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import base64
 import os
-import stat
 import subprocess
 import tempfile
 from collections.abc import Iterable
@@ -24,6 +23,7 @@ from django.conf import settings
 from git import Git, Repo
 from git.exc import GitCommandError
 
+from apps.projects.services.stored_files import SourceFile, read_generated_file
 from core.exceptions import ApplicationError
 from core.redaction import redact
 
@@ -46,13 +46,6 @@ class GitAuth:
     def header(self) -> str:
         raw = f"{self.username}:{self.token}".encode()
         return f"Authorization: Basic {base64.b64encode(raw).decode()}"
-
-
-@dataclass(frozen=True)
-class SourceFile:
-    path: str
-    mode: int
-    size: int
 
 
 _EMPTY_HOME: str | None = None
@@ -108,34 +101,6 @@ def _quote_path(path: str) -> str:
         escaped = path.replace("\\", "\\\\").replace('"', '\\"')
         return f'"{escaped}"'
     return path
-
-
-def read_generated_file(root: Path, source: SourceFile) -> bytes:
-    """Read one recorded file without following links; refuse anything but a regular file."""
-    flags = os.O_RDONLY | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0)
-    try:
-        fd = os.open(root / source.path, flags)
-    except OSError as exc:
-        raise ApplicationError(
-            f"The generated file '{source.path}' is missing or is not a regular file.",
-            code="unsupported_file_type",
-            status_code=422,
-        ) from exc
-    with os.fdopen(fd, "rb") as handle:
-        if not stat.S_ISREG(os.fstat(handle.fileno()).st_mode):
-            raise ApplicationError(
-                f"The generated file '{source.path}' is not a regular file.",
-                code="unsupported_file_type",
-                status_code=422,
-            )
-        data = handle.read(source.size + 1)
-    if len(data) != source.size:
-        raise ApplicationError(
-            f"The generated file '{source.path}' changed on disk since generation.",
-            code="files_changed",
-            status_code=409,
-        )
-    return data
 
 
 def build_commit(

@@ -24,7 +24,7 @@ from typing import Any, Protocol, TypeVar
 from django.conf import settings
 
 from apps.projects.models import ExportProvider, GeneratedProject, ProjectFile, ProviderConnection, RepositoryExport
-from apps.projects.services.gitops import SourceFile
+from apps.projects.services.stored_files import SourceFile
 from core.exceptions import ApplicationError, ValidationFailed
 from core.redaction import redact
 

@@ -146,7 +146,8 @@ def test_git_export_never_pushes_into_a_non_empty_remote(api, cast, generated, r
 
 
 def test_client_hooks_never_run_and_config_stays_clean(tmp_path, settings):
-    from apps.projects.services.gitops import GitAuth, SourceFile, build_commit, push_commit
+    from apps.projects.services.gitops import GitAuth, build_commit, push_commit
+    from apps.projects.services.stored_files import SourceFile
 
     root = tmp_path / "files"
     root.mkdir()
@@ -243,7 +244,7 @@ def test_export_of_an_unfinished_generation_is_409(api, cast, make_template):
 
 
 def test_a_push_that_loses_the_race_to_an_earlier_delivery_of_the_same_commit_succeeds(tmp_path, monkeypatch):
-    from apps.projects.services import gitops
+    from apps.projects.services import gitops, stored_files
 
     root = tmp_path / "files"
     root.mkdir()
@@ -251,7 +252,7 @@ def test_a_push_that_loses_the_race_to_an_earlier_delivery_of_the_same_commit_su
     git_dir = tmp_path / "built.git"
     commit = gitops.build_commit(
         root=root,
-        files=[gitops.SourceFile("a.txt", 0o644, 1)],
+        files=[stored_files.SourceFile("a.txt", 0o644, 1)],
         git_dir=git_dir,
         branch="main",
         message="m\n",

@@ -17,7 +17,6 @@ from pathlib import Path
 from typing import Any
 
 from apps.projects.models import ProviderConnection
-from apps.projects.services.gitops import read_generated_file
 from apps.projects.services.repository_exporter import (
     CleanTarget,
     ExportContext,
@@ -25,6 +24,7 @@ from apps.projects.services.repository_exporter import (
     exports_root,
     register_provider,
 )
+from apps.projects.services.stored_files import read_generated_file
 from core.exceptions import ValidationFailed
 
 
