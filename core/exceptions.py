@@ -9,18 +9,18 @@ message while the traceback goes to the log only.
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import RequestDataTooBig
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.http import Http404, HttpRequest, JsonResponse
-from rest_framework import exceptions as drf_exceptions
-from rest_framework.response import Response
-from rest_framework.views import exception_handler as drf_exception_handler
 
 from core.redaction import redact
+
+if TYPE_CHECKING:
+    from rest_framework.response import Response
 
 logger = logging.getLogger("kiln.errors")
 
@@ -128,6 +128,12 @@ def error_body(message: str, code: str, extra: dict[str, Any] | None = None) -> 
 
 
 def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response:
+    # DRF is imported here, not at module level: the error classes above are used by every
+    # process (CLI, workers), the handler only by the API.
+    from rest_framework import exceptions as drf_exceptions
+    from rest_framework.response import Response
+    from rest_framework.views import exception_handler as drf_exception_handler
+
     if isinstance(exc, ApplicationError):
         headers = {}
         if isinstance(exc, LimitExceeded):

@@ -7,6 +7,7 @@ from django.urls import URLPattern, URLResolver, include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from apps.accounts.views import TokenLoginView
+from core import schema  # noqa: F401 - registers the OpenAPI auth extension before any schema is built
 from core.health import healthz
 
 api_v1: list[URLPattern | URLResolver] = [

@@ -20,6 +20,5 @@ class ProjectsConfig(AppConfig):
 
     def ready(self) -> None:
         from apps.projects import signals, tasks  # noqa: F401 - tasks register their job kinds with the reaper
-        from core import schema  # noqa: F401 - registers the OpenAPI auth extension
 
         post_migrate.connect(_sync_builtin_templates, sender=self, dispatch_uid="kiln-sync-builtin-templates")

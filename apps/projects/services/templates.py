@@ -32,8 +32,8 @@ from jsonschema.validators import Draft202012Validator
 
 from apps.projects.models import ProjectTemplate, TemplateSource
 from core.exceptions import ApplicationError, NotFound, ValidationFailed
-from core.parsers import contains_nul
 from core.safe_paths import SafeWriter, UnsafePath, clean_relative_path
+from core.values import contains_nul
 
 logger = logging.getLogger("kiln.templates")
 

@@ -29,3 +29,15 @@ def test_docs_page_renders(client):
     response = client.get("/api/docs/")
     assert response.status_code == 200
     assert b"swagger" in response.content.lower()
+
+
+def test_token_authentication_is_documented_on_every_protected_operation(client):
+    schema = client.get("/api/schema/?format=json").json()
+    assert schema["components"]["securitySchemes"]["tokenAuth"] == {
+        "type": "apiKey",
+        "in": "header",
+        "name": "Authorization",
+        "description": "`Token <token>` — a user token from POST /api/v1/auth/token/ or an agent token.",
+    }
+    create = schema["paths"]["/api/v1/projects/"]["post"]
+    assert {"tokenAuth": []} in create["security"]

@@ -27,8 +27,8 @@ from apps.workflows.models import StepRun, StepStatus, Workflow, WorkflowRun
 from apps.workflows.services.step_executors import STEP_EXECUTORS, StepContext, get_step_executor, run_step
 from core.exceptions import ApplicationError, Conflict, NotFound, PermissionDenied, ValidationFailed
 from core.jobs import ClaimOutcome, JobStatus, check_capacity, claim, enqueue_on_commit, error_payload, retry_fields
-from core.parsers import contains_nul
 from core.sandbox import make_environment, plain_context, render_limits
+from core.values import contains_nul
 
 logger = logging.getLogger("kiln.workflows")
 
