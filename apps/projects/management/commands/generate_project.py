@@ -41,6 +41,10 @@ def _parse_value(raw: str) -> Any:
 
 class Command(BaseCommand):
     help = "Generate a project from a template with parameters and write it to a folder."
+    # A runtime job, like a worker's: Django's system checks (models, admin, the whole URL
+    # conf and API views) are for `check`/`migrate`/`runserver`, and would import the web
+    # stack into every generation (~0.2 s).
+    requires_system_checks: list[str] = []
 
     def run_from_argv(self, argv: list[str]) -> None:
         # Run as a process's own command (not through call_command): Django's start-up
