@@ -208,7 +208,7 @@ def cmd_memory(args: argparse.Namespace) -> dict[str, Any]:
         "baseline_rss_mib": baseline_now,
         "peak_mib": peak,
         "seconds": elapsed,
-        "cache_dir_entries": len(list(Path(settings.KILN_TEMPLATE_CACHE_DIR).rglob("*.cache"))),
+        "cache_dir_entries": len(list(Path(settings.KILN_TEMPLATE_CACHE_DIR).glob("*.code"))),
     }
 
 
@@ -228,17 +228,17 @@ PROFILE_BUCKETS: list[tuple[str, str, str]] = [
     ("    generated_project_execute (the job)", "generation.py", "generated_project_execute"),
     ("      prepare_template (scan, sniff, compile/load)", "project_generator.py", "prepare_template"),
     ("        iter_template_files (walk + stat)", "templates.py", "iter_template_files"),
-    ("        PreparedTemplate._compile_path (from_string)", "project_generator.py", "_compile_path"),
-    ("        PreparedTemplate._load (content templates)", "project_generator.py", "_load"),
+    ("        PreparedTemplate._compile_path (templated path segments)", "project_generator.py", "_compile_path"),
+    ("        PreparedTemplate._prepare_content (content templates)", "project_generator.py", "_prepare_content"),
     ("        Jinja compile, paths + contents (Environment.compile)", "jinja2/environment.py", "compile"),
-    ("        bytecode cache reads (load_bytecode)", "jinja2/bccache.py", "load_bytecode"),
-    ("        bytecode cache writes (dump_bytecode)", "jinja2/bccache.py", "dump_bytecode"),
+    ("        compiled-code store reads (CompiledCodeStore.get)", "code_store.py", "get"),
+    ("        compiled-code store write (StoreWriter.__exit__ + add)", "code_store.py", "add"),
     ("      ProjectGenerator.render (all files)", "project_generator.py", "render"),
     ("        _render_content (Jinja)", "project_generator.py", "_render_content"),
     ("        _render_path", "project_generator.py", "_render_path"),
     ("        SafeWriter.write (staging files)", "safe_paths.py", "write"),
     ("      ProjectFile bulk_create", "django/db/models/query.py", "bulk_create"),
-    ("  --output copy (shutil.copytree)", "shutil.py", "copytree"),
+    ("  --output copy (generated_project_copy_to)", "generation.py", "generated_project_copy_to"),
 ]
 
 

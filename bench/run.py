@@ -29,6 +29,7 @@ from bench.common import (
     RESULTS,
     WORK,
     KilnPaths,
+    byte_compile_kiln,
     kiln_revision,
     kiln_side,
     load_average,
@@ -102,6 +103,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def prepare(ctx: BenchContext, sections: list[str]) -> None:
     """Write the synthetic templates and register them in this run's own SQLite database."""
+    # Like the Docker image (and like pip did for Copier and Cookiecutter at install), so no
+    # Kiln process pays for compiling its own modules, even with PYTHONDONTWRITEBYTECODE set.
+    byte_compile_kiln()
     native: set[int] = set()
     if {"gen", "export", "throughput"} & set(sections):
         native |= set(ctx.sizes)

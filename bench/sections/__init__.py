@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from bench.common import KilnPaths, kiln_env
 
@@ -22,6 +23,10 @@ class BenchContext:
 
     def env(self, **extra: str) -> dict[str, str]:
         return kiln_env(self.paths, **extra)
+
+    def code_store(self, slug: str) -> Path:
+        """The template's compiled-code store: removing it makes the next generation cold."""
+        return self.paths.cache_dir / f"{self.checksums[slug][:32]}.code"
 
     @property
     def reference_size(self) -> int:

@@ -2,8 +2,8 @@
 
 Every measurement is the wall time of a whole process, start-up included. Inside a round the tools
 run one after the other (A B C D E), after one warm-up round. `kiln cold` runs with the template's
-bytecode cache folder removed (the first generation of that template version); `kiln warm` runs
-right after it, with the cache the cold run wrote. Every output is compared with Kiln's (relative
+compiled-code store removed (the first generation of that template version); `kiln warm` runs
+right after it, with the store the cold run wrote. Every output is compared with Kiln's (relative
 path → sha256 + executable bit) before anything is reported; a difference fails the section.
 """
 
@@ -29,6 +29,7 @@ from bench.common import (
     log,
     ratio,
     remove,
+    settle,
     single_child,
     timed,
     tool,
@@ -67,7 +68,7 @@ class _SizeBench:
         self.templates = synth.ensure_templates(n)
         self.work = ctx.paths.run_dir / f"gen-n{n}"
         clear_dir(self.work)
-        self.cache = ctx.paths.cache_dir / ctx.checksums[self.slug][:32]
+        self.cache = ctx.code_store(self.slug)
         self.floor_source = self.work / "reference"
         self.reference: TreeDigest | None = None
         self.cc_config = self.work / "cookiecutter.yaml"
@@ -95,9 +96,10 @@ class _SizeBench:
         remove(out)
         if name == KILN_COLD:
             remove(self.cache)
-        elif name == KILN_WARM and not self.cache.is_dir():
-            raise BenchError(f"the bytecode cache {self.cache} is missing before a warm run")
+        elif name == KILN_WARM and not self.cache.is_file():
+            raise BenchError(f"the compiled-code store {self.cache} is missing before a warm run")
         cmd, files_at = self.command(name, out)
+        settle()  # the previous tool's deletions and writes are flushed before this clock starts
         seconds = timed(cmd, cwd=REPO, env=self.env)
         if name in (KILN_COLD, KILN_WARM):
             clear_dir(self.ctx.paths.generated_dir)  # the job's own copy; --output holds the files
@@ -155,13 +157,13 @@ def _size_table(n: int, samples: dict[str, Samples], files: int) -> Table:
 
 
 def _profile(ctx: BenchContext, n: int, median: float, *, cold: bool) -> Table:
-    """One whole-process generation under pyinstrument (cold: bytecode cache removed); its main parts."""
+    """One whole-process generation under pyinstrument (cold: compiled-code store removed); its main parts."""
     slug = synth.slug_for(n)
     kind = "cold" if cold else "warm"
     out = ctx.paths.run_dir / f"profile-out-n{n}"
     remove(out)
     if cold:
-        remove(ctx.paths.cache_dir / ctx.checksums[slug][:32])
+        remove(ctx.code_store(slug))
     text_out = WORK / "profiles" / f"kiln-{kind}-n{n}.txt"
     cli = ["--template", slug, "--output", str(out), "--no-sync"]
     started = time.perf_counter()

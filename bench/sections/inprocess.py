@@ -6,7 +6,7 @@ a directory through Kiln's SafeWriter (render + write — what the generation se
 
 Memory (`bench.kiln_side memory`): each size in a fresh process that runs one whole generation job
 in-process (service, eager task, SQLite rows), then reads ru_maxrss. Twice per size: first with the
-template's bytecode cache removed (cold), then with the cache that run wrote (warm).
+template's compiled-code store removed (cold), then with the store that run wrote (warm).
 """
 
 from __future__ import annotations
@@ -70,7 +70,7 @@ def run_throughput(ctx: BenchContext) -> SectionResult:
         if result["compiled_in_memory"] == 0:
             table.notes.append(
                 f"N={n}: above KILN_TEMPLATE_MEMORY_CACHE_FILES={result['memory_cache_files']}, every render loads "
-                "compiled code from the bytecode cache instead of keeping it in memory"
+                "compiled code from the compiled-code store instead of keeping it in memory"
             )
     table.notes.append(
         "render only: Kiln's NullSink (render + sha256); render + write: Kiln's SafeWriter into a fresh folder, on a "
@@ -111,8 +111,8 @@ def run_memory(ctx: BenchContext) -> SectionResult:
     peaks: dict[int, tuple[float, float]] = {}
     for n in ctx.memory_sizes:
         slug = synth.slug_for(n)
-        log(f"memory N={n}: cold then warm bytecode cache")
-        remove(ctx.paths.cache_dir / ctx.checksums[slug][:32])
+        log(f"memory N={n}: cold then warm compiled-code store")
+        remove(ctx.code_store(slug))
         cold = kiln_side("memory", "--slug", slug, env=ctx.env())
         warm = kiln_side("memory", "--slug", slug, env=ctx.env())
         peaks[n] = (float(cold["peak_mib"]), float(warm["peak_mib"]))
