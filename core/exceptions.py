@@ -15,11 +15,11 @@ from django.conf import settings
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import RequestDataTooBig
 from django.core.exceptions import ValidationError as DjangoValidationError
-from django.http import Http404, HttpRequest, JsonResponse
 
 from core.redaction import redact
 
 if TYPE_CHECKING:
+    from django.http import HttpRequest, JsonResponse
     from rest_framework.response import Response
 
 logger = logging.getLogger("kiln.errors")
@@ -128,8 +128,9 @@ def error_body(message: str, code: str, extra: dict[str, Any] | None = None) -> 
 
 
 def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response:
-    # DRF is imported here, not at module level: the error classes above are used by every
-    # process (CLI, workers), the handler only by the API.
+    # DRF and django.http are imported here, not at module level: the error classes above are
+    # used by every process (CLI, workers, compile helpers), the handlers only by the web.
+    from django.http import Http404
     from rest_framework import exceptions as drf_exceptions
     from rest_framework.response import Response
     from rest_framework.views import exception_handler as drf_exception_handler
@@ -182,16 +183,24 @@ def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response:
 
 
 def json_not_found(request: HttpRequest, exception: Exception | None = None) -> JsonResponse:
+    from django.http import JsonResponse
+
     return JsonResponse(error_body("Not found.", "not_found"), status=404)
 
 
 def json_server_error(request: HttpRequest) -> JsonResponse:
+    from django.http import JsonResponse
+
     return JsonResponse(error_body("Internal server error. The error has been logged.", "server_error"), status=500)
 
 
 def json_bad_request(request: HttpRequest, exception: Exception | None = None) -> JsonResponse:
+    from django.http import JsonResponse
+
     return JsonResponse(error_body("Bad request.", "bad_request"), status=400)
 
 
 def json_permission_denied(request: HttpRequest, exception: Exception | None = None) -> JsonResponse:
+    from django.http import JsonResponse
+
     return JsonResponse(error_body("Permission denied.", "permission_denied"), status=403)

@@ -9,6 +9,7 @@ workers; that is how CI and production run.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import dj_database_url
@@ -223,8 +224,13 @@ KILN_RENDER_TIME_LIMIT = env_float("KILN_RENDER_TIME_LIMIT", 300.0)
 KILN_BUILTIN_TEMPLATES_DIR = BASE_DIR / "apps" / "projects" / "builtin_templates"
 KILN_TEMPLATES_DIR = env_path("KILN_TEMPLATES_DIR", DATA_DIR / "templates")
 KILN_TEMPLATE_CACHE_DIR = env_path("KILN_TEMPLATE_CACHE_DIR", DATA_DIR / "template-cache")
-# Compiled templates kept in memory per prepared template; larger templates load from the bytecode cache.
+# Compiled templates kept in memory per prepared template; larger templates read their code from the
+# compiled-code store (KILN_TEMPLATE_CACHE_DIR/<checksum>.code) at each render.
 KILN_TEMPLATE_MEMORY_CACHE_FILES = env_int("KILN_TEMPLATE_MEMORY_CACHE_FILES", 2_000)
+# The first generation of a template version compiles every file; from this many files on,
+# the work is shared with KILN_COMPILE_PROCESSES - 1 helper processes (spawned, not forked).
+KILN_COMPILE_PROCESSES = env_int("KILN_COMPILE_PROCESSES", min(os.cpu_count() or 1, 4))
+KILN_PARALLEL_COMPILE_MIN_FILES = env_int("KILN_PARALLEL_COMPILE_MIN_FILES", 200)
 KILN_DRY_RUN_TIME_LIMIT = env_float("KILN_DRY_RUN_TIME_LIMIT", 30.0)
 KILN_TEMPLATE_UPLOAD_MAX_BYTES = env_int("KILN_TEMPLATE_UPLOAD_MAX_BYTES", 20 * 1024 * 1024)
 KILN_TEMPLATE_UPLOAD_MAX_FILES = env_int("KILN_TEMPLATE_UPLOAD_MAX_FILES", 5_000)

@@ -33,6 +33,7 @@ from jinja2 import BaseLoader, Template, TemplateSyntaxError, UndefinedError
 from jinja2.sandbox import SecurityError
 
 from apps.projects.services.code_store import CompiledCodeStore, StoreWriter
+from apps.projects.services.parallel_compile import compile_many
 from apps.projects.services.templates import TemplateManifest, iter_template_files
 from core.exceptions import ApplicationError
 from core.safe_paths import UnsafePath, clean_relative_path
@@ -47,6 +48,7 @@ from core.sandbox import (
 )
 
 JINJA_MARKERS = (b"{{", b"{%", b"{#")
+_COMPILE_BATCH = 1000  # contents compiled (and held) at a time on a cold start
 SNIFF_BYTES = 8192
 
 
@@ -178,6 +180,7 @@ class PreparedTemplate:
             )
         self._keep_compiled = len(files) <= settings.KILN_TEMPLATE_MEMORY_CACHE_FILES
         store = self._store = CompiledCodeStore(self.store_path, in_memory=self._keep_compiled)
+        pending: list[tuple[_Entry, str]] = []  # contents to compile, in file order
         with store.writer() as writer:
             for index, info in enumerate(files):
                 name = f"f{index}"
@@ -209,7 +212,34 @@ class PreparedTemplate:
                 self.entries.append(entry)
                 if render:
                     entry.digest = _digest(data)
-                    self._prepare_content(entry, source, writer)
+                    if store.has(name, entry.digest):
+                        if self._keep_compiled:
+                            code = self._code(name, source, entry.digest, info.rel, None)
+                            self._compiled[name] = self._template(code)
+                    else:
+                        pending.append((entry, source))
+                        if len(pending) >= _COMPILE_BATCH:
+                            self._compile_contents(pending, writer)
+                            pending = []
+            self._compile_contents(pending, writer)
+
+    def _compile_contents(self, pending: list[tuple[_Entry, str]], writer: StoreWriter) -> None:
+        """Compile a batch of file contents (on several cores when it is large) and store the code."""
+        if not pending:
+            return
+        rels = {entry.name: entry.rel for entry, _ in pending}
+        wide = len(pending) >= settings.KILN_PARALLEL_COMPILE_MIN_FILES
+        codes = compile_many(
+            [(entry.name, source) for entry, source in pending],
+            lambda name, source: self._compile(lambda: self.env.compile(source, name, name), rels[name]),
+            processes=settings.KILN_COMPILE_PROCESSES if wide else 1,
+        )
+        for entry, _ in pending:
+            code = codes[entry.name]
+            assert entry.digest is not None
+            writer.add(entry.name, entry.digest, code)
+            if self._keep_compiled:
+                self._compiled[entry.name] = self._template(code)
 
     def _compile(self, build: Callable[[], CodeType], rel: str, *, path: bool = False) -> CodeType:
         try:
@@ -228,7 +258,7 @@ class PreparedTemplate:
         return self.env.template_class.from_code(self.env, code, self.env.make_globals(None), None)
 
     def _code(
-        self, name: str, source: str, digest: str, rel: str, writer: StoreWriter | None, *, path: bool
+        self, name: str, source: str, digest: str, rel: str, writer: StoreWriter | None, *, path: bool = False
     ) -> CodeType:
         """The compiled code of one source: from the store, else compiled (and stored)."""
         assert self._store is not None
@@ -238,16 +268,6 @@ class PreparedTemplate:
             if writer is not None:
                 writer.add(name, digest, code)
         return code
-
-    def _prepare_content(self, entry: _Entry, source: str, writer: StoreWriter) -> None:
-        assert self._store is not None and entry.digest is not None
-        if self._keep_compiled:
-            self._compiled[entry.name] = self._template(
-                self._code(entry.name, source, entry.digest, entry.rel, writer, path=False)
-            )
-        elif not self._store.has(entry.name, entry.digest):
-            # Large templates: compile now so the store is complete, load per render later.
-            self._code(entry.name, source, entry.digest, entry.rel, writer, path=False)
 
     def _compile_path(self, segment: str, rel: str, writer: StoreWriter) -> Template:
         """Each distinct path segment is compiled once (and stored with the contents)."""

@@ -141,3 +141,57 @@ def test_syntax_errors_are_reported_and_nothing_is_stored(make_template, setting
     assert caught.value.code == "template_syntax_error"
     assert caught.value.extra == {"file": "bad.txt", "line": 2}
     assert list(Path(settings.KILN_TEMPLATE_CACHE_DIR).glob("*")) == []
+
+
+# --- compiling on several cores (first generation of a large template) ------------------------
+
+MANY = {f"src/m{i:03d}.py": f"# {{{{ name }}}} {i}\n{{% if name %}}X = {i}{{% endif %}}\n" for i in range(12)}
+
+
+@pytest.fixture
+def wide(settings):
+    settings.KILN_COMPILE_PROCESSES = 3
+    settings.KILN_PARALLEL_COMPILE_MIN_FILES = 4
+
+
+def test_parallel_compile_gives_the_same_output_and_store_as_sequential(make_template, settings, wide, compiles):
+    template = make_template(MANY, parameters=PARAMS)
+    fresh_process()
+    parallel = render(template)
+    assert compiles["n"] == 4  # this process's share (1 of 3); two spawned helpers compiled the rest
+    path = Path(settings.KILN_TEMPLATE_CACHE_DIR) / f"{template.checksum[:32]}.code"
+    assert len(CompiledCodeStore(path, in_memory=True)) == 12
+    path.unlink()
+
+    settings.KILN_COMPILE_PROCESSES = 1
+    fresh_process()
+    assert render(template) == parallel
+    assert len(parallel) == 12
+
+
+@pytest.mark.parametrize("processes", [1, 3])
+def test_the_first_syntax_error_in_file_order_is_reported_either_way(make_template, settings, wide, processes):
+    settings.KILN_COMPILE_PROCESSES = processes
+    files = dict(MANY)
+    files["src/m007.py"] = "ok\n{% for %}\n"  # in a helper's share with 3 processes
+    files["src/m009.py"] = "{{ }}\n"  # the caller's own share
+    template = make_template(files, parameters=PARAMS)
+    fresh_process()
+    with pytest.raises(project_generator.GenerationFailed) as caught:
+        _prepared(template)
+    assert caught.value.code == "template_syntax_error"
+    assert caught.value.extra == {"file": "src/m007.py", "line": 2}
+
+
+def test_without_helper_processes_everything_is_compiled_here(make_template, settings, wide, monkeypatch, compiles):
+    from apps.projects.services import parallel_compile
+
+    def no_processes(*args, **kwargs):
+        raise OSError("no processes for you")
+
+    monkeypatch.setattr(parallel_compile, "ProcessPoolExecutor", no_processes)
+    template = make_template(MANY, parameters=PARAMS)
+    fresh_process()
+    result = render(template)
+    assert len(result) == 12
+    assert compiles["n"] == 12  # every content compiled in this process instead
