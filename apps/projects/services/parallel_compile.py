@@ -6,12 +6,13 @@ work under the GIL. When there are at least `KILN_PARALLEL_COMPILE_MIN_FILES` so
 the calling process compiles one share itself while `KILN_COMPILE_PROCESSES - 1` helper
 processes compile the others and send back marshalled code.
 
-Helpers are started with `spawn` (a fresh interpreter importing only Jinja and
-`core.sandbox`), never `fork`, so it is safe from inside a Celery worker or a threaded
-web server. Sources go to the helpers by value; nothing they return is trusted beyond
-being code for the name that was asked: a helper that fails, dies or returns something
-else only means the caller compiles that source itself, which also raises the exact
-syntax error the sequential path would.
+A helper is a fresh interpreter running this module (`python -m ...`), fed the sources
+on stdin and answering on stdout; it imports only Jinja and `core.sandbox`. Plain
+subprocesses rather than `multiprocessing`: they work inside Celery's (daemonic) pool
+processes and never fork a process that holds threads or connections. Nothing a helper
+returns is trusted beyond being code for a name that was asked: a helper that fails,
+hangs past the render time limit or answers garbage only means the caller compiles that
+share itself, which also raises the exact syntax error the sequential path would.
 """
 
 from __future__ import annotations
@@ -19,9 +20,11 @@ from __future__ import annotations
 import contextlib
 import logging
 import marshal
-import multiprocessing
+import subprocess
+import sys
+import threading
 from collections.abc import Callable, Sequence
-from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
 from types import CodeType
 
 from core.exceptions import ApplicationError
@@ -29,10 +32,11 @@ from core.exceptions import ApplicationError
 logger = logging.getLogger("kiln.generation")
 
 Source = tuple[str, str]  # (template-internal name, source text)
+_ROOT = Path(__file__).resolve().parents[3]  # where `apps` and `core` are importable
 
 
-def _compile_share(items: Sequence[Source]) -> list[tuple[str, bytes | None]]:
-    """In a helper process: compile each source in the same sandbox environment as the caller."""
+def compile_sources(items: Sequence[Source]) -> list[tuple[str, bytes | None]]:
+    """Compile each source in the same sandbox environment as the generator (helper side)."""
     from core.sandbox import make_environment
 
     env = make_environment()
@@ -45,8 +49,63 @@ def _compile_share(items: Sequence[Source]) -> list[tuple[str, bytes | None]]:
     return out
 
 
+def helper_command() -> list[str]:
+    return [sys.executable, "-m", __name__]
+
+
+class _Helper:
+    """One helper process compiling one share; `result()` is {} when anything went wrong."""
+
+    def __init__(self, share: Sequence[Source], timeout: float) -> None:
+        self.names = {name for name, _ in share}
+        self.timeout = timeout
+        self.output: bytes | None = None
+        self.proc = subprocess.Popen(
+            helper_command(),
+            cwd=_ROOT,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+        )
+        self.thread = threading.Thread(target=self._talk, args=(marshal.dumps(list(share)),), daemon=True)
+        self.thread.start()
+
+    def _talk(self, data: bytes) -> None:
+        try:
+            out, _ = self.proc.communicate(data, timeout=self.timeout)
+        except (subprocess.TimeoutExpired, OSError, ValueError) as exc:
+            logger.warning("template compile helper failed (%s); compiling its share here", exc)
+            self.kill()
+            return
+        if self.proc.returncode == 0:
+            self.output = out
+
+    def kill(self) -> None:
+        with contextlib.suppress(OSError):
+            self.proc.kill()
+        with contextlib.suppress(Exception):
+            self.proc.communicate(timeout=5)
+
+    def result(self) -> dict[str, CodeType]:
+        self.thread.join()
+        delivered: dict[str, CodeType] = {}
+        if self.output is None:
+            return delivered
+        try:
+            answer = marshal.loads(self.output)  # noqa: S302 - our own helper's answer on a private pipe
+            for name, raw in answer:
+                if name in self.names and isinstance(raw, bytes):
+                    code = marshal.loads(raw)  # noqa: S302 - same
+                    if isinstance(code, CodeType):
+                        delivered[name] = code
+        except (ValueError, EOFError, TypeError) as exc:
+            logger.warning("template compile helper answered garbage (%s); compiling its share here", exc)
+            return {}
+        return delivered
+
+
 def compile_many(
-    items: Sequence[Source], compile_one: Callable[[str, str], CodeType], *, processes: int
+    items: Sequence[Source], compile_one: Callable[[str, str], CodeType], *, processes: int, timeout: float = 300
 ) -> dict[str, CodeType]:
     """Compile every source; with `processes` > 1 the work is shared with helper processes.
 
@@ -55,35 +114,41 @@ def compile_many(
     so the first syntax error raised is the one a sequential compile would raise.
     """
     results: dict[str, CodeType] = {}
-    if processes <= 1 or len(items) < 2:
-        for name, source in items:
-            results[name] = compile_one(name, source)
-        return results
-
-    shares = [list(items[i::processes]) for i in range(processes)]
-    own, others = shares[0], [share for share in shares[1:] if share]
+    helpers: list[_Helper] = []
+    own: Sequence[Source] = items
+    if processes > 1 and len(items) > 1:
+        shares = [list(items[i::processes]) for i in range(processes)]
+        own = shares[0]
+        try:
+            for share in shares[1:]:
+                if share:
+                    helpers.append(_Helper(share, timeout))
+        except OSError as exc:  # no processes available: compile everything here
+            logger.warning("template compile helpers unavailable (%s); compiling here", exc)
+            own = items
     delivered: dict[str, CodeType] = {}
-    context = multiprocessing.get_context("spawn")
     try:
-        with ProcessPoolExecutor(max_workers=len(others), mp_context=context) as pool:
-            futures = [pool.submit(_compile_share, share) for share in others]
-            for name, source in own:
-                with contextlib.suppress(ApplicationError):  # raised again below, in file order
-                    results[name] = compile_one(name, source)
-            for future in futures:
-                try:
-                    for name, raw in future.result():
-                        if raw is None:
-                            continue
-                        code = marshal.loads(raw)  # noqa: S302 - code our own helper just compiled
-                        if isinstance(code, CodeType):
-                            delivered[name] = code
-                except Exception as exc:  # a helper died or could not start: compile its share here
-                    logger.warning("parallel template compile helper failed (%s); compiling here", exc)
-    except OSError as exc:  # no processes available: compile everything here
-        logger.warning("parallel template compile unavailable (%s); compiling here", exc)
+        for name, source in own:
+            with contextlib.suppress(ApplicationError):  # raised again below, in file order
+                results[name] = compile_one(name, source)
+        for helper in helpers:
+            delivered.update(helper.result())
+    finally:
+        for helper in helpers:
+            if helper.proc.poll() is None:
+                helper.kill()
     for name, source in items:
         if name not in results:
             code = delivered.get(name)
             results[name] = code if code is not None else compile_one(name, source)
     return results
+
+
+def _main() -> None:
+    items = marshal.loads(sys.stdin.buffer.read())  # noqa: S302 - from the parent process, see above
+    sys.stdout.buffer.write(marshal.dumps(compile_sources(items)))
+    sys.stdout.buffer.flush()
+
+
+if __name__ == "__main__":
+    _main()

@@ -233,6 +233,7 @@ class PreparedTemplate:
             [(entry.name, source) for entry, source in pending],
             lambda name, source: self._compile(lambda: self.env.compile(source, name, name), rels[name]),
             processes=settings.KILN_COMPILE_PROCESSES if wide else 1,
+            timeout=settings.KILN_RENDER_TIME_LIMIT,
         )
         for entry, _ in pending:
             code = codes[entry.name]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -183,15 +185,34 @@ def test_the_first_syntax_error_in_file_order_is_reported_either_way(make_templa
     assert caught.value.extra == {"file": "src/m007.py", "line": 2}
 
 
-def test_without_helper_processes_everything_is_compiled_here(make_template, settings, wide, monkeypatch, compiles):
+@pytest.mark.parametrize(
+    "command",
+    [
+        None,  # no process can be started at all
+        ["/bin/false"],  # the helper fails
+        ["/bin/echo", "not marshal"],  # the helper answers garbage
+        [sys.executable, "-c", "import time; time.sleep(60)"],  # the helper hangs past the time limit
+    ],
+    ids=["no-processes", "helper-fails", "garbage", "helper-hangs"],
+)
+def test_a_failing_helper_only_means_compiling_here(make_template, settings, wide, monkeypatch, compiles, command):
     from apps.projects.services import parallel_compile
 
-    def no_processes(*args, **kwargs):
-        raise OSError("no processes for you")
+    def helper_command():
+        if command is None:
+            raise OSError("no processes for you")
+        return command
 
-    monkeypatch.setattr(parallel_compile, "ProcessPoolExecutor", no_processes)
+    monkeypatch.setattr(parallel_compile, "helper_command", helper_command)
+    settings.KILN_RENDER_TIME_LIMIT = 2
     template = make_template(MANY, parameters=PARAMS)
     fresh_process()
+    started = time.monotonic()
     result = render(template)
     assert len(result) == 12
     assert compiles["n"] == 12  # every content compiled in this process instead
+    assert time.monotonic() - started < 30
+    settings.KILN_COMPILE_PROCESSES = 1
+    (Path(settings.KILN_TEMPLATE_CACHE_DIR) / f"{template.checksum[:32]}.code").unlink()
+    fresh_process()
+    assert render(template) == result
