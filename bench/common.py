@@ -23,6 +23,8 @@ BENCH = REPO / "bench"
 # KILN_BENCH_WORK_DIR moves every work folder (e.g. to a tmpfs, to take the disk out of the numbers).
 WORK = Path(os.environ.get("KILN_BENCH_WORK_DIR") or BENCH / "work").resolve()
 RESULTS = BENCH / "results"
+# Outputs are moved here during a run (`discard`) and deleted when the run ends (`empty_trash`).
+TRASH = WORK / "trash"
 PYTHON = sys.executable
 VENV_BIN = Path(sys.executable).parent
 RESULT_PREFIX = "BENCH-RESULT "
@@ -157,20 +159,41 @@ def byte_compile_kiln() -> None:
     run([PYTHON, "-m", "compileall", "-q", "-x", "/builtin_templates/", "apps", "core", "manage.py"], cwd=REPO)
 
 
-def settle() -> None:
-    """Flush dirty pages (and the discards of deleted files) before a timed process starts.
+def discard(path: Path) -> None:
+    """Take `path` out of the way now and delete it when the run ends (`empty_trash`).
 
-    The bench deletes every output between runs; on a VM disk mounted with `discard` that
-    work lands on whichever process runs next. Syncing first gives every tool a quiet disk.
+    Deleting thousands of files makes the next few thousand file creations on the same disk
+    slow for a while: on ext4 without a journal (this project's VM) the inode allocator checks,
+    and skips, every recently freed inode (the kernel's `recently_deleted()` took 65 % of the
+    CPU of a 1,000-file `cp -r` run right after an `rm -r`, seen with `perf record -a -g`). That
+    cost landed on whichever tool ran after a deletion and made every number depend on the
+    order. Renaming the output into the trash frees no inode, so each tool writes into the same
+    disk state; the trash is deleted once, after the last measurement.
     """
+    if not (path.exists() or path.is_symlink()):
+        return
+    TRASH.mkdir(parents=True, exist_ok=True)
+    target = TRASH / f"{time.monotonic_ns()}-{os.getpid()}-{path.name}"
+    try:
+        os.rename(path, target)
+    except OSError:  # another file system (e.g. the tmpfs scratch): deleting there costs nothing later
+        remove(path)
+
+
+def empty_trash() -> None:
+    remove(TRASH)
+
+
+def settle() -> None:
+    """Flush dirty pages before a timed process starts, so no tool pays for the previous one's writes."""
     os.sync()
 
 
-def clear_dir(path: Path) -> None:
-    """Empty `path` (create it when missing)."""
+def clear_dir(path: Path, *, now: bool = False) -> None:
+    """Empty `path` (create it when missing); its children go to the trash unless `now`."""
     if path.exists():
         for child in path.iterdir():
-            remove(child)
+            remove(child) if now else discard(child)
     path.mkdir(parents=True, exist_ok=True)
 
 

@@ -23,7 +23,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from bench.common import REPO, emit, remove
+from bench.common import REPO, discard, emit, remove
 
 
 def _setup_django() -> None:
@@ -158,7 +158,7 @@ def cmd_throughput(args: argparse.Namespace) -> dict[str, Any]:
         started = time.perf_counter()
         generator.render(values, _DirSink(folder))
         samples.append(time.perf_counter() - started)
-        remove(folder)
+        discard(folder)  # deleting now would slow the next writes down (see bench.common.discard)
 
     for run in range(args.runs):
         gc.collect()
@@ -327,7 +327,7 @@ class _ExportBench:
         self.generated = _generate(self.user, self.project, slug)
         self.files_root = generated_project_output_dir(self.generated)
         self.scratch = scratch
-        remove(scratch)
+        discard(scratch)
         scratch.mkdir(parents=True)
         self.git_env = _git_env()
         self.git = settings.KILN_GIT_BINARY
@@ -337,13 +337,13 @@ class _ExportBench:
 
     def bare(self, name: str) -> str:
         path = self.scratch / name
-        remove(path)
+        discard(path)
         subprocess.run([self.git, "init", "-q", "--bare", str(path)], check=True, env=self.git_env, capture_output=True)
         return f"file://{path}"
 
     def fresh_tree(self) -> Path:
         tree = self.scratch / "cli-tree"
-        remove(tree)
+        discard(tree)
         shutil.copytree(self.files_root, tree)
         return tree
 
@@ -397,11 +397,11 @@ class _ExportBench:
         )
         writer: Any = get_provider(provider)
         out = self.scratch / f"writer.{provider}"
-        remove(out)
+        discard(out)
         started = time.perf_counter()
         writer.write(ctx, out)
         elapsed = time.perf_counter() - started
-        remove(out)
+        discard(out)
         return elapsed
 
     def round(self) -> dict[str, float]:
@@ -409,7 +409,7 @@ class _ExportBench:
 
         timings: dict[str, float] = {}
         kiln_repo = self.scratch / "kiln-repo.git"
-        remove(kiln_repo)
+        discard(kiln_repo)
         timings["kiln git build+commit"], commit = _timed(lambda: self.kiln_build(kiln_repo))
         tree = self.fresh_tree()
         timings["git init && git add -A && git commit"] = _sh(GIT_CLI_BUILD, cwd=tree, env=self.git_env)
@@ -432,21 +432,21 @@ class _ExportBench:
             data = {"provider": provider}
             timings[f"kiln {provider} export job"], export = _timed(functools.partial(self.kiln_job, data))
             self.archive_bytes[f"kiln {provider} export job"] = int(export.archive_size or 0)
-            remove(Path(settings.GENERATED_PROJECTS_DIR) / export.archive_path)
+            discard(Path(settings.GENERATED_PROJECTS_DIR) / export.archive_path)
             timings[f"kiln {provider} writer only"] = self.kiln_writer(provider)
             if shutil.which(label.split()[0]) is None:
                 continue  # the CLI is not installed: no baseline for this archive format
             out = self.scratch / f"cli.{provider}"
-            remove(out)
+            discard(out)
             timings[label] = _sh(command.format(out=out), cwd=self.files_root, env=self.git_env)
             self.archive_bytes[label] = out.stat().st_size
-            remove(out)
+            discard(out)
         for name in ("kiln-repo.git", "kiln-remote.git", "cli-remote.git", "kiln-job-remote.git", "cli-job-remote.git"):
-            remove(self.scratch / name)
-        remove(tree)
+            discard(self.scratch / name)
+        discard(tree)
         return timings
 
-    def close(self) -> None:
+    def close(self) -> None:  # after the last round
         from apps.projects.services.repository_exporter import exports_root
 
         remove(self.scratch)

@@ -30,6 +30,7 @@ from bench.common import (
     WORK,
     KilnPaths,
     byte_compile_kiln,
+    empty_trash,
     kiln_revision,
     kiln_side,
     load_average,
@@ -148,6 +149,7 @@ def main(argv: list[str] | None = None) -> int:
     command = "bench/run.py " + shlex.join(sys.argv[1:] if argv is None else argv)
     results: list[SectionResult] = []
     try:
+        empty_trash()  # left by an interrupted run
         run_dir.mkdir(parents=True)
         prepare(ctx, args.sections)
         for key in args.sections:
@@ -165,6 +167,7 @@ def main(argv: list[str] | None = None) -> int:
                 result.notes.append(f"Kiln's code changed during this section ({revision} → {kiln_revision()}); rerun")
             results.append(result)
     finally:
+        empty_trash()
         if not args.keep_work:
             remove(run_dir)
     header["load average at end"] = load_average()

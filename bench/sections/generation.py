@@ -25,6 +25,7 @@ from bench.common import (
     TreeDigest,
     clear_dir,
     diff_digests,
+    discard,
     kiln_side,
     log,
     ratio,
@@ -93,18 +94,18 @@ class _SizeBench:
 
     def once(self, name: str, label: str) -> float:
         out = self.work / f"out-{label}"
-        remove(out)
+        discard(out)
         if name == KILN_COLD:
             remove(self.cache)
         elif name == KILN_WARM and not self.cache.is_file():
             raise BenchError(f"the compiled-code store {self.cache} is missing before a warm run")
         cmd, files_at = self.command(name, out)
-        settle()  # the previous tool's deletions and writes are flushed before this clock starts
+        settle()  # the previous tool's writes are flushed before this clock starts
         seconds = timed(cmd, cwd=REPO, env=self.env)
         if name in (KILN_COLD, KILN_WARM):
             clear_dir(self.ctx.paths.generated_dir)  # the job's own copy; --output holds the files
         self.check(name, files_at())
-        remove(out)
+        discard(out)  # deleted after the section: see `discard`
         return seconds
 
     def check(self, name: str, root: Path) -> None:
@@ -129,7 +130,7 @@ class _SizeBench:
                     samples[name].values.append(seconds)
             what = "warm-up" if round_no == 0 else f"round {round_no}/{self.ctx.runs}"
             log(f"gen N={self.n} {what}: " + ", ".join(f"{k} {v:.2f}s" for k, v in this_round.items()))
-        remove(self.work)
+        discard(self.work)
         return samples
 
 
@@ -169,7 +170,7 @@ def _profile(ctx: BenchContext, n: int, median: float, *, cold: bool) -> Table:
     started = time.perf_counter()
     result = kiln_side("profile-cli", "--text-out", str(text_out), "--cli-args", json.dumps(cli), env=ctx.env())
     wall = time.perf_counter() - started
-    remove(out)
+    discard(out)
     clear_dir(ctx.paths.generated_dir)
     profiled = float(result["profiled_s"])
     table = Table(
