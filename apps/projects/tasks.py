@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import logging
 
-from celery import shared_task
 from django.conf import settings
 from django.db import InterfaceError, OperationalError
 
 from apps.projects.models import GeneratedProject, RepositoryExport
 from apps.projects.services.generation import JobBusy
 from apps.workflows.services.step_executors import StepContext, run_step
+from core.celery import app  # Kiln's Celery app: every task is bound to it
 from core.jobs import new_lease_owner, reap_jobs, register_job_kind
 from core.locks import named_lock
 
@@ -19,7 +19,7 @@ logger = logging.getLogger("kiln.tasks")
 DB_ERRORS = (OperationalError, InterfaceError)
 
 
-@shared_task(
+@app.task(
     bind=True,
     name="projects.start_project_generation",
     acks_late=True,
@@ -34,7 +34,7 @@ def start_project_generation(self, generated_id: int) -> str:  # type: ignore[no
     return _run_job_step(self, "file_generation", {"generated": int(generated_id)}, step_id="generate")
 
 
-@shared_task(
+@app.task(
     bind=True,
     name="projects.execute_repository_export",
     acks_late=True,
@@ -64,7 +64,7 @@ register_job_kind("generation", GeneratedProject, start_project_generation)
 register_job_kind("export", RepositoryExport, execute_repository_export)
 
 
-@shared_task(name="projects.reap_jobs", acks_late=True, ignore_result=True)
+@app.task(name="projects.reap_jobs", acks_late=True, ignore_result=True)
 def reap_stuck_jobs() -> dict[str, int]:
     """Beat job: re-enqueue lost pending jobs, recover or fail running jobs with expired leases."""
     with named_lock("kiln-reaper") as acquired:
@@ -77,7 +77,7 @@ def reap_stuck_jobs() -> dict[str, int]:
     return report
 
 
-@shared_task(name="projects.cleanup_old_generated_projects", acks_late=True, ignore_result=True)
+@app.task(name="projects.cleanup_old_generated_projects", acks_late=True, ignore_result=True)
 def cleanup_old_generated_projects() -> dict[str, object]:
     """Beat job: delete generated projects older than the retention period (see services.cleanup)."""
     from apps.projects.services.cleanup import generated_projects_cleanup

@@ -4,19 +4,19 @@ from __future__ import annotations
 
 import logging
 
-from celery import shared_task
 from django.conf import settings
 from django.db import InterfaceError, OperationalError, transaction
 
 from apps.projects.services.generation import JobBusy
 from apps.workflows.models import WorkflowRun
 from apps.workflows.services.workflow_executor import workflow_run_advance
+from core.celery import app  # Kiln's Celery app: every task is bound to it
 from core.jobs import new_lease_owner, register_job_kind
 
 logger = logging.getLogger("kiln.tasks")
 
 
-@shared_task(
+@app.task(
     bind=True,
     name="workflows.run_workflow_step",
     acks_late=True,

@@ -16,6 +16,7 @@ matches are copied.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import threading
 import time
@@ -33,7 +34,7 @@ from jinja2 import BaseLoader, Template, TemplateSyntaxError, UndefinedError
 from jinja2.sandbox import SecurityError
 
 from apps.projects.services.code_store import CompiledCodeStore, StoreWriter
-from apps.projects.services.parallel_compile import compile_many
+from apps.projects.services.parallel_compile import CompileHelpers, compile_many
 from apps.projects.services.templates import TemplateManifest, iter_template_files
 from core.exceptions import ApplicationError
 from core.safe_paths import UnsafePath, clean_relative_path
@@ -165,6 +166,7 @@ class PreparedTemplate:
             cache_size=0,
         )
         self._keep_compiled = True
+        self._helpers: CompileHelpers | None = None  # started ahead of a cold compile (see _scan)
         self.store_path = Path(settings.KILN_TEMPLATE_CACHE_DIR) / f"{checksum[:32]}.code"
         self._store: CompiledCodeStore | None = None
         self._scan()
@@ -181,7 +183,16 @@ class PreparedTemplate:
         self._keep_compiled = len(files) <= settings.KILN_TEMPLATE_MEMORY_CACHE_FILES
         store = self._store = CompiledCodeStore(self.store_path, in_memory=self._keep_compiled)
         pending: list[tuple[_Entry, str]] = []  # contents to compile, in file order
-        with store.writer() as writer:
+        # The first generation of a large template: start the compile helpers now, so that
+        # they boot while this process reads and sniffs the files.
+        cold = len(store) == 0 and len(files) >= settings.KILN_PARALLEL_COMPILE_MIN_FILES
+        helpers = (
+            CompileHelpers(settings.KILN_COMPILE_PROCESSES - 1, timeout=settings.KILN_RENDER_TIME_LIMIT)
+            if cold and settings.KILN_COMPILE_PROCESSES > 1
+            else None
+        )
+        with store.writer() as writer, helpers or contextlib.nullcontext():
+            self._helpers = helpers
             for index, info in enumerate(files):
                 name = f"f{index}"
                 self._names[name] = info.rel
@@ -222,6 +233,7 @@ class PreparedTemplate:
                             self._compile_contents(pending, writer)
                             pending = []
             self._compile_contents(pending, writer)
+        self._helpers = None  # any helper not given a share was stopped on leaving the block
 
     def _compile_contents(self, pending: list[tuple[_Entry, str]], writer: StoreWriter) -> None:
         """Compile a batch of file contents (on several cores when it is large) and store the code."""
@@ -234,6 +246,7 @@ class PreparedTemplate:
             lambda name, source: self._compile(lambda: self.env.compile(source, name, name), rels[name]),
             processes=settings.KILN_COMPILE_PROCESSES if wide else 1,
             timeout=settings.KILN_RENDER_TIME_LIMIT,
+            started=self._helpers,
         )
         for entry, _ in pending:
             code = codes[entry.name]

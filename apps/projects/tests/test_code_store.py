@@ -216,3 +216,71 @@ def test_a_failing_helper_only_means_compiling_here(make_template, settings, wid
     (Path(settings.KILN_TEMPLATE_CACHE_DIR) / f"{template.checksum[:32]}.code").unlink()
     fresh_process()
     assert render(template) == result
+
+
+@pytest.fixture
+def spawned(monkeypatch):
+    """Every compile helper process started, in order."""
+    from apps.projects.services import parallel_compile
+
+    helpers = []
+    original = parallel_compile._Helper.__init__
+
+    def recording(self, timeout):
+        original(self, timeout)
+        helpers.append(self)
+
+    monkeypatch.setattr(parallel_compile._Helper, "__init__", recording)
+    return helpers
+
+
+def test_cold_helpers_start_before_the_files_are_read_and_do_the_compile(
+    make_template, settings, wide, compiles, spawned, monkeypatch
+):
+    from apps.projects.services import parallel_compile
+
+    template = make_template(MANY, parameters=PARAMS)
+    fresh_process()
+    events = []
+    original_init = parallel_compile._Helper.__init__
+    original_open = open
+
+    def noting(self, timeout):
+        events.append("spawn")
+        original_init(self, timeout)
+
+    def reading(path, *args, **kwargs):
+        if str(path).endswith(".py"):
+            events.append("read")
+        return original_open(path, *args, **kwargs)
+
+    monkeypatch.setattr(parallel_compile._Helper, "__init__", noting)
+    monkeypatch.setattr(project_generator, "open", reading, raising=False)
+    result = render(template)
+    assert len(result) == 12
+    assert events[:3] == ["spawn", "spawn", "read"]  # both helpers boot while the files are read
+    assert events.count("spawn") == 2 and compiles["n"] == 4  # no second set; the helpers compiled 8 of 12
+    assert all(helper.proc.poll() is not None for helper in spawned)
+
+
+def test_helpers_started_for_a_cold_template_with_nothing_to_compile_are_stopped(
+    make_template, settings, wide, compiles, spawned
+):
+    template = make_template({f"docs/page{i}.txt": f"plain text {i}\n" for i in range(8)}, parameters=PARAMS)
+    fresh_process()
+    result = render(template)
+    assert len(result) == 8 and compiles["n"] == 0
+    assert len(spawned) == 2
+    for helper in spawned:
+        assert helper.proc.poll() is not None  # killed on leaving the scan, not left running
+        assert helper.thread is None  # never given a share
+
+
+def test_no_helpers_for_a_warm_template(make_template, settings, wide, compiles, spawned):
+    template = make_template(MANY, parameters=PARAMS)
+    fresh_process()
+    render(template)
+    spawned.clear()
+    fresh_process()  # the store exists now: a new process compiles nothing and starts no helper
+    render(template)
+    assert spawned == []

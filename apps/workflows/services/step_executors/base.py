@@ -17,8 +17,10 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from django.core import checks
 from django.utils import timezone
 from jsonschema import Draft202012Validator
+from jsonschema.exceptions import SchemaError
 
 from core.exceptions import ApplicationError, ValidationFailed
 from core.redaction import redact
@@ -116,8 +118,8 @@ def register_step(
     def decorator(handler: Handler) -> Handler:
         if type_id in STEP_EXECUTORS:
             raise RuntimeError(f"step type '{type_id}' is registered twice")
-        Draft202012Validator.check_schema(input_schema)
-        Draft202012Validator.check_schema(output_schema)
+        # The schemas are checked by `check_step_schemas` (Django's system checks: `manage.py
+        # check`, `migrate`, `runserver`, the test suite), not here on every process start.
         STEP_EXECUTORS[type_id] = StepExecutor(
             type_id=type_id,
             description=description,
@@ -130,6 +132,24 @@ def register_step(
         return handler
 
     return decorator
+
+
+def check_step_schemas(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
+    """System check: every registered step type's input and output schema is valid JSON Schema."""
+    errors: list[checks.CheckMessage] = []
+    for executor in STEP_EXECUTORS.values():
+        for which, schema in (("input", executor.input_schema), ("output", executor.output_schema)):
+            try:
+                Draft202012Validator.check_schema(schema)
+            except SchemaError as exc:
+                errors.append(
+                    checks.Error(
+                        f"Step type '{executor.type_id}' has an invalid {which} schema: {exc.message}",
+                        obj=executor.handler,
+                        id="workflows.E001",
+                    )
+                )
+    return errors
 
 
 def get_step_executor(type_id: str) -> StepExecutor:
