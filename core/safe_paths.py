@@ -91,6 +91,7 @@ class SafeWriter:
 
     def __init__(self, root: Path) -> None:
         self.root = root
+        self._prefix = os.path.join(os.fspath(root), "")  # joined as strings: called once per file
         self._dirs: set[str] = {""}
 
     def _make_parents(self, rel: str) -> None:
@@ -101,14 +102,13 @@ class SafeWriter:
         for segment in parent.split("/"):
             current = f"{current}/{segment}" if current else segment
             if current not in self._dirs:
-                _ensure_real_dir(self.root / current)
+                _ensure_real_dir(Path(self._prefix + current))
                 self._dirs.add(current)
 
     def write(self, rel: str, data: bytes, mode: int) -> None:
         clean_relative_path(rel)
         self._make_parents(rel)
-        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0)
-        fd = os.open(self.root / rel, flags, mode)
+        fd = os.open(self._prefix + rel, _WRITE_FLAGS, mode)
         try:
             view = memoryview(data)
             while view:
@@ -118,6 +118,9 @@ class SafeWriter:
                 os.fchmod(fd, mode)  # the umask may have dropped the executable bits
         finally:
             os.close(fd)
+
+
+_WRITE_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0)
 
 
 def is_within(root: Path, candidate: Path) -> bool:

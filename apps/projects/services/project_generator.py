@@ -165,6 +165,7 @@ class PreparedTemplate:
             loader=_FolderLoader(folder, self._names, self._segment_sources),
             cache_size=0,
         )
+        self._globals: dict[str, Any] = dict(self.env.make_globals(None))
         self._keep_compiled = True
         self._helpers: CompileHelpers | None = None  # started ahead of a cold compile (see _scan)
         self.store_path = Path(settings.KILN_TEMPLATE_CACHE_DIR) / f"{checksum[:32]}.code"
@@ -269,7 +270,9 @@ class PreparedTemplate:
             raise GenerationFailed(f"{rel} is not valid UTF-8.", code="template_error", extra={"file": rel}) from None
 
     def _template(self, code: CodeType) -> Template:
-        return self.env.template_class.from_code(self.env, code, self.env.make_globals(None), None)
+        # One plain dict of the sandbox's globals shared by every file of the template: Jinja's
+        # default per-template ChainMap is copied key by key into each render's context.
+        return self.env.template_class.from_code(self.env, code, self._globals, None)
 
     def _code(
         self, name: str, source: str, digest: str, rel: str, writer: StoreWriter | None, *, path: bool = False
@@ -385,12 +388,13 @@ class ProjectGenerator:
         max_file = settings.MAX_FILE_SIZE
         max_total = settings.KILN_MAX_TOTAL_BYTES
         seen: dict[str, str] = {}
+        segments: dict[Template, str] = {}  # each templated path segment renders once per generation
         manifest: list[ManifestEntry] = []
         total_bytes = 0
         folder = self.prepared.folder
         with render_limits(seconds=time_limit or settings.KILN_RENDER_TIME_LIMIT, max_bytes=max_file):
             for done, entry in enumerate(entries, start=1):
-                path = self._render_path(entry, context)
+                path = self._render_path(entry, context, segments)
                 if path is not None:
                     key = unicodedata.normalize("NFC", path).casefold()
                     if key in seen:
@@ -434,7 +438,7 @@ class ProjectGenerator:
             extra={"file": rel, "limit": limit},
         )
 
-    def _render_path(self, entry: _Entry, context: dict[str, Any]) -> str | None:
+    def _render_path(self, entry: _Entry, context: dict[str, Any], rendered: dict[Template, str]) -> str | None:
         if entry.path_segments is None:
             return entry.rel
         parts = []
@@ -442,16 +446,17 @@ class ProjectGenerator:
             if isinstance(segment, str):
                 parts.append(segment)
                 continue
-            try:
-                value = segment.render(context)
-            except Exception as exc:  # every template error becomes a clear failure
-                raise _render_error(exc, entry.rel, "<template>", path=True) from None
+            value = rendered.get(segment)
+            if value is None:
+                try:
+                    value = rendered[segment] = segment.render(context)
+                except Exception as exc:  # every template error becomes a clear failure
+                    raise _render_error(exc, entry.rel, "<template>", path=True) from None
             if not value.strip():
                 return None  # a segment that renders empty: a conditional file or folder
             parts.append(value)
-        rendered = "/".join(parts)
         try:
-            return clean_relative_path(rendered)
+            return clean_relative_path("/".join(parts))
         except UnsafePath as exc:
             raise GenerationFailed(
                 f"The template file '{entry.rel}' renders to an unsafe path: {exc.message}",

@@ -222,3 +222,28 @@ def test_context_is_plain_json(cast, make_template):
     template = make_template({"a.txt": "{{ name.upper() }}-{{ name.__class__ }}"}, parameters=NAME_PARAMS)
     generated = generate(cast, template)
     assert generated.error["code"] == "template_security_violation"
+
+
+def test_each_templated_path_segment_renders_once_per_generation(cast, make_template, monkeypatch):
+    from jinja2 import Template
+
+    files = {f"src/{{{{ name }}}}/m{i}.py": f"X = {i}\n" for i in range(6)}
+    files["{% if with_extra %}extra{% endif %}/a.txt"] = "a\n"
+    files["{% if with_extra %}extra{% endif %}/b.txt"] = "b\n"
+    template = make_template(files, parameters=NAME_PARAMS)
+    renders = []
+    original = Template.render
+
+    def counting(self, *args, **kwargs):
+        value = original(self, *args, **kwargs)
+        renders.append(value)
+        return value
+
+    monkeypatch.setattr(Template, "render", counting)
+    first = generate(cast, template, {"name": "one"})
+    assert first.status == "completed", first.error
+    assert sorted(renders) == ["", "one"]  # two distinct segments, each rendered once for 8 files
+    second = generate(cast, template, {"name": "two", "with_extra": True})
+    paths = set(ProjectFile.objects.filter(generated=second).values_list("path", flat=True))
+    assert paths == {f"src/two/m{i}.py" for i in range(6)} | {"extra/a.txt", "extra/b.txt"}
+    assert sorted(renders) == ["", "extra", "one", "two"]  # a new generation renders them again
