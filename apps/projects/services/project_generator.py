@@ -17,14 +17,16 @@ matches are copied.
 from __future__ import annotations
 
 import contextlib
+import fnmatch
 import hashlib
+import os
+import re
 import threading
 import time
 import unicodedata
 from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from fnmatch import fnmatchcase
 from pathlib import Path
 from types import CodeType, TracebackType
 from typing import Any, Protocol
@@ -49,6 +51,8 @@ from core.sandbox import (
 )
 
 JINJA_MARKERS = (b"{{", b"{%", b"{#")
+_PATH_MARKERS = ("{{", "{%", "{#")
+_READ_WHOLE = 1 << 16  # files up to this size are read in one call; larger ones are sniffed first
 _COMPILE_BATCH = 1000  # contents compiled (and held) at a time on a cold start
 SNIFF_BYTES = 8192
 
@@ -103,15 +107,24 @@ class NullSink:
         return None
 
 
-def _matches(rel: str, patterns: Iterable[str]) -> bool:
+def glob_matcher(patterns: Iterable[str]) -> Callable[[str], bool]:
+    """A test for relative paths against `exclude` / `copy_without_render` globs, built once.
+
+    A path matches a pattern as `fnmatchcase` matches it (`*` crosses folders); `**/x` also
+    matches `x` at the top, and `dir/**` matches `dir` and everything below it.
+    """
+    alternatives: list[str] = []
     for pattern in patterns:
-        if fnmatchcase(rel, pattern):
-            return True
-        if pattern.startswith("**/") and fnmatchcase(rel, pattern[3:]):
-            return True
-        if pattern.endswith("/**") and (rel == pattern[:-3] or fnmatchcase(rel, pattern[:-3] + "/*")):
-            return True
-    return False
+        alternatives.append(fnmatch.translate(pattern))
+        if pattern.startswith("**/"):
+            alternatives.append(fnmatch.translate(pattern[3:]))
+        if pattern.endswith("/**"):
+            alternatives.append(re.escape(pattern[:-3]) + r"\Z")
+            alternatives.append(fnmatch.translate(pattern[:-3] + "/*"))
+    if not alternatives:
+        return lambda rel: False
+    regex = re.compile("|".join(f"(?:{alternative})" for alternative in alternatives))
+    return lambda rel: regex.match(rel) is not None
 
 
 @dataclass
@@ -174,7 +187,9 @@ class PreparedTemplate:
 
     def _scan(self) -> None:
         manifest = self.manifest
-        files = [f for f in iter_template_files(self.folder) if not _matches(f.rel, manifest.exclude)]
+        excluded = glob_matcher(manifest.exclude)
+        copied = glob_matcher(manifest.copy_without_render)
+        files = [f for f in iter_template_files(self.folder) if not excluded(f.rel)]
         if len(files) > settings.KILN_MAX_FILES:
             raise GenerationFailed(
                 f"The template has {len(files)} files, above the limit of {settings.KILN_MAX_FILES}.",
@@ -192,6 +207,7 @@ class PreparedTemplate:
             if cold and settings.KILN_COMPILE_PROCESSES > 1
             else None
         )
+        prefix = os.path.join(os.fspath(self.folder), "")
         with store.writer() as writer, helpers or contextlib.nullcontext():
             self._helpers = helpers
             for index, info in enumerate(files):
@@ -201,11 +217,12 @@ class PreparedTemplate:
                 is_binary = False
                 source = ""
                 if info.size <= settings.MAX_FILE_SIZE:
-                    with open(self.folder / info.rel, "rb") as handle:
-                        head = handle.read(SNIFF_BYTES)
-                        is_binary = b"\0" in head
-                        if not is_binary and not _matches(info.rel, manifest.copy_without_render):
-                            data = head + handle.read()
+                    with open(prefix + info.rel, "rb") as handle:
+                        data = handle.read() if info.size <= _READ_WHOLE else handle.read(SNIFF_BYTES)
+                        is_binary = b"\0" in data[:SNIFF_BYTES]
+                        if not is_binary and not copied(info.rel):
+                            if info.size > _READ_WHOLE:
+                                data += handle.read()
                             try:
                                 source = data.decode("utf-8")
                             except UnicodeDecodeError:
@@ -213,10 +230,10 @@ class PreparedTemplate:
                             else:
                                 render = any(marker in data for marker in JINJA_MARKERS)
                 path_segments: list[str | Template] | None = None
-                if any(marker.decode() in info.rel for marker in JINJA_MARKERS):
+                if "{" in info.rel and any(marker in info.rel for marker in _PATH_MARKERS):
                     path_segments = [
                         self._compile_path(segment, info.rel, writer)
-                        if any(marker.decode() in segment for marker in JINJA_MARKERS)
+                        if "{" in segment and any(marker in segment for marker in _PATH_MARKERS)
                         else segment
                         for segment in info.rel.split("/")
                     ]

@@ -247,3 +247,21 @@ def test_each_templated_path_segment_renders_once_per_generation(cast, make_temp
     paths = set(ProjectFile.objects.filter(generated=second).values_list("path", flat=True))
     assert paths == {f"src/two/m{i}.py" for i in range(6)} | {"extra/a.txt", "extra/b.txt"}
     assert sorted(renders) == ["", "extra", "one", "two"]  # a new generation renders them again
+
+
+@pytest.mark.parametrize(
+    ("patterns", "matching", "not_matching"),
+    [
+        (["*.pyc"], ["a.pyc", "src/deep/b.pyc"], ["a.py", "pyc"]),
+        (["**/__pycache__/**"], ["__pycache__/x.pyc", "src/__pycache__/y"], ["src/pycache/y"]),
+        (["static/**"], ["static", "static/a.css", "static/img/b.png"], ["statics/a", "src/static/a"]),
+        (["docs/[ab].md", "LICENSE"], ["docs/a.md", "docs/b.md", "LICENSE"], ["docs/c.md", "LICENSE.txt"]),
+        ([], [], ["anything", "a/b"]),
+    ],
+)
+def test_glob_matcher(patterns, matching, not_matching):
+    from apps.projects.services.project_generator import glob_matcher
+
+    matches = glob_matcher(patterns)
+    assert [rel for rel in matching if matches(rel)] == matching
+    assert [rel for rel in not_matching if matches(rel)] == []
