@@ -1,4 +1,9 @@
-"""The Celery application. Configuration lives in Django settings (CELERY_* names)."""
+"""The Celery application. Configuration lives in Django settings (CELERY_* names).
+
+The beat schedule is built here from two Kiln settings: the reaper (`projects.reap_jobs`)
+every KILN_REAPER_INTERVAL_SECONDS and the retention cleanup
+(`projects.cleanup_old_generated_projects`) on the KILN_CLEANUP_CRONTAB crontab, in UTC.
+"""
 
 from __future__ import annotations
 
@@ -6,13 +11,46 @@ import os
 from typing import Any
 
 from celery import Celery
+from celery.schedules import crontab
 from celery.signals import task_postrun, task_prerun
+from django.core.exceptions import ImproperlyConfigured
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "core.settings.local")
 
 app = Celery("kiln")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
+
+
+def beat_schedule(*, reaper_interval: int, cleanup_crontab: str) -> dict[str, dict[str, Any]]:
+    """Kiln's periodic jobs; a malformed setting is a clear configuration error at beat start."""
+    if reaper_interval < 1:
+        raise ImproperlyConfigured(f"KILN_REAPER_INTERVAL_SECONDS must be at least 1, got {reaper_interval}.")
+    fields = cleanup_crontab.split()
+    if len(fields) != 5:
+        raise ImproperlyConfigured(
+            f"KILN_CLEANUP_CRONTAB must have five fields (minute hour day month weekday), got {cleanup_crontab!r}."
+        )
+    minute, hour, day_of_month, month_of_year, day_of_week = fields
+    try:
+        cleanup = crontab(
+            minute=minute, hour=hour, day_of_month=day_of_month, month_of_year=month_of_year, day_of_week=day_of_week
+        )
+    except ValueError as exc:
+        raise ImproperlyConfigured(f"KILN_CLEANUP_CRONTAB {cleanup_crontab!r} is not a valid crontab: {exc}") from exc
+    return {
+        "kiln-reap-jobs": {"task": "projects.reap_jobs", "schedule": float(reaper_interval)},
+        "kiln-cleanup-old-generated-projects": {"task": "projects.cleanup_old_generated_projects", "schedule": cleanup},
+    }
+
+
+@app.on_after_configure.connect
+def _install_beat_schedule(sender: Celery, **kwargs: Any) -> None:
+    from django.conf import settings
+
+    sender.conf.beat_schedule = beat_schedule(
+        reaper_interval=settings.KILN_REAPER_INTERVAL_SECONDS, cleanup_crontab=settings.KILN_CLEANUP_CRONTAB
+    )
 
 
 @task_prerun.connect

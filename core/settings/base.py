@@ -38,7 +38,6 @@ INSTALLED_APPS = [
     "django_filters",
     "drf_spectacular",
     "drf_spectacular_sidecar",
-    "django_celery_beat",
     "apps.accounts",
     "apps.projects",
     "apps.workflows",
@@ -212,7 +211,10 @@ CELERY_BROKER_CONNECTION_TIMEOUT = 5
 # A publish to a dead broker fails fast; the row stays `pending` and the reaper re-enqueues it.
 CELERY_TASK_PUBLISH_RETRY_POLICY = {"max_retries": 2, "interval_start": 0, "interval_step": 0.5, "interval_max": 1}
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
-CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
+# celery beat: Kiln's two periodic jobs on a static schedule (see core/celery.py); beat's own
+# scheduler keeps the last run times in the file given with `-s`. Run exactly one beat.
+KILN_REAPER_INTERVAL_SECONDS = env_int("KILN_REAPER_INTERVAL_SECONDS", 60)
+KILN_CLEANUP_CRONTAB = env_str("KILN_CLEANUP_CRONTAB", "17 3 * * *")  # minute hour day month weekday (UTC)
 
 # --- Kiln -----------------------------------------------------------------------------
 GENERATED_PROJECTS_DIR = env_path("GENERATED_PROJECTS_DIR", BASE_DIR / "generated-projects")

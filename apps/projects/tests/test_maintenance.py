@@ -162,3 +162,46 @@ def test_healthz_reports_and_names_a_dead_broker(client, settings):
     assert body["broker"].startswith("down")
     assert body["database"] == "ok"
     assert "broker" in body["message"]
+
+
+# --- the beat schedule ---------------------------------------------------------------------------
+
+
+def test_beat_schedules_both_jobs_from_the_settings():
+    from celery.schedules import crontab
+
+    from core.celery import app, beat_schedule
+
+    schedule = app.conf.beat_schedule
+    assert {entry["task"] for entry in schedule.values()} == {
+        "projects.reap_jobs",
+        "projects.cleanup_old_generated_projects",
+    }
+    for entry in schedule.values():
+        assert entry["task"] in app.tasks  # a registered task, not a typo that beat would send forever
+    assert schedule["kiln-reap-jobs"]["schedule"] == 60.0
+    assert schedule["kiln-cleanup-old-generated-projects"]["schedule"] == crontab(minute="17", hour="3")
+
+    custom = beat_schedule(reaper_interval=15, cleanup_crontab="0 */6 * * 1-5")
+    assert custom["kiln-reap-jobs"]["schedule"] == 15.0
+    assert custom["kiln-cleanup-old-generated-projects"]["schedule"] == crontab(
+        minute="0", hour="*/6", day_of_week="1-5"
+    )
+
+
+@pytest.mark.parametrize(
+    ("interval", "spec", "message"),
+    [
+        (0, "17 3 * * *", "KILN_REAPER_INTERVAL_SECONDS must be at least 1"),
+        (60, "17 3 * *", "must have five fields"),
+        (60, "61 3 * * *", "is not a valid crontab"),
+        (60, "17 banana * * *", "is not a valid crontab"),
+    ],
+)
+def test_a_malformed_schedule_setting_is_a_configuration_error(interval, spec, message):
+    from django.core.exceptions import ImproperlyConfigured
+
+    from core.celery import beat_schedule
+
+    with pytest.raises(ImproperlyConfigured, match=message):
+        beat_schedule(reaper_interval=interval, cleanup_crontab=spec)
