@@ -2,19 +2,31 @@
 
 Members are the recorded files in sorted order, read without following links, with
 fixed timestamps (the generation's finish time), fixed owner and regular-file modes
-only. Memory stays flat: each file is read and written once, one at a time.
+only. Memory stays bounded: files are read, compressed and written a window at a time.
+
+Compression is most of an archive's cost and zlib releases the GIL while it deflates, so
+it runs beside the rest: zip members are read and deflated on worker threads and written
+in order by a small ZIP writer (ZIP64-sized archives go through `zipfile`), and the tar
+stream is built in this thread while one compressor thread deflates it into the gzip
+file. The archive's sha256 is computed as it is written.
 """
 
 from __future__ import annotations
 
-import gzip
 import hashlib
 import os
+import queue
+import struct
 import tarfile
+import threading
 import time
 import zipfile
+import zlib
+from collections import deque
+from collections.abc import Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from apps.projects.models import ProviderConnection
 from apps.projects.services.repository_exporter import (
@@ -24,16 +36,35 @@ from apps.projects.services.repository_exporter import (
     exports_root,
     register_provider,
 )
-from apps.projects.services.stored_files import read_generated_file
+from apps.projects.services.stored_files import SourceFile, read_generated_file
 from core.exceptions import ValidationFailed
 
+LEVEL = 6  # zlib's default, as `zip` and `gzip` use
+_THREADS = min(os.cpu_count() or 1, 4)
+_BATCH = 32  # files per compression task
+_HEARTBEAT_EVERY = 500  # files
+_CHUNK = 256 * 1024  # tar stream bytes handed to the compressor at a time
 
-def _sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
+
+class _HashingFile:
+    """Writes to a file and hashes what was written (the archive's sha256, without reading it back)."""
+
+    def __init__(self, raw: BinaryIO) -> None:
+        self.raw = raw
+        self.digest = hashlib.sha256()
+        self.size = 0
+
+    def write(self, data: bytes) -> int:
+        self.raw.write(data)
+        self.digest.update(data)
+        self.size += len(data)
+        return len(data)
+
+    def flush(self) -> None:
+        self.raw.flush()
+
+    def close(self) -> None:
+        """The underlying file belongs to the caller, which closes it."""
 
 
 class _ArchiveProvider:
@@ -51,21 +82,137 @@ class _ArchiveProvider:
             )
         return CleanTarget(target={}, branch="")
 
-    def write(self, ctx: ExportContext, path: Path) -> None:
+    def write(self, ctx: ExportContext, path: Path) -> str:
+        """Write the archive to `path`; returns its sha256."""
+        with open(path, "wb") as raw:
+            out = _HashingFile(raw)
+            self.write_to(ctx, out)
+        return out.digest.hexdigest()
+
+    def write_to(self, ctx: ExportContext, out: _HashingFile) -> None:
         raise NotImplementedError  # each archive format overrides this
 
     def export(self, ctx: ExportContext) -> ExportResult:
         root = exports_root(ctx.generated.project_id)
         final = root / f"{ctx.export.pk}.{self.extension}"
         partial = ctx.workspace / f"archive.{self.extension}"
-        self.write(ctx, partial)
+        digest = self.write(ctx, partial)
         os.replace(partial, final)
         size = final.stat().st_size
-        digest = _sha256_of(final)
         ctx.log(f"wrote {self.extension} archive: {size} bytes, sha256 {digest}")
         return ExportResult(
             archive_path=str(final.relative_to(root.parent.parent)), archive_size=size, archive_sha256=digest
         )
+
+
+# --- zip ------------------------------------------------------------------------------------------
+
+_LOCAL = struct.Struct("<IHHHHHIIIHH")
+_CENTRAL = struct.Struct("<IHHHHHHIIIHHHHHII")
+_END = struct.Struct("<IHHHHIIH")
+_UTF8_NAME = 0x800
+_DEFLATED = 8
+_VERSION = 20  # 2.0: deflate
+_MADE_BY_UNIX = 3 << 8 | _VERSION
+# Beyond these a ZIP needs ZIP64 records; such archives are written by `zipfile`.
+ZIP64_FILES = 0xFFFF
+ZIP64_BYTES = 0xF000_0000
+
+
+def _deflate_batch(root: Path, batch: Sequence[SourceFile]) -> list[tuple[SourceFile, int, int, bytes]]:
+    """Read and deflate files on a worker thread: (file, crc32, size, raw deflate data)."""
+    out = []
+    for source in batch:
+        data = read_generated_file(root, source)
+        packer = zlib.compressobj(LEVEL, zlib.DEFLATED, -zlib.MAX_WBITS)
+        out.append((source, zlib.crc32(data), len(data), packer.compress(data) + packer.flush()))
+    return out
+
+
+def _deflated(ctx: ExportContext, files: Sequence[SourceFile]) -> Iterator[tuple[SourceFile, int, int, bytes]]:
+    """The files deflated on `_THREADS` threads, in order, at most two batches per thread ahead."""
+    batches = iter([files[i : i + _BATCH] for i in range(0, len(files), _BATCH)])
+    pool = ThreadPoolExecutor(max_workers=_THREADS, thread_name_prefix="kiln-deflate")
+    window: deque[Future[list[tuple[SourceFile, int, int, bytes]]]] = deque()
+    try:
+        for batch in batches:
+            window.append(pool.submit(_deflate_batch, ctx.files_root, batch))
+            if len(window) >= 2 * _THREADS:
+                break
+        while window:
+            done = window.popleft().result()  # a read error surfaces here, in file order
+            following = next(batches, None)
+            if following is not None:
+                window.append(pool.submit(_deflate_batch, ctx.files_root, following))
+            yield from done
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _dos_stamp(timestamp: int) -> tuple[int, int]:
+    year, month, day, hour, minute, second = time.gmtime(max(timestamp, 315532800))[:6]  # not before 1980
+    return (hour << 11) | (minute << 5) | (second // 2), ((year - 1980) << 9) | (month << 5) | day
+
+
+class _ZipWriter:
+    """A ZIP of deflated regular files: local headers, data, central directory (APPNOTE 6.3, no ZIP64)."""
+
+    def __init__(self, out: _HashingFile, timestamp: int) -> None:
+        self.out = out
+        self.dos_time, self.dos_date = _dos_stamp(timestamp)
+        self.central: list[bytes] = []
+
+    def add(self, path: str, mode: int, crc: int, size: int, deflated: bytes) -> None:
+        name = path.encode("utf-8")
+        flags = 0 if path.isascii() else _UTF8_NAME
+        offset = self.out.size
+        self.out.write(
+            _LOCAL.pack(
+                0x04034B50,
+                _VERSION,
+                flags,
+                _DEFLATED,
+                self.dos_time,
+                self.dos_date,
+                crc,
+                len(deflated),
+                size,
+                len(name),
+                0,
+            )
+            + name
+        )
+        self.out.write(deflated)
+        attributes = (0o100000 | (0o755 if mode & 0o111 else 0o644)) << 16
+        self.central.append(
+            _CENTRAL.pack(
+                0x02014B50,
+                _MADE_BY_UNIX,
+                _VERSION,
+                flags,
+                _DEFLATED,
+                self.dos_time,
+                self.dos_date,
+                crc,
+                len(deflated),
+                size,
+                len(name),
+                0,
+                0,
+                0,
+                0,
+                attributes,
+                offset,
+            )
+            + name
+        )
+
+    def close(self) -> None:
+        start = self.out.size
+        directory = b"".join(self.central)
+        self.out.write(directory)
+        count = len(self.central)
+        self.out.write(_END.pack(0x06054B50, 0, 0, count, count, len(directory), start, 0))
 
 
 @register_provider
@@ -73,17 +220,99 @@ class ZipProvider(_ArchiveProvider):
     id = "zip"
     extension = "zip"
 
-    def write(self, ctx: ExportContext, path: Path) -> None:
+    def write_to(self, ctx: ExportContext, out: _HashingFile) -> None:
+        files = ctx.files()
+        total = sum(source.size for source in files)
+        if len(files) >= ZIP64_FILES or total >= ZIP64_BYTES:
+            self._write_zip64(ctx, files, out)
+            return
+        writer = _ZipWriter(out, ctx.commit_timestamp())
+        for index, (source, crc, size, deflated) in enumerate(_deflated(ctx, files)):
+            writer.add(source.path, source.mode, crc, size, deflated)
+            if index % _HEARTBEAT_EVERY == 0:
+                ctx.heartbeat()
+        writer.close()
+
+    @staticmethod
+    def _write_zip64(ctx: ExportContext, files: Sequence[SourceFile], out: _HashingFile) -> None:
+        """Archives too large for plain ZIP records: the same members through `zipfile` (ZIP64)."""
         stamp = time.gmtime(max(ctx.commit_timestamp(), 315532800))[:6]
-        with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=6) as archive:
-            for index, source in enumerate(ctx.files()):
+        with zipfile.ZipFile(out, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=LEVEL) as archive:
+            for index, source in enumerate(files):
                 info = zipfile.ZipInfo(source.path, date_time=stamp)
                 info.compress_type = zipfile.ZIP_DEFLATED
                 info.external_attr = (0o100000 | (0o755 if source.mode & 0o111 else 0o644)) << 16
                 info.create_system = 3
                 archive.writestr(info, read_generated_file(ctx.files_root, source))
-                if index % 500 == 0:
+                if index % _HEARTBEAT_EVERY == 0:
                     ctx.heartbeat()
+
+
+# --- tar.gz ---------------------------------------------------------------------------------------
+
+
+class _GzipPipe:
+    """A write-only gzip stream (RFC 1952) whose deflating runs on a thread of its own.
+
+    The writer's bytes are gathered into chunks of `_CHUNK` and queued; the compressor
+    thread deflates them and writes the result. The header matches `gzip.GzipFile`'s
+    (given mtime, no file name, OS 255). A failure on the compressor thread is raised by
+    `close`.
+    """
+
+    def __init__(self, out: _HashingFile, *, mtime: int) -> None:
+        self.out = out
+        self.offset = 0
+        self._pending: list[bytes] = []
+        self._pending_size = 0
+        self._queue: queue.Queue[bytes | None] = queue.Queue(maxsize=8)
+        self._error: BaseException | None = None
+        out.write(b"\x1f\x8b\x08\x00" + struct.pack("<I", mtime & 0xFFFFFFFF) + b"\x00\xff")
+        self._thread = threading.Thread(target=self._compress, name="kiln-gzip", daemon=True)
+        self._thread.start()
+
+    def _compress(self) -> None:
+        packer = zlib.compressobj(LEVEL, zlib.DEFLATED, -zlib.MAX_WBITS)
+        crc = size = 0
+        while (chunk := self._queue.get()) is not None:
+            if self._error is not None:
+                continue  # keep draining so the writer never blocks on a full queue
+            try:
+                crc = zlib.crc32(chunk, crc)
+                size += len(chunk)
+                self.out.write(packer.compress(chunk))
+            except BaseException as exc:  # raised again by close()
+                self._error = exc
+        if self._error is None:
+            try:
+                self.out.write(packer.flush() + struct.pack("<II", crc, size & 0xFFFFFFFF))
+            except BaseException as exc:
+                self._error = exc
+
+    def tell(self) -> int:
+        return self.offset
+
+    def write(self, data: bytes) -> int:
+        self._pending.append(bytes(data))
+        self._pending_size += len(data)
+        self.offset += len(data)
+        if self._pending_size >= _CHUNK:
+            self._hand_over()
+        return len(data)
+
+    def _hand_over(self) -> None:
+        if self._pending:
+            self._queue.put(b"".join(self._pending))
+            self._pending, self._pending_size = [], 0
+
+    def close(self, *, raise_errors: bool = True) -> None:
+        """Finish the stream; with `raise_errors=False` (the writer failed already) only stop the thread."""
+        if raise_errors:
+            self._hand_over()
+        self._queue.put(None)
+        self._thread.join()
+        if self._error is not None and raise_errors:
+            raise self._error
 
 
 @register_provider
@@ -91,25 +320,27 @@ class TarGzProvider(_ArchiveProvider):
     id = "tar.gz"
     extension = "tar.gz"
 
-    def write(self, ctx: ExportContext, path: Path) -> None:
+    def write_to(self, ctx: ExportContext, out: _HashingFile) -> None:
         stamp = ctx.commit_timestamp()
-        with (
-            open(path, "wb") as raw,
-            gzip.GzipFile(filename="", mode="wb", fileobj=raw, compresslevel=6, mtime=stamp) as zipped,
-            tarfile.open(fileobj=zipped, mode="w", format=tarfile.PAX_FORMAT) as archive,
-        ):
-            for index, source in enumerate(ctx.files()):
-                data = read_generated_file(ctx.files_root, source)
-                info = tarfile.TarInfo(source.path)
-                info.size = len(data)
-                info.mtime = stamp
-                info.mode = 0o755 if source.mode & 0o111 else 0o644
-                info.uid = info.gid = 0
-                info.uname = info.gname = ""
-                info.type = tarfile.REGTYPE
-                archive.addfile(info, _BytesReader(data))
-                if index % 500 == 0:
-                    ctx.heartbeat()
+        pipe = _GzipPipe(out, mtime=stamp)
+        try:
+            with tarfile.open(fileobj=pipe, mode="w", format=tarfile.PAX_FORMAT) as archive:  # type: ignore[call-overload]
+                for index, source in enumerate(ctx.files()):
+                    data = read_generated_file(ctx.files_root, source)
+                    info = tarfile.TarInfo(source.path)
+                    info.size = len(data)
+                    info.mtime = stamp
+                    info.mode = 0o755 if source.mode & 0o111 else 0o644
+                    info.uid = info.gid = 0
+                    info.uname = info.gname = ""
+                    info.type = tarfile.REGTYPE
+                    archive.addfile(info, _BytesReader(data))
+                    if index % _HEARTBEAT_EVERY == 0:
+                        ctx.heartbeat()
+        except BaseException:
+            pipe.close(raise_errors=False)
+            raise
+        pipe.close()
 
 
 class _BytesReader:
