@@ -184,6 +184,53 @@ def empty_trash() -> None:
     remove(TRASH)
 
 
+def _probe_creates(folder: Path, count: int = 1000) -> float:
+    """Seconds to create `count` empty files in 50 new folders below `folder` (kept: see `discard`)."""
+    folder.mkdir(parents=True)
+    started = time.perf_counter()
+    for index in range(count):
+        sub = folder / f"d{index // 20}"
+        if index % 20 == 0:
+            sub.mkdir()
+        os.close(os.open(sub / f"f{index}", os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644))
+    return time.perf_counter() - started
+
+
+def wait_for_quiet_disk(max_wait: float) -> str:
+    """Wait (up to `max_wait` s) until creating files on the work disk costs what it does on a quiet disk.
+
+    Files deleted shortly before a run (an earlier bench run's trash, a test suite) make file
+    creation on ext4 without a journal slow for up to 60-300 s (see `discard`). A probe creates
+    1,000 empty files, on the work disk and on /dev/shm; the disk counts as quiet when its probe
+    takes under max(100 ms, 6x the tmpfs probe). Returns a line for the report's header.
+    """
+    shm = Path("/dev/shm")
+    baseline = 0.0
+    if shm.is_dir() and os.access(shm, os.W_OK):
+        scratch = shm / f"kiln-bench-probe-{os.getpid()}"
+        try:
+            baseline = _probe_creates(scratch)
+        finally:
+            remove(scratch)
+    limit = max(0.1, 6 * baseline)
+    waited = 0.0
+    probes = 0
+    while True:
+        probes += 1
+        seconds = _probe_creates(WORK / f"disk-probe-{os.getpid()}-{probes}")
+        discard(WORK / f"disk-probe-{os.getpid()}-{probes}")
+        if seconds < limit or waited >= max_wait:
+            break
+        log(f"the work disk is slow right after deletions ({seconds * 1000:.0f} ms for 1,000 files); waiting")
+        time.sleep(15)
+        waited += 15
+    state = "quiet" if seconds < limit else "NOT quiet (numbers that create files are inflated)"
+    return (
+        f"{state}: 1,000 file creations {seconds * 1000:.0f} ms (tmpfs {baseline * 1000:.0f} ms, "
+        f"limit {limit * 1000:.0f} ms) after waiting {waited:.0f} s"
+    )
+
+
 def settle() -> None:
     """Flush dirty pages before a timed process starts, so no tool pays for the previous one's writes."""
     os.sync()

@@ -37,6 +37,7 @@ from bench.common import (
     log,
     machine_info,
     remove,
+    wait_for_quiet_disk,
 )
 from bench.report import SectionResult, render_markdown, render_text
 from bench.sections import BenchContext
@@ -78,6 +79,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--profile", action="store_true", help="always profile a warm Kiln CLI run (gen)")
     parser.add_argument("--quick", action="store_true", help="3 runs, memory at 100 and 1000 files")
     parser.add_argument("--smoke", action="store_true", help="CI: N=100, 1 run, memory at 100 and 1000; < 2 min")
+    parser.add_argument(
+        "--settle-max",
+        type=float,
+        default=300,
+        help="seconds to wait at most for the work disk to be quiet after earlier deletions (default 300; smoke: 0)",
+    )
     parser.add_argument("--keep-work", action="store_true", help="keep bench/work/run-* (databases, logs)")
     parser.add_argument("--out", type=Path, help="Markdown output (default bench/results/<date>-<host>.md)")
     args = parser.parse_args(argv)
@@ -152,6 +159,7 @@ def main(argv: list[str] | None = None) -> int:
         empty_trash()  # left by an interrupted run
         run_dir.mkdir(parents=True)
         prepare(ctx, args.sections)
+        header["work disk at start"] = wait_for_quiet_disk(0 if args.smoke else args.settle_max)
         for key in args.sections:
             log(f"section {key}")
             revision = kiln_revision()

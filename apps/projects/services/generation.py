@@ -287,19 +287,8 @@ def generated_project_execute(*, generated_id: int, owner: str) -> ExecuteOutcom
         _promote(staging, final)
         with transaction.atomic():
             ProjectFile.objects.filter(generated_id=generated.pk).delete()
-            ProjectFile.objects.bulk_create(
-                [
-                    ProjectFile(
-                        generated_id=generated.pk,
-                        path=f.path,
-                        size=f.size,
-                        sha256=f.sha256,
-                        mode=f.mode,
-                        is_binary=f.is_binary,
-                    )
-                    for f in outcome.files
-                ],
-                batch_size=1000,
+            ProjectFile.objects.insert_many(
+                generated.pk, [(f.path, f.size, f.sha256, f.mode, f.is_binary) for f in outcome.files]
             )
             if not lease.finish(
                 JobStatus.COMPLETED,

@@ -265,3 +265,23 @@ def test_glob_matcher(patterns, matching, not_matching):
     matches = glob_matcher(patterns)
     assert [rel for rel in matching if matches(rel)] == matching
     assert [rel for rel in not_matching if matches(rel)] == []
+
+
+def test_file_rows_are_inserted_in_batches_as_given(cast, make_template):
+    from django.db import IntegrityError, transaction
+
+    template = make_template({"a.txt": "a\n"})
+    generated = generate(cast, template)
+    rows = [
+        (f"dir{i % 7}/naïve {i:04d}.txt", i, f"{i:064x}", 0o755 if i % 3 == 0 else 0o644, i % 5 == 0)
+        for i in range(2500)
+    ]
+    with transaction.atomic():
+        ProjectFile.objects.filter(generated=generated).delete()
+        ProjectFile.objects.insert_many(generated.pk, rows)
+    stored = sorted(
+        ProjectFile.objects.filter(generated=generated).values_list("path", "size", "sha256", "mode", "is_binary")
+    )
+    assert stored == sorted(rows)
+    with pytest.raises(IntegrityError), transaction.atomic():
+        ProjectFile.objects.insert_many(generated.pk, rows[:1])  # (generated, path) stays unique
