@@ -143,15 +143,21 @@ class CompileHelpers:
 
     def __init__(self, count: int, *, timeout: float) -> None:
         self.timeout = timeout
+        self.refill = False  # set while more batches will follow: taken helpers are replaced at once
         self._spare: list[_Helper] = []
+        self._start(count)
+
+    def _start(self, count: int) -> None:
         try:
             for _ in range(count):
-                self._spare.append(_Helper(timeout))
+                self._spare.append(_Helper(self.timeout))
         except OSError as exc:  # no processes available: compile_many falls back to this process
             logger.warning("template compile helpers unavailable (%s); compiling here", exc)
 
     def take(self, count: int) -> list[_Helper]:
         taken, self._spare = self._spare[:count], self._spare[count:]
+        if self.refill and taken:
+            self._start(len(taken))  # the next batch's helpers boot while this one compiles
         return taken
 
     def __enter__(self) -> CompileHelpers:

@@ -53,7 +53,11 @@ from core.sandbox import (
 JINJA_MARKERS = (b"{{", b"{%", b"{#")
 _PATH_MARKERS = ("{{", "{%", "{#")
 _READ_WHOLE = 1 << 16  # files up to this size are read in one call; larger ones are sniffed first
-_COMPILE_BATCH = 1000  # contents compiled (and held) at a time on a cold start
+# Contents compiled (and their code held) at a time on a cold start. Templates above
+# KILN_TEMPLATE_MEMORY_CACHE_FILES keep no code in memory, so their batches are smaller:
+# ~9 KB of code objects per file is what a cold start holds on top of a warm one.
+_COMPILE_BATCH = 1000
+_COMPILE_BATCH_LARGE = 500
 SNIFF_BYTES = 8192
 
 
@@ -208,6 +212,7 @@ class PreparedTemplate:
             else None
         )
         prefix = os.path.join(os.fspath(self.folder), "")
+        batch = _COMPILE_BATCH if self._keep_compiled else _COMPILE_BATCH_LARGE
         with store.writer() as writer, helpers or contextlib.nullcontext():
             self._helpers = helpers
             for index, info in enumerate(files):
@@ -247,9 +252,13 @@ class PreparedTemplate:
                             self._compiled[name] = self._template(code)
                     else:
                         pending.append((entry, source))
-                        if len(pending) >= _COMPILE_BATCH:
+                        if len(pending) >= batch:
+                            if helpers is not None:
+                                helpers.refill = index + 1 < len(files)
                             self._compile_contents(pending, writer)
                             pending = []
+            if helpers is not None:
+                helpers.refill = False
             self._compile_contents(pending, writer)
         self._helpers = None  # any helper not given a share was stopped on leaving the block
 

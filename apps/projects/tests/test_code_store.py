@@ -284,3 +284,30 @@ def test_no_helpers_for_a_warm_template(make_template, settings, wide, compiles,
     fresh_process()  # the store exists now: a new process compiles nothing and starts no helper
     render(template)
     assert spawned == []
+
+
+def test_large_templates_compile_in_smaller_batches_with_the_next_helpers_started_ahead(
+    make_template, settings, wide, compiles, spawned, monkeypatch
+):
+    settings.KILN_TEMPLATE_MEMORY_CACHE_FILES = 5  # "large": no code kept in memory
+    monkeypatch.setattr(project_generator, "_COMPILE_BATCH_LARGE", 4)
+    from apps.projects.services import parallel_compile
+
+    events = []
+    original_send = parallel_compile._Helper.send
+
+    def sending(self, share):
+        events.append(("send", len(spawned)))
+        original_send(self, share)
+
+    monkeypatch.setattr(parallel_compile._Helper, "send", sending)
+    template = make_template(MANY, parameters=PARAMS)
+    fresh_process()
+    result = render(template)
+    assert len(result) == 12
+    # three batches of 4, each shared with 2 helpers; every batch's helpers were already running
+    # when it was sent (2 spawned ahead at the start, then 2 more as each batch but the last began)
+    assert [count for _, count in events] == [4, 4, 6, 6, 6, 6]
+    assert len(spawned) == 6 and all(helper.proc.poll() is not None for helper in spawned)
+    path = Path(settings.KILN_TEMPLATE_CACHE_DIR) / f"{template.checksum[:32]}.code"
+    assert len(CompiledCodeStore(path, in_memory=True)) == 12
