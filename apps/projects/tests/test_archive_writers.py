@@ -164,3 +164,34 @@ def test_a_failing_compressor_thread_fails_the_export_instead_of_hanging(cast, g
     assert done.status == "failed"
     assert done.error["code"] == "storage_error"
     assert "No space left on device" in done.error["message"]
+
+
+@pytest.mark.parametrize(
+    "path",
+    ["a.txt", "x" * 100, "y" * 101, "dir/" + "z" * 150, "docs/café.md", "deep/" * 30 + "f", "sp ace/t\tab.txt"],
+)
+@pytest.mark.parametrize(("size", "mode"), [(0, 0o644), (1, 0o755), (513, 0o644), (10 * 1024 * 1024, 0o755)])
+def test_tar_headers_are_byte_identical_to_tarfiles(path, size, mode):
+    info = tarfile.TarInfo(path)
+    info.size, info.mtime, info.mode, info.type = size, 1_764_000_000, mode, tarfile.REGTYPE
+    info.uid = info.gid = 0
+    info.uname = info.gname = ""
+    assert archives._tar_header(path, size, mode, 1_764_000_000) == info.tobuf(
+        tarfile.PAX_FORMAT, "utf-8", "surrogateescape"
+    )
+
+
+def test_the_whole_tar_stream_is_what_tarfile_writes(cast, generated):
+    done = export(cast, generated, "tar.gz")
+    ours = gzip.decompress(repository_export_archive(done).read_bytes())
+    root = generated_project_output_dir(generated)
+    expected = io.BytesIO()
+    with tarfile.open(fileobj=expected, mode="w", format=tarfile.PAX_FORMAT) as archive:
+        for path, (_, mode) in sorted(recorded(generated).items()):
+            data = (root / path).read_bytes()
+            info = tarfile.TarInfo(path)
+            info.size, info.mtime, info.mode = len(data), stamp_of(generated), mode
+            info.uid = info.gid = 0
+            info.uname = info.gname = ""
+            archive.addfile(info, io.BytesIO(data))
+    assert ours == expected.getvalue()
