@@ -117,7 +117,17 @@ def _manifest_of(template: ProjectTemplate) -> TemplateManifest:
 
 
 def _prepared(template: ProjectTemplate) -> PreparedTemplate:
-    return prepare_template(template_folder(template), _manifest_of(template), template.checksum)
+    folder = template_folder(template)
+    if not folder.is_dir():
+        # Not the template's fault nor the caller's: this process cannot see the files (a
+        # worker without the shared KILN_TEMPLATES_DIR, a volume not mounted).
+        raise ApplicationError(
+            f"The files of template '{template.slug}' are not available to this Kiln process; "
+            "check that KILN_TEMPLATES_DIR is shared by the web and worker processes.",
+            code="template_files_missing",
+            status_code=503,
+        )
+    return prepare_template(folder, _manifest_of(template), template.checksum)
 
 
 # --- start, dry run, cancel, retry ----------------------------------------------------------

@@ -285,3 +285,24 @@ def test_file_rows_are_inserted_in_batches_as_given(cast, make_template):
     assert stored == sorted(rows)
     with pytest.raises(IntegrityError), transaction.atomic():
         ProjectFile.objects.insert_many(generated.pk, rows[:1])  # (generated, path) stays unique
+
+
+def test_missing_template_files_are_named_as_such_not_as_a_storage_error(cast, make_template, settings):
+    import shutil
+
+    from apps.projects.services.generation import generated_project_dry_run
+    from apps.projects.services.project_generator import clear_template_cache
+    from apps.projects.services.templates import template_folder
+    from core.exceptions import ApplicationError
+
+    template = make_template({"a.txt": "{{ name }}\n"}, parameters=NAME_PARAMS)
+    shutil.rmtree(template_folder(template))  # e.g. a worker without the shared KILN_TEMPLATES_DIR
+    clear_template_cache()
+    failed = generate(cast, template)
+    assert failed.status == "failed"
+    assert failed.error["code"] == "template_files_missing"
+    assert "KILN_TEMPLATES_DIR" in failed.error["message"]
+    assert str(settings.KILN_TEMPLATES_DIR) not in failed.error["message"]  # no server paths
+    with pytest.raises(ApplicationError) as raised:
+        generated_project_dry_run(project=cast.project, template_slug=template.slug, parameters={}, actor=cast.alice)
+    assert (raised.value.status_code, raised.value.code) == (503, "template_files_missing")
