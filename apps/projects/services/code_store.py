@@ -179,6 +179,7 @@ class StoreWriter:
         self._handle: IO[bytes] | None = None
         self._index: _Index = {}
         self._offset = 0
+        self.replaced = False  # the store file was rewritten: readers opened before must reopen it
 
     def __enter__(self) -> StoreWriter:
         return self
@@ -236,6 +237,7 @@ class StoreWriter:
             assert self._tmp is not None
             os.replace(self._tmp, self.store.path)
             self._tmp = None
+            self.replaced = True
         except OSError as exc:
             logger.warning("compiled template store %s not writable: %s", self.store.path, exc)
             self._abort()

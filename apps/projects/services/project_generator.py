@@ -261,6 +261,11 @@ class PreparedTemplate:
                 helpers.refill = False
             self._compile_contents(pending, writer)
         self._helpers = None  # any helper not given a share was stopped on leaving the block
+        if writer.replaced and not self._keep_compiled:
+            # Renders read code from the store: open the file just written, not the (empty or
+            # stale) one read before compiling, or every render would compile every file again.
+            store.close()
+            self._store = CompiledCodeStore(self.store_path, in_memory=False)
 
     def _compile_contents(self, pending: list[tuple[_Entry, str]], writer: StoreWriter) -> None:
         """Compile a batch of file contents (on several cores when it is large) and store the code."""

@@ -311,3 +311,17 @@ def test_large_templates_compile_in_smaller_batches_with_the_next_helpers_starte
     assert len(spawned) == 6 and all(helper.proc.poll() is not None for helper in spawned)
     path = Path(settings.KILN_TEMPLATE_CACHE_DIR) / f"{template.checksum[:32]}.code"
     assert len(CompiledCodeStore(path, in_memory=True)) == 12
+
+
+def test_a_large_template_compiles_each_file_once_on_its_first_generation_and_never_again(
+    make_template, settings, compiles
+):
+    settings.KILN_TEMPLATE_MEMORY_CACHE_FILES = 5  # code read from the store at each render
+    settings.KILN_COMPILE_PROCESSES = 1
+    template = make_template(MANY, parameters=PARAMS)
+    fresh_process()
+    first = render(template)
+    assert compiles["n"] == 12  # compiled while preparing; the render read the store just written
+    assert render(template) == first  # the same process, its prepared template cached
+    assert render(template, name="other") != first
+    assert compiles["n"] == 12
