@@ -25,6 +25,7 @@ from apps.workflows.serializers import (
 )
 from apps.workflows.services import workflow_executor as executor
 from core.exceptions import PermissionDenied, ValidationFailed
+from core.filters import IdFilter
 from core.jobs import JobStatus
 
 NOT_FOUND = OpenApiResponse(description="Not found (or not visible to the caller)")
@@ -32,7 +33,7 @@ NOT_FOUND = OpenApiResponse(description="Not found (or not visible to the caller
 
 class RunFilter(django_filters.FilterSet):
     # a plain number: a choice filter would reveal which workflow ids exist
-    workflow = django_filters.NumberFilter(field_name="workflow_id")
+    workflow = IdFilter(field_name="workflow_id")
     status = django_filters.ChoiceFilter(choices=JobStatus.choices)
 
     class Meta:

@@ -210,3 +210,18 @@ def test_viewer_cannot_create_project_workflows_and_outsider_sees_none(api, cast
     assert created.status_code == 201
     assert api(cast.charlie).get(f"/api/v1/workflows/{created.json()['id']}/").status_code == 404
     assert api(cast.victor).get(f"/api/v1/workflows/{created.json()['id']}/").status_code == 200
+
+
+@pytest.mark.parametrize(
+    ("value", "status"),
+    [("1", 200), ("9223372036854775807", 200), ("2.71809557322773e+166", 400), ("1.5", 400), ("0", 400),
+     ("9223372036854775808", 400), ("abc", 400)],
+)  # fmt: skip
+def test_the_runs_workflow_filter_takes_ids_as_the_schema_says(api, cast, value, status):
+    response = api(cast.alice).get("/api/v1/runs/", {"workflow": value})
+    assert response.status_code == status, response.content
+    if status == 400:
+        body = response.json()
+        assert body["code"] == "validation_error" and "workflow" in body["extra"]["fields"]
+    else:
+        assert response.json()["results"] == []
