@@ -136,6 +136,13 @@ def invalid_query_parameters(case: Any) -> set[str]:
     return bad
 
 
+def _empty(case: Any, name: str) -> bool:
+    """Every value given for query parameter `name` goes on the wire empty (`name=`): '', {} or []."""
+    value = (case.query or {}).get(name)
+    values = value if isinstance(value, list) and value else [value]
+    return all(item in ("", {}, []) for item in values)
+
+
 _DRF_BOOLEANS = frozenset(
     {0, 1, "0", "1", "true", "false", "True", "False", "TRUE", "FALSE", "yes", "no", "on", "off", "y", "n"}
 )
@@ -258,8 +265,15 @@ def tolerated(check: str, case: Any, response: Any) -> str | None:
         if form:
             return "D2: HTML-form encodings follow DRF's browsable-API semantics ('' = omitted, all values text)"
         locations = negative_locations(case)
-        if locations == {"query"} and invalid_query_parameters(case) <= {"page_size"}:
-            return "D1: DRF's paginator falls back to PAGE_SIZE for a malformed page_size"
+        invalid = invalid_query_parameters(case)
+        declared = {p["name"] for p in operation_of(case).get("parameters", []) if p["in"] == "query"}
+        if locations == {"query"} and all(
+            name == "page_size" or (name in declared and _empty(case, name)) for name in invalid
+        ):
+            return (
+                "D1: DRF's paginator falls back to PAGE_SIZE for a malformed page_size; an empty page or "
+                "filter parameter means 'not given' (page 1, unfiltered), as DRF and django-filter define it"
+            )
         if locations == {"body"}:
             errors = body_violations(case)
             if errors and all(e.validator == "type" and drf_coerces(e.schema.get("type"), e.instance) for e in errors):
