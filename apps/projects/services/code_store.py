@@ -238,6 +238,7 @@ class StoreWriter:
             os.replace(self._tmp, self.store.path)
             self._tmp = None
             self.replaced = True
+            self._index = {}  # a reader of the new file builds its own; do not hold two copies
         except OSError as exc:
             logger.warning("compiled template store %s not writable: %s", self.store.path, exc)
             self._abort()

@@ -54,10 +54,11 @@ JINJA_MARKERS = (b"{{", b"{%", b"{#")
 _PATH_MARKERS = ("{{", "{%", "{#")
 _READ_WHOLE = 1 << 16  # files up to this size are read in one call; larger ones are sniffed first
 # Contents compiled (and their code held) at a time on a cold start. Templates above
-# KILN_TEMPLATE_MEMORY_CACHE_FILES keep no code in memory, so their batches are smaller:
-# ~9 KB of code objects per file is what a cold start holds on top of a warm one.
+# KILN_TEMPLATE_MEMORY_CACHE_FILES keep no code in memory, so their batches are smaller: the
+# compile work of a batch (~9 KB of code objects per file, Jinja's trees) is what a cold start
+# leaves on top of a warm one. At 10,000 files, 250 instead of 500 keeps ~3 MiB less for ~1 s more.
 _COMPILE_BATCH = 1000
-_COMPILE_BATCH_LARGE = 500
+_COMPILE_BATCH_LARGE = 250
 SNIFF_BYTES = 8192
 
 
