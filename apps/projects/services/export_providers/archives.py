@@ -47,18 +47,17 @@ _CHUNK = 256 * 1024  # tar stream bytes handed to the compressor at a time
 _BLOCK = 1024 * 1024  # archive bytes written and hashed at a time
 
 
-class _HashingFile:
-    """Writes to a file and hashes what was written (the archive's sha256, without reading it back).
+class _Gathering:
+    """A write-only stream that gathers small writes into blocks of `block_size` bytes.
 
-    Writes are gathered into blocks of `_BLOCK`: hashing or writing a buffer releases the GIL,
-    and doing that for every small piece of an archive made this thread queue for the GIL
-    behind the deflating threads (~30 ms per 1,000-file zip).
+    Each full block (and the rest, on `_emit_pending`) goes to `_emit` as one buffer: the
+    archive writers make many small writes (headers, padding), and every buffer handed to
+    zlib, hashlib or the file releases the GIL, which the deflating threads then hold.
     """
 
-    def __init__(self, raw: BinaryIO) -> None:
-        self.raw = raw
-        self.digest = hashlib.sha256()
-        self.size = 0
+    def __init__(self, block_size: int) -> None:
+        self.block_size = block_size
+        self.size = 0  # bytes written so far
         self._pending: list[bytes] = []
         self._pending_size = 0
 
@@ -66,22 +65,48 @@ class _HashingFile:
         self._pending.append(bytes(data))
         self._pending_size += len(data)
         self.size += len(data)
-        if self._pending_size >= _BLOCK:
-            self._write_pending()
+        if self._pending_size >= self.block_size:
+            self._emit_pending()
         return len(data)
 
-    def _write_pending(self) -> None:
-        block = b"".join(self._pending)
-        self._pending, self._pending_size = [], 0
+    def _emit_pending(self) -> None:
+        if self._pending:
+            block = b"".join(self._pending)
+            self._pending, self._pending_size = [], 0
+            self._emit(block)
+
+    def _emit(self, block: bytes) -> None:
+        raise NotImplementedError  # each stream overrides this
+
+
+class _HashingFile(_Gathering):
+    """Writes to a file and hashes what was written (the archive's sha256, without reading it back).
+
+    Writes are gathered into blocks of `_BLOCK`: hashing or writing each small piece of an
+    archive made this thread queue for the GIL behind the deflating threads (~30 ms per
+    1,000-file zip).
+    """
+
+    def __init__(self, raw: BinaryIO) -> None:
+        super().__init__(_BLOCK)
+        self.raw = raw
+        self.digest = hashlib.sha256()
+
+    def _emit(self, block: bytes) -> None:
         self.raw.write(block)
         self.digest.update(block)
 
     def flush(self) -> None:
-        self._write_pending()
+        self._emit_pending()
         self.raw.flush()
 
     def close(self) -> None:
         """The underlying file belongs to the caller, which closes it."""
+
+
+def _member_mode(mode: int) -> int:
+    """An archive member's permission bits: executable for anyone or not, as generated."""
+    return 0o755 if mode & 0o111 else 0o644
 
 
 class _ArchiveProvider:
@@ -201,7 +226,7 @@ class _ZipWriter:
             + name
         )
         self.out.write(deflated)
-        attributes = (0o100000 | (0o755 if mode & 0o111 else 0o644)) << 16
+        attributes = (0o100000 | _member_mode(mode)) << 16
         self.central.append(
             _CENTRAL.pack(
                 0x02014B50,
@@ -259,7 +284,7 @@ class ZipProvider(_ArchiveProvider):
             for index, source in enumerate(files):
                 info = zipfile.ZipInfo(source.path, date_time=stamp)
                 info.compress_type = zipfile.ZIP_DEFLATED
-                info.external_attr = (0o100000 | (0o755 if source.mode & 0o111 else 0o644)) << 16
+                info.external_attr = (0o100000 | _member_mode(source.mode)) << 16
                 info.create_system = 3
                 archive.writestr(info, read_generated_file(ctx.files_root, source))
                 if index % _HEARTBEAT_EVERY == 0:
@@ -269,7 +294,7 @@ class ZipProvider(_ArchiveProvider):
 # --- tar.gz ---------------------------------------------------------------------------------------
 
 
-class _GzipPipe:
+class _GzipPipe(_Gathering):
     """A write-only gzip stream (RFC 1952) whose deflating runs on a thread of its own.
 
     The writer's bytes are gathered into chunks of `_CHUNK` and queued; the compressor
@@ -279,10 +304,8 @@ class _GzipPipe:
     """
 
     def __init__(self, out: _HashingFile, *, mtime: int) -> None:
+        super().__init__(_CHUNK)
         self.out = out
-        self.offset = 0
-        self._pending: list[bytes] = []
-        self._pending_size = 0
         self._queue: queue.Queue[bytes | None] = queue.Queue(maxsize=8)
         self._error: BaseException | None = None
         out.write(b"\x1f\x8b\x08\x00" + struct.pack("<I", mtime & 0xFFFFFFFF) + b"\x00\xff")
@@ -307,26 +330,13 @@ class _GzipPipe:
             except BaseException as exc:
                 self._error = exc
 
-    def tell(self) -> int:
-        return self.offset
-
-    def write(self, data: bytes) -> int:
-        self._pending.append(bytes(data))
-        self._pending_size += len(data)
-        self.offset += len(data)
-        if self._pending_size >= _CHUNK:
-            self._hand_over()
-        return len(data)
-
-    def _hand_over(self) -> None:
-        if self._pending:
-            self._queue.put(b"".join(self._pending))
-            self._pending, self._pending_size = [], 0
+    def _emit(self, block: bytes) -> None:
+        self._queue.put(block)
 
     def close(self, *, raise_errors: bool = True) -> None:
         """Finish the stream; with `raise_errors=False` (the writer failed already) only stop the thread."""
         if raise_errors:
-            self._hand_over()
+            self._emit_pending()
         self._queue.put(None)
         self._thread.join()
         if self._error is not None and raise_errors:
@@ -376,7 +386,7 @@ class TarGzProvider(_ArchiveProvider):
         try:
             for index, source in enumerate(ctx.files()):
                 data = read_generated_file(ctx.files_root, source)
-                pipe.write(_tar_header(source.path, len(data), 0o755 if source.mode & 0o111 else 0o644, stamp))
+                pipe.write(_tar_header(source.path, len(data), _member_mode(source.mode), stamp))
                 pipe.write(data)
                 remainder = len(data) % tarfile.BLOCKSIZE
                 if remainder:
@@ -385,7 +395,7 @@ class TarGzProvider(_ArchiveProvider):
                     ctx.heartbeat()
             # the end of the archive as tarfile writes it: two zero blocks, padded to a full record
             pipe.write(b"\0" * (2 * tarfile.BLOCKSIZE))
-            remainder = pipe.tell() % tarfile.RECORDSIZE
+            remainder = pipe.size % tarfile.RECORDSIZE
             if remainder:
                 pipe.write(b"\0" * (tarfile.RECORDSIZE - remainder))
         except BaseException:
