@@ -51,7 +51,7 @@ from core.sandbox import (
 )
 
 JINJA_MARKERS = (b"{{", b"{%", b"{#")
-_PATH_MARKERS = ("{{", "{%", "{#")
+_PATH_MARKERS = tuple(marker.decode() for marker in JINJA_MARKERS)
 _READ_WHOLE = 1 << 16  # files up to this size are read in one call; larger ones are sniffed first
 # Contents compiled (and their code held) at a time on a cold start. Templates above
 # KILN_TEMPLATE_MEMORY_CACHE_FILES keep no code in memory, so their batches are smaller: the
@@ -110,6 +110,11 @@ class NullSink:
 
     def add(self, path: str, data: bytes, mode: int) -> None:
         return None
+
+
+def _is_templated(text: str) -> bool:
+    """Whether a path or path segment holds Jinja markup (most names have no "{" at all)."""
+    return "{" in text and any(marker in text for marker in _PATH_MARKERS)
 
 
 def glob_matcher(patterns: Iterable[str]) -> Callable[[str], bool]:
@@ -236,11 +241,9 @@ class PreparedTemplate:
                             else:
                                 render = any(marker in data for marker in JINJA_MARKERS)
                 path_segments: list[str | Template] | None = None
-                if "{" in info.rel and any(marker in info.rel for marker in _PATH_MARKERS):
+                if _is_templated(info.rel):
                     path_segments = [
-                        self._compile_path(segment, info.rel, writer)
-                        if "{" in segment and any(marker in segment for marker in _PATH_MARKERS)
-                        else segment
+                        self._compile_path(segment, info.rel, writer) if _is_templated(segment) else segment
                         for segment in info.rel.split("/")
                     ]
                 entry = _Entry(info.rel, info.mode, info.size, render, is_binary, path_segments, name)
