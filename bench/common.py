@@ -217,8 +217,9 @@ def wait_for_quiet_disk(max_wait: float) -> str:
     probes = 0
     while True:
         probes += 1
-        seconds = _probe_creates(WORK / f"disk-probe-{os.getpid()}-{probes}")
-        discard(WORK / f"disk-probe-{os.getpid()}-{probes}")
+        probe = WORK / f"disk-probe-{os.getpid()}-{probes}"
+        seconds = _probe_creates(probe)
+        discard(probe)
         if seconds < limit or waited >= max_wait:
             break
         log(f"the work disk is slow right after deletions ({seconds * 1000:.0f} ms for 1,000 files); waiting")
@@ -236,11 +237,11 @@ def settle() -> None:
     os.sync()
 
 
-def clear_dir(path: Path, *, now: bool = False) -> None:
-    """Empty `path` (create it when missing); its children go to the trash unless `now`."""
+def clear_dir(path: Path) -> None:
+    """Empty `path` (create it when missing); its children go to the trash (see `discard`)."""
     if path.exists():
         for child in path.iterdir():
-            remove(child) if now else discard(child)
+            discard(child)
     path.mkdir(parents=True, exist_ok=True)
 
 
