@@ -140,9 +140,11 @@ def connection_post_save(sender: Any, instance: ProviderConnection, created: boo
 
 
 def _generation_finished(pk: Any, status: str) -> None:
+    if status not in ("completed", "failed", "cancelled"):
+        return
     row = (
         GeneratedProject.objects.filter(pk=pk)
-        .values("project_id", "total_bytes", "file_count", "created_by_id")
+        .values("project_id", "total_bytes", "file_count", "created_by_id", "error")
         .first()
     )
     if row is None:
@@ -152,16 +154,15 @@ def _generation_finished(pk: Any, status: str) -> None:
             generations_completed=F("generations_completed") + 1,
             generated_bytes=F("generated_bytes") + row["total_bytes"],
         )
-    if status in ("completed", "failed", "cancelled"):
-        error = GeneratedProject.objects.filter(pk=pk).values_list("error", flat=True).first() or {}
-        audit(
-            f"generation.{status}",
-            obj=GeneratedProject(pk=pk),
-            project_id=row["project_id"],
-            actor=get_user_model().objects.filter(pk=row["created_by_id"]).first(),
-            file_count=row["file_count"],
-            error_code=error.get("code") if isinstance(error, dict) else None,
-        )
+    error = row["error"] or {}
+    audit(
+        f"generation.{status}",
+        obj=GeneratedProject(pk=pk),
+        project_id=row["project_id"],
+        actor=get_user_model().objects.filter(pk=row["created_by_id"]).first(),
+        file_count=row["file_count"],
+        error_code=error.get("code") if isinstance(error, dict) else None,
+    )
 
 
 @receiver(job_status_changed, sender=GeneratedProject, dispatch_uid="generated_project_status")
@@ -171,8 +172,10 @@ def generated_project_status(sender: Any, pk: Any, status: str, **kwargs: Any) -
 
 @receiver(job_status_changed, sender=RepositoryExport, dispatch_uid="repository_export_status")
 def repository_export_status(sender: Any, pk: Any, status: str, **kwargs: Any) -> None:
-    row = RepositoryExport.objects.filter(pk=pk).select_related("generated").first()
-    if row is None or status not in ("completed", "failed", "cancelled"):
+    if status not in ("completed", "failed", "cancelled"):
+        return
+    row = RepositoryExport.objects.filter(pk=pk).select_related("generated", "created_by").first()
+    if row is None:
         return
     if status == "completed":
         Project.objects.filter(pk=row.generated.project_id).update(exports_completed=F("exports_completed") + 1)
