@@ -45,12 +45,15 @@ def one_line(text: str) -> str:
 
 
 class _StepLogHandler(logging.Handler):
-    def __init__(self, sink: list[str]) -> None:
+    """Records what the step's logger says (its handler's lines and the services' it calls)."""
+
+    def __init__(self, sink: list[str], secrets: tuple[str, ...]) -> None:
         super().__init__(level=logging.INFO)
         self.sink = sink
+        self.secrets = secrets
 
     def emit(self, record: logging.LogRecord) -> None:
-        self.sink.append(f"{record.levelname} {one_line(redact(record.getMessage()))}")
+        self.sink.append(f"{record.levelname} {one_line(redact(record.getMessage(), self.secrets))}")
 
 
 @dataclass
@@ -88,8 +91,8 @@ class StepContext:
         return value
 
     def log(self, message: str) -> None:
-        self.logger.info(message)
-        self.logs.append(f"INFO {one_line(redact(message, self.secrets))}")
+        """One line in the step's logs (recorded by run_step's handler) and the process log."""
+        self.logger.info("%s", redact(message, self.secrets))
 
 
 @dataclass(frozen=True)
@@ -193,7 +196,7 @@ def run_step(type_id: str, data: dict[str, Any], context: StepContext) -> StepRe
     executor = get_step_executor(type_id)
     started_at = timezone.now()
     start = time.monotonic()
-    capture = _StepLogHandler(context.logs)
+    capture = _StepLogHandler(context.logs, context.secrets)
     context.logger.addHandler(capture)
     try:
         validate_step_input(type_id, data)
