@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import base64
 import os
+import re
 import subprocess
 import tempfile
 from collections.abc import Iterable
@@ -145,16 +146,40 @@ def build_commit(
     return repo.git.execute([settings.KILN_GIT_BINARY, "rev-parse", f"refs/heads/{branch}"], env=env).strip()
 
 
-def _classify(stderr: str) -> tuple[str, str]:
-    text = stderr.lower()
-    if any(
-        s in text
-        for s in ("authentication failed", "could not read username", "terminal prompts disabled", "401", "403")
-    ):
+# How git reports an HTTP answer: "The requested URL returned error: 503".
+_HTTP_STATUS = re.compile(r"returned error: (\d{3})")
+# "fatal: repository 'https://host/o/r.git/' not found", "remote: Repository not found."
+_NOT_FOUND = re.compile(r"repository '[^']*' not found|repository not found|does not appear to be a git repository")
+_AUTH_PHRASES = ("authentication failed", "could not read username", "terminal prompts disabled", "invalid credentials")
+_UNAVAILABLE_PHRASES = (
+    "the remote end hung up unexpectedly",
+    "connection refused",
+    "connection reset",
+    "couldn't connect to server",
+    "failed to connect",
+    "early eof",
+    "rpc failed",
+    "service unavailable",
+)
+
+
+def classify_git_error(output: str) -> tuple[str, str]:
+    """(code, message) for a failed git command from what it printed (stderr, then stdout).
+
+    `remote_unavailable` (HTTP 429/5xx, dropped connections) and `remote_not_found` (a
+    repository the forge is still creating) are worth another try; the others are not.
+    """
+    text = output.lower()
+    status = next((int(m) for m in _HTTP_STATUS.findall(text)), None)
+    if status in (401, 403) or any(p in text for p in _AUTH_PHRASES):
         return "invalid_token", "The remote rejected the credentials (check the connection's token and its scopes)."
-    if "repository not found" in text or "not found" in text or "404" in text:
+    if status == 404 or _NOT_FOUND.search(text):
         return "remote_not_found", "The remote repository was not found."
-    if any(s in text for s in ("non-fast-forward", "fetch first", "rejected")):
+    if status == 429 or (status is not None and status >= 500) or any(p in text for p in _UNAVAILABLE_PHRASES):
+        return "remote_unavailable", "The remote is unavailable or dropped the connection."
+    if "[remote rejected]" in text or "hook declined" in text or "protected branch" in text:
+        return "push_rejected", "The remote refused the push (a server-side hook or branch protection)."
+    if any(s in text for s in ("non-fast-forward", "fetch first", "[rejected]")):
         return "remote_not_empty", "The remote branch has commits Kiln did not make; Kiln never force-pushes."
     if "timed out" in text or "timeout" in text:
         return "remote_timeout", "The remote did not answer in time."
@@ -166,9 +191,10 @@ def _run(args: list[str], *, env: dict[str, str], secrets: tuple[str, ...]) -> s
     try:
         return str(git.execute(args, env=env, kill_after_timeout=settings.KILN_GIT_TIMEOUT))
     except GitCommandError as exc:
-        stderr = redact(str(exc.stderr or ""), secrets)
-        code, message = _classify(stderr)
-        detail = " ".join(line.strip() for line in stderr.splitlines() if line.strip())[-300:]
+        # `push --porcelain` reports a refused ref ("!  ...  [remote rejected] (reason)") on stdout
+        output = redact(f"{exc.stderr or ''}\n{exc.stdout or ''}", secrets)
+        code, message = classify_git_error(output)
+        detail = " ".join(line.strip() for line in output.splitlines() if line.strip())[-300:]
         raise GitFailed(f"{message} ({detail})" if detail else message, code=code) from None
 
 

@@ -387,6 +387,9 @@ def test_canary_token_leaks_nowhere(api, cast, generated, run_jobs, flavor, requ
     forge = request.getfixturevalue(f"{flavor}_forge")
     caplog.set_level(logging.DEBUG)
     from apps.projects import tasks
+    from apps.projects.services.export_providers import common
+
+    monkeypatch.setattr(common, "backoff", lambda attempt: 0.01)  # the failing push (500) is retried
 
     sent_args = []
     original = tasks.execute_repository_export.apply_async

@@ -67,16 +67,23 @@ def build_and_push(ctx: ExportContext, *, url: str, auth: GitAuth | None) -> tup
     )
     ctx.log(f"built commit {commit} on {ctx.export.branch}")
     ctx.record(commit_sha=commit)
-    for attempt in range(1, NOT_READY_ATTEMPTS + 1):
+    # A forge may answer 404 for a moment after creating the repository, and 429/5xx or a
+    # dropped connection while busy: those pushes are tried again (never forced: the remote
+    # is read first on every attempt), everything else fails at once.
+    attempts = {"remote_not_found": NOT_READY_ATTEMPTS, "remote_unavailable": settings.KILN_PROVIDER_MAX_ATTEMPTS}
+    attempt = 0
+    while True:
+        attempt += 1
         ctx.heartbeat()
         try:
             outcome = push_commit(git_dir=git_dir, url=url, branch=ctx.export.branch, commit=commit, auth=auth)
             break
         except GitFailed as exc:
-            if exc.code != "remote_not_found" or attempt == NOT_READY_ATTEMPTS:
+            if attempt >= attempts.get(exc.code, 1):
                 raise
             wait = min(backoff(attempt), settings.KILN_PROVIDER_MAX_WAIT)
-            ctx.log(f"remote not ready yet; retrying the push in {wait:.1f}s")
+            reason = "remote not ready yet" if exc.code == "remote_not_found" else "remote unavailable"
+            ctx.log(f"{reason}; retrying the push in {wait:.1f}s")
             time.sleep(wait)
     ctx.log("pushed" if outcome.pushed else "the remote already had this commit; nothing pushed")
     return commit, outcome.pushed
