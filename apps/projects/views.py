@@ -9,7 +9,7 @@ from typing import Any
 from django.db.models import QuerySet
 from django.http import FileResponse
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_view
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, extend_schema_view
 from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.parsers import FormParser, MultiPartParser
@@ -165,6 +165,7 @@ class ProjectViewSet(
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
+@extend_schema(parameters=[OpenApiParameter("project_id", OpenApiTypes.INT, OpenApiParameter.PATH)])
 class ProjectScopedViewSet(viewsets.GenericViewSet):
     """Loads the URL's project, scoped to the caller: non-members get 404."""
 
