@@ -9,6 +9,7 @@ workers; that is how CI and production run.
 
 from __future__ import annotations
 
+import contextlib
 import os
 from pathlib import Path
 
@@ -19,6 +20,11 @@ from core.env import env_bool, env_float, env_int, env_list, env_path, env_secre
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
 DATA_DIR = env_path("KILN_DATA_DIR", BASE_DIR / "data")
 KILN_DATA_DIR = DATA_DIR
+# Every process keeps something here (SQLite, uploaded templates, compiled templates, the
+# token key file, beat's schedule), so it exists before any of them starts. A read-only
+# or missing parent is reported by the first writer, with the path, not at import.
+with contextlib.suppress(OSError):
+    DATA_DIR.mkdir(parents=True, exist_ok=True)
 
 # Development default only; `core.settings.production` refuses to start with it.
 INSECURE_SECRET_KEY = "django-insecure-kiln-development-key-do-not-use-in-production"  # noqa: S105
@@ -85,7 +91,6 @@ if DATABASE_URL:
     if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
         DATABASES["default"]["OPTIONS"].setdefault("connect_timeout", 5)
 else:
-    DATA_DIR.mkdir(parents=True, exist_ok=True)
     DATABASES = {
         "default": {
             "ENGINE": "django.db.backends.sqlite3",
