@@ -22,7 +22,6 @@ from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
-from jsonschema import Draft202012Validator, FormatChecker
 
 from apps.projects.models import GeneratedProject, Project, ProjectFile, ProjectTemplate, Role
 from apps.projects.services.project_generator import (
@@ -37,7 +36,7 @@ from apps.projects.services.project_generator import (
 )
 from apps.projects.services.projects import project_output_root, require_role
 from apps.projects.services.stored_files import SourceFile, read_generated_file
-from apps.projects.services.templates import TemplateManifest, template_folder, template_get
+from apps.projects.services.templates import TemplateInvalid, TemplateManifest, template_folder, template_get
 from core.exceptions import ApplicationError, Conflict, ValidationFailed
 from core.jobs import (
     ClaimOutcome,
@@ -49,6 +48,7 @@ from core.jobs import (
     error_payload,
     retry_fields,
 )
+from core.json_schema import UserSchemaError, iter_user_schema_errors
 from core.safe_paths import SafeWriter
 
 logger = logging.getLogger("kiln.generation")
@@ -85,8 +85,11 @@ def parameters_validate(*, template: ProjectTemplate, parameters: Any) -> dict[s
     for name, prop in properties.items():
         if name not in values and isinstance(prop, dict) and "default" in prop:
             values[name] = prop["default"]
-    validator = Draft202012Validator(schema, format_checker=FormatChecker())
-    for error in sorted(validator.iter_errors(values), key=lambda e: list(e.absolute_path)):
+    try:
+        found = sorted(iter_user_schema_errors(schema, values), key=lambda e: list(e.absolute_path))
+    except UserSchemaError as exc:  # stored before references were checked at upload
+        raise TemplateInvalid(f"Template '{template.slug}' has an invalid parameters schema: {exc}") from None
+    for error in found:
         if error.validator == "additionalProperties" and unknown:
             continue
         path = ".".join(str(p) for p in error.absolute_path)

@@ -27,11 +27,10 @@ from typing import IO, Any
 import yaml
 from django.conf import settings
 from django.db import transaction
-from jsonschema import SchemaError
-from jsonschema.validators import Draft202012Validator
 
 from apps.projects.models import ProjectTemplate, TemplateSource
 from core.exceptions import ApplicationError, NotFound, ValidationFailed
+from core.json_schema import UserSchemaError, check_user_schema, iter_user_schema_errors
 from core.safe_paths import SafeWriter, UnsafePath, clean_relative_path
 from core.values import contains_nul
 
@@ -135,11 +134,9 @@ def parse_manifest(raw: bytes, *, where: str = MANIFEST_NAME) -> TemplateManifes
     if parameters.get("type") != "object":
         raise TemplateInvalid(f"{where}: 'parameters' must have type: object.", extra={"key": "parameters"})
     try:
-        Draft202012Validator.check_schema(parameters)
-    except SchemaError as exc:
-        raise TemplateInvalid(
-            f"{where}: 'parameters' is not a valid JSON Schema: {exc.message}", extra={"key": "parameters"}
-        ) from exc
+        check_user_schema(parameters)
+    except UserSchemaError as exc:
+        raise TemplateInvalid(f"{where}: 'parameters': {exc}", extra={"key": "parameters"}) from None
     properties = parameters.get("properties", {})
     if not isinstance(properties, dict):
         raise TemplateInvalid(f"{where}: 'parameters.properties' must be a mapping.", extra={"key": "parameters"})
@@ -150,7 +147,12 @@ def parse_manifest(raw: bytes, *, where: str = MANIFEST_NAME) -> TemplateManifes
                 extra={"key": f"parameters.properties.{prop}"},
             )
         if isinstance(schema, dict) and "default" in schema:
-            errors = list(Draft202012Validator(schema).iter_errors(schema["default"]))
+            # through the whole schema, so that references to #/$defs/... resolve
+            errors = [
+                error
+                for error in iter_user_schema_errors(parameters, {prop: schema["default"]})
+                if list(error.absolute_path)[:1] == [prop]
+            ]
             if errors:
                 raise TemplateInvalid(
                     f"{where}: the default of parameter '{prop}' does not match its schema: {errors[0].message}",

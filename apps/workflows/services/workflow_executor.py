@@ -18,7 +18,7 @@ from typing import Any
 from django.db import transaction
 from django.utils import timezone
 from jinja2 import TemplateSyntaxError
-from jsonschema import Draft202012Validator, SchemaError
+from jsonschema import Draft202012Validator
 
 from apps.projects.models import Project, Role
 from apps.projects.selectors import projects_visible_to
@@ -27,6 +27,7 @@ from apps.workflows.models import StepRun, StepStatus, Workflow, WorkflowRun
 from apps.workflows.services.step_executors import STEP_EXECUTORS, StepContext, get_step_executor, run_step
 from core.exceptions import ApplicationError, Conflict, NotFound, PermissionDenied, ValidationFailed
 from core.jobs import ClaimOutcome, JobStatus, check_capacity, claim, enqueue_on_commit, error_payload, retry_fields
+from core.json_schema import UserSchemaError, check_user_schema, iter_user_schema_errors
 from core.sandbox import make_environment, plain_context, render_limits
 from core.values import contains_nul
 
@@ -75,12 +76,9 @@ def validate_inputs_schema(schema: Any) -> dict[str, Any]:
             "inputs_schema must be a JSON Schema object.", extra={"fields": {"inputs_schema": ["Invalid."]}}
         )
     try:
-        Draft202012Validator.check_schema(schema)
-    except SchemaError as exc:
-        raise ValidationFailed(
-            f"inputs_schema is not a valid JSON Schema: {exc.message}",
-            extra={"fields": {"inputs_schema": [exc.message]}},
-        ) from None
+        check_user_schema(schema)
+    except UserSchemaError as exc:
+        raise ValidationFailed(f"inputs_schema: {exc}", extra={"fields": {"inputs_schema": [str(exc)]}}) from None
     return schema
 
 
@@ -295,7 +293,13 @@ def _validate_run_inputs(workflow: Workflow, inputs: Any) -> dict[str, Any]:
             values[name] = prop["default"]
     if schema:
         errors: dict[str, list[str]] = {}
-        for error in Draft202012Validator(schema).iter_errors(values):
+        try:
+            found = list(iter_user_schema_errors(schema, values))
+        except UserSchemaError as exc:  # saved before references were checked
+            raise ValidationFailed(
+                f"The workflow's inputs_schema is invalid: {exc}", extra={"fields": {"inputs_schema": [str(exc)]}}
+            ) from None
+        for error in found:
             key = ".".join(["inputs", *(str(p) for p in error.absolute_path)])
             errors.setdefault(key, []).append(error.message)
         if errors:

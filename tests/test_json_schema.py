@@ -1,0 +1,145 @@
+"""People's JSON Schemas (template parameters, workflow inputs) never make Kiln fetch a URL,
+and a reference that does not resolve is a 400, not a 500."""
+
+from __future__ import annotations
+
+import http.server
+import stat
+import threading
+from collections.abc import Iterator
+
+import pytest
+
+from apps.projects.models import ProjectTemplate
+from apps.projects.tests.test_api_templates import make_zip, upload
+from core.json_schema import UserSchemaError, check_user_schema, iter_user_schema_errors
+
+
+@pytest.fixture
+def listener() -> Iterator[tuple[str, list[str]]]:
+    """A loopback HTTP server that records every request and serves a schema."""
+    hits: list[str] = []
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            hits.append(self.path)
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.end_headers()
+            self.wfile.write(b'{"type": "string"}')
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_port}/schema.json", hits
+    server.shutdown()
+    server.server_close()
+
+
+LOCAL = {
+    "type": "object",
+    "$defs": {"count": {"type": "integer", "minimum": 1}, "named": {"$anchor": "Name", "type": "string"}},
+    "properties": {
+        "n": {"$ref": "#/$defs/count"},
+        "who": {"$ref": "#Name"},
+        "data": {"type": "object", "default": {"$ref": "not a reference, a value"}},
+    },
+}
+
+
+def test_references_inside_the_schema_are_accepted_and_used():
+    check_user_schema(LOCAL)
+    errors = sorted(e.message for e in iter_user_schema_errors(LOCAL, {"n": 0, "who": 5}))
+    assert errors == ["0 is less than the minimum of 1", "5 is not of type 'string'"]
+
+
+@pytest.mark.parametrize(
+    ("ref", "why"),
+    [
+        ("http://127.0.0.1:9/s.json", "points outside the schema"),
+        ("file:///etc/passwd", "points outside the schema"),
+        ("other.json#/x", "points outside the schema"),
+        ("#/$defs/missing", "does not resolve inside the schema"),
+        ("#NoSuchAnchor", "does not resolve inside the schema"),
+    ],
+)
+def test_other_references_are_refused(ref, why):
+    with pytest.raises(UserSchemaError, match=why):
+        check_user_schema({"type": "object", "properties": {"x": {"$ref": ref}}})
+
+
+def test_validating_never_fetches(listener):
+    url, hits = listener
+    schema = {"type": "object", "properties": {"x": {"$ref": url}}}
+    with pytest.raises(UserSchemaError, match="does not resolve"):
+        list(iter_user_schema_errors(schema, {"x": 5}))
+    assert hits == []
+
+
+def _template_zip(parameters_yaml: bytes) -> bytes:
+    manifest = b"slug: refs\nname: Refs\nversion: '1.0.0'\nparameters:\n" + parameters_yaml
+    return make_zip(
+        [
+            ("template.yaml", manifest, stat.S_IFREG | 0o644),
+            ("README.md", b"{{ x }}\n", stat.S_IFREG | 0o644),
+        ]
+    )
+
+
+@pytest.mark.django_db
+def test_template_upload_with_a_remote_reference_is_400_and_fetches_nothing(api, cast, listener):
+    url, hits = listener
+    payload = _template_zip(f"  type: object\n  properties:\n    x: {{$ref: '{url}', default: a}}\n".encode())
+    response = upload(api(cast.alice), payload)
+    assert response.status_code == 400, response.content
+    assert response.json()["code"] == "template_invalid"
+    assert "points outside the schema" in response.json()["message"]
+    assert hits == []
+    assert not ProjectTemplate.objects.filter(slug="refs").exists()
+
+
+@pytest.mark.django_db
+def test_template_defaults_are_checked_through_local_references(api, cast):
+    payload = _template_zip(
+        b"  type: object\n  $defs: {small: {type: integer, maximum: 3}}\n"
+        b"  properties:\n    x: {$ref: '#/$defs/small', default: 7}\n"
+    )
+    response = upload(api(cast.alice), payload)
+    assert response.status_code == 400, response.content
+    assert "default of parameter 'x'" in response.json()["message"]
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("dry_run", [True, False])
+def test_a_stored_schema_with_a_bad_reference_is_400_not_500(api, cast, make_template, listener, dry_run):
+    url, hits = listener
+    template = make_template({"README.md": "x\n"}, slug="stored-refs")
+    # as a row saved before references were checked at upload
+    ProjectTemplate.objects.filter(pk=template.pk).update(
+        parameters={"type": "object", "properties": {"x": {"$ref": url}, "y": {"$ref": "#/$defs/missing"}}}
+    )
+    response = api(cast.dave).post(
+        f"/api/v1/projects/{cast.project.pk}/generated/",
+        {"template": "stored-refs", "parameters": {"x": "a"}, "dry_run": dry_run},
+        format="json",
+    )
+    assert response.status_code == 400, response.content
+    assert response.json()["code"] == "template_invalid"
+    assert hits == []
+
+
+@pytest.mark.django_db
+def test_workflow_inputs_schema_with_a_remote_reference_is_400(api, cast, listener):
+    url, hits = listener
+    body = {
+        "name": "refs",
+        "inputs_schema": {"type": "object", "properties": {"x": {"$ref": url}}},
+        "steps": [{"id": "a", "type": "api_call", "input": {"operation": "projects_list"}}],
+    }
+    response = api(cast.alice).post("/api/v1/workflows/", body, format="json")
+    assert response.status_code == 400, response.content
+    assert response.json()["code"] == "validation_error"
+    assert "inputs_schema" in response.json()["extra"]["fields"]
+    assert hits == []
