@@ -2,8 +2,13 @@
 
 Shapes follow docs.github.com ("full-repository", "organization-full", "private-user",
 "git-ref", "rate-limit-overview", "basic-error", "validation-failed") and the bodies in
-forge.md §2.4. Every absolute URL points back at the forge. Written from the docs; no
-PyGithub replay data is used.
+forge.md §2.4. Every absolute URL points back at the forge (unless `Knobs.api_links`
+says otherwise). Written from the docs; no PyGithub replay data is used.
+
+Where github.com does more than its documentation promises, the forge follows the
+documentation by default (`Knobs`): `GET /repositories/{id}` is not served unless
+switched on, and the switches choose between documented variants of an answer. The
+`inject_*` helpers answer with the documented rate-limit and authentication errors.
 """
 
 from __future__ import annotations
@@ -12,12 +17,15 @@ import contextlib
 import json
 import os
 import re
+import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote
 
 from tests.forge.git_http import basic_credentials
 from tests.forge.model import (
+    Fault,
     Namespace,
     Repo,
     Request,
@@ -51,6 +59,101 @@ ANONYMOUS_LIMIT = 60
 NAME_EXISTS = "name already exists on this account"
 TOPIC_RE = re.compile(r"^[a-z0-9][a-z0-9-]{0,49}$")
 MAX_TOPICS = 20
+
+
+# ----------------------------------------------------------------------------- knobs
+
+NAME_EXISTS_STYLES = ("custom", "already_exists")
+
+
+@dataclass
+class Knobs:
+    """How the forge plays GitHub where the docs leave room (`forge.github_knobs`).
+
+    `repositories_by_id`: serve `GET /repositories/{id}`. github.com answers it, but the
+    REST docs do not list it, so an emulator written from them answers 404: off.
+
+    `name_exists`: the 422 for a name clash on create or rename. `"custom"` is what
+    github.com sends (`code: custom`, message "name already exists on this account");
+    `"already_exists"` is the documented validation error code, with no message.
+
+    `api_links`: base of the absolute API URLs in response bodies (`url`, `repos_url`,
+    ...); None means the forge's own `api_url`. Set to `https://api.github.com` (no
+    `/api/v3` prefix) a client that follows them instead of building documented paths
+    from `full_name` misses the forge.
+    """
+
+    repositories_by_id: bool = False
+    name_exists: str = "custom"
+    api_links: str | None = None
+
+
+def knobs(forge: LocalForge) -> Knobs:
+    return forge.github_knobs
+
+
+def api_base(forge: LocalForge) -> str:
+    """The API root written into response bodies (see `Knobs.api_links`)."""
+    return (knobs(forge).api_links or forge.api_url).rstrip("/")
+
+
+# ----------------------------------------------------------------------------- fault helpers
+
+RATE_LIMIT_DOC = "https://docs.github.com/rest/using-the-rest-api/rate-limits-for-the-rest-api"
+PRIMARY_LIMIT_MESSAGE = "API rate limit exceeded for user ID 1001."
+SECONDARY_LIMIT_MESSAGE = (
+    "You have exceeded a secondary rate limit. Please wait a few minutes before you try again. "
+    "If you reach out to GitHub Support for help, please include the request ID F0RGE:1."
+)
+
+
+def inject_primary_rate_limit(
+    forge: LocalForge,
+    method: str | None,
+    path_regex: str,
+    *,
+    status: int = 403,
+    message: str = PRIMARY_LIMIT_MESSAGE,
+    reset_in: float = 3600.0,
+    times: int | None = 1,
+) -> Fault:
+    """The primary limit: 403 or 429 with `x-ratelimit-remaining: 0` and the reset time.
+
+    The docs identify it by those headers, not by the message, so `message` may be anything.
+    """
+    reset = str(int(time.time() + reset_in))
+    headers = {
+        "X-RateLimit-Limit": str(CORE_LIMIT),
+        "X-RateLimit-Remaining": "0",
+        "X-RateLimit-Used": str(CORE_LIMIT),
+        "X-RateLimit-Reset": reset,
+    }
+    body = {"message": message, "documentation_url": RATE_LIMIT_DOC, "status": str(status)}
+    return forge.inject(method, path_regex, status, body, headers, times)
+
+
+def inject_secondary_rate_limit(
+    forge: LocalForge,
+    method: str | None,
+    path_regex: str,
+    *,
+    status: int = 403,
+    retry_after: int | None = 60,
+    message: str = SECONDARY_LIMIT_MESSAGE,
+    times: int | None = 1,
+) -> Fault:
+    """A secondary limit: 403 or 429, with `retry-after` when given (the docs say "may")."""
+    headers = {"Retry-After": str(retry_after)} if retry_after is not None else {}
+    body = {"message": message, "documentation_url": RATE_LIMIT_DOC, "status": str(status)}
+    return forge.inject(method, path_regex, status, body, headers, times)
+
+
+def inject_requires_authentication(
+    forge: LocalForge, method: str | None, path_regex: str, *, times: int | None = 1
+) -> Fault:
+    """The 401 GitHub sends when a request reached it without usable credentials."""
+    body = {"message": "Requires authentication", "documentation_url": DOCS, "status": "401"}
+    return forge.inject(method, path_regex, 401, body, None, times)
 
 
 # ----------------------------------------------------------------------------- plumbing
@@ -169,7 +272,7 @@ def _json_object(req: Request, doc: str) -> tuple[dict[str, Any], Response | Non
 
 
 def _simple_user(forge: LocalForge, login: str, ident: int, kind: str) -> dict[str, Any]:
-    api, base = forge.api_url, forge.base_url
+    api, base = api_base(forge), forge.base_url
     return {
         "login": login,
         "id": ident,
@@ -239,7 +342,7 @@ def user_json(forge: LocalForge, user: User, *, private: bool) -> dict[str, Any]
 
 
 def org_json(forge: LocalForge, ns: Namespace, viewer: User | None) -> dict[str, Any]:
-    api, base, login = forge.api_url, forge.base_url, ns.full_path
+    api, base, login = api_base(forge), forge.base_url, ns.full_path
     repos = forge.repos_in(ns)
     payload: dict[str, Any] = {
         "login": login,
@@ -309,7 +412,7 @@ def _size_kb(repo: Repo) -> int:
 
 def repo_json(forge: LocalForge, repo: Repo, viewer: User | None) -> dict[str, Any]:
     heads = forge.sync_default_branch(repo)
-    api, base, full = forge.api_url, forge.base_url, repo.full_name
+    api, base, full = api_base(forge), forge.base_url, repo.full_name
     r = f"{api}/repos/{full}"
     admin = forge.can_write(viewer, repo)
     payload: dict[str, Any] = {
@@ -493,7 +596,12 @@ def _name_problem(name: Any, doc: str) -> Response | None:
     return None
 
 
-def _name_exists(doc: str) -> Response:
+def _name_exists(forge: LocalForge, doc: str) -> Response:
+    style = knobs(forge).name_exists
+    if style == "already_exists":
+        return validation_failed([{"resource": "Repository", "code": "already_exists", "field": "name"}], doc)
+    if style != "custom":
+        raise ValueError(f"Knobs.name_exists must be one of {NAME_EXISTS_STYLES}, not {style!r}")
     return error(
         422,
         "Repository creation failed.",
@@ -517,7 +625,7 @@ def _create(forge: LocalForge, req: Request, user: User, ns: Namespace, doc: str
     visibility = data.get("visibility") or ("private" if data.get("private") else "public")
     with forge.lock:
         if _taken(forge, ns, name):
-            return _name_exists(doc)
+            return _name_exists(forge, doc)
         repo = forge.create_repo(
             ns,
             name=name,
@@ -543,7 +651,7 @@ def _create(forge: LocalForge, req: Request, user: User, ns: Namespace, doc: str
             when=utcnow(),
         )
         forge.after_push(repo)
-    location = f"{forge.api_url}/repos/{repo.full_name}"
+    location = f"{api_base(forge)}/repos/{repo.full_name}"
     return ok(repo_json(forge, repo, user), 201, [("Location", location)])
 
 
@@ -577,6 +685,9 @@ def get_repo(forge: LocalForge, req: Request, user: User | None, owner: str, nam
 
 @route("GET", r"/repositories/(?P<ident>\d+)", auth=False)
 def get_repo_by_id(forge: LocalForge, req: Request, user: User | None, ident: str) -> Response:
+    """Undocumented (github.com serves it; the REST docs do not): only with `Knobs.repositories_by_id`."""
+    if not knobs(forge).repositories_by_id:
+        return not_found()
     repo = forge.repo_by_id(int(ident))
     if repo is None or not forge.can_read(user, repo):
         return not_found()
@@ -645,7 +756,7 @@ def update_repo(forge: LocalForge, req: Request, user: User, owner: str, name: s
             new = sanitize_name(data["name"])
             if new != repo.name:
                 if _taken(forge, repo.namespace, new, exclude=repo):
-                    return _name_exists(DOC_UPDATE)
+                    return _name_exists(forge, DOC_UPDATE)
                 forge.rename_repo(repo, new, new)
         if "description" in data:
             repo.description = data["description"]
@@ -694,7 +805,7 @@ def replace_topics(forge: LocalForge, req: Request, user: User, owner: str, name
 
 
 def _ref_json(forge: LocalForge, repo: Repo, ref: str, sha: str) -> dict[str, Any]:
-    r = f"{forge.api_url}/repos/{repo.full_name}"
+    r = f"{api_base(forge)}/repos/{repo.full_name}"
     return {
         "ref": ref,
         "node_id": node_id("Ref", int(sha[:7], 16)),

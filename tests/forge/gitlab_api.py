@@ -15,6 +15,7 @@ import math
 import re
 import time
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from email.utils import formatdate
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, unquote, urlencode
@@ -49,9 +50,142 @@ PATH_RE = re.compile(r"^[A-Za-z0-9_.][A-Za-z0-9_.\-]*$")
 PATH_MESSAGE = (
     "can contain only letters, digits, '_', '-' and '.'. Cannot start with '-', end in '.git' or end in '.atom'"
 )
+# The documented rule ("Projects API", project `path`): only letters, digits, '_', '-' and
+# '.'; no special character first or last, none twice in a row; not ending in .git/.atom.
+STRICT_PATH_RE = re.compile(r"^[A-Za-z0-9]+(?:[._-][A-Za-z0-9]+)*$")
+STRICT_PATH_MESSAGE = (
+    "can contain only letters, digits, '_', '-' and '.'. It must not start or end with a special character, "
+    "must not contain consecutive special characters and must not end in '.git' or '.atom'"
+)
+# "Reserved project names" (docs, user/reserved_names): the one-segment ones.
+RESERVED_PROJECT_PATHS = frozenset(
+    {
+        "badges",
+        "blame",
+        "blob",
+        "builds",
+        "commits",
+        "create",
+        "create_dir",
+        "edit",
+        "files",
+        "find_file",
+        "new",
+        "preview",
+        "raw",
+        "refs",
+        "tree",
+        "update",
+        "wikis",
+    }
+)
 TAKEN = "has already been taken"
 VISIBILITIES = ("private", "internal", "public")
 OWNER = 50  # access level
+
+
+# ----------------------------------------------------------------------------- knobs
+
+
+@dataclass
+class Throttle:
+    """One queued 429 (see `Knobs.rate_limit`)."""
+
+    method: str | None
+    pattern: re.Pattern[str]
+    times: int | None
+    retry_after: int | None
+    reset_in: float | None
+    hits: int = 0
+
+
+@dataclass
+class Knobs:
+    """How the forge plays GitLab where the docs allow more than one answer (`forge.gitlab_knobs`).
+
+    `first_push_sets_default`: GitLab makes the first branch pushed to an empty project its
+    default (Gitaly reports the only branch; Rails stores it). Off, a push never changes the
+    default branch, as a server that only implements the documented `PUT /projects/:id`.
+
+    `initial_default_branch`: what a project created without a README reports as
+    `default_branch` before (and, with `first_push_sets_default` off, after) a push. GitLab
+    reports null for an empty project; some versions report the instance default (`main`).
+
+    `clash_status`: the answer to creating a project whose name or path exists. GitLab sends
+    400 with `has already been taken` per field; the REST docs' status table gives `409
+    Conflict` for exactly this case. `clash_message` replaces the 409's `message` (default:
+    the same per-field dict as the 400).
+
+    `no_create_in`: namespaces (full paths, any case) the caller can see but not create
+    projects in (a Reporter, or a project creation level above the caller's role).
+    `no_create_status` is GitLab's 400 `{"namespace": ["is not valid"]}` or a 403.
+
+    `strict_paths`: hold project paths to the documented rule (no special character first,
+    last or twice in a row; no reserved project name); off, the older, looser pattern.
+
+    `rate_limit(...)`: answer the next matching API requests with Rack::Attack's 429
+    (`Retry later`, RateLimit-* headers, `Retry-After` when given).
+    """
+
+    first_push_sets_default: bool = True
+    initial_default_branch: str | None = None
+    clash_status: int = 400
+    clash_message: Any = None
+    no_create_in: set[str] = field(default_factory=set)
+    no_create_status: int = 400
+    strict_paths: bool = True
+    throttles: list[Throttle] = field(default_factory=list)
+
+    def rate_limit(
+        self,
+        method: str | None,
+        path_regex: str,
+        *,
+        times: int | None = 1,
+        retry_after: int | None = None,
+        reset_in: float | None = None,
+    ) -> Throttle:
+        """429 the next `times` requests matching `path_regex` (`re.search` on the raw path).
+
+        `retry_after`: the `Retry-After` seconds (None: no such header). `reset_in`: seconds
+        from now to the `RateLimit-Reset` Unix time (None: the usual end of the minute).
+        """
+        entry = Throttle(method.upper() if method else None, re.compile(path_regex), times, retry_after, reset_in)
+        self.throttles.append(entry)
+        return entry
+
+
+def knobs(forge: LocalForge) -> Knobs:
+    return forge.gitlab_knobs
+
+
+def _throttled(forge: LocalForge, req: Request) -> Throttle | None:
+    with forge.lock:
+        for entry in knobs(forge).throttles:
+            if entry.method not in (None, req.method) or not entry.pattern.search(req.path):
+                continue
+            if entry.times is not None and entry.hits >= entry.times:
+                continue
+            entry.hits += 1
+            return entry
+    return None
+
+
+def too_many_requests(entry: Throttle) -> Response:
+    """Rack::Attack's throttled answer as GitLab configures it (plain text, RateLimit-*)."""
+    headers = [
+        ("Content-Type", "text/plain"),
+        ("RateLimit-Name", "throttle_authenticated_api"),
+        ("RateLimit-Limit", str(RATE_LIMIT)),
+        ("RateLimit-Observed", str(RATE_LIMIT + 1)),
+        ("RateLimit-Remaining", "0"),
+    ]
+    if entry.reset_in is not None:
+        reset = math.ceil(time.time() + entry.reset_in)
+        headers += [("RateLimit-Reset", str(reset)), ("RateLimit-ResetTime", formatdate(reset, usegmt=True))]
+    if entry.retry_after is not None:
+        headers.append(("Retry-After", str(entry.retry_after)))
+    return Response(429, b"Retry later\n", headers, "Retry later\n")
 
 
 # ----------------------------------------------------------------------------- plumbing
@@ -121,7 +255,13 @@ def route(method: str, pattern: str, *, auth: bool = True) -> Callable[[Handler]
 def handle(forge: LocalForge, req: Request) -> Response:
     token, sent = _token(req)
     user = forge.user_for_token(token) if sent else None
-    resp = message(401, "401 Unauthorized") if sent and user is None else _route(forge, req, user)
+    throttle = _throttled(forge, req)
+    if throttle is not None:
+        resp = too_many_requests(throttle)
+    elif sent and user is None:
+        resp = message(401, "401 Unauthorized")
+    else:
+        resp = _route(forge, req, user)
     decorate(forge, req, resp, user)
     return resp
 
@@ -352,7 +492,7 @@ def project_json(forge: LocalForge, repo: Repo, viewer: User | None) -> dict[str
     web = f"{base}/{full}"
     api_self = f"{base}{PREFIX}/projects/{repo.id}"
     empty = not heads
-    default = None if empty else repo.default_branch
+    default = repo.default_branch if not empty or knobs(forge).initial_default_branch else None
     creator = forge.user(repo.creator)
     has_readme = bool(
         default
@@ -623,6 +763,7 @@ def create_project(forge: LocalForge, req: Request, user: User) -> Response:
     if name is None:
         name = path
 
+    conf = knobs(forge)
     with forge.lock:
         ns = forge.user_namespace(user) if ns_id is None else forge.namespace_by_id(ns_id)
         # Projects::CreateService#deny_namespace: an unknown namespace or one the user cannot
@@ -631,11 +772,18 @@ def create_project(forge: LocalForge, req: Request, user: User) -> Response:
             forge.is_member(user, ns) if ns.kind == "group" else ns.full_path.lower() == user.login.lower()
         ):
             return message(400, {"namespace": ["is not valid"]})
+        if ns.full_path.lower() in {p.lower() for p in conf.no_create_in}:
+            if conf.no_create_status == 403:
+                return message(403, "403 Forbidden")
+            return message(conf.no_create_status, {"namespace": ["is not valid"]})
         errors: dict[str, list[str]] = {}
         if not NAME_RE.match(name):
             errors["name"] = [NAME_MESSAGE]
-        if not PATH_RE.match(path) or path.endswith((".git", ".atom")):
-            errors["path"] = [PATH_MESSAGE]
+        path_re, path_message = (STRICT_PATH_RE, STRICT_PATH_MESSAGE) if conf.strict_paths else (PATH_RE, PATH_MESSAGE)
+        if not path_re.match(path) or path.endswith((".git", ".atom")):
+            errors["path"] = [path_message]
+        elif conf.strict_paths and path.lower() in RESERVED_PROJECT_PATHS:
+            errors["path"] = [f"{path} is a reserved name"]  # [U] exact text not verified
         siblings = forge.repos_in(ns)
         if "name" not in errors and any(r.name == name for r in siblings):
             errors["name"] = [TAKEN]
@@ -644,6 +792,8 @@ def create_project(forge: LocalForge, req: Request, user: User) -> Response:
             errors["path"] = [TAKEN]
         if errors.get("name") == [TAKEN]:
             errors["project_namespace.name"] = [TAKEN]
+        if errors and conf.clash_status != 400 and all(v == [TAKEN] for v in errors.values()):
+            return message(conf.clash_status, errors if conf.clash_message is None else conf.clash_message)
         if errors:
             return message(400, errors)
         repo = forge.create_repo(
@@ -653,7 +803,7 @@ def create_project(forge: LocalForge, req: Request, user: User) -> Response:
             creator=user.login.lower(),
             description=description,
             visibility=visibility,
-            default_branch=(branch or "main") if readme else None,
+            default_branch=(branch or "main") if readme else conf.initial_default_branch,
             params=params,
         )
     if readme:
@@ -674,6 +824,37 @@ def create_project(forge: LocalForge, req: Request, user: User) -> Response:
 def get_project(forge: LocalForge, req: Request, user: User | None, ident: str) -> Response:
     repo = _project(forge, user, ident)
     return ok(project_json(forge, repo, user)) if repo else not_found("Project")
+
+
+@route("PUT", r"/projects/(?P<ident>[^/]+)")
+def update_project(forge: LocalForge, req: Request, user: User, ident: str) -> Response:
+    """Edit a project: the attributes Kiln may change (`default_branch`, `description`, `visibility`)."""
+    repo = _project(forge, user, ident)
+    if repo is None:
+        return not_found("Project")
+    if not forge.can_write(user, repo):
+        return message(403, "403 Forbidden")
+    params, problem = _params(req)
+    if problem is not None:
+        return problem
+    if "visibility" in params and params["visibility"] not in VISIBILITIES:
+        return grape_error("visibility does not have a valid value")
+    if "description" in params and not isinstance(params["description"], str):
+        return grape_error("description is invalid")
+    branch = params.get("default_branch")
+    if "default_branch" in params and (not isinstance(branch, str) or not branch):
+        return grape_error("default_branch is invalid")
+    with forge.lock:
+        if isinstance(branch, str):
+            if branch not in forge.heads(repo):
+                return message(400, "Could not set the default branch")  # [U] exact text not verified
+            forge.set_default_branch(repo, branch)
+        if "description" in params:
+            repo.description = params["description"]
+        if "visibility" in params:
+            repo.visibility = params["visibility"]
+        repo.updated_at = utcnow()
+    return ok(project_json(forge, repo, user))
 
 
 @route("DELETE", r"/projects/(?P<ident>[^/]+)")

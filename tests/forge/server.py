@@ -80,6 +80,10 @@ class LocalForge:
         self.errors: list[str] = []
         #: How many request bodies arrived with Transfer-Encoding: chunked.
         self.chunked_requests = 0
+        #: GitHub flavour: where to follow the docs strictly or which documented variant to play.
+        self.github_knobs = github_api.Knobs()
+        #: GitLab flavour: the same, for GitLab's documented behaviours (see `gitlab_api.Knobs`).
+        self.gitlab_knobs = gitlab_api.Knobs()
         self.started_at = time.time()
         self._httpd: _Server | None = None
         self._thread: threading.Thread | None = None
@@ -577,7 +581,8 @@ class LocalForge:
         """
         heads = self.heads(repo)
         with self._lock:
-            if heads and repo.default_branch not in heads:
+            follow = self.flavor != "gitlab" or self.gitlab_knobs.first_push_sets_default
+            if follow and heads and repo.default_branch not in heads:
                 pick = "main" if "main" in heads else "master" if "master" in heads else sorted(heads)[0]
                 self.set_default_branch(repo, pick)
         return heads

@@ -477,6 +477,10 @@ def test_github_topics_edit_and_delete(github_forge: LocalForge) -> None:
     assert shape(patch) == ("PATCH", "/api/v3/repos/alice/t", {"name": "t", "description": "new words"}, 200)
     assert repo.description == "new words"
 
+    # GET /repositories/{id} is not in the REST docs: off unless the knob serves it.
+    with pytest.raises(UnknownObjectException):
+        client.get_repo(repo.id)
+    github_forge.github_knobs.repositories_by_id = True
     same = client.get_repo(repo.id)
     assert github_forge.requests[-1].path == f"/api/v3/repositories/{repo.id}"
     same.delete()
@@ -540,6 +544,60 @@ def test_github_rate_limit_endpoint(github_forge: LocalForge) -> None:
     overview = gh(github_forge).get_rate_limit()
     assert overview.resources.core.limit == 5000
     assert only(github_forge).path == "/api/v3/rate_limit"
+
+
+def test_github_knob_documented_already_exists_code(github_forge: LocalForge) -> None:
+    github_forge.github_knobs.name_exists = "already_exists"
+    client = gh(github_forge)
+    client.get_user().create_repo("demo")
+    with pytest.raises(GithubException) as caught:
+        client.get_user().create_repo("Demo")
+    assert caught.value.status == 422
+    assert caught.value.data == {
+        "message": "Validation Failed",
+        "errors": [{"resource": "Repository", "code": "already_exists", "field": "name"}],
+        "documentation_url": "https://docs.github.com/rest/repos/repos#create-a-repository-for-the-authenticated-user",
+        "status": "422",
+    }
+
+
+def test_github_knob_api_links_point_elsewhere(github_forge: LocalForge) -> None:
+    github_forge.github_knobs.api_links = "https://api.github.com"
+    headers = {"Authorization": f"Bearer {ALICE_TOKEN}"}
+    resp = requests.post(f"{github_forge.api_url}/orgs/acme/repos", json={"name": "svc"}, headers=headers, timeout=5)
+    assert resp.status_code == 201
+    body = resp.json()
+    assert body["url"] == "https://api.github.com/repos/acme/svc"
+    assert body["owner"]["url"] == "https://api.github.com/users/acme"
+    assert resp.headers["Location"] == "https://api.github.com/repos/acme/svc"
+    assert body["clone_url"] == github_forge.clone_url("acme/svc")  # git URLs still lead to the forge
+    # A client following `url` leaves the /api/v3 prefix behind and misses.
+    assert requests.get(f"{github_forge.base_url}/repos/acme/svc", headers=headers, timeout=5).status_code == 404
+
+
+def test_github_injected_documented_limits_and_401(github_forge: LocalForge) -> None:
+    from tests.forge import github_api
+
+    github_api.inject_primary_rate_limit(github_forge, "GET", r"/user$", message="Anything at all.", reset_in=60)
+    github_api.inject_secondary_rate_limit(github_forge, "GET", r"/user$", status=429, retry_after=7)
+    github_api.inject_requires_authentication(github_forge, "GET", r"/user$")
+    with pytest.raises(GithubException) as primary:
+        gh(github_forge).get_user().login  # noqa: B018
+    assert type(primary.value) is GithubException  # not message-based RateLimitExceeded
+    assert primary.value.status == 403
+    assert primary.value.headers is not None and primary.value.headers["x-ratelimit-remaining"] == "0"
+    assert 0 < int(primary.value.headers["x-ratelimit-reset"]) - time.time() <= 61
+    with pytest.raises(GithubException) as secondary:
+        gh(github_forge).get_user().login  # noqa: B018
+    assert secondary.value.status == 429 and secondary.value.headers is not None
+    assert secondary.value.headers["retry-after"] == "7"
+    assert int(secondary.value.headers["x-ratelimit-remaining"]) > 0
+    with pytest.raises(GithubException) as unauthenticated:
+        gh(github_forge).get_user().login  # noqa: B018
+    assert type(unauthenticated.value) is GithubException  # PyGithub maps only "Bad credentials"
+    assert unauthenticated.value.status == 401
+    assert unauthenticated.value.data["message"] == "Requires authentication"
+    assert gh(github_forge).get_user().login == "alice"
 
 
 # ----------------------------------------------------------------------------- GitLab via python-gitlab

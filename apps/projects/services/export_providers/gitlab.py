@@ -2,13 +2,21 @@
 
 The namespace (a group path, nested paths too) is resolved to its id first; no namespace
 means the token user's personal namespace. python-gitlab's own 429 retries are off so
-Kiln's capped policy applies. GitLab reports no default branch until the first push, so
-Kiln pushes an explicit refspec and reads nothing from the create response's branch.
+Kiln's capped policy applies; python-gitlab's errors keep no response, so the client
+remembers the headers of the last answer and hangs them on the error, where `classify`
+reads `Retry-After` / `RateLimit-Reset` (GitLab's "Rate limits" docs).
+
+GitLab reports no default branch until the first push, and only GitLab itself (not every
+server speaking its API) makes the first pushed branch the default, so after the push
+Kiln reads the project back and sets `default_branch` when it differs.
 """
 
 from __future__ import annotations
 
+import re
+import time
 from datetime import datetime
+from email.utils import parsedate_to_datetime
 from typing import Any
 
 import gitlab
@@ -35,12 +43,49 @@ from apps.projects.services.repository_exporter import (
     ExportResult,
     Retry,
     register_provider,
-    retry_after_seconds,
     with_retries,
 )
-from core.exceptions import ApplicationError
+from core.exceptions import ApplicationError, ValidationFailed
 
 REPOSITORY_FIELDS = {"namespace", "name", "visibility", "description", "default_branch"}
+
+# GitLab's project path rules ("Projects API" / "Reserved project and group names"): letters,
+# digits, '_', '-' and '.'; no special character first, last or twice in a row; not ending in
+# '.git' or '.atom'. Kiln sends the repository name as both `name` and `path`, and every valid
+# path is also a valid project name.
+PATH_RE = re.compile(r"^[A-Za-z0-9]+(?:[._-][A-Za-z0-9]+)*$")
+PATH_SUFFIXES = (".git", ".atom")
+# "Reserved project names" (the one-segment ones; '-' already fails PATH_RE).
+RESERVED_PATHS = frozenset(
+    [
+        "badges",
+        "blame",
+        "blob",
+        "builds",
+        "commits",
+        "create",
+        "create_dir",
+        "edit",
+        "files",
+        "find_file",
+        "new",
+        "preview",
+        "raw",
+        "refs",
+        "tree",
+        "update",
+        "wikis",
+    ]
+)
+PATH_MESSAGE = (
+    "GitLab project paths use letters, digits, '_', '-' and '.', must start and end with a letter or digit, "
+    "must not contain two special characters in a row and must not end in '.git' or '.atom'."
+)
+# 400 keys under which GitLab reports that a project of this name or path exists.
+CLASH_FIELDS = ("name", "path", "project_namespace.name")
+TAKEN = "has already been taken"
+# A 429 that says nothing about when to come back.
+DEFAULT_RATE_LIMIT_WAIT = 60.0
 
 
 def base_url(connection: ProviderConnection | None) -> str:
@@ -48,18 +93,34 @@ def base_url(connection: ProviderConnection | None) -> str:
 
 
 class _Gitlab(gitlab.Gitlab):
-    """python-gitlab with its own 429/5xx sleeping switched off for every request.
+    """python-gitlab with its own 429/5xx sleeping switched off and response headers kept.
 
     These options are per request in python-gitlab (the constructor hands unknown
     arguments to the HTTP backend), so they are forced here, in the one place all
-    requests pass; Kiln's capped `with_retries` policy decides instead.
+    requests pass; Kiln's capped `with_retries` policy decides instead. python-gitlab's
+    `GitlabError` carries only the message, status and body, so a session hook keeps the
+    last response's headers and a failing request attaches them to the error as
+    `response_headers` (python-gitlab re-raises it as the `__cause__` of its own error).
     """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.last_response_headers: dict[str, str] = {}
+        self.session.hooks.setdefault("response", []).append(self._remember_headers)
+
+    def _remember_headers(self, response: requests.Response, *args: Any, **kwargs: Any) -> None:
+        self.last_response_headers = dict(response.headers)
 
     def http_request(self, *args: Any, **kwargs: Any) -> Any:
         kwargs["obey_rate_limit"] = False
         kwargs["max_retries"] = 0
         kwargs["retry_transient_errors"] = False
-        return super().http_request(*args, **kwargs)
+        self.last_response_headers = {}
+        try:
+            return super().http_request(*args, **kwargs)
+        except GitlabError as exc:
+            exc.response_headers = dict(self.last_response_headers)  # type: ignore[attr-defined]
+            raise
 
 
 def client(connection: ProviderConnection | None, token: str) -> gitlab.Gitlab:
@@ -80,10 +141,92 @@ def _parse_time(value: Any) -> datetime | None:
         return None
 
 
-def _taken(exc: GitlabError) -> bool:
+def response_headers(exc: BaseException) -> dict[str, str]:
+    """The headers `_Gitlab` attached to this error or to the one it was raised from."""
+    seen: BaseException | None = exc
+    for _ in range(5):
+        if seen is None:
+            break
+        headers = getattr(seen, "response_headers", None)
+        if isinstance(headers, dict):
+            return headers
+        seen = seen.__cause__ or seen.__context__
+    return {}
+
+
+def _seconds_until_http_date(value: str) -> float | None:
+    try:
+        moment = parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        return None
+    return max(moment.timestamp() - time.time(), 0.0)
+
+
+def rate_limit_wait(headers: dict[str, str]) -> float | None:
+    """Seconds a 429 asks for: `Retry-After` (seconds, or an HTTP date), else
+    `RateLimit-Reset` (Unix time), else `RateLimit-ResetTime` (HTTP date)."""
+    lowered = {str(k).lower(): str(v).strip() for k, v in headers.items()}
+    retry_after = lowered.get("retry-after")
+    if retry_after:
+        try:
+            return max(float(retry_after), 0.0)
+        except ValueError:
+            wait = _seconds_until_http_date(retry_after)
+            if wait is not None:
+                return wait
+    reset = lowered.get("ratelimit-reset")
+    if reset:
+        try:
+            value = float(reset)
+        except ValueError:
+            value = None
+        if value is not None:
+            # Unix time per GitLab's docs; a small number can only be a delay in seconds.
+            return max(value - time.time(), 0.0) if value > 1e9 else max(value, 0.0)
+    reset_time = lowered.get("ratelimit-resettime")
+    if reset_time:
+        return _seconds_until_http_date(reset_time)
+    return None
+
+
+def _message_text(message: Any) -> str:
+    return message if isinstance(message, str) else str(message)
+
+
+def is_clash(exc: GitlabError) -> bool:
+    """Did creating the project fail because a project (or group) of that name/path exists?
+
+    GitLab's REST docs list `409 Conflict` for "creating a project with a name that
+    already exists"; GitLab itself answers 400 with `has already been taken` under
+    `name`, `path` or `project_namespace.name`.
+    """
+    if exc.response_code == 409:
+        return True
+    if exc.response_code != 400:
+        return False
     message = exc.error_message
-    text = str(message)
-    return exc.response_code == 400 and "has already been taken" in text
+    if isinstance(message, dict):
+        for key in CLASH_FIELDS:
+            value = message.get(key)
+            values = value if isinstance(value, list) else [value]
+            if any(isinstance(v, str) and TAKEN in v for v in values):
+                return True
+        return False
+    return TAKEN in _message_text(message)
+
+
+def is_namespace_refusal(exc: GitlabError) -> bool:
+    """GitLab's answer to a create in a namespace the token user may not create projects in:
+    400 `{"message": {"namespace": ["is not valid"]}}` (Projects::CreateService), or 403."""
+    if exc.response_code == 403:
+        return True
+    if exc.response_code != 400:
+        return False
+    message = exc.error_message
+    if isinstance(message, dict):
+        return "namespace" in message or "namespace_id" in message
+    text = _message_text(message).lower()
+    return "namespace" in text and "is not valid" in text
 
 
 def classify(exc: BaseException) -> Retry | ApplicationError:
@@ -92,9 +235,18 @@ def classify(exc: BaseException) -> Retry | ApplicationError:
     if isinstance(exc, GitlabError):
         code = exc.response_code or 0
         if code == 429:
-            headers = dict(getattr(getattr(exc, "response", None), "headers", {}) or {})
-            wait = retry_after_seconds(headers)
-            return Retry(wait=wait if wait is not None else 60.0)
+            wait = rate_limit_wait(response_headers(exc))
+            if wait is None:
+                wait = DEFAULT_RATE_LIMIT_WAIT
+            return Retry(
+                wait=wait,
+                error=ExportFailed(
+                    f"GitLab's rate limit was hit; it asks to wait {round(wait)} s. Try the export again later.",
+                    code="rate_limited",
+                    status_code=429,
+                    extra={"retry_after": round(wait)},
+                ),
+            )
         if code >= 500:
             return Retry()
         if code == 403:
@@ -109,6 +261,15 @@ def classify(exc: BaseException) -> Retry | ApplicationError:
     return ExportFailed(f"Unexpected error talking to GitLab: {type(exc).__name__}", code="provider_error")
 
 
+def validate_gitlab_path(name: str, *, field: str = "repository.name") -> str:
+    if not PATH_RE.match(name) or name.lower().endswith(PATH_SUFFIXES):
+        raise ValidationFailed(PATH_MESSAGE, code="invalid_repo_name", extra={"fields": {field: [PATH_MESSAGE]}})
+    if name.lower() in RESERVED_PATHS:
+        message = f"'{name}' is a reserved GitLab project name; choose another name."
+        raise ValidationFailed(message, code="invalid_repo_name", extra={"fields": {field: [message]}})
+    return name
+
+
 @register_provider
 class GitLabProvider:
     id = "gitlab"
@@ -117,6 +278,7 @@ class GitLabProvider:
 
     def clean_target(self, data: dict[str, Any], *, connection: ProviderConnection | None) -> CleanTarget:
         repo, target, branch = clean_repository(data, label="GitLab", fields=REPOSITORY_FIELDS, max_description=2000)
+        validate_gitlab_path(target["name"])
         if repo.get("namespace"):
             target["namespace"] = validate_namespace(repo["namespace"])
         assert connection is not None
@@ -131,6 +293,7 @@ class GitLabProvider:
         clone_url = check_provider_url(project.http_url_to_repo, what="http_url_to_repo")
         ctx.record(remote_url=clone_url, web_url=project.web_url)
         commit, pushed = build_and_push(ctx, url=clone_url, auth=GitAuth("oauth2", ctx.token))
+        self._ensure_default_branch(ctx, gl, project.id)
         return ExportResult(
             remote_url=clone_url,
             web_url=project.web_url,
@@ -183,14 +346,24 @@ class GitLabProvider:
             assert gl.user is not None
             namespace_path = gl.user.username
 
-        ctx.record(remote_full_name=f"{namespace_path}/{target['name']}")  # the intent, before creating
+        full_path = f"{namespace_path}/{target['name']}"
+        ctx.record(remote_full_name=full_path)  # the intent, before creating
 
         def create_or_adopt() -> GitlabProject:
             try:
                 return gl.projects.create(payload)  # type: ignore[return-value]
             except GitlabError as exc:
-                if _taken(exc):
-                    return self._adopt_existing(ctx, gl, f"{namespace_path}/{target['name']}")
+                if is_clash(exc):
+                    return self._adopt_existing(ctx, gl, full_path)
+                if is_namespace_refusal(exc):
+                    raise ExportFailed(
+                        f"The GitLab token cannot create projects in namespace '{namespace_path}' "
+                        f"(GitLab answered {exc.response_code}: {exc.error_message}). Use a namespace where the "
+                        "token's user may create projects, or ask a group owner for that permission.",
+                        code="permission_denied",
+                        status_code=403,
+                        extra={"namespace": namespace_path},
+                    ) from None
                 raise
 
         project = with_retries(create_or_adopt, classify=classify, what="creating the project", ctx=ctx)
@@ -199,7 +372,22 @@ class GitLabProvider:
         return project
 
     def _adopt_existing(self, ctx: ExportContext, gl: gitlab.Gitlab, full_path: str) -> GitlabProject:
-        project = gl.projects.get(full_path)
+        taken = ExportFailed(
+            f"A project '{full_path}' already exists and was not created by Kiln for this target. "
+            "Choose another name or delete that project.",
+            code="name_taken",
+            status_code=409,
+            extra={"hint": "choose another project name", "repository": full_path},
+        )
+        try:
+            project = gl.projects.get(full_path)
+        except GitlabGetError as exc:
+            if exc.response_code == 404:
+                # The name or path is taken by something the token cannot read: another
+                # user's private project, a subgroup of that path, a project of that name
+                # under another path. Not ours in any case.
+                raise taken from None
+            raise
         ours = RepositoryExport.objects.filter(
             target_key=ctx.export.target_key, provider=self.id, remote_repo_id=str(project.id)
         ).exclude(pk=ctx.export.pk)
@@ -215,13 +403,47 @@ class GitLabProvider:
         ):
             ctx.log(f"project {full_path} was created by an interrupted delivery of this export; adopting it")
             return project
-        raise ExportFailed(
-            f"A project '{full_path}' already exists and was not created by Kiln for this target. "
-            "Choose another name or delete that project.",
-            code="name_taken",
-            status_code=409,
-            extra={"hint": "choose another project name", "repository": full_path},
-        )
+        raise taken
+
+    def _ensure_default_branch(self, ctx: ExportContext, gl: gitlab.Gitlab, project_id: int) -> None:
+        """Make the export's branch the project's default after the push.
+
+        `default_branch` on create only applies with `initialize_with_readme`; GitLab then
+        makes the first pushed branch the default (in a background job), but an empty
+        project may report none (or the instance's default name) and other servers need
+        not follow GitLab there. A 400 right after the push may be GitLab's branch cache
+        not knowing the new branch yet, so it is retried (re-reading the project first);
+        a 403 is not.
+        """
+        branch = ctx.export.branch
+
+        def ensure() -> None:
+            project = gl.projects.get(project_id)
+            current = getattr(project, "default_branch", None)
+            if current == branch:
+                return
+            ctx.log(f"default branch is {current or 'not set'}; setting it to {branch}")
+            project.default_branch = branch
+            project.save()
+
+        def refused(exc: GitlabError, decision: ExportFailed) -> ExportFailed:
+            return ExportFailed(
+                f"The commit was pushed to '{branch}', but GitLab would not make it the default branch "
+                f"({exc.response_code}: {exc.error_message}).",
+                code=decision.code,
+                status_code=decision.status_code,
+            )
+
+        def classify_update(exc: BaseException) -> Retry | ApplicationError:
+            decision = classify(exc)
+            if isinstance(decision, ExportFailed) and isinstance(exc, GitlabError):
+                if exc.response_code == 400:
+                    return Retry(error=refused(exc, decision))
+                if exc.response_code == 403:
+                    return refused(exc, decision)
+            return decision
+
+        with_retries(ensure, classify=classify_update, what="setting the default branch", ctx=ctx)
 
 
 def verify(connection: ProviderConnection, token: str) -> str:
