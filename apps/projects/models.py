@@ -226,6 +226,9 @@ class RepositoryExport(Job):
     commit_sha = models.CharField(max_length=64, blank=True, default="")
     remote_repo_id = models.CharField(max_length=100, blank=True, default="")
     remote_full_name = models.CharField(max_length=500, blank=True, default="")
+    create_requested_at = models.DateTimeField(
+        null=True, blank=True, editable=False, help_text="when the first request to create the remote repository left"
+    )
     pushed = models.BooleanField(default=False, help_text="False when the remote already had the commit")
     archive_path = models.CharField(max_length=500, blank=True, default="")
     archive_size = models.PositiveBigIntegerField(null=True, blank=True)

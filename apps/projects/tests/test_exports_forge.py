@@ -330,6 +330,27 @@ def test_foreign_repo_with_the_same_name_is_name_taken_and_untouched(api, cast, 
     assert not [r for r in forge.git_requests if r[1] == "POST" and "receive-pack" in r[2]]
 
 
+@pytest.mark.parametrize("flavor", ["github", "gitlab"])
+def test_a_new_empty_foreign_repo_is_name_taken_not_adopted(api, cast, generated, run_jobs, flavor, request):
+    """Made by someone else seconds before the export: empty and recent, but no create request
+    of this export could have made it, since the first one was refused."""
+    forge = request.getfixturevalue(f"{flavor}_forge")
+    forge.create_repo_directly("alice/just-made", "alice")
+    conn = connect(api, cast.alice, forge, flavor)
+    detail = export(
+        api,
+        cast.alice,
+        cast,
+        generated,
+        {"provider": flavor, "connection": conn, "repository": {"name": "just-made"}},
+        run_jobs,
+    )
+    assert detail["status"] == "failed", detail
+    assert detail["error"]["code"] == "name_taken"
+    assert forge.refs("alice/just-made") == {}
+    assert not [r for r in forge.git_requests if r[1] == "POST" and "receive-pack" in r[2]]
+
+
 def test_gitlab_unknown_namespace(api, cast, generated, run_jobs, gitlab_forge):
     conn = connect(api, cast.alice, gitlab_forge, "gitlab")
     detail = export(

@@ -8,6 +8,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from django.conf import settings
+from django.utils import timezone
 
 from apps.projects.services.git_names import (
     validate_branch,
@@ -26,21 +27,38 @@ NOT_READY_ATTEMPTS = 5
 CLOCK_SKEW = timedelta(seconds=120)
 
 
-def created_by_this_export(ctx: ExportContext, *, full_name: str, created_at: datetime | None, empty: bool) -> bool:
-    """Was this existing repository made by an earlier delivery of this very export?
+def note_create_request(ctx: ExportContext) -> datetime | None:
+    """Record that a create request is about to leave (the first one's time is kept).
 
-    A delivery that dies while its create request is in flight leaves a repository whose
-    id was never recorded. Before creating, the export records which name it is about to
-    create; a repository of exactly that name, still empty, created after the export first
-    started, is that delivery's work and is adopted. Anything else is someone else's.
+    Returns when an earlier create request of this export left, or None when this is its
+    first: a repository that already exists when the first request arrives cannot be ours.
     """
-    started = ctx.export.started_at
+    earlier = ctx.export.create_requested_at
+    if earlier is None:
+        ctx.record(create_requested_at=timezone.now())
+    return earlier
+
+
+def created_by_this_export(
+    ctx: ExportContext, *, full_name: str, created_at: datetime | None, empty: bool, since: datetime | None
+) -> bool:
+    """Was this existing repository made by a create request of this very export?
+
+    A delivery that dies while its create request is in flight, or a create answered with a
+    5xx after the forge did the work, leaves a repository whose id was never recorded. Before
+    creating, the export records the name it is about to create and when its first create
+    request left (`note_create_request`). A repository of exactly that name, still empty,
+    created no earlier than `since` (that request's time, less the clock skew allowed between
+    Kiln and the forge) is that request's work and is adopted. `since` is None when no request
+    of this export could have made it (the name was taken before the first one): anything
+    else is someone else's.
+    """
     intended = ctx.export.remote_full_name
-    if not empty or started is None or created_at is None or intended.lower() != full_name.lower():
+    if not empty or since is None or created_at is None or intended.lower() != full_name.lower():
         return False
     if created_at.tzinfo is None:
         created_at = created_at.replace(tzinfo=UTC)
-    return created_at >= started - CLOCK_SKEW
+    return created_at >= since - CLOCK_SKEW
 
 
 def check_provider_url(url: str, *, what: str) -> str:

@@ -35,6 +35,7 @@ from apps.projects.services.export_providers.common import (
     check_provider_url,
     clean_repository,
     created_by_this_export,
+    note_create_request,
 )
 from apps.projects.services.git_names import (
     validate_owner,
@@ -326,11 +327,13 @@ class GitHubProvider:
         keys = self._target_keys(ctx, login=login, own_account=org is None)
 
         def create_or_adopt() -> RemoteRepo:
+            earlier = note_create_request(ctx)
             try:
                 return RemoteRepo.parse(_call(gh, "POST", create_path, payload))
             except GithubException as exc:
                 if exc.status == 422:
-                    return self._after_refusal(ctx, gh, full_name, exc, keys)
+                    # the name was taken before this request: only an earlier one of ours made it
+                    return self._after_refusal(ctx, gh, full_name, exc, keys, since=earlier)
                 if exc.status == 404 and org is not None:
                     raise ExportFailed(
                         f"GitHub organisation '{org}' was not found (or the token cannot see it).",
@@ -338,7 +341,7 @@ class GitHubProvider:
                         status_code=404,
                     ) from None
                 if exc.status >= 500:
-                    existing = self._created_despite_error(ctx, gh, full_name)
+                    existing = self._created_despite_error(ctx, gh, full_name, since=ctx.export.create_requested_at)
                     if existing is not None:
                         return existing
                 raise
@@ -409,34 +412,47 @@ class GitHubProvider:
         return keys
 
     def _after_refusal(
-        self, ctx: ExportContext, gh: Github, full_name: str, exc: GithubException, keys: set[str]
+        self,
+        ctx: ExportContext,
+        gh: Github,
+        full_name: str,
+        exc: GithubException,
+        keys: set[str],
+        *,
+        since: datetime | None,
     ) -> RemoteRepo:
         """A 422 on create: whether the name is taken is decided by looking the repository up."""
         existing = _find(gh, repo_path(full_name))
         if existing is not None:
-            return self._adopt_existing(ctx, existing, keys)
+            return self._adopt_existing(ctx, existing, keys, since=since)
         if _says_name_exists(exc):
             # GitHub answers 404 for a private repository the token cannot read.
             raise _name_taken(full_name, visible=False)
         raise exc
 
-    def _adopt_existing(self, ctx: ExportContext, repo: RemoteRepo, keys: set[str]) -> RemoteRepo:
+    def _adopt_existing(
+        self, ctx: ExportContext, repo: RemoteRepo, keys: set[str], *, since: datetime | None
+    ) -> RemoteRepo:
         ours = RepositoryExport.objects.filter(
             target_key__in=keys, provider=self.id, remote_repo_id=str(repo.id)
         ).exclude(pk=ctx.export.pk)
         if ours.exists():
             ctx.log(f"repository {repo.full_name} was created by an earlier Kiln export to this target; adopting it")
             return repo
-        if created_by_this_export(ctx, full_name=repo.full_name, created_at=repo.created_at, empty=repo.size == 0):
+        if created_by_this_export(
+            ctx, full_name=repo.full_name, created_at=repo.created_at, empty=repo.size == 0, since=since
+        ):
             ctx.log(f"repository {repo.full_name} was created by an interrupted delivery of this export; adopting it")
             return repo
         raise _name_taken(repo.full_name, visible=True)
 
-    def _created_despite_error(self, ctx: ExportContext, gh: Github, full_name: str) -> RemoteRepo | None:
+    def _created_despite_error(
+        self, ctx: ExportContext, gh: Github, full_name: str, *, since: datetime | None
+    ) -> RemoteRepo | None:
         """After a 5xx on create, the repository may exist anyway: adopt it only if this export made it."""
         repo = _find(gh, repo_path(full_name))
         if repo is not None and created_by_this_export(
-            ctx, full_name=repo.full_name, created_at=repo.created_at, empty=repo.size == 0
+            ctx, full_name=repo.full_name, created_at=repo.created_at, empty=repo.size == 0, since=since
         ):
             ctx.log(f"creation answered with an error but {repo.full_name} exists, new and empty; adopting it")
             return repo

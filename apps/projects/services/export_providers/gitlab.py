@@ -31,6 +31,7 @@ from apps.projects.services.export_providers.common import (
     check_provider_url,
     clean_repository,
     created_by_this_export,
+    note_create_request,
 )
 from apps.projects.services.git_names import (
     validate_namespace,
@@ -350,11 +351,13 @@ class GitLabProvider:
         ctx.record(remote_full_name=full_path)  # the intent, before creating
 
         def create_or_adopt() -> GitlabProject:
+            earlier = note_create_request(ctx)
             try:
                 return gl.projects.create(payload)  # type: ignore[return-value]
             except GitlabError as exc:
                 if is_clash(exc):
-                    return self._adopt_existing(ctx, gl, full_path)
+                    # the path was taken before this request: only an earlier one of ours made it
+                    return self._adopt_existing(ctx, gl, full_path, since=earlier)
                 if is_namespace_refusal(exc):
                     raise ExportFailed(
                         f"The GitLab token cannot create projects in namespace '{namespace_path}' "
@@ -371,7 +374,9 @@ class GitLabProvider:
         ctx.log(f"project {project.path_with_namespace} (id {project.id}) ready")
         return project
 
-    def _adopt_existing(self, ctx: ExportContext, gl: gitlab.Gitlab, full_path: str) -> GitlabProject:
+    def _adopt_existing(
+        self, ctx: ExportContext, gl: gitlab.Gitlab, full_path: str, *, since: datetime | None
+    ) -> GitlabProject:
         taken = ExportFailed(
             f"A project '{full_path}' already exists and was not created by Kiln for this target. "
             "Choose another name or delete that project.",
@@ -400,6 +405,7 @@ class GitLabProvider:
             full_name=project.path_with_namespace,
             created_at=created_at,
             empty=bool(getattr(project, "empty_repo", False)),
+            since=since,
         ):
             ctx.log(f"project {full_path} was created by an interrupted delivery of this export; adopting it")
             return project
