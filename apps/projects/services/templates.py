@@ -123,7 +123,11 @@ def parse_manifest(raw: bytes, *, where: str = MANIFEST_NAME) -> TemplateManifes
     name = text("name", required=True, limit=200)
     version = text("version", required=True, limit=50)
     if not VERSION_RE.match(version):
-        raise TemplateInvalid(f"{where}: 'version' must look like 1.2.3.", extra={"key": "version"})
+        raise TemplateInvalid(
+            f"{where}: 'version' must be a version label such as 1.2.3 or 2024.06-rc1 "
+            "(letters, digits, '.', '+', '_', '-'; starting with a letter or digit).",
+            extra={"key": "version"},
+        )
     slug = text("slug", required=False, limit=100) or slugify_name(name)
     if not SLUG_RE.match(slug):
         raise TemplateInvalid(f"{where}: 'slug' must be lowercase letters, digits and dashes.", extra={"key": "slug"})
