@@ -93,6 +93,28 @@ def base_url(connection: ProviderConnection | None) -> str:
     return (connection.base_url if connection and connection.base_url else settings.KILN_GITLAB_URL).rstrip("/")
 
 
+class CrossOriginRedirect(requests.RequestException):
+    """GitLab's API answered with a redirect to another origin."""
+
+
+class _SameOriginSession(requests.Session):
+    """Follows redirects only within the origin it was sent to.
+
+    python-gitlab authenticates with a `PRIVATE-TOKEN` header, which requests carries across a
+    redirect to another host (it strips only `Authorization`), and the new host would skip the
+    private-network check made on the connection's URL. Another origin is refused instead.
+    """
+
+    def rebuild_auth(self, prepared_request: requests.PreparedRequest, response: requests.Response) -> None:
+        source = response.request.url or ""
+        if self.should_strip_auth(source, prepared_request.url or ""):
+            raise CrossOriginRedirect(
+                f"GitLab redirected {response.request.method} {source} to another origin "
+                f"({prepared_request.url}); Kiln does not follow it with the token."
+            )
+        super().rebuild_auth(prepared_request, response)
+
+
 class _Gitlab(gitlab.Gitlab):
     """python-gitlab with its own 429/5xx sleeping switched off and response headers kept.
 
@@ -105,6 +127,7 @@ class _Gitlab(gitlab.Gitlab):
     """
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("session", _SameOriginSession())
         super().__init__(*args, **kwargs)
         self.last_response_headers: dict[str, str] = {}
         self.session.hooks.setdefault("response", []).append(self._remember_headers)
@@ -257,6 +280,8 @@ def classify(exc: BaseException) -> Retry | ApplicationError:
         if code == 404:
             return ExportFailed("GitLab could not find the namespace or project.", code="not_found", status_code=404)
         return ExportFailed(f"GitLab rejected the request ({code}): {exc.error_message}", code="provider_error")
+    if isinstance(exc, CrossOriginRedirect):
+        return ExportFailed(str(exc), code="provider_error", status_code=502)
     if isinstance(exc, (requests.Timeout, requests.ConnectionError)):
         return Retry()
     return ExportFailed(f"Unexpected error talking to GitLab: {type(exc).__name__}", code="provider_error")
