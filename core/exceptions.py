@@ -19,7 +19,7 @@ from django.core.exceptions import ValidationError as DjangoValidationError
 from core.redaction import redact
 
 if TYPE_CHECKING:
-    from django.http import HttpRequest, JsonResponse
+    from django.http import HttpRequest, HttpResponse, JsonResponse
     from rest_framework.response import Response
 
 logger = logging.getLogger("kiln.errors")
@@ -96,6 +96,13 @@ class JobError(ApplicationError):
     status_code = 422
     default_code = "job_failed"
 
+
+CSRF_FAILED_CODE = "csrf_failed"
+CSRF_FAILED_MESSAGE = (
+    "CSRF verification failed: a request authenticated by the session cookie must carry the CSRF token "
+    "(X-CSRFToken header or csrfmiddlewaretoken field). Scripts and agents should authenticate with "
+    "their API token in the Authorization header instead."
+)
 
 _DRF_CODE_MAP = {
     "throttled": "rate_limited",
@@ -204,3 +211,22 @@ def json_permission_denied(request: HttpRequest, exception: Exception | None = N
     from django.http import JsonResponse
 
     return JsonResponse(error_body("Permission denied.", "permission_denied"), status=403)
+
+
+def csrf_failure(request: HttpRequest, reason: str = "") -> HttpResponse:
+    """CSRF_FAILURE_VIEW: a JSON 403 `csrf_failed`; the admin keeps Django's HTML page.
+
+    Django calls it for views that are not DRF's (DRF checks CSRF itself, for session-authenticated
+    requests only, and raises `csrf_failed` through `KilnSessionAuthentication`).
+    """
+    from django.http import JsonResponse
+    from django.urls import NoReverseMatch, reverse
+    from django.views.csrf import csrf_failure as django_csrf_failure
+
+    try:
+        admin_prefix = reverse("admin:index")
+    except NoReverseMatch:
+        admin_prefix = None
+    if admin_prefix and request.path.startswith(admin_prefix):
+        return django_csrf_failure(request, reason)
+    return JsonResponse(error_body(CSRF_FAILED_MESSAGE, CSRF_FAILED_CODE, {"reason": reason}), status=403)

@@ -1,4 +1,9 @@
-"""`GET /healthz`: is the database, the broker and the shared storage usable?"""
+"""`GET /healthz`: is the database, the broker and the shared storage usable?
+
+A plain Django view (no auth, no throttling: load balancers call it), so it answers the
+API's error shape itself: another method is a JSON 405, and it is exempt from CSRF (it
+changes nothing), so a POST gets that 405 rather than Django's CSRF page.
+"""
 
 from __future__ import annotations
 
@@ -9,8 +14,10 @@ from pathlib import Path
 from django.conf import settings
 from django.db import connection
 from django.http import HttpRequest, JsonResponse
-from django.views.decorators.http import require_GET
+from django.views.decorators.csrf import csrf_exempt
 from kombu import Connection
+
+from core.exceptions import error_body
 
 
 def _database() -> str:
@@ -42,10 +49,17 @@ def _storage() -> str:
 
 
 CHECKS = {"database": _database, "broker": _broker, "storage": _storage}
+ALLOWED_METHODS = ("GET", "HEAD")
 
 
-@require_GET
+@csrf_exempt
 def healthz(request: HttpRequest) -> JsonResponse:
+    if request.method not in ALLOWED_METHODS:
+        response = JsonResponse(
+            error_body(f'Method "{request.method}" not allowed; use GET.', "method_not_allowed"), status=405
+        )
+        response["Allow"] = ", ".join(ALLOWED_METHODS)
+        return response
     body: dict[str, str] = {}
     for name, check in CHECKS.items():
         try:

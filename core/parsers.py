@@ -1,17 +1,39 @@
-"""The JSON parser of the API: standard JSON, minus NUL characters.
+"""The API's parsers: DRF's JSON, form and multipart parsers, minus what PostgreSQL cannot store.
 
 PostgreSQL cannot store U+0000 in text or jsonb, and no name, parameter or path of Kiln's
-needs it; refusing it at the door turns what would be a database error into a 400.
+needs it; NaN, Infinity and numbers beyond the float range (`1e400`, which Python's json
+reads as inf) are not JSON and jsonb refuses them too. Refusing both at the door, for every
+media type the API accepts, turns what would be a database error into a 400 `parse_error`.
+JSON text that arrives inside a form field is decoded by `core.serializers.StrictJSONField`,
+which applies the same `refuse_unstorable` check.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from django.http import QueryDict
 from rest_framework.exceptions import ParseError
-from rest_framework.parsers import JSONParser
+from rest_framework.parsers import DataAndFiles, FormParser, JSONParser, MultiPartParser
 
-from core.values import contains_nul
+from core.values import contains_non_finite, contains_nul
+
+NUL_MESSAGE = "NUL characters (\\u0000) are not allowed in requests."
+NON_FINITE_MESSAGE = (
+    "JSON parse error - numbers must be finite: NaN, Infinity and out-of-range values such as 1e400 are not allowed."
+)
+
+
+def refuse_unstorable(value: Any) -> None:
+    """Raise ParseError (400 `parse_error`) if `value` holds a NUL character or a non-finite number."""
+    if contains_nul(value):
+        raise ParseError(NUL_MESSAGE)
+    if contains_non_finite(value):
+        raise ParseError(NON_FINITE_MESSAGE)
+
+
+def _form_values(data: QueryDict) -> dict[str, list[str]]:
+    return dict(data.lists())
 
 
 class KilnJSONParser(JSONParser):
@@ -20,6 +42,27 @@ class KilnJSONParser(JSONParser):
             data = super().parse(stream, media_type, parser_context)
         except RecursionError:
             raise ParseError("JSON nested too deeply.") from None
-        if contains_nul(data):
-            raise ParseError("NUL characters (\\u0000) are not allowed in requests.")
+        refuse_unstorable(data)
         return data
+
+
+class KilnFormParser(FormParser):
+    """application/x-www-form-urlencoded (the browsable API's HTML forms): field names and values."""
+
+    def parse(self, stream: Any, media_type: str | None = None, parser_context: Any = None) -> Any:
+        data = super().parse(stream, media_type, parser_context)
+        refuse_unstorable(_form_values(data))
+        return data
+
+
+class KilnMultiPartParser(MultiPartParser):
+    """multipart/form-data (template uploads, the browsable API's HTML forms): field names and values.
+
+    File contents are bytes and may hold anything; Django already drops non-printable characters
+    from the uploaded files' names.
+    """
+
+    def parse(self, stream: Any, media_type: str | None = None, parser_context: Any = None) -> DataAndFiles:
+        parsed = super().parse(stream, media_type, parser_context)
+        refuse_unstorable([_form_values(parsed.data), list(parsed.files)])
+        return parsed

@@ -18,6 +18,7 @@ from rest_framework.request import Request
 from apps.accounts.models import UserToken
 from apps.accounts.tokens import token_hash
 from core.context import set_actor
+from core.exceptions import CSRF_FAILED_CODE, CSRF_FAILED_MESSAGE
 
 # prefix of the clear token -> function(token_hash) -> (user, auth) or None
 TOKEN_RESOLVERS: dict[str, Callable[[str], tuple[Any, Any] | None]] = {}
@@ -69,7 +70,18 @@ class HashedTokenAuthentication(authentication.BaseAuthentication):
 
 
 class KilnSessionAuthentication(authentication.SessionAuthentication):
-    """DRF's session auth (browsable API), recording the actor for audit events."""
+    """DRF's session auth (browsable API), recording the actor for audit events.
+
+    A CSRF failure is a 403 `csrf_failed` with the same message as Django's CSRF_FAILURE_VIEW
+    (DRF's own is a `permission_denied` that reads like a missing role).
+    """
+
+    def enforce_csrf(self, request: Request) -> None:
+        try:
+            super().enforce_csrf(request)
+        except exceptions.PermissionDenied as exc:
+            reason = str(exc.detail).removeprefix("CSRF Failed: ")
+            raise exceptions.PermissionDenied(f"{CSRF_FAILED_MESSAGE} ({reason})", code=CSRF_FAILED_CODE) from None
 
     def authenticate(self, request: Request) -> tuple[Any, Any] | None:
         result = super().authenticate(request)

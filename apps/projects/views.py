@@ -12,7 +12,6 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, extend_schema_view
 from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
-from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.request import Request
 from rest_framework.response import Response
 
@@ -49,6 +48,7 @@ from apps.projects.serializers import (
 )
 from apps.projects.services import connections, exports, generation, projects, templates
 from core.exceptions import Gone, NotFound
+from core.parsers import KilnFormParser, KilnMultiPartParser
 
 ERRORS = {
     400: OpenApiResponse(description="Invalid input: `{message, code, extra}`"),
@@ -100,7 +100,7 @@ class TemplateViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets
 
     def get_parsers(self) -> list[Any]:
         if getattr(self, "action", None) == "create" or self.request is None or self.request.method == "POST":
-            return [MultiPartParser(), FormParser()]
+            return [KilnMultiPartParser(), KilnFormParser()]
         return super().get_parsers()
 
 

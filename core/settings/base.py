@@ -32,6 +32,8 @@ SECRET_KEY = env_secret("DJANGO_SECRET_KEY", INSECURE_SECRET_KEY)
 DEBUG = env_bool("DJANGO_DEBUG", False)
 ALLOWED_HOSTS = env_list("DJANGO_ALLOWED_HOSTS", ["localhost", "127.0.0.1", "[::1]", "testserver"])
 CSRF_TRUSTED_ORIGINS = env_list("DJANGO_CSRF_TRUSTED_ORIGINS", [])
+# A JSON 403 `csrf_failed` (Django's HTML page only under /admin/)
+CSRF_FAILURE_VIEW = "core.exceptions.csrf_failure"
 
 INSTALLED_APPS = [
     "django.contrib.admin",
@@ -140,10 +142,12 @@ REST_FRAMEWORK = {
     "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "core.exceptions.api_exception_handler",
+    # Kiln's subclasses of DRF's three parsers: NUL characters and non-finite numbers are a 400
+    # whatever the media type (core/parsers.py)
     "DEFAULT_PARSER_CLASSES": [
         "core.parsers.KilnJSONParser",
-        "rest_framework.parsers.FormParser",
-        "rest_framework.parsers.MultiPartParser",
+        "core.parsers.KilnFormParser",
+        "core.parsers.KilnMultiPartParser",
     ],
     "DEFAULT_RENDERER_CLASSES": [
         "rest_framework.renderers.JSONRenderer",

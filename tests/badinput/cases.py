@@ -140,13 +140,16 @@ def http(
     headers: dict[str, str] | None = None,
     settings: dict[str, Any] | None = None,
     bug: str | None = None,
+    fmt: str = "json",
 ) -> Case:
     """One HTTP request. `unchanged` names objects whose DB row must not change; `absent`
-    lists strings that must not appear in the response body (besides the global canaries)."""
+    lists strings that must not appear in the response body (besides the global canaries).
+    `body` is sent encoded as `fmt`: "json", or "multipart" (an HTML form's fields)."""
     spec = {
         "method": method,
         "path": path,
         "body": body,
+        "format": fmt,
         "user": user,
         "raw": raw,
         "content_type": content_type,

@@ -7,6 +7,9 @@ Cases that exposed a defect carry `bug=...` and run as `xfail(strict=False)`.
 
 from __future__ import annotations
 
+from typing import Any
+from urllib.parse import quote
+
 from tests.badinput.cases import Case, api_call, connection, dry, export, gen, http, scenario, upload
 
 BIG = 11_000_000  # just above MAX_FILE_SIZE (10 MiB): a value this long must be refused before it exists
@@ -1521,6 +1524,154 @@ CONCURRENCY_CASES = [
 ]
 
 # ---------------------------------------------------------------------------------------------
+# Form and multipart bodies: the browsable API's encodings get the JSON body's rules (NUL
+# characters -> 400 parse_error, also as the \u0000 escape inside a form field's JSON text)
+# ---------------------------------------------------------------------------------------------
+
+_FORM = "application/x-www-form-urlencoded"
+_NUL = "NUL characters"
+
+
+def _form(**fields: str) -> str:
+    """An urlencoded body; `{placeholder}`s in the values survive the encoding."""
+    return "&".join(f"{key}={quote(value, safe='{}')}" for key, value in fields.items())
+
+
+def _nul_form(case_id: str, method: str, path: str, raw: str, **kw: Any) -> Case:
+    return http(case_id, "form-bodies", method, path, 400, "parse_error", _NUL, raw=raw, content_type=_FORM, **kw)
+
+
+FORM_BODY_CASES = [
+    _nul_form(
+        "form-nul-escape-in-parameters-json",
+        "POST",
+        "/projects/{project}/generated/",
+        _form(template="{template}", parameters='{"name": "a\\u0000b"}'),
+    ),
+    _nul_form(
+        "form-nul-byte-in-parameters-json-dry-run",
+        "POST",
+        "/projects/{project}/generated/",
+        _form(template="{template}", parameters='{"name": "a\x00b"}', dry_run="true"),
+    ),
+    _nul_form(
+        "form-nul-escape-in-run-inputs",
+        "POST",
+        "/workflows/{workflow}/runs/",
+        _form(inputs='{"pname": "ok", "extra": "a\\u0000b"}'),
+    ),
+    _nul_form(
+        "form-nul-escape-in-inputs-schema",
+        "PATCH",
+        "/workflows/{workflow}/",
+        _form(inputs_schema='{"type": "object", "description": "a\\u0000b"}'),
+        unchanged=("workflow",),
+    ),
+    _nul_form("form-nul-byte-in-name", "POST", "/projects/", _form(name="a\x00b")),
+    _nul_form(
+        "form-nul-byte-in-patch-description",
+        "PATCH",
+        "/projects/{project}/",
+        _form(description="\x00"),
+        unchanged=("project",),
+    ),
+    http(
+        "multipart-nul-byte-in-name",
+        "form-bodies",
+        "POST",
+        "/projects/",
+        400,
+        "parse_error",
+        _NUL,
+        body={"name": "a\x00b"},
+        fmt="multipart",
+    ),
+    http(
+        "multipart-nul-escape-in-parameters-json",
+        "form-bodies",
+        "POST",
+        "/projects/{project}/generated/",
+        400,
+        "parse_error",
+        _NUL,
+        body={"template": "{template}", "parameters": '{"name": "a\\u0000b"}', "dry_run": "true"},
+        fmt="multipart",
+    ),
+    http(
+        "form-out-of-range-number-in-parameters-json",
+        "form-bodies",
+        "POST",
+        "/projects/{project}/generated/",
+        400,
+        "parse_error",
+        "finite",
+        raw=_form(template="{template}", parameters='{"name": "x", "n": 1e400}', dry_run="true"),
+        content_type=_FORM,
+    ),
+]
+
+# ---------------------------------------------------------------------------------------------
+# JSON values of the wrong type: refused naming the field, never coerced (5 -> "5", "yes" -> true)
+# ---------------------------------------------------------------------------------------------
+
+_STR = "Not a valid string"
+_BOOL = "Must be a valid boolean"
+
+
+def _typed(case_id: str, method: str, path: str, body: dict[str, Any], fragment: str = _STR, **kw: Any) -> Case:
+    return http(case_id, "json-types", method, path, 400, _VAL, fragment, body=body, **kw)
+
+
+JSON_TYPE_CASES = [
+    _typed("type-project-name-number", "POST", "/projects/", {"name": 5}),
+    _typed("type-project-description-number", "POST", "/projects/", {"name": "ok", "description": 5}),
+    _typed("type-project-name-true", "POST", "/projects/", {"name": True}),
+    _typed("type-project-name-list", "POST", "/projects/", {"name": ["Alpha"]}),
+    _typed("type-patch-project-name-number", "PATCH", "/projects/{project}/", {"name": 5}, unchanged=("project",)),
+    _typed(
+        "type-connection-token-number", "POST", "/connections/", {"provider": "github", "name": "x", "token": 12345}
+    ),
+    _typed("type-member-username-number", "POST", "/projects/{project}/members/", {"username": 5, "role": "viewer"}),
+    _typed("type-workflow-description-number", "PATCH", "/workflows/{workflow}/", {"description": 1.5}),
+    _typed("type-login-password-number", "POST", "/auth/token/", {"username": "alice", "password": 123456}),
+    _typed(
+        "type-dry-run-yes",
+        "POST",
+        "/projects/{project}/generated/",
+        {"template": "{template}", "dry_run": "yes"},
+        _BOOL,
+    ),
+    _typed(
+        "type-dry-run-one", "POST", "/projects/{project}/generated/", {"template": "{template}", "dry_run": 1}, _BOOL
+    ),
+    _typed(
+        "type-agent-is-active-text", "PATCH", "/agents/{agent}/", {"is_active": "false"}, _BOOL, unchanged=("agent",)
+    ),
+    http(
+        "type-project-name-1e400",
+        "json-types",
+        "POST",
+        "/projects/",
+        400,
+        "parse_error",
+        "finite",
+        raw='{"name": 1e400}',
+        content_type="application/json",
+    ),
+    http(
+        "type-parameters-minus-1e400",
+        "json-types",
+        "POST",
+        "/projects/{project}/generated/",
+        400,
+        "parse_error",
+        "finite",
+        raw='{"template": "{template}", "dry_run": true, "parameters": {"name": "x", "n": -1e400}}',
+        content_type="application/json",
+    ),
+]
+
+# ---------------------------------------------------------------------------------------------
 
 ALL_CASES: list[Case] = [
     *TEMPLATE_PATH_CASES,
@@ -1536,6 +1687,8 @@ ALL_CASES: list[Case] = [
     *NAME_CASES,
     *ID_CASES,
     *OVERSIZE_CASES,
+    *FORM_BODY_CASES,
+    *JSON_TYPE_CASES,
     *AUTH_CASES,
     *CONCURRENCY_CASES,
 ]

@@ -592,7 +592,7 @@ def run_http(run: Run) -> None:
     if spec["raw"] is not None:
         response = method(path, spec["raw"], content_type=spec["content_type"], **extra)
     elif spec["body"] is not None:
-        response = method(path, spec["body"], format="json", **extra)
+        response = method(path, spec["body"], format=spec["format"], **extra)
     else:
         response = method(path, **extra)
     assert_error_body(response, run.case, run.world, absent=tuple(spec["absent"]))

@@ -143,17 +143,12 @@ def _empty(case: Any, name: str) -> bool:
     return all(item in ("", {}, []) for item in values)
 
 
-_DRF_BOOLEANS = frozenset(
-    {0, 1, "0", "1", "true", "false", "True", "False", "TRUE", "FALSE", "yes", "no", "on", "off", "y", "n"}
-)
-
-
 def drf_coerces(schema_type: Any, value: Any) -> bool:
-    """Whether DRF's field for `schema_type` accepts this JSON scalar of another type, by design."""
-    if schema_type == "string":
-        return isinstance(value, (int, float)) and not isinstance(value, bool)
-    if schema_type == "boolean":
-        return not isinstance(value, bool) and isinstance(value, (int, str)) and value in _DRF_BOOLEANS
+    """Whether DRF's field for `schema_type` accepts this JSON scalar of another type, by design.
+
+    Only integer fields do ('5' and 5.0 are 5); string and boolean fields of JSON bodies are strict
+    (core.serializers.StrictInputSerializer), so a number for a string or "yes" for a boolean must be a 400.
+    """
     if schema_type == "integer":
         if isinstance(value, str):
             return bool(_INTEGER.match(value.strip()))
@@ -277,7 +272,7 @@ def tolerated(check: str, case: Any, response: Any) -> str | None:
         if locations == {"body"}:
             errors = body_violations(case)
             if errors and all(e.validator == "type" and drf_coerces(e.schema.get("type"), e.instance) for e in errors):
-                return "D3: DRF fields coerce JSON scalars (number -> text, 0/1 -> boolean, '5' -> 5)"
+                return "D3: DRF's integer fields read an integer-valued string or float as the integer ('5' -> 5)"
 
     if check == "positive_data_acceptance" and 400 <= status < 500:
         fields = field_errors(response)
