@@ -29,13 +29,6 @@ class WorkflowSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
-class StepInputSerializer(serializers.Serializer):
-    id = serializers.CharField(max_length=64)
-    type = serializers.CharField(max_length=64)
-    input = serializers.JSONField(required=False)
-    # `if` is a Python keyword; it is declared in the JSON and validated by the executor.
-
-
 class WorkflowCreateSerializer(StrictInputSerializer):
     name = name_field()
     project = id_field(required=False, allow_null=True)
