@@ -17,7 +17,7 @@ from typing import Any
 
 from django.db import transaction
 from django.utils import timezone
-from jinja2 import TemplateSyntaxError
+from jinja2 import TemplateSyntaxError, Undefined
 from jsonschema import Draft202012Validator
 
 from apps.projects.models import Project, Role
@@ -183,11 +183,14 @@ def evaluate(expression: str, context: dict[str, Any]) -> Any:
     try:
         with render_limits(seconds=5, max_bytes=1024 * 1024):
             value = _env.compile_expression(expression, undefined_to_none=False)(**context)
+            if isinstance(value, Undefined):
+                # StrictUndefined raises only when used, which would be outside this `try`
+                raise ExpressionError(f"Expression '{expression}' failed: {value._undefined_message}")
+            return plain_context(value) if _is_plain(value) else str(value)
     except ApplicationError:
         raise
     except Exception as exc:
         raise ExpressionError(f"Expression '{expression}' failed: {exc}") from None
-    return plain_context(value) if _is_plain(value) else str(value)
 
 
 def _is_plain(value: Any) -> bool:
@@ -305,6 +308,9 @@ def _validate_run_inputs(workflow: Workflow, inputs: Any) -> dict[str, Any]:
         if errors:
             first = next(iter(errors))
             raise ValidationFailed(f"Invalid run inputs: {first}: {errors[first][0]}", extra={"fields": errors})
+    # an optional input the run leaves out (no default) reads as null in expressions
+    for name in schema.get("properties", {}):
+        values.setdefault(name, None)
     return plain_context(values)
 
 

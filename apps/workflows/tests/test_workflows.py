@@ -94,6 +94,39 @@ def test_if_false_skips_the_step(api, cast, template, run_jobs):
     assert [s["status"] for s in detail["steps"]] == ["completed", "completed", "skipped"]
 
 
+def test_an_optional_input_left_out_reads_as_null(api, cast, template, run_jobs):
+    schema = {**SCHEMA, "properties": {**SCHEMA["properties"], "archive": {"type": "boolean"}}}
+    workflow = create_workflow(
+        api, cast.alice, chain_steps(extra_if="${{ inputs.archive }}"), inputs_schema=schema
+    ).json()
+    with run_jobs():
+        run = (
+            api(cast.alice)
+            .post(f"/api/v1/workflows/{workflow['id']}/runs/", {"inputs": {"project_name": "Opt"}}, format="json")
+            .json()
+        )
+    detail = api(cast.alice).get(f"/api/v1/runs/{run['id']}/").json()
+    assert detail["status"] == "completed", detail
+    assert [s["status"] for s in detail["steps"]] == ["completed", "completed", "skipped"]
+
+
+def test_an_expression_on_a_missing_output_field_fails_the_run(api, cast, template, run_jobs):
+    steps = chain_steps()
+    steps[1]["input"]["project"] = "${{ steps.create.output.body.no_such_field }}"
+    workflow = create_workflow(api, cast.alice, steps).json()
+    with run_jobs():
+        run = (
+            api(cast.alice)
+            .post(f"/api/v1/workflows/{workflow['id']}/runs/", {"inputs": {"project_name": "Miss"}}, format="json")
+            .json()
+        )
+    detail = api(cast.alice).get(f"/api/v1/runs/{run['id']}/").json()
+    assert detail["status"] == "failed", detail
+    assert detail["error"]["code"] == "expression_error"
+    assert "no_such_field" in detail["error"]["message"]
+    assert [s["status"] for s in detail["steps"]][:2] == ["completed", "failed"]
+
+
 @pytest.mark.parametrize(
     ("steps", "field"),
     [
