@@ -38,11 +38,17 @@ _NO_RETRIEVAL: Registry[Any] = Registry(retrieve=_no_retrieval)  # type: ignore[
 
 
 def _refs(node: Any, where: str = "") -> Iterator[tuple[str, str]]:
-    """(location, reference) of every `$ref` / `$dynamicRef` in the schema."""
+    """(location, reference) of every `$ref` / `$dynamicRef` in the schema.
+
+    A nested `$id` is refused: it would make the `#...` references below it resolve against
+    that sub-schema instead of the whole schema, which the check here does not follow.
+    """
     if isinstance(node, dict):
         for key, value in node.items():
             if key in _REF_KEYWORDS and isinstance(value, str):
                 yield f"{where}/{key}", value
+            elif key == "$id" and where:
+                raise UserSchemaError(f"{where}/$id: '$id' is allowed only at the top of the schema.")
             elif key not in _DATA_KEYWORDS:
                 yield from _refs(value, f"{where}/{key}")
     elif isinstance(node, list):

@@ -70,6 +70,16 @@ def test_other_references_are_refused(ref, why):
         check_user_schema({"type": "object", "properties": {"x": {"$ref": ref}}})
 
 
+def test_a_nested_id_is_refused():
+    # "#/$defs/q" would resolve against "sub.json", not the whole schema, and never validate
+    schema = {"$defs": {"q": {"type": "string"}}, "properties": {"y": {"$id": "sub.json", "$ref": "#/$defs/q"}}}
+    with pytest.raises(UserSchemaError, match="allowed only at the top"):
+        check_user_schema(schema)
+    check_user_schema(
+        {"$id": "https://example.com/params.json", "$defs": {"q": {}}, "properties": {"y": {"$ref": "#/$defs/q"}}}
+    )
+
+
 def test_validating_never_fetches(listener):
     url, hits = listener
     schema = {"type": "object", "properties": {"x": {"$ref": url}}}
