@@ -27,6 +27,23 @@ NOT_READY_ATTEMPTS = 5
 CLOCK_SKEW = timedelta(seconds=120)
 
 
+def namespace_not_found(what: str) -> ExportFailed:
+    """`what` (an organisation, a namespace) does not exist or the token cannot see it."""
+    return ExportFailed(
+        f"{what} was not found (or the token cannot see it).", code="namespace_not_found", status_code=404
+    )
+
+
+def name_taken(noun: str, full_name: str, *, why: str = "was not created by Kiln for this target") -> ExportFailed:
+    """The repository name is in use by something that is not this target's Kiln export."""
+    return ExportFailed(
+        f"A {noun} named '{full_name}' already exists and {why}. Choose another name or delete that {noun}.",
+        code="name_taken",
+        status_code=409,
+        extra={"hint": f"choose another {noun} name", "repository": full_name},
+    )
+
+
 def note_create_request(ctx: ExportContext) -> datetime | None:
     """Record that a create request is about to leave (the first one's time is kept).
 

@@ -35,6 +35,8 @@ from apps.projects.services.export_providers.common import (
     check_provider_url,
     clean_repository,
     created_by_this_export,
+    name_taken,
+    namespace_not_found,
     note_create_request,
 )
 from apps.projects.services.git_names import (
@@ -236,16 +238,6 @@ def _internal_needs_org() -> ExportFailed:
     )
 
 
-def _name_taken(full_name: str, *, visible: bool) -> ExportFailed:
-    why = "was not created by Kiln for this target" if visible else "is not visible to the connection's token"
-    return ExportFailed(
-        f"A repository named '{full_name}' already exists and {why}. Choose another name or delete that repository.",
-        code="name_taken",
-        status_code=409,
-        extra={"hint": "choose another repository name", "repository": full_name},
-    )
-
-
 @register_provider
 class GitHubProvider:
     id = "github"
@@ -335,11 +327,7 @@ class GitHubProvider:
                     # the name was taken before this request: only an earlier one of ours made it
                     return self._after_refusal(ctx, gh, full_name, exc, keys, since=earlier)
                 if exc.status == 404 and org is not None:
-                    raise ExportFailed(
-                        f"GitHub organisation '{org}' was not found (or the token cannot see it).",
-                        code="namespace_not_found",
-                        status_code=404,
-                    ) from None
+                    raise namespace_not_found(f"GitHub organisation '{org}'") from None
                 if exc.status >= 500:
                     existing = self._created_despite_error(ctx, gh, full_name, since=ctx.export.create_requested_at)
                     if existing is not None:
@@ -356,11 +344,7 @@ class GitHubProvider:
             _call(gh, "GET", f"/orgs/{quote(org, safe='')}")
         except GithubException as exc:
             if exc.status == 404:
-                raise ExportFailed(
-                    f"GitHub organisation '{org}' was not found (or the token cannot see it).",
-                    code="namespace_not_found",
-                    status_code=404,
-                ) from None
+                raise namespace_not_found(f"GitHub organisation '{org}'") from None
             raise
 
     def _recorded(self, ctx: ExportContext, gh: Github) -> RemoteRepo:
@@ -427,7 +411,7 @@ class GitHubProvider:
             return self._adopt_existing(ctx, existing, keys, since=since)
         if _says_name_exists(exc):
             # GitHub answers 404 for a private repository the token cannot read.
-            raise _name_taken(full_name, visible=False)
+            raise name_taken("repository", full_name, why="is not visible to the connection's token")
         raise exc
 
     def _adopt_existing(
@@ -444,7 +428,7 @@ class GitHubProvider:
         ):
             ctx.log(f"repository {repo.full_name} was created by an interrupted delivery of this export; adopting it")
             return repo
-        raise _name_taken(repo.full_name, visible=True)
+        raise name_taken("repository", repo.full_name)
 
     def _created_despite_error(
         self, ctx: ExportContext, gh: Github, full_name: str, *, since: datetime | None

@@ -31,6 +31,8 @@ from apps.projects.services.export_providers.common import (
     check_provider_url,
     clean_repository,
     created_by_this_export,
+    name_taken,
+    namespace_not_found,
     note_create_request,
 )
 from apps.projects.services.git_names import (
@@ -213,10 +215,6 @@ def rate_limit_wait(headers: dict[str, str]) -> float | None:
     return None
 
 
-def _message_text(message: Any) -> str:
-    return message if isinstance(message, str) else str(message)
-
-
 def is_clash(exc: GitlabError) -> bool:
     """Did creating the project fail because a project (or group) of that name/path exists?
 
@@ -236,7 +234,7 @@ def is_clash(exc: GitlabError) -> bool:
             if any(isinstance(v, str) and TAKEN in v for v in values):
                 return True
         return False
-    return TAKEN in _message_text(message)
+    return TAKEN in str(message)
 
 
 def is_namespace_refusal(exc: GitlabError) -> bool:
@@ -249,7 +247,7 @@ def is_namespace_refusal(exc: GitlabError) -> bool:
     message = exc.error_message
     if isinstance(message, dict):
         return "namespace" in message or "namespace_id" in message
-    text = _message_text(message).lower()
+    text = str(message).lower()
     return "namespace" in text and "is not valid" in text
 
 
@@ -357,11 +355,7 @@ class GitLabProvider:
                     return gl.namespaces.get(namespace)
                 except GitlabGetError as exc:
                     if exc.response_code == 404:
-                        raise ExportFailed(
-                            f"GitLab namespace '{namespace}' was not found (or the token cannot see it).",
-                            code="namespace_not_found",
-                            status_code=404,
-                        ) from None
+                        raise namespace_not_found(f"GitLab namespace '{namespace}'") from None
                     raise
 
             resolved = with_retries(resolve, classify=classify, what="resolving the namespace", ctx=ctx)
@@ -402,13 +396,7 @@ class GitLabProvider:
     def _adopt_existing(
         self, ctx: ExportContext, gl: gitlab.Gitlab, full_path: str, *, since: datetime | None
     ) -> GitlabProject:
-        taken = ExportFailed(
-            f"A project '{full_path}' already exists and was not created by Kiln for this target. "
-            "Choose another name or delete that project.",
-            code="name_taken",
-            status_code=409,
-            extra={"hint": "choose another project name", "repository": full_path},
-        )
+        taken = name_taken("project", full_path)
         try:
             project = gl.projects.get(full_path)
         except GitlabGetError as exc:
