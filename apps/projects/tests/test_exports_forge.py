@@ -310,11 +310,17 @@ def test_long_rate_limit_fails_with_retry_after_instead_of_sleeping(
 
 
 @pytest.mark.parametrize("flavor", ["github", "gitlab"])
-def test_foreign_repo_with_the_same_name_is_name_taken_and_untouched(api, cast, generated, run_jobs, flavor, request):
+@pytest.mark.parametrize("seed", [True, False], ids=["with-commits", "new-and-empty"])
+def test_foreign_repo_with_the_same_name_is_name_taken_and_untouched(
+    api, cast, generated, run_jobs, flavor, seed, request
+):
+    """Also when it is empty and made seconds before the export: no create request of this
+    export could have made it, since the first one was refused."""
     forge = request.getfixturevalue(f"{flavor}_forge")
     full = "alice/taken"
-    forge.create_repo_directly(full, "alice", seed=True)
+    forge.create_repo_directly(full, "alice", seed=seed)
     before = forge.refs(full)
+    assert bool(before) is seed
     conn = connect(api, cast.alice, forge, flavor)
     detail = export(
         api,
@@ -327,27 +333,6 @@ def test_foreign_repo_with_the_same_name_is_name_taken_and_untouched(api, cast, 
     assert detail["status"] == "failed"
     assert detail["error"]["code"] == "name_taken"
     assert forge.refs(full) == before
-    assert not [r for r in forge.git_requests if r[1] == "POST" and "receive-pack" in r[2]]
-
-
-@pytest.mark.parametrize("flavor", ["github", "gitlab"])
-def test_a_new_empty_foreign_repo_is_name_taken_not_adopted(api, cast, generated, run_jobs, flavor, request):
-    """Made by someone else seconds before the export: empty and recent, but no create request
-    of this export could have made it, since the first one was refused."""
-    forge = request.getfixturevalue(f"{flavor}_forge")
-    forge.create_repo_directly("alice/just-made", "alice")
-    conn = connect(api, cast.alice, forge, flavor)
-    detail = export(
-        api,
-        cast.alice,
-        cast,
-        generated,
-        {"provider": flavor, "connection": conn, "repository": {"name": "just-made"}},
-        run_jobs,
-    )
-    assert detail["status"] == "failed", detail
-    assert detail["error"]["code"] == "name_taken"
-    assert forge.refs("alice/just-made") == {}
     assert not [r for r in forge.git_requests if r[1] == "POST" and "receive-pack" in r[2]]
 
 
