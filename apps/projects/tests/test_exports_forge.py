@@ -14,30 +14,11 @@ from django.utils import timezone
 
 from apps.projects.models import ProjectFile, RepositoryExport
 from apps.projects.services.generation import (
-    generated_project_execute,
     generated_project_output_dir,
-    generated_project_start,
 )
 from tests.forge.fixtures import ALICE_TOKEN
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture
-def generated(cast, make_template):
-    template = make_template(
-        {
-            "README.md": "# {{ name }}\n",
-            "pkg/{{ name }}.py": "VALUE = 1\n",
-            "run.sh": ("#!/bin/sh\necho hi\n", 0o755),
-            "logo.bin": b"\x00\xff\x10",
-        },
-        parameters={"type": "object", "properties": {"name": {"type": "string", "default": "demo"}}},
-    )
-    row = generated_project_start(
-        project=cast.project, template_slug=template.slug, parameters={}, actor=cast.alice, enqueue=False
-    )
-    return generated_project_execute(generated_id=row.pk, owner="t:1:g").generated
 
 
 def connect(api, user, forge, provider, token=ALICE_TOKEN):

@@ -16,13 +16,7 @@ from django.utils import timezone
 from apps.projects.models import RepositoryExport
 from apps.projects.services import exports
 from apps.projects.services.export_providers import github as github_module
-from apps.projects.tests.test_exports_forge import (  # noqa: F401 - `generated` is a fixture
-    connect,
-    expected_tree,
-    export,
-    generated,
-    pushed_tree,
-)
+from apps.projects.tests.test_exports_forge import connect, expected_tree, export, pushed_tree
 from tests.forge import github_api
 from tests.forge.fixtures import ALICE_TOKEN, BOB_TOKEN
 
@@ -51,7 +45,7 @@ class WorkerKilled(BaseException):
     pass
 
 
-def created_then_killed(cast, generated, conn, monkeypatch, repository):  # noqa: F811
+def created_then_killed(cast, generated, conn, monkeypatch, repository):
     """An export whose worker died after creating (and recording) the repository, before the push."""
 
     def die(*args, **kwargs):
@@ -77,7 +71,7 @@ def test_the_forge_does_not_serve_repositories_by_id_by_default(github_forge):
     assert github_forge.github_knobs.repositories_by_id is False
 
 
-def test_a_redelivered_export_adopts_its_repository_by_full_name(api, cast, generated, github_forge, monkeypatch):  # noqa: F811
+def test_a_redelivered_export_adopts_its_repository_by_full_name(api, cast, generated, github_forge, monkeypatch):
     conn = connect(api, cast.alice, github_forge, "github")
     row = created_then_killed(cast, generated, conn, monkeypatch, {"name": "killed"})
 
@@ -92,7 +86,7 @@ def test_a_redelivered_export_adopts_its_repository_by_full_name(api, cast, gene
     assert pushed_tree(github_forge, "alice/killed", None) == expected_tree(generated)
 
 
-def test_retrying_a_failed_export_adopts_its_repository(api, cast, generated, run_jobs, github_forge):  # noqa: F811
+def test_retrying_a_failed_export_adopts_its_repository(api, cast, generated, run_jobs, github_forge):
     github_forge.inject("POST", r"/git-receive-pack$", 403, "forbidden", times=None)
     conn = connect(api, cast.alice, github_forge, "github")
     failed = export(api, cast.alice, cast, generated, body(conn, name="again"), run_jobs)
@@ -113,7 +107,7 @@ def test_retrying_a_failed_export_adopts_its_repository(api, cast, generated, ru
 def test_a_renamed_repository_is_looked_up_by_id_only_as_a_last_resort(
     api,
     cast,
-    generated,  # noqa: F811
+    generated,
     github_forge,
     monkeypatch,
 ):
@@ -136,7 +130,7 @@ def test_a_renamed_repository_is_looked_up_by_id_only_as_a_last_resort(
 def test_a_renamed_repository_without_the_undocumented_lookup_fails_without_pushing(
     api,
     cast,
-    generated,  # noqa: F811
+    generated,
     github_forge,
     monkeypatch,
 ):
@@ -153,7 +147,7 @@ def test_a_renamed_repository_without_the_undocumented_lookup_fails_without_push
     assert github_forge.refs("alice/after") == {}
 
 
-def test_a_name_reused_by_another_repository_is_not_adopted(api, cast, generated, github_forge, monkeypatch):  # noqa: F811
+def test_a_name_reused_by_another_repository_is_not_adopted(api, cast, generated, github_forge, monkeypatch):
     conn = connect(api, cast.alice, github_forge, "github")
     row = created_then_killed(cast, generated, conn, monkeypatch, {"name": "reused"})
     github_forge.rename_repo(github_forge.repos["alice/reused"], "moved", "moved")
@@ -175,7 +169,7 @@ def test_a_name_reused_by_another_repository_is_not_adopted(api, cast, generated
 def test_a_foreign_repository_is_name_taken_in_either_documented_shape(
     api,
     cast,
-    generated,  # noqa: F811
+    generated,
     run_jobs,
     github_forge,
     style,
@@ -198,7 +192,7 @@ def test_a_foreign_repository_is_name_taken_in_either_documented_shape(
 
 
 @pytest.mark.parametrize("style", github_api.NAME_EXISTS_STYLES)
-def test_exporting_twice_adopts_with_either_clash_shape(api, cast, generated, run_jobs, github_forge, style):  # noqa: F811
+def test_exporting_twice_adopts_with_either_clash_shape(api, cast, generated, run_jobs, github_forge, style):
     github_forge.github_knobs.name_exists = style
     conn = connect(api, cast.alice, github_forge, "github")
     first = export(api, cast.alice, cast, generated, body(conn, name="twice"), run_jobs)
@@ -215,7 +209,7 @@ def test_exporting_twice_adopts_with_either_clash_shape(api, cast, generated, ru
 def test_a_clash_with_a_repository_the_token_cannot_see_is_name_taken(
     api,
     cast,
-    generated,  # noqa: F811
+    generated,
     run_jobs,
     github_forge,
     style,
@@ -237,7 +231,7 @@ def test_a_clash_with_a_repository_the_token_cannot_see_is_name_taken(
     assert github_forge.refs("acme/hidden") == before
 
 
-def test_a_422_that_is_not_a_clash_is_not_name_taken(api, cast, generated, run_jobs, github_forge):  # noqa: F811
+def test_a_422_that_is_not_a_clash_is_not_name_taken(api, cast, generated, run_jobs, github_forge):
     github_forge.inject(
         "POST",
         r"/user/repos$",
@@ -257,7 +251,7 @@ def test_a_422_that_is_not_a_clash_is_not_name_taken(api, cast, generated, run_j
 def test_a_422_without_details_is_decided_by_looking_the_repository_up(
     api,
     cast,
-    generated,  # noqa: F811
+    generated,
     run_jobs,
     github_forge,
 ):
@@ -279,7 +273,7 @@ def test_a_422_without_details_is_decided_by_looking_the_repository_up(
 def test_a_primary_rate_limit_is_recognised_by_its_headers_whatever_the_message(
     api,
     cast,
-    generated,  # noqa: F811
+    generated,
     run_jobs,
     github_forge,
 ):
@@ -299,7 +293,7 @@ def test_a_primary_rate_limit_is_recognised_by_its_headers_whatever_the_message(
 def test_a_primary_rate_limit_resetting_in_an_hour_fails_as_rate_limited(
     api,
     cast,
-    generated,  # noqa: F811
+    generated,
     run_jobs,
     github_forge,
     status,
@@ -322,7 +316,7 @@ def test_a_primary_rate_limit_resetting_in_an_hour_fails_as_rate_limited(
 def test_a_secondary_rate_limit_honours_retry_after_whatever_the_message(
     api,
     cast,
-    generated,  # noqa: F811
+    generated,
     run_jobs,
     github_forge,
     status,
@@ -338,7 +332,7 @@ def test_a_secondary_rate_limit_honours_retry_after_whatever_the_message(
     assert [r.status for r in creates(github_forge)] == [status, 201]
 
 
-def test_a_secondary_rate_limit_without_retry_after_waits_a_minute(api, cast, generated, run_jobs, github_forge):  # noqa: F811
+def test_a_secondary_rate_limit_without_retry_after_waits_a_minute(api, cast, generated, run_jobs, github_forge):
     github_api.inject_secondary_rate_limit(github_forge, "POST", r"/user/repos$", retry_after=None, times=None)
     conn = connect(api, cast.alice, github_forge, "github")
 
@@ -350,7 +344,7 @@ def test_a_secondary_rate_limit_without_retry_after_waits_a_minute(api, cast, ge
     assert len(creates(github_forge)) == 1
 
 
-def test_a_plain_403_is_permission_denied_and_not_retried(api, cast, generated, run_jobs, github_forge):  # noqa: F811
+def test_a_plain_403_is_permission_denied_and_not_retried(api, cast, generated, run_jobs, github_forge):
     conn = connect(api, cast.alice, github_forge, "github", token=BOB_TOKEN)
 
     detail = export(api, cast.alice, cast, generated, body(conn, owner="acme", name="nope"), run_jobs)
@@ -364,7 +358,7 @@ def test_a_plain_403_is_permission_denied_and_not_retried(api, cast, generated, 
 # ----------------------------------------------------------------------------- finding 6: every 401
 
 
-def test_requires_authentication_is_invalid_token_and_not_retried(api, cast, generated, run_jobs, github_forge):  # noqa: F811
+def test_requires_authentication_is_invalid_token_and_not_retried(api, cast, generated, run_jobs, github_forge):
     github_api.inject_requires_authentication(github_forge, "POST", r"/user/repos$", times=None)
     conn = connect(api, cast.alice, github_forge, "github")
 
@@ -391,7 +385,7 @@ def test_verify_maps_requires_authentication_to_invalid_token(api, cast, github_
 # ----------------------------------------------------------------------------- finding 12: owner is the token's login
 
 
-def test_an_owner_equal_to_the_own_login_creates_a_user_repository(api, cast, generated, run_jobs, github_forge):  # noqa: F811
+def test_an_owner_equal_to_the_own_login_creates_a_user_repository(api, cast, generated, run_jobs, github_forge):
     conn = connect(api, cast.alice, github_forge, "github")
 
     detail = export(api, cast.alice, cast, generated, body(conn, owner="Alice", name="mine"), run_jobs)
@@ -403,7 +397,7 @@ def test_an_owner_equal_to_the_own_login_creates_a_user_repository(api, cast, ge
     assert pushed_tree(github_forge, "alice/mine", None) == expected_tree(generated)
 
 
-def test_own_login_as_owner_and_no_owner_name_the_same_repository(api, cast, generated, run_jobs, github_forge):  # noqa: F811
+def test_own_login_as_owner_and_no_owner_name_the_same_repository(api, cast, generated, run_jobs, github_forge):
     conn = connect(api, cast.alice, github_forge, "github")
     first = export(api, cast.alice, cast, generated, body(conn, name="same"), run_jobs)
     second = export(api, cast.alice, cast, generated, body(conn, owner="alice", name="same"), run_jobs)
@@ -415,7 +409,7 @@ def test_own_login_as_owner_and_no_owner_name_the_same_repository(api, cast, gen
     assert list(github_forge.repos) == ["alice/same"]
 
 
-def test_internal_for_the_own_login_fails_before_creating(api, cast, generated, run_jobs, github_forge):  # noqa: F811
+def test_internal_for_the_own_login_fails_before_creating(api, cast, generated, run_jobs, github_forge):
     conn = connect(api, cast.alice, github_forge, "github")
 
     detail = export(
@@ -431,7 +425,7 @@ def test_internal_for_the_own_login_fails_before_creating(api, cast, generated, 
 # ----------------------------------------------------------------------------- finding 13: internal needs an org
 
 
-def test_internal_without_an_owner_is_a_400_naming_the_field(api, cast, generated, github_forge):  # noqa: F811
+def test_internal_without_an_owner_is_a_400_naming_the_field(api, cast, generated, github_forge):
     conn = connect(api, cast.alice, github_forge, "github")
     url = f"/api/v1/projects/{cast.project.pk}/generated/{generated.pk}/exports/"
 
@@ -444,7 +438,7 @@ def test_internal_without_an_owner_is_a_400_naming_the_field(api, cast, generate
     assert not RepositoryExport.objects.exists()
 
 
-def test_internal_in_an_organisation_is_created_internal(api, cast, generated, run_jobs, github_forge):  # noqa: F811
+def test_internal_in_an_organisation_is_created_internal(api, cast, generated, run_jobs, github_forge):
     conn = connect(api, cast.alice, github_forge, "github")
 
     detail = export(
@@ -461,7 +455,7 @@ def test_internal_in_an_organisation_is_created_internal(api, cast, generated, r
 # ----------------------------------------------------------------------------- findings 14 and 15: headers, paths
 
 
-def test_every_request_sends_a_bearer_token(api, cast, generated, run_jobs, github_forge):  # noqa: F811
+def test_every_request_sends_a_bearer_token(api, cast, generated, run_jobs, github_forge):
     conn = connect(api, cast.alice, github_forge, "github")
     assert api(cast.alice).post(f"/api/v1/connections/{conn}/verify/").status_code == 200
 
@@ -473,7 +467,7 @@ def test_every_request_sends_a_bearer_token(api, cast, generated, run_jobs, gith
     assert {r.headers.get("accept") for r in github_forge.requests} == {"application/vnd.github+json"}
 
 
-def test_paths_are_built_from_names_not_from_links_in_responses(api, cast, generated, run_jobs, github_forge):  # noqa: F811
+def test_paths_are_built_from_names_not_from_links_in_responses(api, cast, generated, run_jobs, github_forge):
     github_forge.github_knobs.api_links = "https://api.github.com"
     conn = connect(api, cast.alice, github_forge, "github")
 

@@ -22,26 +22,14 @@ from apps.projects.services.export_providers.gitlab import (
     is_namespace_refusal,
     rate_limit_wait,
 )
+from apps.projects.tests.test_exports_forge import connect
+from apps.projects.tests.test_exports_forge import export as shared_export
 from tests.forge.fixtures import ALICE_TOKEN
 
 pytestmark = pytest.mark.django_db
 
 CREATE = r"^/api/v4/projects$"
 TAKEN = ["has already been taken"]
-
-
-@pytest.fixture
-def generated(cast, make_template):
-    from apps.projects.services.generation import generated_project_execute, generated_project_start
-
-    template = make_template(
-        {"README.md": "# {{ name }}\n", "pkg/mod.py": "VALUE = 1\n"},
-        parameters={"type": "object", "properties": {"name": {"type": "string", "default": "demo"}}},
-    )
-    row = generated_project_start(
-        project=cast.project, template_slug=template.slug, parameters={}, actor=cast.alice, enqueue=False
-    )
-    return generated_project_execute(generated_id=row.pk, owner="t:1:g").generated
 
 
 @pytest.fixture
@@ -52,25 +40,10 @@ def sleeps(monkeypatch) -> list[float]:
     return recorded
 
 
-def connect(api, user, forge) -> int:
-    response = api(user).post(
-        "/api/v1/connections/",
-        {"provider": "gitlab", "name": f"gl-{forge.port}", "base_url": forge.api_url, "token": ALICE_TOKEN},
-        format="json",
-    )
-    assert response.status_code == 201, response.content
-    return int(response.json()["id"])
-
-
 def export(api, cast, generated, forge, repository: dict[str, Any], run_jobs) -> dict[str, Any]:
-    conn = connect(api, cast.alice, forge)
-    url = f"/api/v1/projects/{cast.project.pk}/generated/{generated.pk}/exports/"
-    with run_jobs():
-        created = api(cast.alice).post(
-            url, {"provider": "gitlab", "connection": conn, "repository": repository}, format="json"
-        )
-    assert created.status_code == 202, created.content
-    return api(cast.alice).get(f"{url}{created.json()['id']}/").json()
+    conn = connect(api, cast.alice, forge, "gitlab")
+    body = {"provider": "gitlab", "connection": conn, "repository": repository}
+    return shared_export(api, cast.alice, cast, generated, body, run_jobs)
 
 
 def creates(forge) -> list[Any]:
@@ -314,7 +287,7 @@ def test_a_400_right_after_the_push_is_retried_after_reading_the_project_again(
     ],
 )
 def test_paths_gitlab_rejects_are_400_at_request_time(api, cast, generated, gitlab_forge, name):
-    conn = connect(api, cast.alice, gitlab_forge)
+    conn = connect(api, cast.alice, gitlab_forge, "gitlab")
     url = f"/api/v1/projects/{cast.project.pk}/generated/{generated.pk}/exports/"
     response = api(cast.alice).post(
         url, {"provider": "gitlab", "connection": conn, "repository": {"name": name}}, format="json"

@@ -6,7 +6,7 @@ import pytest
 
 from apps.projects.services.export_providers import common
 from apps.projects.services.gitops import classify_git_error
-from apps.projects.tests.test_exports_forge import connect, export, generated  # noqa: F401 - fixture
+from apps.projects.tests.test_exports_forge import connect, export
 
 URL = "https://forge.example/acme/svc.git"
 
@@ -62,7 +62,7 @@ def test_git_errors_are_classified(output, code):
     assert classify_git_error(output)[0] == code
 
 
-def test_a_push_answered_503_once_is_tried_again(api, cast, generated, run_jobs, github_forge, monkeypatch):  # noqa: F811
+def test_a_push_answered_503_once_is_tried_again(api, cast, generated, run_jobs, github_forge, monkeypatch):
     monkeypatch.setattr(common, "backoff", lambda attempt: 0.01)
     github_forge.inject("POST", r"/git-receive-pack$", 503, "busy", times=1)
     conn = connect(api, cast.alice, github_forge, "github")
@@ -76,7 +76,7 @@ def test_a_push_answered_503_once_is_tried_again(api, cast, generated, run_jobs,
     assert pushes == [503, 200]
 
 
-def test_a_push_refused_with_403_is_not_retried(api, cast, generated, run_jobs, github_forge, monkeypatch):  # noqa: F811
+def test_a_push_refused_with_403_is_not_retried(api, cast, generated, run_jobs, github_forge, monkeypatch):
     monkeypatch.setattr(common, "backoff", lambda attempt: 0.01)
     github_forge.inject("POST", r"/git-receive-pack$", 403, "forbidden", times=None)
     conn = connect(api, cast.alice, github_forge, "github")
