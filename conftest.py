@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import http.server
 import os
+import threading
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +17,42 @@ from rest_framework.test import APIClient
 pytest_plugins = ["tests.forge.fixtures", "tests.integration.harness"]
 
 REQUIRE_SERVICES = os.environ.get("KILN_REQUIRE_SERVICES") == "1"
+
+
+@dataclass
+class Listener:
+    """A loopback HTTP server that records every GET (path and headers) and answers `body` as JSON."""
+
+    base: str
+    body: bytes = b"{}"
+    hits: list[tuple[str, dict[str, str]]] = field(default_factory=list)
+
+    def url(self, path: str) -> str:
+        return f"{self.base}{path}"
+
+
+@pytest.fixture
+def listener() -> Iterator[Listener]:
+    """For checking that Kiln does (or, mostly, does not) send a request somewhere."""
+    state = Listener(base="")
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            state.hits.append((self.path, dict(self.headers)))
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.end_headers()
+            self.wfile.write(state.body)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    state.base = f"http://127.0.0.1:{server.server_port}"
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield state
+    server.shutdown()
+    server.server_close()
 
 
 @pytest.fixture(autouse=True)

@@ -3,10 +3,7 @@ and a reference that does not resolve is a 400, not a 500."""
 
 from __future__ import annotations
 
-import http.server
 import stat
-import threading
-from collections.abc import Iterator
 
 import pytest
 
@@ -16,26 +13,10 @@ from core.json_schema import UserSchemaError, check_user_schema, iter_user_schem
 
 
 @pytest.fixture
-def listener() -> Iterator[tuple[str, list[str]]]:
-    """A loopback HTTP server that records every request and serves a schema."""
-    hits: list[str] = []
-
-    class Handler(http.server.BaseHTTPRequestHandler):
-        def do_GET(self) -> None:
-            hits.append(self.path)
-            self.send_response(200)
-            self.send_header("Content-Type", "application/json")
-            self.end_headers()
-            self.wfile.write(b'{"type": "string"}')
-
-        def log_message(self, *args: object) -> None:
-            pass
-
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{server.server_port}/schema.json", hits
-    server.shutdown()
-    server.server_close()
+def schema_url(listener):
+    """(URL of a schema on a loopback server, the requests that server got)."""
+    listener.body = b'{"type": "string"}'
+    return listener.url("/schema.json"), listener.hits
 
 
 LOCAL = {
@@ -80,8 +61,8 @@ def test_a_nested_id_is_refused():
     )
 
 
-def test_validating_never_fetches(listener):
-    url, hits = listener
+def test_validating_never_fetches(schema_url):
+    url, hits = schema_url
     schema = {"type": "object", "properties": {"x": {"$ref": url}}}
     with pytest.raises(UserSchemaError, match="does not resolve"):
         list(iter_user_schema_errors(schema, {"x": 5}))
@@ -99,8 +80,8 @@ def _template_zip(parameters_yaml: bytes) -> bytes:
 
 
 @pytest.mark.django_db
-def test_template_upload_with_a_remote_reference_is_400_and_fetches_nothing(api, cast, listener):
-    url, hits = listener
+def test_template_upload_with_a_remote_reference_is_400_and_fetches_nothing(api, cast, schema_url):
+    url, hits = schema_url
     payload = _template_zip(f"  type: object\n  properties:\n    x: {{$ref: '{url}', default: a}}\n".encode())
     response = upload(api(cast.alice), payload)
     assert response.status_code == 400, response.content
@@ -123,8 +104,8 @@ def test_template_defaults_are_checked_through_local_references(api, cast):
 
 @pytest.mark.django_db
 @pytest.mark.parametrize("dry_run", [True, False])
-def test_a_stored_schema_with_a_bad_reference_is_400_not_500(api, cast, make_template, listener, dry_run):
-    url, hits = listener
+def test_a_stored_schema_with_a_bad_reference_is_400_not_500(api, cast, make_template, schema_url, dry_run):
+    url, hits = schema_url
     template = make_template({"README.md": "x\n"}, slug="stored-refs")
     # as a row saved before references were checked at upload
     ProjectTemplate.objects.filter(pk=template.pk).update(
@@ -141,8 +122,8 @@ def test_a_stored_schema_with_a_bad_reference_is_400_not_500(api, cast, make_tem
 
 
 @pytest.mark.django_db
-def test_workflow_inputs_schema_with_a_remote_reference_is_400(api, cast, listener):
-    url, hits = listener
+def test_workflow_inputs_schema_with_a_remote_reference_is_400(api, cast, schema_url):
+    url, hits = schema_url
     body = {
         "name": "refs",
         "inputs_schema": {"type": "object", "properties": {"x": {"$ref": url}}},

@@ -341,36 +341,16 @@ def test_a_namespace_the_token_cannot_create_in_is_permission_denied(
 # ----------------------------------------------------------------------------- redirects
 
 
-def test_a_redirect_to_another_origin_is_refused_and_the_token_stays_home(api, cast, generated, run_jobs, gitlab_forge):
-    import http.server
-    import threading
+def test_a_redirect_to_another_origin_is_refused_and_the_token_stays_home(
+    api, cast, generated, run_jobs, gitlab_forge, listener
+):
+    listener.body = b'{"id": 1, "username": "alice"}'
+    gitlab_forge.inject("GET", r"^/api/v4/user$", 302, headers={"Location": listener.url("/api/v4/user")})
 
-    seen: list[dict[str, str]] = []
-
-    class Elsewhere(http.server.BaseHTTPRequestHandler):
-        def do_GET(self) -> None:
-            seen.append(dict(self.headers))
-            self.send_response(200)
-            self.send_header("Content-Type", "application/json")
-            self.end_headers()
-            self.wfile.write(b'{"id": 1, "username": "alice"}')
-
-        def log_message(self, *args: object) -> None:
-            pass
-
-    other = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Elsewhere)
-    threading.Thread(target=other.serve_forever, daemon=True).start()
-    try:
-        gitlab_forge.inject(
-            "GET", r"^/api/v4/user$", 302, headers={"Location": f"http://127.0.0.1:{other.server_port}/api/v4/user"}
-        )
-        detail = export(api, cast, generated, gitlab_forge, {"name": "redirected"}, run_jobs)
-    finally:
-        other.shutdown()
-        other.server_close()
+    detail = export(api, cast, generated, gitlab_forge, {"name": "redirected"}, run_jobs)
 
     assert detail["status"] == "failed", detail
     assert detail["error"]["code"] == "provider_error"
     assert "another origin" in detail["error"]["message"]
-    assert seen == []  # not followed at all, so the PRIVATE-TOKEN never left for that host
+    assert listener.hits == []  # not followed at all, so the PRIVATE-TOKEN never left for that host
     assert creates(gitlab_forge) == []
