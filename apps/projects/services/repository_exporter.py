@@ -18,6 +18,7 @@ import shutil
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from email.utils import parsedate_to_datetime
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
@@ -188,29 +189,45 @@ def with_retries(
     raise AssertionError("unreachable")
 
 
+def _until_http_date(value: str) -> float | None:
+    try:
+        moment = parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        return None
+    return max(moment.timestamp() - time.time(), 0.0)
+
+
+def _number(value: str | None) -> float | None:
+    try:
+        return float(value) if value else None
+    except ValueError:
+        return None
+
+
 def retry_after_seconds(headers: dict[str, str] | None) -> float | None:
-    """Seconds to wait from `Retry-After` or `X-RateLimit-Reset` / `RateLimit-Reset` headers."""
+    """Seconds a rate-limited answer asks to wait, from its headers, or None.
+
+    `Retry-After` (seconds or an HTTP date, RFC 9110) first; else GitHub's `x-ratelimit-reset`
+    (Unix time) when `x-ratelimit-remaining` is 0; else GitLab's `RateLimit-Reset` (Unix time; a
+    small number can only be a delay in seconds) or `RateLimit-ResetTime` (an HTTP date).
+    """
     if not headers:
         return None
-    lowered = {str(k).lower(): str(v) for k, v in headers.items()}
-    value = lowered.get("retry-after")
-    if value is not None:
-        try:
-            return max(float(value), 0.0)
-        except ValueError:
-            return None
-    if lowered.get("x-ratelimit-remaining") == "0" and "x-ratelimit-reset" in lowered:
-        try:
-            return max(float(lowered["x-ratelimit-reset"]) - time.time(), 0.0)
-        except ValueError:
-            return None
-    if "ratelimit-reset" in lowered:
-        try:
-            reset = float(lowered["ratelimit-reset"])
-        except ValueError:
-            return None
-        return max(reset - time.time(), 0.0) if reset > 1e9 else reset
-    return None
+    lowered = {str(k).lower(): str(v).strip() for k, v in headers.items()}
+    retry_after = lowered.get("retry-after")
+    if retry_after:
+        seconds = _number(retry_after)
+        wait = max(seconds, 0.0) if seconds is not None else _until_http_date(retry_after)
+        if wait is not None:
+            return wait
+    github_reset = _number(lowered.get("x-ratelimit-reset"))
+    if lowered.get("x-ratelimit-remaining") == "0" and github_reset is not None:
+        return max(github_reset - time.time(), 0.0)
+    reset = _number(lowered.get("ratelimit-reset"))
+    if reset is not None:
+        return max(reset - time.time(), 0.0) if reset > 1e9 else max(reset, 0.0)
+    reset_time = lowered.get("ratelimit-resettime")
+    return _until_http_date(reset_time) if reset_time else None
 
 
 # --- the exporter ------------------------------------------------------------------------------

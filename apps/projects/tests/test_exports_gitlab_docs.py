@@ -20,8 +20,8 @@ from apps.projects.services import repository_exporter
 from apps.projects.services.export_providers.gitlab import (
     is_clash,
     is_namespace_refusal,
-    rate_limit_wait,
 )
+from apps.projects.services.repository_exporter import retry_after_seconds as rate_limit_wait
 from apps.projects.tests.test_exports_forge import connect
 from apps.projects.tests.test_exports_forge import export as shared_export
 from tests.forge.fixtures import ALICE_TOKEN

@@ -14,9 +14,7 @@ Kiln reads the project back and sets `default_branch` when it differs.
 from __future__ import annotations
 
 import re
-import time
 from datetime import datetime
-from email.utils import parsedate_to_datetime
 from typing import Any
 
 import gitlab
@@ -46,6 +44,7 @@ from apps.projects.services.repository_exporter import (
     ExportResult,
     Retry,
     register_provider,
+    retry_after_seconds,
     with_retries,
 )
 from core.exceptions import ApplicationError, ValidationFailed
@@ -180,41 +179,6 @@ def response_headers(exc: BaseException) -> dict[str, str]:
     return {}
 
 
-def _seconds_until_http_date(value: str) -> float | None:
-    try:
-        moment = parsedate_to_datetime(value)
-    except (TypeError, ValueError, IndexError):
-        return None
-    return max(moment.timestamp() - time.time(), 0.0)
-
-
-def rate_limit_wait(headers: dict[str, str]) -> float | None:
-    """Seconds a 429 asks for: `Retry-After` (seconds, or an HTTP date), else
-    `RateLimit-Reset` (Unix time), else `RateLimit-ResetTime` (HTTP date)."""
-    lowered = {str(k).lower(): str(v).strip() for k, v in headers.items()}
-    retry_after = lowered.get("retry-after")
-    if retry_after:
-        try:
-            return max(float(retry_after), 0.0)
-        except ValueError:
-            wait = _seconds_until_http_date(retry_after)
-            if wait is not None:
-                return wait
-    reset = lowered.get("ratelimit-reset")
-    if reset:
-        try:
-            value = float(reset)
-        except ValueError:
-            value = None
-        if value is not None:
-            # Unix time per GitLab's docs; a small number can only be a delay in seconds.
-            return max(value - time.time(), 0.0) if value > 1e9 else max(value, 0.0)
-    reset_time = lowered.get("ratelimit-resettime")
-    if reset_time:
-        return _seconds_until_http_date(reset_time)
-    return None
-
-
 def is_clash(exc: GitlabError) -> bool:
     """Did creating the project fail because a project (or group) of that name/path exists?
 
@@ -257,7 +221,7 @@ def classify(exc: BaseException) -> Retry | ApplicationError:
     if isinstance(exc, GitlabError):
         code = exc.response_code or 0
         if code == 429:
-            wait = rate_limit_wait(response_headers(exc))
+            wait = retry_after_seconds(response_headers(exc))
             if wait is None:
                 wait = DEFAULT_RATE_LIMIT_WAIT
             return Retry(
