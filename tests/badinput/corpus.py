@@ -1672,6 +1672,48 @@ JSON_TYPE_CASES = [
 ]
 
 # ---------------------------------------------------------------------------------------------
+# Issue 21, harden-render's items (render bounds, leases, races, permissions, git inputs).
+# harden-input keeps its own block; keep additions for these items here.
+# ---------------------------------------------------------------------------------------------
+
+ISSUE21_RENDER_CASES = [
+    # item 16: IPv6 literals are judged as addresses, not refused as "transport helpers"
+    export(
+        "remote-ipv6-loopback-literal",
+        "git-injection",
+        {"provider": "git", "remote_url": "https://[::1]:9/x.git"},
+        _HOST,
+        "private or reserved",
+        settings={"KILN_ALLOW_PRIVATE_NETWORKS": False},
+    ),
+    export(
+        "remote-ipv6-link-local-literal",
+        "git-injection",
+        {"provider": "git", "remote_url": "https://[fe80::1]/x.git"},
+        _HOST,
+        "private or reserved",
+        settings={"KILN_ALLOW_PRIVATE_NETWORKS": False},
+    ),
+    _git("remote-ipv6-unbalanced-bracket", "https://[::1/x.git", _URL, "malformed"),
+    # item 17: git percent-decodes file:// paths
+    _git("remote-file-encoded-dotdot", "file:///srv/git/%2e%2e/%2e%2e/{PWN_NAME}", _URL, "without '..'"),
+    _git("remote-file-encoded-slash-dotdot", "file:///srv/git%2f..%2f{PWN_NAME}", _URL, "without '..'"),
+    _git("remote-https-encoded-dash-segment", "https://example.com/a%2f-u/x.git", _URL, "not allowed"),
+    # item 18: a full ref name is normalised (pushed as refs/heads/x), other refs/ names refused
+    export(
+        "branch-full-ref-normalised",
+        "git-injection",
+        {"provider": "git", "remote_url": "file://{REMOTE}", "branch": "refs/heads/x"},
+        None,
+        status=202,
+        state="completed",
+        remote={"hooks": []},
+    ),
+    _git("branch-refs-tags", _R, _BRANCH, "short name", branch="refs/tags/v1"),
+    _git("branch-double-refs-heads", _R, _BRANCH, "short name", branch="refs/heads/refs/heads/x"),
+]
+
+# ---------------------------------------------------------------------------------------------
 
 ALL_CASES: list[Case] = [
     *TEMPLATE_PATH_CASES,
@@ -1691,6 +1733,7 @@ ALL_CASES: list[Case] = [
     *JSON_TYPE_CASES,
     *AUTH_CASES,
     *CONCURRENCY_CASES,
+    *ISSUE21_RENDER_CASES,
 ]
 
 

@@ -10,7 +10,7 @@ dashes anywhere.
 from __future__ import annotations
 
 import re
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 from django.conf import settings
 
@@ -21,6 +21,11 @@ OWNER_RE = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9-]{0,38})$")
 NAMESPACE_SEGMENT_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9._-]{0,254}$")
 BRANCH_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9._/-]{0,199}$")
 URL_PATH_RE = re.compile(r"^/[A-Za-z0-9._~/%+-]*$")
+# git's transport-helper syntax `<transport>::<address>` (`ext::sh -c ...`, `fd::17`): a
+# helper name before the first `::`, with no `://` ahead of it. IPv6 literals such as
+# `https://[::1]/x.git` hold `::` too, inside the host, and are judged as addresses.
+TRANSPORT_HELPER_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9+.-]*::")
+BRANCH_PREFIX = "refs/heads/"
 VISIBILITIES = ("private", "public", "internal")
 
 
@@ -62,6 +67,20 @@ def validate_namespace(namespace: str, *, field: str = "repository.namespace") -
 
 
 def validate_branch(branch: str, *, field: str = "branch") -> str:
+    """A branch's short name, checked; `refs/heads/x` is normalised to `x`.
+
+    Kiln pushes to `refs/heads/<branch>`, so a full ref name would become
+    `refs/heads/refs/heads/x`; any other name under `refs/` (tags, remotes, ...) is refused.
+    """
+    if isinstance(branch, str) and branch.startswith(BRANCH_PREFIX):
+        branch = branch[len(BRANCH_PREFIX) :]
+    if isinstance(branch, str) and (branch == "refs" or branch.startswith("refs/")):
+        raise _invalid(
+            "invalid_branch_name",
+            field,
+            "Give the branch's short name (e.g. 'main'); names under 'refs/' other than 'refs/heads/<name>' "
+            "are not branches.",
+        )
     ok = (
         isinstance(branch, str)
         and BRANCH_RE.match(branch)
@@ -103,9 +122,12 @@ def validate_remote_url(url: str, *, field: str = "remote_url") -> str:
     """A clean push URL: https (http/file only where settings allow), no credentials or options."""
     if not isinstance(url, str) or len(url) > 2000 or any(ord(c) < 33 or ord(c) == 127 for c in url):
         raise _invalid("remote_url_not_allowed", field, "The remote URL must be a plain URL without spaces.")
-    if "::" in url or url.startswith("-"):
+    if TRANSPORT_HELPER_RE.match(url) or url.startswith("-"):
         raise _invalid("remote_url_not_allowed", field, "Git transport helpers ('ext::', 'fd::') are not allowed.")
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+    except ValueError as exc:  # e.g. an unbalanced '[' in the host
+        raise _invalid("remote_url_not_allowed", field, "The remote URL is malformed.") from exc
     allowed = {"https"}
     if settings.KILN_ALLOW_PRIVATE_NETWORKS:
         allowed.add("http")
@@ -117,8 +139,12 @@ def validate_remote_url(url: str, *, field: str = "remote_url") -> str:
         )
     if parts.query or parts.fragment:
         raise _invalid("remote_url_not_allowed", field, "The remote URL must not have a query or fragment.")
+    # git percent-decodes the path (`%2e%2e` is `..`, `%2f` is `/`): judge the decoded path
+    path = unquote(parts.path, errors="surrogateescape") if "%" in parts.path else parts.path
+    if path != parts.path and any(ord(c) < 32 or ord(c) == 127 for c in path):
+        raise _invalid("remote_url_not_allowed", field, "The remote URL path has characters that are not allowed.")
     if parts.scheme == "file":
-        if parts.netloc or not parts.path.startswith("/") or ".." in parts.path.split("/"):
+        if parts.netloc or not path.startswith("/") or ".." in path.split("/"):
             raise _invalid("remote_url_not_allowed", field, "file:// remotes need an absolute path without '..'.")
         return url
     if parts.username or parts.password or "@" in parts.netloc:
@@ -131,7 +157,7 @@ def validate_remote_url(url: str, *, field: str = "remote_url") -> str:
         parts.port  # noqa: B018 - raises on a malformed port
     except ValueError as exc:
         raise _invalid("remote_url_not_allowed", field, "The remote URL has an invalid port.") from exc
-    if not URL_PATH_RE.match(parts.path or "/") or ".." in parts.path.split("/") or "/-" in parts.path:
+    if not URL_PATH_RE.match(parts.path or "/") or ".." in path.split("/") or "/-" in path:
         raise _invalid("remote_url_not_allowed", field, "The remote URL path has characters that are not allowed.")
     return url
 
@@ -140,7 +166,10 @@ def validate_base_url(url: str, *, field: str = "base_url") -> str:
     """A provider API root: https (http where private networks are allowed), no credentials."""
     if not isinstance(url, str) or len(url) > 500 or any(ord(c) < 33 or ord(c) == 127 for c in url):
         raise _invalid("invalid_base_url", field, "The base URL must be a plain URL.")
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+    except ValueError as exc:  # e.g. an unbalanced '[' in the host
+        raise _invalid("invalid_base_url", field, "The base URL is malformed.") from exc
     allowed = {"https", "http"} if settings.KILN_ALLOW_PRIVATE_NETWORKS else {"https"}
     if parts.scheme not in allowed or not parts.hostname:
         raise _invalid("invalid_base_url", field, f"The base URL must be an {' or '.join(sorted(allowed))} URL.")

@@ -80,12 +80,25 @@ def created_by_this_export(
 
 def check_provider_url(url: str, *, what: str) -> str:
     """A clone URL taken from a provider response is still checked before git sees it."""
+    return _recheck_url(url, what=what, refused=f"The provider returned a {what} Kiln will not use")
+
+
+def recheck_user_url(url: str, *, what: str) -> str:
+    """A URL the user gave when the export was requested, checked again before git sees it.
+
+    It passed when it was recorded; settings or DNS may have changed since (a retried export
+    runs later), and the error must say that, not blame a provider that never sent it.
+    """
+    return _recheck_url(url, what=what, refused=f"The {what} of this export is no longer allowed")
+
+
+def _recheck_url(url: str, *, what: str, refused: str) -> str:
     try:
         validate_remote_url(url, field=what)
         if urlsplit(url).scheme != "file":
             check_url(url, field=what)
     except ValidationFailed as exc:
-        raise ExportFailed(f"The provider returned a {what} Kiln will not use: {exc.message}", code=exc.code) from None
+        raise ExportFailed(f"{refused}: {exc.message}", code=exc.code) from None
     return url
 
 

@@ -6,7 +6,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from apps.projects.models import Provider, ProviderConnection
-from apps.projects.services.export_providers.common import build_and_push, check_provider_url
+from apps.projects.services.export_providers.common import build_and_push, recheck_user_url
 from apps.projects.services.git_names import validate_branch, validate_remote_url
 from apps.projects.services.gitops import GitAuth
 from apps.projects.services.repository_exporter import CleanTarget, ExportContext, ExportResult, register_provider
@@ -41,7 +41,7 @@ class GitRemoteProvider:
         return CleanTarget(target={"remote_url": url}, branch=branch, remote_url=url, target_key=f"git|{url}|{branch}")
 
     def export(self, ctx: ExportContext) -> ExportResult:
-        url = check_provider_url(ctx.export.target["remote_url"], what="remote_url")
+        url = recheck_user_url(ctx.export.target["remote_url"], what="remote_url")
         auth = GitAuth("x-access-token", ctx.token) if ctx.token else None
         commit, pushed = build_and_push(ctx, url=url, auth=auth)
         return ExportResult(remote_url=url, web_url="", commit_sha=commit, pushed=pushed)
