@@ -123,8 +123,8 @@ def make_template(db: Any, settings: Any) -> Callable[..., Any]:
 
     `files` maps template-relative paths to contents (str or bytes) or (contents, mode).
     """
-    from apps.projects.models import TemplateSource
-    from apps.projects.services.templates import _upsert, scan_template
+    from apps.templates.models import TemplateSource
+    from apps.templates.services.catalog import _upsert, scan_template
 
     counter = {"n": 0}
 

@@ -53,11 +53,11 @@ def build_fixture(rows: int) -> Fixture:
         Project,
         ProjectFile,
         ProjectMembership,
-        ProjectTemplate,
         ProviderConnection,
         RepositoryExport,
         Role,
     )
+    from apps.templates.models import ProjectTemplate
 
     users = get_user_model().objects
     owner = users.create_user(username=f"bench-q-{_hex()[:8]}", password=PASSWORD)

@@ -57,8 +57,8 @@ def _register(source_paths: list[str]) -> dict[str, Any]:
     """Register native templates below KILN_TEMPLATES_DIR through Kiln's catalog services."""
     from django.conf import settings
 
-    from apps.projects.models import TemplateSource
-    from apps.projects.services.templates import _upsert, scan_template
+    from apps.templates.models import TemplateSource
+    from apps.templates.services.catalog import _upsert, scan_template
 
     registered: dict[str, Any] = {}
     for source_path in source_paths:
@@ -97,7 +97,7 @@ def cmd_setup(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def _template(slug: str) -> Any:
-    from apps.projects.services.templates import template_get
+    from apps.templates.services.catalog import template_get
 
     return template_get(slug=slug)
 

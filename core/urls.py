@@ -12,6 +12,7 @@ from core.health import healthz
 
 api_v1: list[URLPattern | URLResolver] = [
     path("auth/token/", TokenLoginView.as_view(), name="auth-token"),
+    path("", include("apps.templates.urls")),
     path("", include("apps.projects.urls")),
     path("", include("apps.workflows.urls")),
     path("", include("apps.agents.urls")),

@@ -7,7 +7,7 @@ a database or a worker:
 
     .venv/bin/python scripts/check_builtin_templates.py [--only SLUG] [--keep DIR] [--no-run] [-v]
 
-For every folder in apps/projects/builtin_templates/ it
+For every folder in apps/templates/builtin_templates/ it
 
 1. validates template.yaml: the allowed and required keys, slug == folder name, a semver
    version, `parameters` is a valid JSON Schema object schema (checked with the
@@ -66,7 +66,7 @@ from jsonschema import FormatChecker, SchemaError
 from jsonschema.validators import validator_for
 
 ROOT = Path(__file__).resolve().parent.parent
-TEMPLATES_DIR = ROOT / "apps" / "projects" / "builtin_templates"
+TEMPLATES_DIR = ROOT / "apps" / "templates" / "builtin_templates"
 PYTHON = sys.executable
 
 MANIFEST_NAME = "template.yaml"

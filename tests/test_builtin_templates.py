@@ -19,7 +19,7 @@ from apps.projects.services.generation import (
     generated_project_output_dir,
     generated_project_start,
 )
-from apps.projects.services.templates import template_sync_builtin
+from apps.templates.services.catalog import template_sync_builtin
 
 pytestmark = [pytest.mark.django_db, pytest.mark.slow]
 

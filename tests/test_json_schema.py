@@ -7,8 +7,8 @@ import stat
 
 import pytest
 
-from apps.projects.models import ProjectTemplate
-from apps.projects.tests.test_api_templates import make_zip, upload
+from apps.templates.models import ProjectTemplate
+from apps.templates.tests.test_api_templates import make_zip, upload
 from core.json_schema import UserSchemaError, check_user_schema, iter_user_schema_errors
 
 

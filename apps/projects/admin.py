@@ -1,4 +1,4 @@
-"""Admin pages for projects, templates and generations. Thin: actions call services."""
+"""Admin pages for projects and generations. Thin: actions call services."""
 
 from __future__ import annotations
 
@@ -14,7 +14,6 @@ from apps.projects.models import (
     Project,
     ProjectFile,
     ProjectMembership,
-    ProjectTemplate,
     ProviderConnection,
     RepositoryExport,
 )
@@ -35,14 +34,6 @@ class ProjectAdmin(admin.ModelAdmin):
     readonly_fields = ("generations_completed", "generated_bytes", "exports_completed", "created_at", "updated_at")
     inlines = [MembershipInline]
     list_select_related = ("owner",)
-
-
-@admin.register(ProjectTemplate)
-class ProjectTemplateAdmin(admin.ModelAdmin):
-    list_display = ("slug", "name", "version", "source", "file_count", "is_active", "updated_at")
-    list_filter = ("source", "is_active")
-    search_fields = ("slug", "name", "description")
-    readonly_fields = ("checksum", "file_count", "total_bytes", "source", "source_path", "created_at", "updated_at")
 
 
 class ProjectFileInline(admin.TabularInline):

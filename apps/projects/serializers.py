@@ -14,38 +14,12 @@ from apps.projects.models import (
     Project,
     ProjectFile,
     ProjectMembership,
-    ProjectTemplate,
     Provider,
     ProviderConnection,
     RepositoryExport,
     Role,
 )
 from core.serializers import JSONObjectField, StrictInputSerializer, id_field, name_field, validate_display_name
-
-
-class TemplateSerializer(serializers.ModelSerializer):
-    parameters = serializers.JSONField(help_text="JSON Schema of the template's parameters")
-
-    class Meta:
-        model = ProjectTemplate
-        fields = [
-            "slug",
-            "name",
-            "description",
-            "version",
-            "parameters",
-            "source",
-            "checksum",
-            "file_count",
-            "total_bytes",
-            "created_at",
-            "updated_at",
-        ]
-        read_only_fields = fields
-
-
-class TemplateUploadSerializer(StrictInputSerializer):
-    archive = serializers.FileField(help_text="zip or tar.gz of a template folder with template.yaml at its top")
 
 
 class ProjectSerializer(serializers.ModelSerializer):

@@ -5,7 +5,6 @@ from rest_framework_nested import routers
 from apps.projects import views
 
 router = routers.SimpleRouter()
-router.register(r"templates", views.TemplateViewSet, basename="template")
 router.register(r"projects", views.ProjectViewSet, basename="project")
 router.register(r"connections", views.ConnectionViewSet, basename="connection")
 

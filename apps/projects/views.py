@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import stat
-from typing import Any
 
 from django.db.models import QuerySet
 from django.http import FileResponse
@@ -21,7 +20,6 @@ from apps.projects.models import (
     Project,
     ProjectFile,
     ProjectMembership,
-    ProjectTemplate,
     ProviderConnection,
     RepositoryExport,
 )
@@ -43,12 +41,9 @@ from apps.projects.serializers import (
     ProjectUpdateSerializer,
     RepositoryExportCreateSerializer,
     RepositoryExportSerializer,
-    TemplateSerializer,
-    TemplateUploadSerializer,
 )
-from apps.projects.services import connections, exports, generation, projects, templates
+from apps.projects.services import connections, exports, generation, projects
 from core.exceptions import Gone, NotFound
-from core.parsers import KilnFormParser, KilnMultiPartParser
 
 ERRORS = {
     400: OpenApiResponse(description="Invalid input: `{message, code, extra}`"),
@@ -67,41 +62,6 @@ def url_id(value: str) -> int:
 
 def _errors(*codes: int) -> dict[int, OpenApiResponse]:
     return {code: ERRORS[code] for code in codes}
-
-
-@extend_schema_view(
-    list=extend_schema(operation_id="templates_list", summary="List the template catalog", tags=["templates"]),
-    retrieve=extend_schema(
-        operation_id="templates_retrieve", summary="Get one template and its parameter schema", tags=["templates"]
-    ),
-)
-class TemplateViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
-    serializer_class = TemplateSerializer
-    lookup_field = "slug"
-    lookup_value_regex = r"[a-z0-9-]{1,100}"
-    filterset_fields = ["source"]
-
-    def get_queryset(self) -> QuerySet[ProjectTemplate]:
-        return ProjectTemplate.objects.filter(is_active=True).order_by("slug")
-
-    @extend_schema(
-        operation_id="templates_create",
-        summary="Upload a template archive (zip or tar.gz)",
-        request={"multipart/form-data": TemplateUploadSerializer},
-        responses={201: TemplateSerializer, **_errors(400, 401)},
-        tags=["templates"],
-    )
-    def create(self, request: Request) -> Response:
-        serializer = TemplateUploadSerializer(data=request.data)
-        serializer.is_valid(raise_exception=True)
-        upload = serializer.validated_data["archive"]
-        template = templates.template_upload(archive=upload, size=upload.size or 0, user=request.user)
-        return Response(TemplateSerializer(template).data, status=status.HTTP_201_CREATED)
-
-    def get_parsers(self) -> list[Any]:
-        if getattr(self, "action", None) == "create" or self.request is None or self.request.method == "POST":
-            return [KilnMultiPartParser(), KilnFormParser()]
-        return super().get_parsers()
 
 
 @extend_schema_view(

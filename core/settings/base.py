@@ -47,6 +47,7 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "drf_spectacular_sidecar",
     "apps.accounts",
+    "apps.templates",
     "apps.projects",
     "apps.workflows",
     "apps.agents",
@@ -232,7 +233,7 @@ MAX_FILE_SIZE = env_int("MAX_FILE_SIZE", 10 * 1024 * 1024)
 KILN_MAX_FILES = env_int("KILN_MAX_FILES", 20_000)
 KILN_MAX_TOTAL_BYTES = env_int("KILN_MAX_TOTAL_BYTES", 256 * 1024 * 1024)
 KILN_RENDER_TIME_LIMIT = env_float("KILN_RENDER_TIME_LIMIT", 300.0)
-KILN_BUILTIN_TEMPLATES_DIR = BASE_DIR / "apps" / "projects" / "builtin_templates"
+KILN_BUILTIN_TEMPLATES_DIR = BASE_DIR / "apps" / "templates" / "builtin_templates"
 KILN_TEMPLATES_DIR = env_path("KILN_TEMPLATES_DIR", DATA_DIR / "templates")
 KILN_TEMPLATE_CACHE_DIR = env_path("KILN_TEMPLATE_CACHE_DIR", DATA_DIR / "template-cache")
 # Compiled templates kept in memory per prepared template; larger templates read their code from the

@@ -496,7 +496,7 @@ def run_dry_run(run: Run) -> None:
 
 
 def run_upload(run: Run) -> None:
-    from apps.projects.models import ProjectTemplate
+    from apps.templates.models import ProjectTemplate
 
     spec = run.world.fill(run.case.spec)
     raw, filename = build_archive(spec)

@@ -124,7 +124,7 @@ def kiln_site(live_server: Any, transactional_db: Any, make_template: Callable[.
     """Committed data for the live server thread: a superuser, a plain user, a template."""
     from django.contrib.auth import get_user_model
 
-    from apps.projects.services.templates import template_sync_builtin
+    from apps.templates.services.catalog import template_sync_builtin
 
     template_sync_builtin()  # transactional tests flush the catalog between tests
     template = make_template(TEMPLATE_FILES, slug=TEMPLATE_SLUG, parameters=TEMPLATE_PARAMETERS)

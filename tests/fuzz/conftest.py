@@ -71,12 +71,13 @@ def fuzz_world(django_db_reset_sequences: None, settings: Any, make_template: An
     """
     from apps.accounts.services import user_token_issue
     from apps.agents.services.agents import agent_create, agent_token_issue
-    from apps.projects.models import ProjectMembership, ProjectTemplate, Role
+    from apps.projects.models import ProjectMembership, Role
     from apps.projects.services.connections import connection_create
     from apps.projects.services.exports import repository_export_execute, repository_export_start
     from apps.projects.services.generation import generated_project_execute, generated_project_start
     from apps.projects.services.projects import project_create
     from apps.projects.tests.factories import UserFactory
+    from apps.templates.models import ProjectTemplate
     from apps.workflows.services.workflow_executor import workflow_create, workflow_run_start
 
     # rows committed before this test (the built-in templates synced when the test database was

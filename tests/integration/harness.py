@@ -163,7 +163,7 @@ def live_stack(celery_worker: Worker, live_server: Any, worker_queue: str, trans
     previous = (app.conf.task_always_eager, app.conf.task_default_queue)
     app.conf.task_always_eager = False
     app.conf.task_default_queue = worker_queue
-    from apps.projects.services.templates import template_sync_builtin
+    from apps.templates.services.catalog import template_sync_builtin
 
     template_sync_builtin()
     yield live_server

@@ -23,7 +23,7 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from apps.projects.models import GeneratedProject, Project, ProjectFile, ProjectTemplate, Role
+from apps.projects.models import GeneratedProject, Project, ProjectFile, Role
 from apps.projects.services.project_generator import (
     GenerationCancelled,
     GenerationFailed,
@@ -36,7 +36,8 @@ from apps.projects.services.project_generator import (
 )
 from apps.projects.services.projects import project_output_root, require_role
 from apps.projects.services.stored_files import SourceFile, read_generated_file
-from apps.projects.services.templates import TemplateInvalid, TemplateManifest, template_folder, template_get
+from apps.templates.models import ProjectTemplate
+from apps.templates.services.catalog import TemplateInvalid, TemplateManifest, template_folder, template_get
 from core.exceptions import ApplicationError, Conflict, ValidationFailed
 from core.jobs import (
     ClaimOutcome,

@@ -37,7 +37,7 @@ from jinja2.sandbox import SecurityError
 
 from apps.projects.services.code_store import CompiledCodeStore, StoreWriter
 from apps.projects.services.parallel_compile import CompileHelpers, compile_many
-from apps.projects.services.templates import TemplateManifest, iter_template_files
+from apps.templates.services.catalog import TemplateManifest, iter_template_files
 from core.exceptions import ApplicationError
 from core.safe_paths import UnsafePath, clean_relative_path
 from core.sandbox import (

@@ -292,7 +292,7 @@ def test_missing_template_files_are_named_as_such_not_as_a_storage_error(cast, m
 
     from apps.projects.services.generation import generated_project_dry_run
     from apps.projects.services.project_generator import clear_template_cache
-    from apps.projects.services.templates import template_folder
+    from apps.templates.services.catalog import template_folder
     from core.exceptions import ApplicationError
 
     template = make_template({"a.txt": "{{ name }}\n"}, parameters=NAME_PARAMS)

@@ -25,7 +25,7 @@ from apps.projects.services.generation import (
     generated_project_start,
 )
 from apps.projects.services.projects import project_create
-from apps.projects.services.templates import template_sync_builtin
+from apps.templates.services.catalog import template_sync_builtin
 from core.exceptions import ApplicationError
 from core.jobs import TERMINAL_STATUSES, Job
 

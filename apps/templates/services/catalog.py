@@ -28,7 +28,7 @@ import yaml
 from django.conf import settings
 from django.db import transaction
 
-from apps.projects.models import ProjectTemplate, TemplateSource
+from apps.templates.models import ProjectTemplate, TemplateSource
 from core.exceptions import ApplicationError, NotFound, ValidationFailed
 from core.json_schema import UserSchemaError, check_user_schema, iter_user_schema_errors
 from core.safe_paths import SafeWriter, UnsafePath, clean_relative_path

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from apps.projects.models import ProjectTemplate
+from apps.templates.models import ProjectTemplate
 
 pytestmark = pytest.mark.django_db
 
@@ -51,7 +51,7 @@ def upload(client, payload: bytes, name: str = "t.zip"):
 
 
 def test_builtin_templates_are_listed(api, cast):
-    from apps.projects.services.templates import template_sync_builtin
+    from apps.templates.services.catalog import template_sync_builtin
 
     template_sync_builtin()
     body = api(cast.victor).get("/api/v1/templates/").json()
@@ -174,7 +174,7 @@ def test_archive_count_and_size_budget(api, cast, settings):
 
 
 def test_slug_clash_with_builtin_is_rejected(api, cast):
-    from apps.projects.services.templates import template_sync_builtin
+    from apps.templates.services.catalog import template_sync_builtin
 
     template_sync_builtin()
     manifest = MANIFEST.replace(b"slug: uploaded", b"slug: python-package")

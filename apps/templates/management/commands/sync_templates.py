@@ -4,11 +4,11 @@ from typing import Any
 
 from django.core.management.base import BaseCommand
 
-from apps.projects.services.templates import template_sync_builtin
+from apps.templates.services.catalog import template_sync_builtin
 
 
 class Command(BaseCommand):
-    help = "Sync the built-in templates (apps/projects/builtin_templates/) into the catalog."
+    help = "Sync the built-in templates (apps/templates/builtin_templates/) into the catalog."
 
     def handle(self, *args: Any, **options: Any) -> None:
         for template in template_sync_builtin():

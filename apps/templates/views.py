@@ -1,0 +1,52 @@
+"""DRF viewsets of the template catalog: HTTP and validation only, one service call each."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.db.models import QuerySet
+from drf_spectacular.utils import extend_schema, extend_schema_view
+from rest_framework import mixins, status, viewsets
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+from apps.projects.views import _errors
+from apps.templates.models import ProjectTemplate
+from apps.templates.serializers import TemplateSerializer, TemplateUploadSerializer
+from apps.templates.services import catalog
+from core.parsers import KilnFormParser, KilnMultiPartParser
+
+
+@extend_schema_view(
+    list=extend_schema(operation_id="templates_list", summary="List the template catalog", tags=["templates"]),
+    retrieve=extend_schema(
+        operation_id="templates_retrieve", summary="Get one template and its parameter schema", tags=["templates"]
+    ),
+)
+class TemplateViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+    serializer_class = TemplateSerializer
+    lookup_field = "slug"
+    lookup_value_regex = r"[a-z0-9-]{1,100}"
+    filterset_fields = ["source"]
+
+    def get_queryset(self) -> QuerySet[ProjectTemplate]:
+        return ProjectTemplate.objects.filter(is_active=True).order_by("slug")
+
+    @extend_schema(
+        operation_id="templates_create",
+        summary="Upload a template archive (zip or tar.gz)",
+        request={"multipart/form-data": TemplateUploadSerializer},
+        responses={201: TemplateSerializer, **_errors(400, 401)},
+        tags=["templates"],
+    )
+    def create(self, request: Request) -> Response:
+        serializer = TemplateUploadSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        upload = serializer.validated_data["archive"]
+        template = catalog.template_upload(archive=upload, size=upload.size or 0, user=request.user)
+        return Response(TemplateSerializer(template).data, status=status.HTTP_201_CREATED)
+
+    def get_parsers(self) -> list[Any]:
+        if getattr(self, "action", None) == "create" or self.request is None or self.request.method == "POST":
+            return [KilnMultiPartParser(), KilnFormParser()]
+        return super().get_parsers()
