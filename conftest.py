@@ -14,7 +14,7 @@ import pytest
 import yaml
 from rest_framework.test import APIClient
 
-pytest_plugins = ["tests.forge.fixtures", "tests.integration.harness"]
+pytest_plugins = ["tests.forge.fixtures", "tests.integration.harness", "tests.s3.fixtures"]
 
 REQUIRE_SERVICES = os.environ.get("KILN_REQUIRE_SERVICES") == "1"
 

@@ -1,4 +1,4 @@
-"""`GET /healthz`: is the database, the broker and the shared storage usable?
+"""`GET /healthz`: is the database, the broker and the storage (blob store and scratch folder) usable?
 
 A plain Django view (no auth, no throttling: load balancers call it), so it answers the
 API's error shape itself: another method is a JSON 405, and it is exempt from CSRF (it
@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import tempfile
-from pathlib import Path
 
 from django.conf import settings
 from django.db import connection
@@ -40,7 +39,11 @@ def _broker() -> str:
 
 
 def _storage() -> str:
-    root = Path(settings.GENERATED_PROJECTS_DIR)
+    """The configured blob store (a folder written and read, or the bucket reached) and the scratch folder."""
+    from apps.storage.blobs import blob_store, scratch_root
+
+    blob_store().check()
+    root = scratch_root()
     root.mkdir(parents=True, exist_ok=True)
     fd, name = tempfile.mkstemp(prefix=".healthz-", dir=root)
     os.close(fd)

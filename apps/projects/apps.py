@@ -10,3 +10,7 @@ class ProjectsConfig(AppConfig):
 
     def ready(self) -> None:
         from apps.projects import signals, tasks  # noqa: F401 - tasks register their job kinds with the reaper
+        from apps.storage.references import register_blob_reference
+
+        register_blob_reference("generated files", "projects.ProjectFile", "sha256")
+        register_blob_reference("archives", "projects.RepositoryExport", "archive_sha256")

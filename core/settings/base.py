@@ -14,6 +14,7 @@ import os
 from pathlib import Path
 
 import dj_database_url
+from django.core.exceptions import ImproperlyConfigured
 
 from core.env import env_bool, env_float, env_int, env_list, env_path, env_secret, env_str
 
@@ -51,6 +52,7 @@ INSTALLED_APPS = [
     "apps.projects",
     "apps.workflows",
     "apps.agents",
+    "apps.storage",
 ]
 
 MIDDLEWARE = [
@@ -268,6 +270,29 @@ KILN_API_CALLER_READ_TIMEOUT = env_float("KILN_API_CALLER_READ_TIMEOUT", 30.0)
 KILN_API_CALLER_MAX_BYTES = env_int("KILN_API_CALLER_MAX_BYTES", 2 * 1024 * 1024)
 KILN_API_CALLER_RETRIES = env_int("KILN_API_CALLER_RETRIES", 2)
 KILN_RUN_TOKEN_TTL_SECONDS = env_int("KILN_RUN_TOKEN_TTL_SECONDS", 900)
+
+# --- Storage: generated files, archives and template versions as blobs (apps/storage) -----
+# `filesystem` keeps them under GENERATED_PROJECTS_DIR (shared by web and workers); `s3` in a
+# bucket of any S3-compatible store, configured with django-storages' own settings.
+KILN_STORAGE_BACKEND = env_str("KILN_STORAGE_BACKEND", "filesystem")
+KILN_STORAGE_BACKENDS = {
+    "filesystem": "apps.storage.backends.filesystem.FileSystemBlobStorage",
+    "s3": "apps.storage.backends.s3.S3BlobStorage",
+}
+if KILN_STORAGE_BACKEND not in KILN_STORAGE_BACKENDS:
+    raise ImproperlyConfigured(
+        f"KILN_STORAGE_BACKEND must be one of {', '.join(KILN_STORAGE_BACKENDS)}, got {KILN_STORAGE_BACKEND!r}"
+    )
+STORAGES["blobs"] = {"BACKEND": KILN_STORAGE_BACKENDS[KILN_STORAGE_BACKEND]}
+AWS_STORAGE_BUCKET_NAME = env_str("AWS_STORAGE_BUCKET_NAME")
+AWS_S3_ENDPOINT_URL = env_str("AWS_S3_ENDPOINT_URL") or None
+AWS_S3_REGION_NAME = env_str("AWS_S3_REGION_NAME") or None
+AWS_ACCESS_KEY_ID = env_secret("AWS_ACCESS_KEY_ID") or None
+AWS_SECRET_ACCESS_KEY = env_secret("AWS_SECRET_ACCESS_KEY") or None
+AWS_S3_ADDRESSING_STYLE = env_str("AWS_S3_ADDRESSING_STYLE") or None
+# Downloads answer a 302 to a presigned URL valid this many seconds (s3 only; else they stream).
+KILN_DOWNLOAD_REDIRECT = env_bool("KILN_DOWNLOAD_REDIRECT", False)
+KILN_DOWNLOAD_URL_TTL = env_int("KILN_DOWNLOAD_URL_TTL", 300)
 
 LOGGING = {
     "version": 1,

@@ -1,0 +1,634 @@
+"""Kiln's blob store: every file Kiln keeps is stored once, under the sha256 of its bytes.
+
+Generated files, archives and template versions are blobs in the storage configured by
+`KILN_STORAGE_BACKEND` (`STORAGES["blobs"]`: a local folder or an S3 bucket). Rows point at
+blobs by sha256 (`ProjectFile.sha256`, `RepositoryExport.archive_sha256`, template version
+files); nothing else knows where or how they are stored.
+
+* Writes are idempotent (a key names exactly one content) and verified (size and hash)
+  before they count: a blob enters the index (`apps.storage.models.Blob`) only once the
+  store holds it whole. A writer that finds a blob in the index does not store it again.
+* Reads are verified as they stream: a blob that is missing is `BlobMissing`, one whose
+  bytes do not hash to its name is `BlobCorrupt`; never a wrong file.
+* A job that stores blobs and then records rows pointing at them does both inside
+  `blob_writes()`, a shared lock the sweeper takes exclusively for each batch it deletes
+  (`apps.storage.sweep`), so a blob is never deleted between the moment a writer decides
+  it exists and the commit of the rows that use it.
+* `materialise()` writes a manifest of (path, mode, sha256) into a local folder, for the
+  steps that need a working tree; `scratch_folder()` gives a job a folder removed afterwards.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import logging
+import os
+import re
+import shutil
+import threading
+import uuid
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Any, TypeVar
+
+from django.conf import settings
+from django.core.files.storage import storages
+from django.core.signals import setting_changed
+from django.db import connection
+
+from apps.storage.backends import BlobBackend, StoredObject, WriteNotVerified
+from core.exceptions import ApplicationError
+from core.safe_paths import SafeWriter
+
+logger = logging.getLogger("kiln.storage")
+
+T = TypeVar("T")
+
+ALIAS = "blobs"  # STORAGES["blobs"]
+PREFIX = "blobs"
+SHA256_RE = re.compile(r"^[0-9a-f]{64}$")
+_CHUNK = 1 << 20
+_BATCH_FILES = 256  # blobs looked up in the index at a time
+_BATCH_BYTES = 8 << 20
+_IN_FLIGHT_BYTES = 64 << 20  # bytes handed to upload threads and not yet stored
+
+
+# --- errors -----------------------------------------------------------------------------------
+
+
+class BlobMissing(ApplicationError):
+    status_code = 410
+    default_code = "blob_missing"
+
+
+class BlobCorrupt(ApplicationError):
+    status_code = 500
+    default_code = "blob_corrupt"
+
+
+class StorageUnavailable(ApplicationError):
+    status_code = 503
+    default_code = "storage_unavailable"
+
+
+def _transport_errors() -> tuple[type[BaseException], ...]:
+    try:
+        from botocore.exceptions import BotoCoreError, ClientError
+    except ImportError:  # pragma: no cover - boto3 is a base requirement
+        return (OSError,)
+    return (OSError, BotoCoreError, ClientError)
+
+
+@contextlib.contextmanager
+def storage_errors(what: str) -> Iterator[None]:
+    """Turn the store's own failures into `StorageUnavailable` (503, retryable); never a secret in the text."""
+    try:
+        yield
+    except (ApplicationError, FileNotFoundError):
+        raise
+    except WriteNotVerified as exc:
+        raise StorageUnavailable(
+            f"{what}: the storage did not keep the bytes written ({exc}).", code="storage_write_unverified"
+        ) from None
+    except _transport_errors() as exc:
+        raise StorageUnavailable(f"{what}: the storage is unavailable ({_describe(exc)}).") from None
+
+
+def _describe(exc: BaseException) -> str:
+    response = getattr(exc, "response", None)
+    if isinstance(response, dict):
+        error = response.get("Error", {})
+        return f"{type(exc).__name__} {error.get('Code', '')}".strip()
+    if isinstance(exc, OSError) and exc.strerror:
+        return f"{type(exc).__name__}: {exc.strerror}"
+    return type(exc).__name__
+
+
+# --- keys -------------------------------------------------------------------------------------
+
+
+def check_sha256(value: str) -> str:
+    if not isinstance(value, str) or not SHA256_RE.match(value):
+        raise ValueError(f"not a sha256 hex digest: {value!r:.80}")
+    return value
+
+
+def blob_key(sha256: str) -> str:
+    """Where a blob lives in the storage: `blobs/ab/<sha256>`."""
+    check_sha256(sha256)
+    return f"{PREFIX}/{sha256[:2]}/{sha256}"
+
+
+def key_sha256(key: str) -> str | None:
+    """The sha256 a storage key names, or None for anything else (temporary files, probes)."""
+    name = key.rsplit("/", 1)[-1]
+    return name if SHA256_RE.match(name) and key == blob_key(name) else None
+
+
+@dataclass(frozen=True)
+class BlobRef:
+    sha256: str
+    size: int
+
+
+@dataclass(frozen=True)
+class ManifestItem:
+    """One file of a tree kept as blobs: what `materialise` writes."""
+
+    path: str
+    mode: int
+    sha256: str
+    size: int | None = None
+
+
+# --- verified reads ---------------------------------------------------------------------------
+
+
+class VerifiedReader:
+    """A read-only stream of a blob that checks size and sha256 when it reaches the end."""
+
+    def __init__(self, raw: IO[bytes], sha256: str, size: int | None, on_bad: Callable[[str], None]) -> None:
+        self.raw = raw
+        self.sha256 = sha256
+        self.size = size
+        self._digest = hashlib.sha256()
+        self._read = 0
+        self._done = False
+        self._on_bad = on_bad
+
+    def read(self, n: int = -1) -> bytes:
+        if self._done:
+            return b""
+        with storage_errors("Reading a stored file"):
+            data = self._read_all() if n is None or n < 0 else self.raw.read(n)
+        if data:
+            self._digest.update(data)
+            self._read += len(data)
+            if self.size is not None and self._read > self.size:
+                self._fail()
+        if not data or (n is not None and n < 0):
+            self._finish()
+        return data
+
+    def _read_all(self) -> bytes:
+        limit = None if self.size is None else self.size + 1
+        chunks = []
+        total = 0
+        while limit is None or total < limit:
+            chunk = self.raw.read(_CHUNK if limit is None else min(_CHUNK, limit - total))
+            if not chunk:
+                break
+            chunks.append(chunk)
+            total += len(chunk)
+        return b"".join(chunks)
+
+    def _finish(self) -> None:
+        self._done = True
+        if (self.size is not None and self._read != self.size) or self._digest.hexdigest() != self.sha256:
+            self._fail()
+
+    def _fail(self) -> None:
+        self._done = True
+        self._on_bad(self.sha256)
+        raise BlobCorrupt(
+            f"The stored file {self.sha256[:12]}… does not match its hash; it was damaged in the storage.",
+            extra={"sha256": self.sha256},
+        )
+
+    def readable(self) -> bool:
+        return True
+
+    def close(self) -> None:
+        with contextlib.suppress(Exception):
+            self.raw.close()
+
+    def __enter__(self) -> VerifiedReader:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+# --- the process-wide pool for storage I/O -----------------------------------------------------
+
+_POOL: tuple[int, ThreadPoolExecutor] | None = None
+_POOL_LOCK = threading.Lock()
+
+
+def _pool(size: int) -> ThreadPoolExecutor:
+    """Threads for storage I/O, made lazily in each process (a forked Celery child makes its own)."""
+    global _POOL
+    with _POOL_LOCK:
+        if _POOL is None or _POOL[0] != os.getpid() or _POOL[1]._max_workers < size:
+            _POOL = (os.getpid(), ThreadPoolExecutor(max_workers=size, thread_name_prefix="kiln-blobs"))
+        return _POOL[1]
+
+
+def _ordered(calls: Iterable[Callable[[], T]], *, parallelism: int, window: int) -> Iterator[T]:
+    """Results of `calls` in order, at most `window` running ahead on the pool."""
+    if parallelism <= 1:
+        for call in calls:
+            yield call()
+        return
+    pool = _pool(parallelism)
+    pending: deque[Future[T]] = deque()
+    try:
+        for call in calls:
+            pending.append(pool.submit(call))
+            if len(pending) >= window:
+                yield pending.popleft().result()
+        while pending:
+            yield pending.popleft().result()
+    finally:
+        for future in pending:
+            future.cancel()
+
+
+# --- the store --------------------------------------------------------------------------------
+
+
+class BlobStore:
+    """The blob operations over one storage backend (see the module docstring)."""
+
+    def __init__(self, backend: BlobBackend) -> None:
+        self.backend = backend
+
+    @property
+    def parallelism(self) -> int:
+        return max(1, int(getattr(self.backend, "parallelism", 1)))
+
+    # writes ------------------------------------------------------------------------------
+
+    def put(self, data: bytes, *, sha256: str | None = None) -> BlobRef:
+        """Store `data` (once) and return its reference. Call inside `blob_writes()`."""
+        with self.writer() as writer:
+            ref = writer.add(data, sha256=sha256)
+        return ref
+
+    def put_file(self, path: Path, *, sha256: str | None = None) -> BlobRef:
+        """Store a local file's bytes, streamed (archives). Call inside `blob_writes()`."""
+        size = os.path.getsize(path)
+        if sha256 is None:
+            digest = hashlib.sha256()
+            with open(path, "rb") as handle:
+                for chunk in iter(lambda: handle.read(_CHUNK), b""):
+                    digest.update(chunk)
+            sha256 = digest.hexdigest()
+        if sha256 in known_blobs([sha256]):
+            return BlobRef(sha256, size)
+        with storage_errors("Storing a file"):
+            self.backend.write_blob_file(blob_key(sha256), path, size=size, sha256=sha256)
+        index_blobs([BlobRef(sha256, size)])
+        return BlobRef(sha256, size)
+
+    def writer(self) -> BlobWriter:
+        return BlobWriter(self)
+
+    # reads -------------------------------------------------------------------------------
+
+    def open(self, sha256: str, *, size: int | None = None) -> VerifiedReader:
+        """A stream of the blob's bytes, verified at its end; `BlobMissing` when it is not stored."""
+        key = blob_key(sha256)
+        try:
+            with storage_errors("Reading a stored file"):
+                raw = self.backend.open_blob(key)
+        except FileNotFoundError:
+            self.forget(sha256)
+            raise BlobMissing(
+                f"The stored file {sha256[:12]}… is missing from the storage.", extra={"sha256": sha256}
+            ) from None
+        return VerifiedReader(raw, sha256, size, self.forget)
+
+    def read(self, sha256: str, *, size: int | None = None) -> bytes:
+        """The blob's bytes, verified (size when given, and sha256)."""
+        with self.open(sha256, size=size) as reader:
+            return reader.read()
+
+    def read_many(self, items: Sequence[tuple[str, int | None]]) -> Iterator[bytes]:
+        """The bytes of many blobs, verified, in order; fetched several at a time where the store is remote."""
+        calls = [lambda sha=sha, size=size: self.read(sha, size=size) for sha, size in items]
+        return _ordered(calls, parallelism=self.parallelism, window=self.parallelism * 2)
+
+    def exists(self, sha256: str) -> bool:
+        """Whether the storage itself holds the blob (asks the storage, not the index)."""
+        with storage_errors("Checking a stored file"):
+            return self.backend.blob_size(blob_key(sha256)) is not None
+
+    def stored_size(self, sha256: str) -> int | None:
+        with storage_errors("Checking a stored file"):
+            return self.backend.blob_size(blob_key(sha256))
+
+    def download_url(self, sha256: str, *, filename: str, content_type: str, ttl: int) -> str | None:
+        """A short-lived URL that downloads the blob as `filename`, where the backend has them (S3)."""
+        with storage_errors("Signing a download"):
+            return self.backend.blob_url(blob_key(sha256), filename=filename, content_type=content_type, ttl=ttl)
+
+    def materialise(self, entries: Iterable[ManifestItem], destination: Path) -> int:
+        """Write a manifest's files into `destination` (a new or empty folder); returns the file count.
+
+        Every blob is verified as it is read; paths go through `SafeWriter` (relative, no `..`,
+        no links), modes keep the executable bit.
+        """
+        items = list(entries)
+        destination.mkdir(parents=True, exist_ok=True)
+        writer = SafeWriter(destination)
+        for item, data in zip(items, self.read_many([(i.sha256, i.size) for i in items]), strict=True):
+            writer.write(item.path, data, item.mode)
+        return len(items)
+
+    # the sweeper's side ------------------------------------------------------------------
+
+    def iter_stored(self) -> Iterator[StoredObject]:
+        """Every object under the blob prefix, as the storage lists it (temporary files included)."""
+        with storage_errors("Listing the storage"):
+            yield from self.backend.list_blobs(PREFIX)
+
+    def delete_many(self, sha256s: Iterable[str]) -> None:
+        """Delete objects and their index rows. Only the sweeper calls this, inside `sweep_fence()`."""
+        shas = list(sha256s)
+        forget_blobs(shas)
+        with storage_errors("Deleting stored files"):
+            self.backend.delete_blobs([blob_key(sha) for sha in shas])
+
+    def delete_keys(self, keys: Iterable[str]) -> None:
+        """Delete raw keys (temporary files left by a killed writer)."""
+        with storage_errors("Deleting stored files"):
+            self.backend.delete_blobs(list(keys))
+
+    def forget(self, sha256: str) -> None:
+        """Drop a blob found missing or damaged from the index, so that the next writer stores it again."""
+        logger.error("blob %s is missing or damaged in the storage; dropped from the index", sha256)
+        with contextlib.suppress(Exception):
+            forget_blobs([sha256])
+
+    def check(self) -> None:
+        self.backend.check()
+
+
+class BlobWriter:
+    """Stores a job's blobs as they come: looked up in the index in batches, the new ones stored
+    (several at a time on a remote store) and verified; `close()` waits for all of them and
+    records them in the index. Duplicates within the job are stored once.
+    """
+
+    def __init__(self, store: BlobStore) -> None:
+        self.store = store
+        self._pending: dict[str, bytes] = {}
+        self._pending_bytes = 0
+        self._seen: set[str] = set()
+        self._written: list[BlobRef] = []
+        self._in_flight: deque[tuple[Future[None], BlobRef]] = deque()
+        self._in_flight_bytes = 0
+        self._closed = False
+        self.stored = 0  # blobs this writer had to store (the others were stored already)
+        self.stored_bytes = 0
+
+    def add(self, data: bytes, *, sha256: str | None = None) -> BlobRef:
+        digest = sha256 or hashlib.sha256(data).hexdigest()
+        ref = BlobRef(digest, len(data))
+        if digest in self._seen:
+            return ref
+        self._seen.add(digest)
+        self._pending[digest] = data
+        self._pending_bytes += len(data)
+        if len(self._pending) >= _BATCH_FILES or self._pending_bytes >= _BATCH_BYTES:
+            self.flush()
+        return ref
+
+    def flush(self) -> None:
+        if not self._pending:
+            return
+        pending, self._pending, self._pending_bytes = self._pending, {}, 0
+        known = known_blobs(pending)
+        backend = self.store.backend
+        parallel = self.store.parallelism > 1
+        for digest, data in pending.items():
+            if digest in known:
+                continue
+            ref = BlobRef(digest, len(data))
+            self.stored += 1
+            self.stored_bytes += len(data)
+            if not parallel:
+                with storage_errors("Storing a generated file"):
+                    backend.write_blob(blob_key(digest), data)
+                self._written.append(ref)
+                continue
+            while self._in_flight and self._in_flight_bytes + len(data) > _IN_FLIGHT_BYTES:
+                self._settle_one()
+            future = _pool(self.store.parallelism).submit(backend.write_blob, blob_key(digest), data)
+            self._in_flight.append((future, ref))
+            self._in_flight_bytes += len(data)
+            # keep the queue short: the pool has `parallelism` threads, more queued only waits
+            while len(self._in_flight) > self.store.parallelism * 4:
+                self._settle_one()
+
+    def _settle_one(self) -> None:
+        future, ref = self._in_flight.popleft()
+        self._in_flight_bytes -= ref.size
+        with storage_errors("Storing a generated file"):
+            future.result()
+        self._written.append(ref)
+
+    def close(self) -> None:
+        """Store what is left, wait for every write, verify, and index them; raises on any failure."""
+        if self._closed:
+            return
+        self.flush()
+        try:
+            while self._in_flight:
+                self._settle_one()
+        finally:
+            self._closed = True
+            self.abort()
+            index_blobs(self._written)
+
+    def abort(self) -> None:
+        """Stop: wait for writes already running (they may finish; unindexed, they are swept later)."""
+        self._pending.clear()
+        while self._in_flight:
+            future, _ = self._in_flight.popleft()
+            if not future.cancel():
+                with contextlib.suppress(Exception):
+                    future.result()
+        self._in_flight_bytes = 0
+
+    def __enter__(self) -> BlobWriter:
+        return self
+
+    def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
+        if exc_type is None:
+            self.close()
+        else:
+            self._closed = True
+            self.abort()
+
+
+# --- the index --------------------------------------------------------------------------------
+
+
+def known_blobs(sha256s: Iterable[str]) -> set[str]:
+    """Which of these blobs the index says are stored (one query)."""
+    from apps.storage.models import Blob
+
+    wanted = list(sha256s)
+    if not wanted:
+        return set()
+    return set(Blob.objects.filter(sha256__in=wanted).values_list("sha256", flat=True))
+
+
+def index_blobs(refs: Sequence[BlobRef]) -> None:
+    """Record stored, verified blobs (existing rows are kept)."""
+    from apps.storage.models import Blob
+
+    if refs:
+        Blob.objects.bulk_create(
+            [Blob(sha256=ref.sha256, size=ref.size) for ref in refs], ignore_conflicts=True, batch_size=1000
+        )
+
+
+def forget_blobs(sha256s: Sequence[str]) -> None:
+    from apps.storage.models import Blob
+
+    for start in range(0, len(sha256s), 1000):
+        Blob.objects.filter(sha256__in=sha256s[start : start + 1000]).delete()
+
+
+# --- the configured store -----------------------------------------------------------------------
+
+_STORE: tuple[Any, BlobStore] | None = None
+
+
+def blob_store() -> BlobStore:
+    """The store over `STORAGES["blobs"]` (the backend KILN_STORAGE_BACKEND names)."""
+    global _STORE
+    storage = storages[ALIAS]
+    if _STORE is None or _STORE[0] is not storage:
+        _STORE = (storage, BlobStore(storage))  # type: ignore[arg-type]
+    return _STORE[1]
+
+
+def _reset(*, setting: str, **kwargs: Any) -> None:
+    global _STORE
+    # Django itself drops its storages when STORAGES changes; the S3 one also reads AWS_* at creation
+    if setting == "STORAGES" or setting.startswith("AWS_"):
+        _STORE = None
+        storages._storages.pop(ALIAS, None)  # type: ignore[attr-defined]
+
+
+setting_changed.connect(_reset, dispatch_uid="kiln-blob-store-reset")
+
+
+# --- the writers' fence ---------------------------------------------------------------------------
+
+_FENCE = "kiln-blob-fence"
+
+
+def _fence_key() -> int:
+    return int.from_bytes(hashlib.sha256(_FENCE.encode()).digest()[:8], "big", signed=True)
+
+
+def _fence_file() -> int:
+    folder = Path(settings.KILN_DATA_DIR) / "locks"
+    folder.mkdir(parents=True, exist_ok=True)
+    return os.open(folder / f"{_FENCE}.lock", os.O_RDWR | os.O_CREAT | getattr(os, "O_CLOEXEC", 0), 0o600)
+
+
+@contextlib.contextmanager
+def blob_writes() -> Iterator[None]:
+    """Held (shared) by a job from its first blob lookup until its rows are committed.
+
+    Writers never wait for each other; a writer waits only while the sweeper deletes one batch.
+    On PostgreSQL a session advisory lock (released by the server if the worker dies), on the
+    SQLite embedded default an flock in the data folder.
+    """
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_lock_shared(%s)", [_fence_key()])
+        try:
+            yield
+        finally:
+            with contextlib.suppress(Exception), connection.cursor() as cursor:
+                cursor.execute("SELECT pg_advisory_unlock_shared(%s)", [_fence_key()])
+        return
+    fd = _fence_file()
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH)
+        yield
+    finally:
+        os.close(fd)
+
+
+@contextlib.contextmanager
+def sweep_fence(*, timeout: float) -> Iterator[bool]:
+    """The sweeper's exclusive hold, for one batch; yields False when writers kept it for `timeout` seconds."""
+    import time
+
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT set_config('lock_timeout', %s, false)", [f"{max(int(timeout * 1000), 1)}ms"])
+            try:
+                cursor.execute("SELECT pg_advisory_lock(%s)", [_fence_key()])
+                acquired = True
+            except Exception:  # lock_timeout: writers held it the whole time
+                acquired = False
+            finally:
+                cursor.execute("SELECT set_config('lock_timeout', '0', false)")
+        try:
+            yield acquired
+        finally:
+            if acquired:
+                with connection.cursor() as cursor:
+                    cursor.execute("SELECT pg_advisory_unlock(%s)", [_fence_key()])
+        return
+    fd = _fence_file()
+    try:
+        deadline = time.monotonic() + timeout
+        acquired = False
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                acquired = True
+                break
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    break
+                time.sleep(0.02)
+        yield acquired
+    finally:
+        os.close(fd)
+
+
+# --- scratch folders ------------------------------------------------------------------------------
+
+
+def scratch_root() -> Path:
+    return Path(settings.GENERATED_PROJECTS_DIR) / ".scratch"
+
+
+@contextlib.contextmanager
+def scratch_folder(label: str) -> Iterator[Path]:
+    """A per-job local folder (a working tree, an archive being written), removed afterwards."""
+    safe = re.sub(r"[^A-Za-z0-9_.-]", "-", label)[:60]
+    root = scratch_root()
+    root.mkdir(parents=True, exist_ok=True)
+    folder = root / f"{safe}-{uuid.uuid4().hex[:12]}"
+    folder.mkdir()
+    try:
+        yield folder
+    finally:
+        remove_tree(folder)
+
+
+def remove_tree(path: Path) -> None:
+    """Delete a folder Kiln made; a link is removed, never followed (rmtree is fd-based on Linux)."""
+    if not shutil.rmtree.avoids_symlink_attacks:  # pragma: no cover - platform guard
+        raise RuntimeError("refusing to delete folders on a platform without symlink-safe rmtree")
+    if os.path.islink(path):
+        os.unlink(path)
+    elif os.path.isdir(path):
+        shutil.rmtree(path, ignore_errors=True)
