@@ -65,6 +65,7 @@ def test_safe_writer_writes_modes_and_refuses_links(tmp_path):
     with pytest.raises(UnsafePath):
         SafeWriter(root).write("linked/x.txt", b"x", 0o644)
     (root / "file-link").symlink_to(outside / "target.txt")
-    with pytest.raises(FileExistsError):  # O_EXCL | O_NOFOLLOW: never written through
+    with pytest.raises(UnsafePath) as caught:  # O_EXCL | O_NOFOLLOW: never written through
         SafeWriter(root).write("file-link", b"x", 0o644)
+    assert caught.value.reason == "exists"
     assert list(outside.iterdir()) == []

@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import quote
 
+from tests.badinput.bombs import extended_header_bomb, pax_header_chain
 from tests.badinput.cases import Case, api_call, connection, dry, export, gen, http, scenario, upload
 
 BIG = 11_000_000  # just above MAX_FILE_SIZE (10 MiB): a value this long must be refused before it exists
@@ -458,6 +459,7 @@ def _m(*extra: dict[str, object]) -> list[dict[str, object]]:
 
 
 _UNSAFE = "archive_unsafe_entry"
+_DUP = "duplicate_output_path"
 _ZIP_500 = (
     "BUG: a zip member whose data does not match its central-directory CRC/size makes zipfile raise "
     "BadZipFile inside templates._store_upload, which only _open_archive catches: 500 server_error "
@@ -504,14 +506,12 @@ ARCHIVE_CASES = [
         "more than 10 entries",
         settings={"KILN_TEMPLATE_UPLOAD_MAX_FILES": 10},
     ),
-    upload(
-        "zip-duplicate-member", _m({"name": "a.txt", "data": "1"}, {"name": "a.txt", "data": "2"}), _UNSAFE, "twice"
-    ),
+    upload("zip-duplicate-member", _m({"name": "a.txt", "data": "1"}, {"name": "a.txt", "data": "2"}), _DUP, "twice"),
     upload(
         "zip-case-colliding-members",
         _m({"name": "README.md", "data": "1"}, {"name": "readme.md", "data": "2"}),
-        _UNSAFE,
-        "twice",
+        _DUP,
+        "case-folded",
     ),
     upload(
         "zip-crc-mismatch",
@@ -612,7 +612,7 @@ ARCHIVE_CASES = [
         "tar-declared-size-bomb",
         _m({"name": "huge.bin", "data": "", "declared_size": 10**10}),
         "archive_too_large",
-        "more than the allowed size",
+        "larger than",
         fmt="tar",
     ),
     upload(
@@ -1714,6 +1714,88 @@ ISSUE21_RENDER_CASES = [
 ]
 
 # ---------------------------------------------------------------------------------------------
+# Issue 21 (readers of untrusted input): header bombs, names that are one file once normalised,
+# a file where a folder is, names that are not UTF-8, C1 and bidi controls
+# ---------------------------------------------------------------------------------------------
+
+_TAR_L = b"L"
+_TAR_K = b"K"
+_TAR_X = b"x"
+_TAR_G = b"g"
+
+
+def _bomb(case_id: str, kind: bytes) -> Case:
+    # 2 MB in one header, ~2 KB gzip'd: refused at the header (the audit's was 200 MB: 2.07 GB RSS)
+    return upload(case_id, None, "archive_too_large", "extended", raw=extended_header_bomb(kind, 2 * 1024 * 1024))
+
+
+ISSUE21_INPUT_CASES = [
+    _bomb("tar-longlink-header-bomb", _TAR_L),
+    _bomb("tar-longlink-target-bomb", _TAR_K),
+    _bomb("tar-pax-header-bomb", _TAR_X),
+    _bomb("tar-pax-global-header-bomb", _TAR_G),
+    upload("tar-pax-header-chain", None, _UNSAFE, "in a row", raw=pax_header_chain(2000)),
+    upload(
+        "tar-names-count-towards-budget",
+        _m(*({"name": f"{'d' * 90}/{'n' * 90}/{i:03d}{'x' * 60}.txt", "data": ""} for i in range(200))),
+        "archive_too_large",
+        "unpack to more than",
+        fmt="tar.gz",
+        settings={"KILN_TEMPLATE_UPLOAD_MAX_UNCOMPRESSED": 40_000},
+    ),
+    upload("zip-file-after-folder", _m({"name": "x/y.txt", "data": "1"}, {"name": "x", "data": "2"}), _DUP, "folder"),
+    upload("zip-folder-after-file", _m({"name": "x", "data": "2"}, {"name": "x/y.txt", "data": "1"}), _DUP, "folder"),
+    upload(
+        "tar-file-after-folder",
+        _m({"name": "x/y.txt", "data": "1"}, {"name": "x", "data": "2"}),
+        _DUP,
+        "folder",
+        fmt="tar.gz",
+    ),
+    upload("zip-case-folder-clash", _m({"name": "Q/f", "data": "1"}, {"name": "q", "data": "2"}), _DUP, "folder"),
+    upload(
+        "zip-nfc-nfd-names",
+        _m({"name": "caf\u00e9.txt", "data": "1"}, {"name": "cafe\u0301.txt", "data": "2"}),
+        _DUP,
+        "normalised",
+    ),
+    upload(
+        "tar-nfc-nfd-names",
+        _m({"name": "caf\u00e9.txt", "data": "1"}, {"name": "cafe\u0301.txt", "data": "2"}),
+        _DUP,
+        "normalised",
+        fmt="tar.gz",
+    ),
+    upload("tar-latin1-name", _m({"name": "caf\udce9.txt", "data": "x"}), _UNSAFE, "not valid UTF-8", fmt="tar.gz"),
+    upload("zip-c1-nel-name", _m({"name": "a\u0085b.txt", "data": "x"}), _UNSAFE, "control character"),
+    upload("zip-c1-csi-name", _m({"name": "\u009b31mred.txt", "data": "x"}), _UNSAFE, "control character"),
+    upload("zip-bidi-override-name", _m({"name": "invoice\u202etxt.exe", "data": "x"}), _UNSAFE, "U+202E"),
+    upload("tar-bidi-isolate-name", _m({"name": "a\u2066b.txt", "data": "x"}), _UNSAFE, "U+2066", fmt="tar.gz"),
+    upload("zip-lrm-name", _m({"name": "a\u200eb.txt", "data": "x"}), _UNSAFE, "U+200E"),
+    gen(
+        "path-file-and-folder",
+        "template-path",
+        {"x/y.txt": "1\n", "{{ name }}": "2\n"},
+        "duplicate_output_path",
+        "same path",
+        params={"name": "x"},
+    ),
+    gen(
+        "path-case-file-and-folder",
+        "template-path",
+        {"Q/f": "1\n", "{{ name }}": "2\n"},
+        "duplicate_output_path",
+        "same path",
+        params={"name": "q"},
+    ),
+    _path("path-c1-nel", "a\u0085b", "control character"),
+    _path("path-c1-csi", "\u009b31mred", "control character"),
+    _path("path-bidi-override", "txt\u202eexe.sh", "U+202E", code="unsafe_path"),
+    _path("path-bidi-isolate", "a\u2069b", "U+2069"),
+    _path("path-lrm", "a\u200fb", "U+200F"),
+]
+
+# ---------------------------------------------------------------------------------------------
 
 ALL_CASES: list[Case] = [
     *TEMPLATE_PATH_CASES,
@@ -1734,6 +1816,7 @@ ALL_CASES: list[Case] = [
     *AUTH_CASES,
     *CONCURRENCY_CASES,
     *ISSUE21_RENDER_CASES,
+    *ISSUE21_INPUT_CASES,
 ]
 
 

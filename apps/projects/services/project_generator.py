@@ -23,7 +23,6 @@ import os
 import re
 import threading
 import time
-import unicodedata
 from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -39,7 +38,7 @@ from apps.projects.services.code_store import CompiledCodeStore, StoreWriter
 from apps.projects.services.parallel_compile import CompileHelpers, compile_many
 from apps.templates.services.catalog import TemplateManifest, iter_template_files
 from core.exceptions import ApplicationError
-from core.safe_paths import UnsafePath, clean_relative_path
+from core.safe_paths import DuplicatePath, PathSet, UnsafePath, clean_relative_path
 from core.sandbox import (
     KilnSandbox,
     RenderLimitExceeded,
@@ -422,7 +421,8 @@ class ProjectGenerator:
         total = len(entries)
         max_file = settings.MAX_FILE_SIZE
         max_total = settings.KILN_MAX_TOTAL_BYTES
-        seen: dict[str, str] = {}
+        outputs = PathSet()  # names equal once normalised, a file where a folder is: duplicate_output_path
+        sources: dict[str, str] = {}  # output path -> template file
         segments: dict[Template, str] = {}  # each templated path segment renders once per generation
         manifest: list[ManifestEntry] = []
         total_bytes = 0
@@ -431,14 +431,7 @@ class ProjectGenerator:
             for done, entry in enumerate(entries, start=1):
                 path = self._render_path(entry, context, segments)
                 if path is not None:
-                    key = unicodedata.normalize("NFC", path).casefold()
-                    if key in seen:
-                        raise GenerationFailed(
-                            f"Two template files render to the same path '{path}': '{seen[key]}' and '{entry.rel}'.",
-                            code="duplicate_output_path",
-                            extra={"path": path, "sources": [seen[key], entry.rel]},
-                        )
-                    seen[key] = entry.rel
+                    self._claim(outputs, sources, path, entry.rel)
                     if entry.render:
                         data = self._render_content(entry, context, max_file)
                     else:
@@ -464,6 +457,24 @@ class ProjectGenerator:
                 check_deadline()
         manifest.sort(key=lambda e: e.path)
         return GenerationResult(files=manifest, total_bytes=total_bytes, content_sha256=manifest_sha256(manifest))
+
+    @staticmethod
+    def _claim(outputs: PathSet, sources: dict[str, str], path: str, rel: str) -> None:
+        try:
+            outputs.add(path)
+        except DuplicatePath as exc:
+            first = sources[exc.other]
+            if exc.reason == "file_and_folder":
+                message = (
+                    f"The template files '{first}' and '{rel}' render to a file and a folder of the same path: "
+                    f"{exc.message}"
+                )
+            else:
+                message = f"Two template files render to the same path '{path}': '{first}' and '{rel}'. {exc.message}"
+            raise GenerationFailed(
+                message, code="duplicate_output_path", extra={"path": path, "sources": [first, rel]}
+            ) from None
+        sources[path] = rel
 
     @staticmethod
     def _too_big(rel: str, size: int, limit: int) -> GenerationFailed:

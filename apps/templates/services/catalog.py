@@ -15,6 +15,7 @@ import os
 import re
 import shutil
 import stat
+import struct
 import tarfile
 import uuid
 import zipfile
@@ -31,7 +32,7 @@ from django.db import transaction
 from apps.templates.models import ProjectTemplate, TemplateSource
 from core.exceptions import ApplicationError, NotFound, ValidationFailed
 from core.json_schema import UserSchemaError, check_user_schema, iter_user_schema_errors
-from core.safe_paths import SafeWriter, UnsafePath, clean_relative_path
+from core.safe_paths import DuplicatePath, PathSet, SafeWriter, UnsafePath, clean_relative_path
 from core.values import contains_nul
 
 logger = logging.getLogger("kiln.templates")
@@ -362,44 +363,214 @@ def _budget(members: list[_Member]) -> None:
             )
 
 
+def _too_large(message: str, limit: int, **extra: Any) -> ValidationFailed:
+    return ValidationFailed(message, code="archive_too_large", extra={"limit": limit, **extra})
+
+
+# --- zip: the central directory is walked (counted, its names/extras/comments charged to the
+# uncompressed budget) before zipfile builds an object per entry ---------------------------------
+
+_ZIP_EOCD = b"PK\x05\x06"
+_ZIP64_LOCATOR = b"PK\x06\x07"
+_ZIP_CENTRAL = b"PK\x01\x02"
+
+
+def _zip_precheck(payload: bytes) -> None:
+    """Refuse a zip whose central directory lists too many entries or too much metadata.
+
+    zipfile reads the whole central directory and makes a ZipInfo (a few hundred bytes) for
+    each 46-byte record before anything can be counted; names, extra fields and comments are
+    copied too. Here the records are only walked. A structure that does not parse is left to
+    zipfile, which reports it as not readable.
+    """
+    max_files, max_bytes = _limits()
+    eocd = payload.rfind(_ZIP_EOCD, max(0, len(payload) - 22 - 0xFFFF))
+    if eocd < 0 or len(payload) < eocd + 22:
+        return
+    cd_size, comment_len = struct.unpack("<I4xH", payload[eocd + 12 : eocd + 22])
+    charged = comment_len
+    cd_start = eocd - cd_size
+    locator = eocd - 20
+    if locator >= 0 and payload[locator : locator + 4] == _ZIP64_LOCATOR:
+        (record,) = struct.unpack("<Q", payload[locator + 8 : locator + 16])
+        if payload[record : record + 4] == b"PK\x06\x06" and len(payload) >= record + 56:
+            (cd_size,) = struct.unpack("<Q", payload[record + 40 : record + 48])
+            cd_start = record - cd_size
+    if cd_start < 0 or cd_start + cd_size > len(payload):
+        return
+    position, end, count = cd_start, cd_start + cd_size, 0
+    while position + 46 <= end and payload[position : position + 4] == _ZIP_CENTRAL:
+        name_len, extra_len, entry_comment_len = struct.unpack("<HHH", payload[position + 28 : position + 34])
+        count += 1
+        charged += name_len + extra_len + entry_comment_len
+        if count > max_files:
+            raise _too_large(f"The archive has more than {max_files} entries.", max_files)
+        if charged > max_bytes:
+            raise _too_large(f"The archive's names, extra fields and comments exceed {max_bytes} bytes.", max_bytes)
+        position += 46 + name_len + extra_len + entry_comment_len
+
+
+def _zip_name(info: zipfile.ZipInfo) -> str:
+    """The member's name as written, decoded as UTF-8 (with or without the zip's UTF-8 flag).
+
+    Without the flag zipfile decodes names as cp437, which turns the UTF-8 most tools write
+    into mojibake; cp437 maps every byte, so the bytes are recovered exactly. `orig_filename`
+    keeps what follows a NUL, which `filename` silently drops.
+    """
+    name = info.orig_filename
+    if info.flag_bits & 0x800 or name.isascii():
+        return name
+    try:
+        return name.encode("cp437").decode("utf-8")
+    except UnicodeError:
+        shown = name.encode("cp437").decode("utf-8", "backslashreplace")[:300]
+        raise ArchiveRejected(
+            f"The archive entry '{shown}' has a name that is not valid UTF-8; names must be UTF-8 text.",
+            extra={"entry": shown, "reason": "not_utf8"},
+        ) from None
+
+
 def _zip_members(handle: zipfile.ZipFile) -> list[_Member]:
-    max_files, _ = _limits()
+    max_files, max_bytes = _limits()
     members: list[_Member] = []
+    charged = len(handle.comment)
     for index, info in enumerate(handle.infolist()):
         if index > max_files:
             break
+        charged += len(info.extra) + len(info.comment) + len(info.orig_filename)
+        if charged > max_bytes:
+            raise _too_large(f"The archive's names, extra fields and comments exceed {max_bytes} bytes.", max_bytes)
+        raw_name = _zip_name(info)
         unix_mode = info.external_attr >> 16
-        is_dir = info.is_dir()
+        is_dir = raw_name.endswith("/")
         file_type = stat.S_IFMT(unix_mode)
         if file_type and not (stat.S_ISREG(unix_mode) or stat.S_ISDIR(unix_mode)):
             kind = "a symbolic link" if stat.S_ISLNK(unix_mode) else "a special file"
             raise ArchiveRejected(
-                f"The archive entry '{info.filename[:300]}' is {kind}; only regular files and folders are allowed.",
-                extra={"entry": info.filename[:300], "reason": "link" if stat.S_ISLNK(unix_mode) else "special"},
+                f"The archive entry '{raw_name[:300]}' is {kind}; only regular files and folders are allowed.",
+                extra={"entry": raw_name[:300], "reason": "link" if stat.S_ISLNK(unix_mode) else "special"},
             )
         if info.flag_bits & 0x1:
             raise ArchiveRejected(
-                f"The archive entry '{info.filename[:300]}' is encrypted.", extra={"entry": info.filename[:300]}
+                f"The archive entry '{raw_name[:300]}' is encrypted.", extra={"entry": raw_name[:300]}
             )
-        name = _check_member_name(info.filename, is_dir=is_dir)
+        name = _check_member_name(raw_name, is_dir=is_dir)
         mode = 0o755 if unix_mode & stat.S_IXUSR else 0o644
         members.append(_Member(name=name, is_dir=is_dir, size=info.file_size, mode=mode, ref=info))
     return members
 
 
+# --- tar: every header is sized before tarfile reads it -----------------------------------------
+
+# GNU long names/links and pax headers hold a name, a link target and a few keys; tarfile reads
+# each one whole into memory (and a chain of them recursively), so they are capped and charged
+# to the uncompressed budget before it does.
+MAX_TAR_EXTENDED_HEADER = 64 * 1024
+MAX_TAR_EXTENDED_CHAIN = 8
+# all of them together (tarfile keeps each member's pax keys): ~1.6 KB per entry at the default
+# 5,000 entries, where a 1,024-character name takes at most 4 KB
+MAX_TAR_EXTENDED_TOTAL = 8 * 1024 * 1024
+_TAR_EXTENDED = frozenset(
+    {tarfile.GNUTYPE_LONGNAME, tarfile.GNUTYPE_LONGLINK, tarfile.XHDTYPE, tarfile.XGLTYPE, tarfile.SOLARIS_XHDTYPE}
+)
+
+
+class _TarBudget:
+    def __init__(self, max_bytes: int, max_headers: int) -> None:
+        self.max_bytes = max_bytes
+        self.max_headers = max_headers
+        self.charged = 0
+        self.headers = 0
+        self.chain = 0
+        self.extended = 0
+
+    def charge(self, size: int) -> None:
+        self.charged += size
+        if self.charged > self.max_bytes:
+            raise _too_large(f"The archive would unpack to more than {self.max_bytes} bytes.", self.max_bytes)
+
+
+class _BoundedTarInfo(tarfile.TarInfo):
+    """A TarInfo that checks a header's declared size before tarfile acts on it."""
+
+    def _proc_member(self, archive: Any) -> Any:
+        budget: _TarBudget = archive.kiln_budget
+        budget.headers += 1
+        if budget.headers > budget.max_headers:
+            raise _too_large(f"The archive has more than {budget.max_headers} headers.", budget.max_headers)
+        if self.size < 0:
+            raise ArchiveRejected("An archive header declares a negative size.", extra={"reason": "negative_size"})
+        if self.type == tarfile.GNUTYPE_SPARSE:
+            raise self._sparse()
+        budget.charge(tarfile.BLOCKSIZE)
+        if self.type in _TAR_EXTENDED:
+            budget.chain += 1
+            if self.size > MAX_TAR_EXTENDED_HEADER:
+                raise ArchiveRejected(
+                    f"The archive has an extended (long name or pax) header of {self.size} bytes; "
+                    f"at most {MAX_TAR_EXTENDED_HEADER} bytes are allowed.",
+                    code="archive_too_large",
+                    extra={"limit": MAX_TAR_EXTENDED_HEADER, "reason": "extended_header"},
+                )
+            if budget.chain > MAX_TAR_EXTENDED_CHAIN:
+                raise ArchiveRejected(
+                    f"The archive has more than {MAX_TAR_EXTENDED_CHAIN} extended headers in a row.",
+                    extra={"limit": MAX_TAR_EXTENDED_CHAIN, "reason": "extended_header_chain"},
+                )
+            budget.extended += self.size
+            if budget.extended > MAX_TAR_EXTENDED_TOTAL:
+                raise _too_large(
+                    f"The archive's long names and pax headers exceed {MAX_TAR_EXTENDED_TOTAL} bytes.",
+                    MAX_TAR_EXTENDED_TOTAL,
+                )
+            budget.charge(self.size)
+        else:
+            budget.chain = 0
+        return super()._proc_member(archive)  # type: ignore[misc]  # private in the stubs
+
+    @staticmethod
+    def _sparse() -> ArchiveRejected:
+        return ArchiveRejected(
+            "The archive contains a sparse file; only regular files and folders are allowed.",
+            extra={"reason": "special"},
+        )
+
+    # pax-described GNU sparse files (0.0, 0.1, 1.0): 1.0 reads a map of any length from the data
+    def _proc_gnusparse_00(self, *args: Any) -> Any:
+        raise self._sparse()
+
+    def _proc_gnusparse_01(self, *args: Any) -> Any:
+        raise self._sparse()
+
+    def _proc_gnusparse_10(self, *args: Any) -> Any:
+        raise self._sparse()
+
+
+class _BoundedTarFile(tarfile.TarFile):
+    tarinfo = _BoundedTarInfo
+
+    def __init__(self, *args: Any, kiln_budget: _TarBudget, **kwargs: Any) -> None:
+        self.kiln_budget = kiln_budget  # read by the first header, inside TarFile.__init__
+        super().__init__(*args, **kwargs)
+
+
 def _tar_members(handle: tarfile.TarFile) -> list[_Member]:
-    max_files, max_bytes = _limits()
+    max_files, _ = _limits()
+    budget: _TarBudget = handle.kiln_budget  # type: ignore[attr-defined]
     members: list[_Member] = []
-    declared = 0
     while True:
         info = handle.next()
         if info is None:
             break
         if len(members) > max_files:
             break
-        declared += info.size
-        if declared > max_bytes or info.size > settings.MAX_FILE_SIZE:
-            raise ValidationFailed("The archive would unpack to more than the allowed size.", code="archive_too_large")
+        if info.size > settings.MAX_FILE_SIZE:
+            raise _too_large(
+                f"The archive entry '{info.name[:300]}' is larger than {settings.MAX_FILE_SIZE} bytes.",
+                settings.MAX_FILE_SIZE,
+                entry=info.name[:300],
+            )
+        budget.charge(info.size)  # before tarfile skips (or reads) the data
         if not (info.isreg() or info.isdir()):
             kind = "a link" if (info.issym() or info.islnk()) else "a device or special file"
             raise ArchiveRejected(
@@ -454,9 +625,29 @@ def template_upload(*, archive: IO[bytes], size: int, user: Any) -> ProjectTempl
     try:
         _budget(members)
         members, _top = _strip_single_top(members)
+        _check_clashes(members)
         return _store_upload(opened, members, user)
     finally:
         opened.close()
+
+
+def _check_clashes(members: list[_Member]) -> None:
+    """Two entries that are one file on a case-insensitive or normalising file system, or a file
+    where a folder is: refused before anything is written (`duplicate_output_path`)."""
+    paths = PathSet()
+    try:
+        for member in members:
+            if member.name and not member.is_dir:
+                paths.add(member.name)
+        for member in members:
+            if member.name and member.is_dir:
+                paths.add_folder(member.name)
+    except DuplicatePath as exc:
+        raise ArchiveRejected(
+            f"The archive cannot be stored: {exc.message}",
+            code="duplicate_output_path",
+            extra={"entry": exc.extra["path"], "other": exc.extra["other"], "reason": exc.reason},
+        ) from None
 
 
 def _open_archive(payload: bytes) -> tuple[zipfile.ZipFile | tarfile.TarFile, list[_Member]]:
@@ -464,12 +655,24 @@ def _open_archive(payload: bytes) -> tuple[zipfile.ZipFile | tarfile.TarFile, li
     opened: zipfile.ZipFile | tarfile.TarFile | None = None
     try:
         if zipfile.is_zipfile(buffer):
+            _zip_precheck(payload)
             buffer.seek(0)
-            opened = zipfile.ZipFile(buffer)
+            try:
+                opened = zipfile.ZipFile(buffer)
+            except UnicodeDecodeError:  # a name flagged as UTF-8 that is not
+                raise ArchiveRejected(
+                    "An archive entry has a name that is not valid UTF-8; names must be UTF-8 text.",
+                    extra={"reason": "not_utf8"},
+                ) from None
             return opened, _zip_members(opened)
         buffer.seek(0)
-        opened = tarfile.open(fileobj=buffer, mode="r:*")  # noqa: SIM115 - closed by the caller
-        return opened, _tar_members(opened)
+        max_files, max_bytes = _limits()
+        budget = _TarBudget(max_bytes, max_headers=4 * (max_files + 1))
+        tar: tarfile.TarFile = _BoundedTarFile.open(  # type: ignore[call-overload]  # kiln_budget: our own
+            fileobj=buffer, mode="r:*", kiln_budget=budget, encoding="utf-8", errors="surrogateescape"
+        )
+        opened = tar
+        return opened, _tar_members(tar)
     except (zipfile.BadZipFile, tarfile.TarError, EOFError, OSError, ValueError) as exc:
         if opened is not None:
             opened.close()
@@ -487,13 +690,9 @@ def _store_upload(opened: zipfile.ZipFile | tarfile.TarFile, members: list[_Memb
     staging.mkdir()
     try:
         writer = SafeWriter(staging)
-        seen: set[str] = set()
         for member in members:
             if member.is_dir or not member.name:
                 continue
-            if member.name.casefold() in seen:
-                raise ArchiveRejected(f"The archive contains '{member.name}' twice.", extra={"entry": member.name})
-            seen.add(member.name.casefold())
             if isinstance(opened, zipfile.ZipFile):
                 try:
                     with opened.open(member.ref) as stream:
