@@ -8,7 +8,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 # env_int("NAME", ...), env_secret('NAME'), os.environ.get("NAME") ... in Kiln's own code
 READ = re.compile(r"""(?:env_\w+|os\.environ\.get|os\.getenv)\(\s*["']([A-Z][A-Z0-9_]+)["']""")
-TEST_ONLY = {"KILN_TEST_SCRATCH"}
+TEST_ONLY = {"KILN_TEST_SCRATCH", "KILN_BLUEPRINT_VENV_CACHE"}
 
 
 def _names_read() -> set[str]:

@@ -10,11 +10,13 @@ from rest_framework import mixins, status, viewsets
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from apps.blueprints.serializers import TemplateBlueprintCreateSerializer
+from apps.blueprints.services.blueprints import blueprint_template_register
 from apps.projects.views import _errors
 from apps.templates.models import ProjectTemplate
 from apps.templates.serializers import TemplateSerializer, TemplateUploadSerializer
 from apps.templates.services import catalog
-from core.parsers import KilnFormParser, KilnMultiPartParser
+from core.parsers import KilnFormParser, KilnJSONParser, KilnMultiPartParser
 
 
 @extend_schema_view(
@@ -34,12 +36,21 @@ class TemplateViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets
 
     @extend_schema(
         operation_id="templates_create",
-        summary="Upload a template archive (zip or tar.gz)",
-        request={"multipart/form-data": TemplateUploadSerializer},
+        summary="Upload a template archive (zip or tar.gz), or register a blueprint (JSON)",
+        request={
+            "multipart/form-data": TemplateUploadSerializer,
+            "application/json": TemplateBlueprintCreateSerializer,
+        },
         responses={201: TemplateSerializer, **_errors(400, 401)},
         tags=["templates"],
     )
     def create(self, request: Request) -> Response:
+        if isinstance(request.data, dict) and "blueprint" in request.data:
+            # a structure document registered as a template (apps/blueprints)
+            body = TemplateBlueprintCreateSerializer(data=request.data)
+            body.is_valid(raise_exception=True)
+            template = blueprint_template_register(**body.validated_data["blueprint"], user=request.user)
+            return Response(TemplateSerializer(template).data, status=status.HTTP_201_CREATED)
         serializer = TemplateUploadSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         upload = serializer.validated_data["archive"]
@@ -48,5 +59,5 @@ class TemplateViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets
 
     def get_parsers(self) -> list[Any]:
         if getattr(self, "action", None) == "create" or self.request is None or self.request.method == "POST":
-            return [KilnMultiPartParser(), KilnFormParser()]
+            return [KilnMultiPartParser(), KilnFormParser(), KilnJSONParser()]
         return super().get_parsers()

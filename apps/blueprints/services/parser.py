@@ -266,8 +266,11 @@ def _parse_line(raw: str, number: int) -> _Item | str | None:
     connectors = list(_CONNECTOR_RE.finditer(prefix))
     has_connector = bool(connectors)
     key = connectors[-1].start() if connectors else index
-    if _DRIVE_RE.match(body) or (body.startswith(("/", "~/")) and not has_connector and index == 0):
+    if _DRIVE_RE.match(body):
         return _Item(number, key, has_connector, index, body.strip(), "", "")
+    if body.startswith(("/", "~/")):
+        # an absolute path: the tree's root when it is the first line, else an error when built
+        return _Item(number, key, has_connector, index, body.split()[0].split("#")[0], "", "")
     body = body.replace("**", "").replace("`", "")
     match = re.match(r"([^\s#]+)(.*)$", body)
     if match is None:
@@ -279,7 +282,7 @@ def _parse_line(raw: str, number: int) -> _Item | str | None:
         return None
     if _TREE_SUMMARY_RE.match(body.strip()):
         return None
-    if not _NAME_RE.match(name.replace("\\", "/")) or name.count(".") == len(name.rstrip("/")) and name != ".":
+    if not _NAME_RE.match(name.replace("\\", "/")) or (name.count(".") == len(name.rstrip("/")) and name != "."):
         return "not a file or folder name"
     marker, comment, bare = _split_rest(rest)
     return _Item(number, key, has_connector, index, name, comment, marker, bare=bare)
@@ -418,7 +421,11 @@ class _Collector:
                 self._put(Entry(parent, "dir", line, implied=True), line)
             elif existing.kind == "file":
                 self.warnings.append(
-                    Warning(line, "conflicting_entries", f"'{parent}' is listed as a file and as a folder; kept as a folder.")
+                    Warning(
+                        line,
+                        "conflicting_entries",
+                        f"'{parent}' is listed as a file and as a folder; kept as a folder.",
+                    )
                 )
                 existing.kind = "dir"
         existing = self.entries.get(path)
@@ -444,7 +451,9 @@ class _Collector:
             existing.marker = existing.marker or marker
             if kind == "file":
                 self.warnings.append(
-                    Warning(line, "conflicting_entries", f"'{path}' is listed as a file and as a folder; kept as a folder.")
+                    Warning(
+                        line, "conflicting_entries", f"'{path}' is listed as a file and as a folder; kept as a folder."
+                    )
                 )
             return existing
         if existing.kind != kind:
@@ -742,14 +751,16 @@ _GENERIC_TITLE_WORDS = {
 
 def _check_size(text: str, limits: Limits) -> list[str]:
     if len(text) > limits.max_chars:
-        line = text.count("\n", 0, limits.max_chars) + 1
+        at = text.count("\n", 0, limits.max_chars) + 1
         raise BlueprintTooLarge(
             f"The document is longer than {limits.max_chars} characters.",
-            line=line,
+            line=at,
             extra={"limit": limits.max_chars},
         )
     if "\x00" in text:
-        raise BlueprintInvalid("The document contains a NUL character.", line=text.count("\n", 0, text.index("\x00")) + 1)
+        raise BlueprintInvalid(
+            "The document contains a NUL character.", line=text.count("\n", 0, text.index("\x00")) + 1
+        )
     lines = text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
     if len(lines) > limits.max_lines:
         raise BlueprintTooLarge(

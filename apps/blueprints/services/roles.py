@@ -316,15 +316,19 @@ def _file_role(entry: Entry, entries: Sequence[Entry], stack: Stack) -> str:
         return "queue"
     if base in {"models.py"} or (folders and folders[-1] == "models") or re.search(r"_models?\.py$", base):
         return "models"
-    if base in {"schemas.py", "serializers.py"} or (folders and folders[-1] == "schemas") or base.endswith("_schema.py"):
+    if (
+        base in {"schemas.py", "serializers.py"}
+        or (folders and folders[-1] == "schemas")
+        or base.endswith("_schema.py")
+    ):
         return "schemas"
     if base in {"crud.py", "repository.py"} or (folders and folders[-1] in {"crud", "repositories"}):
         return "crud"
     if base in {"middleware.py"} or (folders and folders[-1] in {"middleware", "middlewares"}):
         return "middleware"
-    if re.search(r"(?:^|_)(?:router|routes|endpoints|views|api)\.py$", base) or any(p in ROUTER_DIRS for p in folders):
-        if base in {"auth.py", "health.py"} or not base.startswith("_"):
-            return "router"
+    named_router = re.search(r"(?:^|_)(?:router|routes|endpoints|views|api)\.py$", base)
+    if (named_router or any(p in ROUTER_DIRS for p in folders)) and not base.startswith("_"):
+        return "router"
     if (folders and folders[-1] in {"services", "handlers", "node_handlers"}) or re.search(
         r"_(?:service|manager|engine|handler|executor|client)\.py$", base
     ):

@@ -95,14 +95,16 @@ def _django_paths(paths: set[str]) -> list[tuple[str, str]]:
     for path in sorted(paths):
         base = _base(path)
         parent = _parent(path)
-        sibling = (lambda name: f"{parent}/{name}" if parent else name)  # noqa: E731 - local helper
         if base == "manage.py":
             found.append((path, "manage.py is Django's command entry"))
         elif base in {"base.py", "production.py", "local.py"} and _base(parent) == "settings":
             found.append((path, "a settings/ package with per-environment modules (Django's layout)"))
-        elif base == "migrations" and sibling("models.py") in paths:
+        elif base == "migrations" and f"{parent}/models.py".lstrip("/") in paths:
             found.append((path, "an app folder with models.py and migrations/ (a Django app)"))
-        elif base in {"serializers.py", "signals.py", "admin.py", "apps.py"} and sibling("models.py") in paths:
+        elif (
+            base in {"serializers.py", "signals.py", "admin.py", "apps.py"}
+            and f"{parent}/models.py".lstrip("/") in paths
+        ):
             found.append((path, f"{base} beside models.py (a Django app)"))
     return found
 

@@ -27,7 +27,9 @@ def plan(s: Scaffolder) -> None:
     from apps.blueprints.services.scaffold.engine import Model
 
     s.needs.update({"django", "pytest_django"})
-    settings = sorted((p for p, r in s.roles.items() if r == "django_settings"), key=lambda p: (_base(p) != "base.py", p))
+    settings = sorted(
+        (p for p, r in s.roles.items() if r == "django_settings"), key=lambda p: (_base(p) != "base.py", p)
+    )
     if settings:
         s.settings_path = settings[0]
     else:
@@ -159,11 +161,17 @@ def w_urls(s: Scaffolder, path: str) -> str:
         for model in _models_of(s, app):
             if views in s.roles:
                 alias = f"{snake(_base(app))}_views"
-                line = f"import {module_path(views)} as {alias}\n" if "." in module_path(views) else f"import {module_path(views)}\n"
+                line = (
+                    f"import {module_path(views)} as {alias}\n"
+                    if "." in module_path(views)
+                    else f"import {module_path(views)}\n"
+                )
                 if line not in imports:
                     imports.append(line)
                 prefix = f"{_base(app).replace('_', '-')}/{plural(snake(model.cls)).replace('_', '-')}/"
-                routes.append(f'    path("{prefix}", {alias}.{snake(model.cls)}_list, name="{snake(model.cls)}-list"),\n')
+                routes.append(
+                    f'    path("{prefix}", {alias}.{snake(model.cls)}_list, name="{snake(model.cls)}-list"),\n'
+                )
     return (
         docstring(s.describe(path), "URL routes: /health and one list route per model.")
         + "\nfrom django.http import HttpRequest, JsonResponse\nfrom django.urls import path\n\n"
@@ -258,8 +266,7 @@ def w_migration(s: Scaffolder, path: str) -> str:
     if index > 0:
         previous = _base(siblings[index - 1])[:-3]
         return (
-            head
-            + "\nfrom django.db import migrations\n\n\n"
+            head + "\nfrom django.db import migrations\n\n\n"
             "class Migration(migrations.Migration):\n"
             f'    dependencies = (("{label}", "{previous}"),)\n\n'
             "    operations = ()\n"
@@ -278,8 +285,7 @@ def w_migration(s: Scaffolder, path: str) -> str:
             "        ),\n"
         )
     return (
-        head
-        + "\nfrom django.db import migrations, models\n\n\n"
+        head + "\nfrom django.db import migrations, models\n\n\n"
         "class Migration(migrations.Migration):\n"
         "    initial = True\n\n"
         "    dependencies = ()\n\n"
@@ -302,7 +308,7 @@ def w_views(s: Scaffolder, path: str) -> str:
     for model in models:
         func = f"serialize_{snake(model.cls)}" if serializers in s.roles else None
         body = (
-            f"    rows = [{func}(row) for row in {model.cls}.objects.order_by(\"id\")]\n"
+            f'    rows = [{func}(row) for row in {model.cls}.objects.order_by("id")]\n'
             if func
             else f'    rows = list({model.cls}.objects.order_by("id").values("id", "name", "created_at"))\n'
         )
@@ -332,7 +338,7 @@ def w_serializers(s: Scaffolder, path: str) -> str:
             '    return {"id": obj.pk, "name": obj.name, "created_at": obj.created_at.isoformat()}\n'
         )
     if not models:
-        out.append("\n\ndef serialize(obj: object) -> dict[str, object]:\n    return {\"repr\": str(obj)}\n")
+        out.append('\n\ndef serialize(obj: object) -> dict[str, object]:\n    return {"repr": str(obj)}\n')
     return "".join(out)
 
 

@@ -133,6 +133,15 @@ class Scaffolder:
         self.models: list[Model] = []
         self.routers: list[Router] = []
         self.tests: list[str] = []
+        self.bp_source = ""
+        self.app_path = ""
+        self.app_folder = ""
+        self.config_path = ""
+        self.database_path = ""
+        self.alembic_location = "alembic"
+        self.settings_path = ""
+        self.django_project = ""
+        self.django_apps: list[str] = []
 
     # --- planning ---------------------------------------------------------------------------
 
@@ -223,7 +232,8 @@ class Scaffolder:
             database = None
             for name in ("database.py", "session.py", "db.py", "engine.py"):
                 found = sorted(
-                    (p for p, r in self.roles.items() if r == "database" and _base(p) == name), key=lambda p: p.count("/")
+                    (p for p, r in self.roles.items() if r == "database" and _base(p) == name),
+                    key=lambda p: p.count("/"),
                 )
                 if found:
                     database = found[0]
@@ -366,7 +376,7 @@ class Scaffolder:
         for path, role in self.roles.items():
             if role in LATE_WRITERS:
                 self.files[path].content = LATE_WRITERS[role](self, path)
-        first_party = set()
+        first_party: set[str] = set()
         for path in self.files:
             parts = path.removesuffix(".py").split("/")
             first_party.update(".".join(parts[:n]) for n in range(1, len(parts) + 1))
@@ -468,7 +478,11 @@ def w_config(s: Scaffolder, path: str) -> str:
     if s.stack.queue == "celery":
         variables += ["CELERY_BROKER_URL", "CELERY_RESULT_BACKEND", "CELERY_TASK_ALWAYS_EAGER"]
         defaults.update(
-            {"CELERY_BROKER_URL": "memory://", "CELERY_RESULT_BACKEND": "cache+memory://", "CELERY_TASK_ALWAYS_EAGER": "false"}
+            {
+                "CELERY_BROKER_URL": "memory://",
+                "CELERY_RESULT_BACKEND": "cache+memory://",
+                "CELERY_TASK_ALWAYS_EAGER": "false",
+            }
         )
     if s.stack.queue == "rq":
         variables.append("REDIS_URL")
@@ -477,20 +491,20 @@ def w_config(s: Scaffolder, path: str) -> str:
     lines = [docstring(s.describe(path), "Settings read from environment variables (and a .env file)."), ""]
     lines.append("import os\nfrom dataclasses import dataclass, field\nfrom pathlib import Path\n\n")
     lines.append(
-        "def load_dotenv(path: Path = Path(\".env\")) -> None:\n"
+        'def load_dotenv(path: Path = Path(".env")) -> None:\n'
         '    """Read KEY=VALUE lines of a .env file into the environment (variables already set win)."""\n'
         "    if not path.is_file():\n"
         "        return\n"
-        "    for line in path.read_text(encoding=\"utf-8\").splitlines():\n"
+        '    for line in path.read_text(encoding="utf-8").splitlines():\n'
         "        line = line.strip()\n"
-        "        if not line or line.startswith(\"#\") or \"=\" not in line:\n"
+        '        if not line or line.startswith("#") or "=" not in line:\n'
         "            continue\n"
-        "        key, _, value = line.partition(\"=\")\n"
+        '        key, _, value = line.partition("=")\n'
         "        os.environ.setdefault(key.strip(), value.strip().strip('\"').strip(\"'\"))\n\n\n"
         "def _env(name: str, default: str) -> str:\n"
         "    return os.environ.get(name, default)\n\n\n"
         "def _flag(name: str, default: str) -> bool:\n"
-        "    return _env(name, default).strip().lower() in {\"1\", \"true\", \"yes\", \"on\"}\n\n\n"
+        '    return _env(name, default).strip().lower() in {"1", "true", "yes", "on"}\n\n\n'
         "@dataclass(frozen=True)\n"
         "class Settings:\n"
         '    """The settings of the application; each field reads the environment variable of its name."""\n\n'
@@ -510,9 +524,7 @@ def w_database(s: Scaffolder, path: str) -> str:
     model_modules = sorted({m.module for m in s.models if m.module != s.mod(path)})
     register = "    import_models()\n"
     listing = (
-        "MODEL_MODULES = ("
-        + "".join(f'\n    "{m}",' for m in model_modules)
-        + "\n)\n\n\n"
+        "MODEL_MODULES = (" + "".join(f'\n    "{m}",' for m in model_modules) + "\n)\n\n\n"
         "def import_models() -> None:\n"
         '    """Import every models module, so Base.metadata knows all tables."""\n'
         "    for name in MODEL_MODULES:\n"
@@ -776,7 +788,11 @@ def w_app(s: Scaffolder, path: str) -> str:
     return (
         f"{head}\nimport json\n{extra_imports}from collections.abc import Callable, Iterable\n"
         "from typing import Any\n"
-        + ("\n" + "".join(sorted(route_tables + (imports if serve else []))) if route_tables or (serve and imports) else "")
+        + (
+            "\n" + "".join(sorted(route_tables + (imports if serve else [])))
+            if route_tables or (serve and imports)
+            else ""
+        )
         + (_settings_import(s) if serve and start else "")
         + "\n\ndef health() -> dict[str, str]:\n"
         '    """Liveness check for load balancers and the Procfile\'s start-up check."""\n'
@@ -801,7 +817,9 @@ def w_app(s: Scaffolder, path: str) -> str:
 def _plain_serve(s: Scaffolder, app_name: str, start: list[str], stop: list[str]) -> str:
     starts = "".join(f"    {line}\n".replace("\n        ", "\n        ") for line in start)
     stops = "".join(f"        {line}\n" for line in stop)
-    finally_block = f"    try:\n        server.serve_forever()\n    finally:\n{stops}" if stop else "    server.serve_forever()\n"
+    finally_block = (
+        f"    try:\n        server.serve_forever()\n    finally:\n{stops}" if stop else "    server.serve_forever()\n"
+    )
     return (
         "def serve() -> None:\n"
         '    """Serve the WSGI app on $PORT (default 8000) with the standard library\'s server."""\n'
@@ -833,7 +851,7 @@ def w_entry(s: Scaffolder, path: str) -> str:
     settings = _settings_import(s) if start else ""
     return (
         f"{head}\nimport os\nfrom wsgiref.simple_server import make_server\n\n"
-        + "".join(sorted(imports + [f"from {app} import app\n"]))
+        + "".join(sorted([*imports, f"from {app} import app\n"]))
         + settings
         + "\n\n"
         + _plain_serve(s, "app", start, stop)
@@ -886,7 +904,9 @@ def w_dependencies(s: Scaffolder, path: str) -> str:
     if s.orm == "sqlalchemy":
         session = "AsyncSession" if s.orm_async else "Session"
         parts.append(
-            "from sqlalchemy.ext.asyncio import AsyncSession\n" if s.orm_async else "from sqlalchemy.orm import Session\n"
+            "from sqlalchemy.ext.asyncio import AsyncSession\n"
+            if s.orm_async
+            else "from sqlalchemy.orm import Session\n"
         )
         local.append(f"from {s.mod(s.database_path)} import get_db\n")
         body.append(f"DbSession = Annotated[{session}, Depends(get_db)]\n")
@@ -1026,7 +1046,7 @@ def w_queue(s: Scaffolder, path: str) -> str:
             )
         else:
             setup = f"from {own} import celery_app\n"
-        return f"{head}\n{setup}\n\n@celery_app.task(name=\"{s.mod(path)}.process\")\n{job}"
+        return f'{head}\n{setup}\n\n@celery_app.task(name="{s.mod(path)}.process")\n{job}'
     if s.stack.queue == "rq":
         s.needs.update({"rq", "redis"})
         return (
@@ -1130,7 +1150,7 @@ def _generic_module(s: Scaffolder, path: str, *, suffix: str = "") -> str:
 
 
 def w_service(s: Scaffolder, path: str) -> str:
-    return _generic_module(s, path, suffix="" if class_names(s.describe(path)) else "")
+    return _generic_module(s, path)
 
 
 def w_module(s: Scaffolder, path: str) -> str:
@@ -1148,7 +1168,7 @@ def w_script(s: Scaffolder, path: str) -> str:
     imports = "import argparse\n"
     if s.orm == "sqlalchemy" and "db" in stem and not s.orm_async:
         imports += f"\nfrom {s.mod(s.database_path)} import init_db\n"
-        action = "    init_db()\n    print(\"tables created\")\n"
+        action = '    init_db()\n    print("tables created")\n'
     return (
         f"{head}\n{imports}\n\n"
         "def main(argv: list[str] | None = None) -> int:\n"
@@ -1235,7 +1255,7 @@ def w_alembic_env(s: Scaffolder, path: str) -> str:
 
 def w_alembic_migration(s: Scaffolder, path: str) -> str:
     creates = []
-    drops = []
+    drops: list[str] = []
     for model in s.models:
         creates.append(
             "    op.create_table(\n"
@@ -1269,7 +1289,7 @@ def w_alembic_script(s: Scaffolder, path: str) -> str:
 
 
 def w_alembic_ini(s: Scaffolder, path: str) -> str:
-    return ALEMBIC_INI.format(location=getattr(s, "alembic_location", "alembic"))
+    return ALEMBIC_INI.format(location=s.alembic_location)
 
 
 def w_gitkeep(s: Scaffolder, path: str) -> str:
@@ -1326,7 +1346,7 @@ def w_dockerignore(s: Scaffolder, path: str) -> str:
 
 def w_compose(s: Scaffolder, path: str) -> str:
     return (
-        "services:\n  web:\n    build: .\n    env_file: .env.example\n    environment:\n      PORT: \"8000\"\n"
+        'services:\n  web:\n    build: .\n    env_file: .env.example\n    environment:\n      PORT: "8000"\n'
         '    ports:\n      - "8000:8000"\n'
     )
 
@@ -1371,7 +1391,7 @@ def w_text(s: Scaffolder, path: str) -> str:
 def w_pyproject(s: Scaffolder, path: str) -> str:
     return (
         f'[project]\nname = "{PROJECT_NAME}"\nversion = "0.1.0"\nrequires-python = ">=3.11"\n'
-        "dynamic = []\n\n[tool.pytest.ini_options]\ntestpaths = [\"tests\"]\n"
+        'dynamic = []\n\n[tool.pytest.ini_options]\ntestpaths = ["tests"]\n'
     )
 
 
@@ -1379,14 +1399,16 @@ def w_doc(s: Scaffolder, path: str) -> str:
     name = _base(path).lower()
     entry = s.entries.get(path)
     if entry is not None and re.search(r"\bthis (?:file|document)\b", entry.description, re.IGNORECASE):
-        return s.bp_source if getattr(s, "bp_source", "") else _readme(s)
+        return s.bp_source or _readme(s)
     if any(word in name for word in ("setup", "install", "run", "getting")):
         return _run_steps(s, title=f"# {PROJECT_NAME}: set-up and run\n")
     return f"# {_base(path)}\n\n{s.describe(path) or 'Notes about ' + PROJECT_NAME + '.'}\n"
 
 
 def _run_steps(s: Scaffolder, *, title: str) -> str:
-    install = " && ".join(f"pip install -r {p}" for p in sorted(p for p, r in s.roles.items() if r == "requirements" and "/" not in p))
+    install = " && ".join(
+        f"pip install -r {p}" for p in sorted(p for p, r in s.roles.items() if r == "requirements" and "/" not in p)
+    )
     migrate = ""
     if s.stack.migrations == "alembic":
         migrate = "alembic upgrade head                 # create the tables\n"
@@ -1401,7 +1423,7 @@ def _run_steps(s: Scaffolder, *, title: str) -> str:
         f"{migrate}"
         "python -m pytest                     # the tests\n"
         f"PORT=8000 {s.start_command()}\n"
-        "curl http://127.0.0.1:8000/health    # → {\"status\": \"ok\"}\n"
+        'curl http://127.0.0.1:8000/health    # → {"status": "ok"}\n'
         "```\n\n"
         f"The `Procfile` says the same: `web: {s.start_command()}` starts the app on `$PORT`.\n"
     )
@@ -1455,7 +1477,7 @@ def w_requirements_late(s: Scaffolder, path: str) -> str:
         r == "requirements" and re.search(r"test|dev", _base(p).lower()) and "/" not in p for p, r in s.roles.items()
     )
     if re.search(r"test|dev", base):
-        lines = ["-r requirements.txt"] + sorted(PINS[n] for n in needs & test_needs)
+        lines = ["-r requirements.txt", *sorted(PINS[n] for n in needs & test_needs)]
     else:
         chosen = needs - test_needs if separate_tests else needs
         lines = sorted(PINS[n] for n in chosen)
@@ -1479,9 +1501,8 @@ def w_conftest(s: Scaffolder, path: str) -> str:
     app = s.mod(s.app_path)
     init = ""
     if s.orm == "sqlalchemy":
-        init = (
-            f"    from {s.mod(s.database_path)} import init_db\n\n"
-            + ("    asyncio.run(init_db())\n" if s.orm_async else "    init_db()\n")
+        init = f"    from {s.mod(s.database_path)} import init_db\n\n" + (
+            "    asyncio.run(init_db())\n" if s.orm_async else "    init_db()\n"
         )
         if s.orm_async:
             out[1] = "import asyncio\n" + out[1]
@@ -1560,7 +1581,7 @@ def w_test_late(s: Scaffolder, path: str) -> str:
             '@pytest.mark.parametrize("name", MODULES)\n'
             "def test_module_imports(name: str) -> None:\n"
             "    module = importlib.import_module(name)\n"
-            "    assert module.__doc__, f\"{name} has no docstring\"\n"
+            '    assert module.__doc__, f"{name} has no docstring"\n'
         )
     out.append(
         "\n\ndef test_health(client) -> None:\n"
@@ -1570,7 +1591,7 @@ def w_test_late(s: Scaffolder, path: str) -> str:
     )
     if routers:
         out.append(
-            "\n\n@pytest.mark.parametrize(\n    \"path\",\n    [\n"
+            '\n\n@pytest.mark.parametrize(\n    "path",\n    [\n'
             + "".join(f'        "{r.prefix}/",\n' for r in routers)
             + "    ],\n)\n"
             "def test_list_route(client, path: str) -> None:\n"
@@ -1612,7 +1633,7 @@ def _extra_tests(s: Scaffolder) -> list[str]:
         if role == "scheduler" and is_importable(path):
             out.append(
                 f"\n\ndef test_scheduler_{snake(_base(path)[:-3])}_starts_and_stops() -> None:\n"
-                f"    module = importlib.import_module(\"{s.mod(path)}\")\n"
+                f'    module = importlib.import_module("{s.mod(path)}")\n'
                 '    assert module.heartbeat() == "ok"\n'
                 "    module.start()\n"
                 "    module.shutdown()\n"
@@ -1625,14 +1646,14 @@ def _extra_tests(s: Scaffolder) -> list[str]:
             )
             out.append(
                 f"\n\ndef test_queue_{snake(_base(path)[:-3])}_processes_a_job() -> None:\n"
-                f"    module = importlib.import_module(\"{s.mod(path)}\")\n"
+                f'    module = importlib.import_module("{s.mod(path)}")\n'
                 f'    assert {call} == {{"processed": True, "id": 1}}\n'
             )
     security = next((p for p, r in sorted(s.roles.items()) if r == "security" and is_importable(p)), None)
     if security is not None:
         out.append(
             "\n\ndef test_tokens_and_passwords() -> None:\n"
-            f"    security = importlib.import_module(\"{s.mod(security)}\")\n"
+            f'    security = importlib.import_module("{s.mod(security)}")\n'
             '    token = security.create_token("alice")\n'
             '    assert security.read_token(token) == "alice"\n'
             '    assert security.read_token(token + "x") is None\n'
@@ -1702,8 +1723,8 @@ LATE_WRITERS: dict[str, Writer] = {
 def scaffold(blueprint: Blueprint, *, source: str = "") -> Scaffold:
     """Every file of the project the blueprint describes (see the module docstring)."""
     scaffolder = Scaffolder(blueprint)
-    scaffolder.bp_source = source  # type: ignore[attr-defined]
+    scaffolder.bp_source = source
     return scaffolder.build()
 
 
-__all__ = ["Scaffold", "ScaffoldFile", "Scaffolder", "Entry", "scaffold"]
+__all__ = ["Entry", "Scaffold", "ScaffoldFile", "Scaffolder", "scaffold"]

@@ -60,7 +60,9 @@ def _render(block: list[re.Match[str]], indent: str, first_party: set[str]) -> l
             ordered = sorted(members, key=_member_key)
             line = f"{indent}from {module} import {', '.join(ordered)}" + (f"  {comment}" if comment else "")
             if len(line) > 88 and not comment:
-                line = f"{indent}from {module} import (\n" + "".join(f"{indent}    {m},\n" for m in ordered) + f"{indent})"
+                line = (
+                    f"{indent}from {module} import (\n" + "".join(f"{indent}    {m},\n" for m in ordered) + f"{indent})"
+                )
             lines.append(line)
     return lines
 
@@ -106,6 +108,6 @@ def sort_imports(text: str, first_party: set[str]) -> str:
             while index < len(lines) and not lines[index].strip():
                 index += 1
             if index < len(lines):
-                following = lines[index]
-                out.extend([""] * (2 if following.startswith(("def ", "class ", "@", "async def ")) else 1))
+                definition = lines[index].startswith(("def ", "class ", "@", "async def "))
+                out.extend([""] * (2 if definition else 1))
     return "\n".join(out)

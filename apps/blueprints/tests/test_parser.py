@@ -1,0 +1,251 @@
+"""The parser on the five seed documents and on variants: parsed paths equal hand-written lists."""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from pathlib import Path
+
+import pytest
+
+from apps.blueprints.services.errors import BlueprintInvalid, BlueprintTooLarge
+from apps.blueprints.services.parser import Limits, parse_document, repair_encoding
+
+SEEDS = Path(__file__).parent / "seeds"
+
+
+def seed(prefix: str) -> str:
+    return next(SEEDS.glob(f"{prefix}_*.txt")).read_text(encoding="utf-8")
+
+
+def paths(document: str) -> list[str]:
+    return [e.path + ("/" if e.kind == "dir" else "") for e in parse_document(document).entries]
+
+
+# Written by hand from each document's tree (folders end in "/"; the tree's root folder is the project).
+EXPECTED = {
+    "000": """Dockerfile core/ core/database.py core/security.py data/ data/TaskManage.db data/secret.key
+        environment_service/ environment_service/env_router.py environment_service/models.py
+        environment_service/python_version_router.py envs/ log_service/ log_service/logs_router.py logs/ main.py
+        project_service/ project_service/models.py project_service/project_router.py projects/ requirements.txt
+        system_service/ system_service/env_vars_router.py system_service/fs_router.py system_service/system_router.py
+        task_service/ task_service/models.py task_service/task_manager.py task_service/task_router.py""",
+    "001": """.env .env.example .gitignore Dockerfile Dockerfile.prod README.md alembic.ini app/ app/api/ app/api/v1/
+        app/api/v1/endpoints/ app/api/v1/endpoints/physics/ app/background/ app/core/ app/core/config/
+        app/core/physics/ app/crud/ app/db/ app/main.py app/middleware/ app/models/ app/models/ai/ app/models/audio/
+        app/models/core/ app/models/export/ app/models/organization/ app/models/physics/ app/models/visualization/
+        app/schemas/ app/services/ app/utils/ app/websocket/ migrations/ pytest.ini reports/ requirements-test.txt
+        requirements.txt scripts/ scripts/analyze_errors.py scripts/apply_fixes.py scripts/cleanup.py
+        scripts/db_ops.py scripts/fix_tests.py scripts/init_db.py scripts/run_tests.sh scripts/update_uuid_types.py
+        scripts/verify_db.py""",
+    "002": "app/ app/__init__.py config/ database/ main.py queues.py scheduler.py storage/ tests/ web.py",
+    "003": """.env.example .gitignore README.md STRUCTURE.md alembic/ alembic.ini alembic/env.py alembic/script.py.mako
+        alembic/versions/ app/ app/__init__.py app/api/ app/api/__init__.py app/api/routes/
+        app/api/routes/__init__.py app/api/routes/auth.py app/api/routes/edges.py app/api/routes/nodes.py
+        app/api/routes/runs.py app/api/routes/vectors.py app/api/routes/workflows.py app/core/ app/core/__init__.py
+        app/core/config.py app/core/dependencies.py app/core/security.py app/db/ app/db/__init__.py app/db/base.py
+        app/db/database.py app/main.py app/models/ app/models/__init__.py app/models/edge.py app/models/node.py
+        app/models/node_execution.py app/models/user.py app/models/vector_collection.py app/models/workflow.py
+        app/models/workflow_run.py app/node_handlers/ app/node_handlers/__init__.py app/node_handlers/base.py
+        app/node_handlers/db_write.py app/node_handlers/faiss_search.py app/node_handlers/http_request.py
+        app/node_handlers/llm_call.py app/schemas/ app/schemas/__init__.py app/schemas/edge.py app/schemas/node.py
+        app/schemas/user.py app/schemas/vector.py app/schemas/workflow.py app/schemas/workflow_run.py app/services/
+        app/services/__init__.py app/services/auth_service.py app/services/execution_service.py
+        app/services/llm_service.py app/services/node_handler_service.py app/services/vector_service.py
+        app/services/workflow_service.py app/utils/ app/utils/__init__.py app/utils/graph.py app/utils/logger.py
+        data/ data/faiss/ data/faiss/.gitkeep requirements.txt setup_and_run.md tests/ tests/__init__.py
+        tests/test_auth.py tests/test_execution.py tests/test_workflows.py""",
+    "004": """apps/ apps/agents/ apps/agents/models.py apps/agents/services/ apps/agents/services/api_caller.py
+        apps/agents/services/api_discovery.py apps/agents/services/execution_engine.py apps/projects/
+        apps/projects/migrations/ apps/projects/migrations/XXXX_add_generated_project_models.py
+        apps/projects/models.py apps/projects/permissions.py apps/projects/serializers.py apps/projects/services/
+        apps/projects/services/project_generator.py apps/projects/services/repository_exporter.py
+        apps/projects/signals.py apps/projects/tasks.py apps/projects/views.py apps/workflows/
+        apps/workflows/services/ apps/workflows/services/step_executors/
+        apps/workflows/services/step_executors/api_call_step.py
+        apps/workflows/services/step_executors/file_generation_step.py
+        apps/workflows/services/step_executors/repo_creation_step.py apps/workflows/services/workflow_executor.py
+        core/ core/settings/ core/settings/base.py generated-projects/""",
+}
+
+
+@pytest.mark.parametrize("prefix", sorted(EXPECTED))
+def test_seed_paths(prefix):
+    assert paths(seed(prefix)) == sorted(EXPECTED[prefix].split(), key=lambda path: path.rstrip("/"))
+
+
+def test_seed_stacks_and_evidence():
+    kumo = parse_document(seed("000"))
+    assert kumo.root == "backend"
+    assert (kumo.stack.framework, kumo.stack.orm, kumo.stack.scheduler) == ("fastapi", "sqlalchemy", "apscheduler")
+    assert kumo.entry("task_service/task_manager.py").role == "scheduler"
+    assert kumo.entry("core/").description if kumo.entry("core/") else True
+    assert kumo.entry("core").description == "Core infrastructure"
+    # the prose section's bullet about core/ became part of its details
+    assert "Essential infrastructure components" in kumo.entry("core").details
+    workflows = parse_document(seed("003")).stack
+    assert (workflows.framework, workflows.orm, workflows.orm_async, workflows.migrations) == (
+        "fastapi",
+        "sqlalchemy",
+        True,
+        "alembic",
+    )
+    assert any("async engine" in item["text"] for item in workflows.evidence["orm_async"])
+    django = parse_document(seed("004"))
+    assert (django.stack.framework, django.stack.queue) == ("django", "celery")
+    assert {w.code for w in django.warnings} >= {"encoding_repaired", "example_skipped"}
+    assert django.entry("apps/projects/models.py").marker == "enhanced"
+    assert "GeneratedProject model" in django.entry("apps/projects/models.py").details
+    plain = parse_document(seed("002"))
+    assert (plain.stack.framework, plain.stack.migrations) == ("plain", "alembic")
+    assert "Flexible Filesystem API" in plain.entry("storage").description
+
+
+def test_ascii_tree_with_dash_comments():
+    document = """```
+shop/
+|-- app/
+|   |-- __init__.py
+|   |-- main.py - Flask application factory
+|   `-- orders_routes.py - order endpoints
+|-- tests/
+|   `-- test_orders.py
+`-- requirements.txt - pinned dependencies
+```"""
+    blueprint = parse_document(document)
+    assert paths(document) == [
+        "app/",
+        "app/__init__.py",
+        "app/main.py",
+        "app/orders_routes.py",
+        "requirements.txt",
+        "tests/",
+        "tests/test_orders.py",
+    ]
+    assert blueprint.entry("app/main.py").description == "Flask application factory"
+    assert blueprint.stack.framework == "flask"
+    assert blueprint.entry("app/orders_routes.py").role == "router"
+
+
+def test_indentation_tree():
+    document = """# Layout
+
+```
+service/
+    api/
+        users.py        # user endpoints (FastAPI)
+        __init__.py
+    models.py           # SQLAlchemy models: User model
+    README.md
+```
+"""
+    assert paths(document) == ["README.md", "api/", "api/__init__.py", "api/users.py", "models.py"]
+
+
+def test_tree_command_output_bare():
+    document = """Output of tree:
+
+.
+├── Makefile
+├── src
+│   └── worker
+│       ├── jobs.py
+│       └── __init__.py
+└── docs
+
+3 directories, 3 files
+"""
+    assert paths(document) == [
+        "Makefile",
+        "docs/",
+        "src/",
+        "src/worker/",
+        "src/worker/__init__.py",
+        "src/worker/jobs.py",
+    ]
+
+
+def test_windows_root_and_markers():
+    document = """```text
+C:\\Users\\dev\\Projects\\billing
+├── main.py (NEW)            # entry point
+├── core/ (existing)
+│   └── ... (existing services)
+└── {tenant-id}/             # one folder per tenant
+    └── invoices.json
+```"""
+    blueprint = parse_document(document)
+    assert blueprint.root == "billing"
+    assert paths(document) == ["core/", "main.py"]
+    assert blueprint.entry("main.py").marker == "new"
+    assert [w.code for w in blueprint.warnings] == ["example_skipped"]
+
+
+def test_doubly_encoded_document_is_repaired():
+    clean = "```\nproj/\n├── app.py   # the app — FastAPI ✓\n└── café.txt\n```\n"
+    mangled = clean.encode("utf-8").decode("cp1252", errors="replace")
+    assert "â”œ" in mangled
+    assert repair_encoding(mangled)[0] == clean
+    assert paths(mangled) == ["app.py", "café.txt"]
+    assert parse_document(mangled).entry("app.py").description == "the app — FastAPI ✓"
+    assert repair_encoding("Café au lait")[0] == "Café au lait"
+
+
+def test_conflicting_entries_and_lines_not_understood_are_warnings():
+    document = """```
+app/
+├── models.py     # one
+├── models.py/    # two
+├── Models.py
+└── (see below) = more to come
+```"""
+    blueprint = parse_document(document)
+    codes = [w.code for w in blueprint.warnings]
+    assert codes.count("conflicting_entries") == 2
+    assert "line_not_understood" in codes
+    assert [w.line for w in blueprint.warnings if w.code == "line_not_understood"] == [6]
+
+
+@pytest.mark.parametrize(
+    ("line", "reason"),
+    [("├── ../escape.py", "traversal"), ("├── /etc/passwd", "absolute"), ("├── .git/config", "reserved")],
+)
+def test_unsafe_paths_are_400_naming_the_line(line, reason):
+    document = f"```\nproj/\n├── ok.py\n{line}\n└── end.py\n```\n"
+    with pytest.raises(BlueprintInvalid) as caught:
+        parse_document(document)
+    assert caught.value.code == "blueprint_invalid"
+    assert caught.value.extra["line"] == 4
+    assert caught.value.extra["reason"] == reason
+    assert caught.value.message.startswith("Line 4:")
+
+
+def test_no_tree_is_invalid_with_a_hint():
+    with pytest.raises(BlueprintInvalid) as caught:
+        parse_document("# Ideas\n\nWe should build a service that does things.\n")
+    assert caught.value.code == "blueprint_invalid"
+    assert "tree" in caught.value.extra["hint"]
+
+
+def test_caps_are_coded_400s_naming_the_line():
+    many = "```\nproj/\n" + "".join(f"├── f{i}.py\n" for i in range(50)) + "```\n"
+    with pytest.raises(BlueprintTooLarge) as caught:
+        parse_document(many, limits=Limits(max_entries=20))
+    assert caught.value.code == "blueprint_too_large"
+    assert caught.value.extra["line"] == 23
+    deep = "```\n" + "".join("    " * depth + f"d{depth}/\n" for depth in range(30)) + "```\n"
+    with pytest.raises(BlueprintTooLarge) as caught:
+        parse_document(deep)
+    assert caught.value.extra["limit"] == Limits().max_depth
+    with pytest.raises(BlueprintTooLarge):
+        parse_document("x\n" * 6000)
+    with pytest.raises(BlueprintTooLarge):
+        parse_document("a" * 300_000)
+
+
+def test_hostile_documents_stay_fast():
+    started = time.monotonic()
+    for document in ["├" * 1999 + "\n", ("│   " * 400 + "x\n") * 200, "`" * 1999, "# " + "a/" * 900]:
+        with contextlib.suppress(BlueprintInvalid):
+            parse_document(document)
+    assert time.monotonic() - started < 5
