@@ -8,7 +8,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 # env_int("NAME", ...), env_secret('NAME'), os.environ.get("NAME") ... in Kiln's own code
 READ = re.compile(r"""(?:env_\w+|os\.environ\.get|os\.getenv)\(\s*["']([A-Z][A-Z0-9_]+)["']""")
-TEST_ONLY = {"KILN_TEST_SCRATCH", "KILN_BLUEPRINT_VENV_CACHE"}
+TEST_ONLY = {"KILN_TEST_SCRATCH"}
 
 
 def _names_read() -> set[str]:
@@ -16,7 +16,8 @@ def _names_read() -> set[str]:
     for folder in ("core", "apps"):
         for path in (ROOT / folder).rglob("*.py"):
             parts = set(path.relative_to(ROOT).parts)
-            if "tests" in parts or "builtin_templates" in parts or path.name == "test.py":
+            # builtin_templates and the blueprint scaffold hold generated projects' code, not Kiln's settings
+            if "tests" in parts or "builtin_templates" in parts or "scaffold" in parts or path.name == "test.py":
                 continue
             names.update(READ.findall(path.read_text()))
     return names - TEST_ONLY
