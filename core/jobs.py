@@ -42,6 +42,27 @@ def _changed(model: type[Job], pk: Any, status: str) -> None:
     job_status_changed.send(sender=model, pk=pk, status=status)
 
 
+# Sent INSIDE the transaction that changed a job (so the event and the change commit, or roll
+# back, together): sender=model, pk, kind ("status" | "progress" | "log"), data (a JSON object).
+# apps.events records them for the live event streams and the logs endpoints.
+job_event = Signal()
+
+
+def announce(model: type[Job], pk: Any, kind: str, data: dict[str, Any]) -> None:
+    """Tell listeners what happened to job `pk`; call it where the change is written."""
+    job_event.send(sender=model, pk=pk, kind=kind, data=data)
+
+
+def announce_status(model: type[Job], pk: Any, status: str, error: dict[str, Any] | None = None) -> None:
+    announce(model, pk, "status", {"status": str(status), "error": error})
+
+
+def job_log(model: type[Job], pk: Any, line: str) -> None:
+    """One line in the job's log (GET .../logs/ and `event: log`); control characters escaped."""
+    text = "".join(ch if ch.isprintable() or ch == " " else repr(ch)[1:-1] for ch in redact(line))
+    announce(model, pk, "log", {"line": text[:2000]})
+
+
 class JobStatus(models.TextChoices):
     PENDING = "pending", "Pending"
     RUNNING = "running", "Running"
@@ -156,22 +177,25 @@ def claim(model: type[J], pk: Any, *, owner: str) -> Claim:
             model._default_manager.filter(pk=pk).update(
                 status=JobStatus.CANCELLED, finished_at=now, lease_owner="", lease_expires_at=None, updated_at=now
             )
+            announce_status(model, pk, JobStatus.CANCELLED)
             transaction.on_commit(lambda: _changed(model, pk, JobStatus.CANCELLED))
             return Claim(ClaimOutcome.ALREADY_DONE)
         deliveries = job.delivery_count + 1
         if deliveries > settings.KILN_JOB_MAX_DELIVERIES:
+            poisoned = error_payload(
+                "worker_lost_repeatedly",
+                f"The job was started {job.delivery_count} times and never finished; "
+                "it is not tried again. Retry it once the cause is fixed.",
+            )
             model._default_manager.filter(pk=pk).update(
                 status=JobStatus.FAILED,
                 finished_at=now,
                 lease_owner="",
                 lease_expires_at=None,
                 updated_at=now,
-                error=error_payload(
-                    "worker_lost_repeatedly",
-                    f"The job was started {job.delivery_count} times and never finished; "
-                    "it is not tried again. Retry it once the cause is fixed.",
-                ),
+                error=poisoned,
             )
+            announce_status(model, pk, JobStatus.FAILED, poisoned)
             transaction.on_commit(lambda: _changed(model, pk, JobStatus.FAILED))
             return Claim(ClaimOutcome.POISONED)
         model._default_manager.filter(pk=pk).update(
@@ -182,6 +206,8 @@ def claim(model: type[J], pk: Any, *, owner: str) -> Claim:
             started_at=job.started_at or now,
             updated_at=now,
         )
+        if job.status != JobStatus.RUNNING:
+            announce_status(model, pk, JobStatus.RUNNING)
     return Claim(ClaimOutcome.CLAIMED, lease=Lease(model, pk, owner))
 
 
@@ -196,6 +222,7 @@ class Lease:
         self.model = model
         self.pk = pk
         self.owner = owner
+        self._progress: tuple[int | None, int | None] | None = None
 
     def _mine(self) -> models.QuerySet[Any]:
         return self.model._default_manager.filter(pk=self.pk, lease_owner=self.owner, status=JobStatus.RUNNING)
@@ -213,7 +240,19 @@ class Lease:
             fields["progress_total"] = total
         if not self._mine().update(**fields):
             raise LeaseLost(f"{self.model.__name__} {self.pk}: lease lost")
+        self._announce_progress(done, total)
         return bool(self.model._default_manager.filter(pk=self.pk).values_list("cancel_requested", flat=True).first())
+
+    def _announce_progress(self, done: int | None, total: int | None) -> None:
+        if (done is None and total is None) or self._progress == (done, total):
+            return
+        self._progress = (done, total)
+        data = {"done": done, "total": total}
+        if done is None or total is None:  # one side given: the other as stored
+            stored = self.model._default_manager.filter(pk=self.pk).values("progress_done", "progress_total").first()
+            if stored:
+                data = {"done": stored["progress_done"], "total": stored["progress_total"]}
+        announce(self.model, self.pk, "progress", data)
 
     def finish(self, status: JobStatus, *, error: dict[str, Any] | None = None, **fields: Any) -> bool:
         """Record a terminal state; False when the lease was no longer ours."""
@@ -232,12 +271,18 @@ class Lease:
                 "%s %s: finished by another execution; result of %s dropped", self.model.__name__, self.pk, self.owner
             )
         else:
+            if "progress_done" in fields or "progress_total" in fields:
+                self._announce_progress(fields.get("progress_done"), fields.get("progress_total"))
+            announce_status(self.model, self.pk, status, error)
             transaction.on_commit(lambda: _changed(self.model, self.pk, status))
         return bool(updated)
 
     def release(self) -> None:
         """Give the job back (status pending) so a retried delivery can claim it at once."""
-        self._mine().update(status=JobStatus.PENDING, lease_owner="", lease_expires_at=None, updated_at=timezone.now())
+        if self._mine().update(
+            status=JobStatus.PENDING, lease_owner="", lease_expires_at=None, updated_at=timezone.now()
+        ):
+            announce_status(self.model, self.pk, JobStatus.PENDING)
 
 
 def check_capacity(active: models.QuerySet[Any], *, what: str) -> None:
@@ -355,25 +400,33 @@ def reap_jobs(*, now: Any = None) -> ReapReport:
             if not expired and not (owner and _owner_is_dead(owner)):
                 continue
             if deliveries >= settings.KILN_JOB_MAX_DELIVERIES:
-                updated = manager.filter(pk=pk, status=JobStatus.RUNNING, lease_owner=owner).update(
-                    status=JobStatus.FAILED,
-                    finished_at=now,
-                    lease_owner="",
-                    lease_expires_at=None,
-                    updated_at=now,
-                    error=error_payload(
-                        "lease_expired",
-                        f"The worker running this job stopped responding {deliveries} times; it is not tried again. "
-                        "Retry it when the cause is fixed.",
-                    ),
+                expired_error = error_payload(
+                    "lease_expired",
+                    f"The worker running this job stopped responding {deliveries} times; it is not tried again. "
+                    "Retry it when the cause is fixed.",
                 )
+                with transaction.atomic():
+                    updated = manager.filter(pk=pk, status=JobStatus.RUNNING, lease_owner=owner).update(
+                        status=JobStatus.FAILED,
+                        finished_at=now,
+                        lease_owner="",
+                        lease_expires_at=None,
+                        updated_at=now,
+                        error=expired_error,
+                    )
+                    if updated:
+                        announce_status(kind.model, pk, JobStatus.FAILED, expired_error)
                 report.failed_expired += updated
                 if updated:
                     _changed(kind.model, pk, JobStatus.FAILED)
                 continue
-            updated = manager.filter(pk=pk, status=JobStatus.RUNNING, lease_owner=owner).update(
-                status=JobStatus.PENDING, lease_owner="", lease_expires_at=None, enqueued_at=now, updated_at=now
-            )
+            with transaction.atomic():
+                updated = manager.filter(pk=pk, status=JobStatus.RUNNING, lease_owner=owner).update(
+                    status=JobStatus.PENDING, lease_owner="", lease_expires_at=None, enqueued_at=now, updated_at=now
+                )
+                if updated:
+                    job_log(kind.model, pk, "WARNING the worker stopped responding; the job is queued again")
+                    announce_status(kind.model, pk, JobStatus.PENDING)
             if updated and _republish(kind, pk):
                 report.requeued_running += 1
     return report

@@ -7,6 +7,7 @@ import stat
 
 from django.db.models import QuerySet
 from django.http import FileResponse
+from django.http.response import HttpResponseBase
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, extend_schema_view
 from rest_framework import mixins, status, viewsets
@@ -14,6 +15,9 @@ from rest_framework.decorators import action
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from apps.events.drf import STREAM_ACTION, STREAM_RESPONSES, JobLogsSerializer
+from apps.events.services import job_log_lines
+from apps.events.streams import event_stream_response
 from apps.projects.models import (
     AuditEvent,
     GeneratedProject,
@@ -271,6 +275,29 @@ class GeneratedProjectViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, 
         generated.refresh_from_db()
         return Response(GeneratedProjectSerializer(generated).data, status=status.HTTP_202_ACCEPTED)
 
+    @extend_schema(
+        operation_id="generated_events",
+        summary="Follow a generation live: status, progress and log lines as server-sent events",
+        responses={**STREAM_RESPONSES, **_errors(401, 404)},
+        tags=["generated"],
+    )
+    @action(**STREAM_ACTION)
+    def events(self, request: Request, project_id: str, id: str) -> HttpResponseBase:
+        generated = self.get_object()
+        return event_stream_response(request._request, model=GeneratedProject, pk=generated.pk)
+
+    @extend_schema(
+        operation_id="generated_logs",
+        summary="The log lines of a generation",
+        responses={200: JobLogsSerializer, **_errors(401, 404)},
+        tags=["generated"],
+    )
+    @action(detail=True, methods=["get"])
+    def logs(self, request: Request, project_id: str, id: str) -> Response:
+        generated = self.get_object()
+        lines = job_log_lines(model=GeneratedProject, pk=generated.pk)
+        return Response(JobLogsSerializer({"id": generated.pk, "status": generated.status, "logs": lines}).data)
+
 
 @extend_schema_view(
     list=extend_schema(operation_id="files_list", summary="List the files of a generation", tags=["files"]),
@@ -398,6 +425,29 @@ class RepositoryExportViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, 
     def retry(self, request: Request, project_id: str, generated_id: str, id: str) -> Response:
         export = exports.repository_export_retry(export=self.get_object(), actor=request.user)
         return Response(RepositoryExportSerializer(export).data, status=status.HTTP_202_ACCEPTED)
+
+    @extend_schema(
+        operation_id="exports_events",
+        summary="Follow an export live: status, progress and log lines as server-sent events",
+        responses={**STREAM_RESPONSES, **_errors(401, 404)},
+        tags=["exports"],
+    )
+    @action(**STREAM_ACTION)
+    def events(self, request: Request, project_id: str, generated_id: str, id: str) -> HttpResponseBase:
+        export = self.get_object()
+        return event_stream_response(request._request, model=RepositoryExport, pk=export.pk)
+
+    @extend_schema(
+        operation_id="exports_logs",
+        summary="The log lines of an export",
+        responses={200: JobLogsSerializer, **_errors(401, 404)},
+        tags=["exports"],
+    )
+    @action(detail=True, methods=["get"])
+    def logs(self, request: Request, project_id: str, generated_id: str, id: str) -> Response:
+        export = self.get_object()
+        lines = job_log_lines(model=RepositoryExport, pk=export.pk)
+        return Response(JobLogsSerializer({"id": export.pk, "status": export.status, "logs": lines}).data)
 
 
 @extend_schema_view(

@@ -6,6 +6,7 @@ from typing import Any
 
 import django_filters
 from django.db.models import QuerySet
+from django.http.response import HttpResponseBase
 from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_view
 from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
@@ -14,6 +15,8 @@ from rest_framework.response import Response
 
 from apps.agents.models import Agent
 from apps.agents.services.agents import agent_for_user
+from apps.events.drf import STREAM_ACTION, STREAM_RESPONSES
+from apps.events.streams import event_stream_response
 from apps.workflows.models import Workflow, WorkflowRun
 from apps.workflows.serializers import (
     RunLogsSerializer,
@@ -151,6 +154,17 @@ class WorkflowRunViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, views
             {"id": s.step_id, "status": s.status, "attempt": s.attempt, "logs": s.logs} for s in run.step_runs.all()
         ]
         return Response(RunLogsSerializer({"run": run.pk, "steps": steps}).data)
+
+    @extend_schema(
+        operation_id="runs_events",
+        summary="Follow a run live: status, progress (steps) and log lines as server-sent events",
+        responses={**STREAM_RESPONSES, 404: NOT_FOUND},
+        tags=["runs"],
+    )
+    @action(**STREAM_ACTION)
+    def events(self, request: Request, id: str) -> HttpResponseBase:
+        run = self.get_object()
+        return event_stream_response(request._request, model=WorkflowRun, pk=run.pk)
 
     @extend_schema(
         operation_id="runs_cancel",

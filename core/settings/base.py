@@ -53,6 +53,7 @@ INSTALLED_APPS = [
     "apps.workflows",
     "apps.agents",
     "apps.storage",
+    "apps.events",
 ]
 
 MIDDLEWARE = [
@@ -293,6 +294,16 @@ AWS_S3_ADDRESSING_STYLE = env_str("AWS_S3_ADDRESSING_STYLE") or None
 # Downloads answer a 302 to a presigned URL valid this many seconds (s3 only; else they stream).
 KILN_DOWNLOAD_REDIRECT = env_bool("KILN_DOWNLOAD_REDIRECT", False)
 KILN_DOWNLOAD_URL_TTL = env_int("KILN_DOWNLOAD_URL_TTL", 300)
+
+# --- Live job events (apps/events): SSE streams wake on Redis pub/sub, else poll the rows ---
+_EVENTS_BROKER = env_str("CELERY_BROKER_URL")
+KILN_EVENTS_REDIS_URL = env_str(
+    "KILN_EVENTS_REDIS_URL", _EVENTS_BROKER if _EVENTS_BROKER.startswith(("redis://", "rediss://")) else ""
+)
+# A stream ends after this long (clients reconnect with Last-Event-ID); keep it below
+# gunicorn's --timeout, since a sync worker serves one stream at a time.
+KILN_EVENTS_MAX_SECONDS = env_float("KILN_EVENTS_MAX_SECONDS", 30.0)
+KILN_EVENTS_POLL_SECONDS = env_float("KILN_EVENTS_POLL_SECONDS", 1.0)
 
 LOGGING = {
     "version": 1,

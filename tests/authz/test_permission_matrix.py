@@ -102,6 +102,8 @@ EXPECTED: dict[str, dict[str, int]] = {
     "generated_create": _row(401, 404, 403, 202, 202, 202, 202, 404),
     "generated_cancel": _row(401, 404, 403, 409, 409, 409, 409, 404),
     "generated_retry": _row(401, 404, 403, 409, 409, 409, 409, 404),
+    "generated_events": MEMBER_READ,
+    "generated_logs": MEMBER_READ,
     "files_list": MEMBER_READ,
     "files_retrieve": MEMBER_READ,
     "files_content": MEMBER_READ,
@@ -110,6 +112,8 @@ EXPECTED: dict[str, dict[str, int]] = {
     "exports_retrieve": MEMBER_READ,
     "exports_download": MEMBER_READ,
     "exports_create": _row(401, 404, 403, 403, 202, 202, 202, 404),
+    "exports_events": MEMBER_READ,
+    "exports_logs": MEMBER_READ,
     "exports_retry": _row(401, 404, 403, 403, 409, 409, 409, 404),
     # workflows of Alpha. Creating one in a project you cannot see is a 400 naming `project`
     # ("Unknown project", the same answer as for an id that does not exist), not a 404:
@@ -124,6 +128,7 @@ EXPECTED: dict[str, dict[str, int]] = {
     "runs_list": ANY_USER,
     "runs_retrieve": MEMBER_READ,
     "runs_logs": MEMBER_READ,
+    "runs_events": MEMBER_READ,
     # a run acts as whoever started it (alice); a maintainer or an agent may not act on it, the owner may
     "runs_cancel": _row(401, 404, 403, 403, 403, 409, 403, 404),
     "runs_retry": _row(401, 404, 403, 403, 403, 409, 403, 404),

@@ -27,10 +27,12 @@ from core.jobs import (
     ClaimOutcome,
     JobStatus,
     LeaseLost,
+    announce_status,
     check_capacity,
     claim,
     enqueue_on_commit,
     error_payload,
+    job_log,
     retry_fields,
 )
 
@@ -159,10 +161,12 @@ def repository_export_execute(*, export_id: int, owner: str) -> tuple[Repository
         if not finished:
             raise LeaseLost("lease lost before finishing")
     except _Cancelled:
+        job_log(RepositoryExport, export_id, "INFO cancelled")
         lease.finish(JobStatus.CANCELLED)
     except LeaseLost:
         logger.warning("export %s: lease lost; another delivery owns it", export_id)
     except ApplicationError as exc:
+        job_log(RepositoryExport, export_id, f"ERROR {exc.code}: {exc.message}")
         lease.finish(JobStatus.FAILED, error=error_payload(exc.code, exc.message, exc.extra or None))
     except SoftTimeLimitExceeded:
         lease.finish(
@@ -202,6 +206,8 @@ def repository_export_retry(*, export: RepositoryExport, actor: Any) -> Reposito
                 f"The export is {row.status}; only failed or cancelled exports can be retried.", code="not_retryable"
             )
         RepositoryExport.objects.filter(pk=row.pk).update(**retry_fields(row))
+        job_log(RepositoryExport, row.pk, f"INFO retried: attempt {row.attempts + 1}")
+        announce_status(RepositoryExport, row.pk, JobStatus.PENDING)
         _enqueue(row)
     export.refresh_from_db()
     return export

@@ -43,10 +43,12 @@ from core.jobs import (
     ClaimOutcome,
     JobStatus,
     LeaseLost,
+    announce_status,
     check_capacity,
     claim,
     enqueue_on_commit,
     error_payload,
+    job_log,
     retry_fields,
 )
 from core.json_schema import UserSchemaError, iter_user_schema_errors
@@ -196,8 +198,11 @@ def generated_project_cancel(*, generated: GeneratedProject, actor: Any) -> Gene
             GeneratedProject.objects.filter(pk=row.pk).update(
                 status=JobStatus.CANCELLED, finished_at=now, cancel_requested=True, updated_at=now
             )
+            job_log(GeneratedProject, row.pk, "INFO cancelled before it started")
+            announce_status(GeneratedProject, row.pk, JobStatus.CANCELLED)
         elif row.status == JobStatus.RUNNING:
             GeneratedProject.objects.filter(pk=row.pk).update(cancel_requested=True, updated_at=now)
+            job_log(GeneratedProject, row.pk, "INFO cancellation requested")
         else:
             raise Conflict(
                 f"The generation is already {row.status}; only pending or running generations can be cancelled.",
@@ -227,6 +232,8 @@ def generated_project_retry(*, generated: GeneratedProject, actor: Any) -> Gener
             )
         _check_active_cap(row.project)
         GeneratedProject.objects.filter(pk=row.pk).update(**retry_fields(row))
+        job_log(GeneratedProject, row.pk, f"INFO retried: attempt {row.attempts + 1}")
+        announce_status(GeneratedProject, row.pk, JobStatus.PENDING)
         _enqueue(row)
     generated.refresh_from_db()
     return generated
@@ -294,6 +301,12 @@ def generated_project_execute(*, generated_id: int, owner: str) -> ExecuteOutcom
             raise GenerationFailed(
                 f"Template '{template.slug}' changed since this generation was requested.", code="template_changed"
             )
+        job_log(
+            GeneratedProject,
+            generated.pk,
+            f"INFO rendering template {template.slug} {generated.template_version} "
+            f"({template.file_count} template files)",
+        )
         lease.heartbeat(done=0)
         outcome = ProjectGenerator(_prepared(template)).render(
             generated.parameters, _DirectorySink(staging), progress=ProgressThrottle(report)
@@ -303,6 +316,11 @@ def generated_project_execute(*, generated_id: int, owner: str) -> ExecuteOutcom
             ProjectFile.objects.filter(generated_id=generated.pk).delete()
             ProjectFile.objects.insert_many(
                 generated.pk, [(f.path, f.size, f.sha256, f.mode, f.is_binary) for f in outcome.files]
+            )
+            job_log(
+                GeneratedProject,
+                generated.pk,
+                f"INFO wrote {outcome.file_count} files, {outcome.total_bytes} bytes, sha256 {outcome.content_sha256}",
             )
             if not lease.finish(
                 JobStatus.COMPLETED,
@@ -315,12 +333,14 @@ def generated_project_execute(*, generated_id: int, owner: str) -> ExecuteOutcom
                 raise LeaseLost("lease lost before commit")
     except GenerationCancelled:
         _remove_tree(staging)
+        job_log(GeneratedProject, generated.pk, "INFO cancelled")
         lease.finish(JobStatus.CANCELLED)
     except LeaseLost:
         _remove_tree(staging)
         logger.warning("generation %s: lease lost; another delivery owns it", generated.pk)
     except ApplicationError as exc:
         _remove_tree(staging)
+        job_log(GeneratedProject, generated.pk, f"ERROR {exc.code}: {exc.message}")
         lease.finish(JobStatus.FAILED, error=error_payload(exc.code, exc.message, exc.extra or None))
     except SoftTimeLimitExceeded:
         _remove_tree(staging)

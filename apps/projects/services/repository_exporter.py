@@ -27,6 +27,7 @@ from django.conf import settings
 from apps.projects.models import ExportProvider, GeneratedProject, ProjectFile, ProviderConnection, RepositoryExport
 from apps.projects.services.stored_files import SourceFile
 from core.exceptions import ApplicationError, ValidationFailed
+from core.jobs import job_log
 from core.redaction import redact
 
 logger = logging.getLogger("kiln.export")
@@ -86,6 +87,7 @@ class ExportContext:
         text = redact(message, (self.token,) if self.token else ())
         self.logs.append(text)
         logger.info("export %s: %s", self.export.pk, text)
+        job_log(RepositoryExport, self.export.pk, f"INFO {text}")
 
     @property
     def secrets(self) -> tuple[str, ...]:

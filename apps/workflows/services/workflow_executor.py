@@ -26,7 +26,18 @@ from apps.projects.services.projects import require_role
 from apps.workflows.models import StepRun, StepStatus, Workflow, WorkflowRun
 from apps.workflows.services.step_executors import STEP_EXECUTORS, StepContext, get_step_executor, run_step
 from core.exceptions import ApplicationError, Conflict, NotFound, PermissionDenied, ValidationFailed
-from core.jobs import ClaimOutcome, JobStatus, check_capacity, claim, enqueue_on_commit, error_payload, retry_fields
+from core.jobs import (
+    ClaimOutcome,
+    JobStatus,
+    announce,
+    announce_status,
+    check_capacity,
+    claim,
+    enqueue_on_commit,
+    error_payload,
+    job_log,
+    retry_fields,
+)
 from core.json_schema import UserSchemaError, check_user_schema, iter_user_schema_errors
 from core.sandbox import make_environment, plain_context, render_limits
 from core.values import contains_nul
@@ -387,6 +398,7 @@ def workflow_run_cancel(*, run: WorkflowRun, actor: Any) -> WorkflowRun:
                 status=JobStatus.CANCELLED, cancel_requested=True, finished_at=now
             )
             StepRun.objects.filter(run=row, status=StepStatus.PENDING).update(status=StepStatus.CANCELLED)
+            announce_status(WorkflowRun, row.pk, JobStatus.CANCELLED)
         elif row.status == JobStatus.RUNNING:
             WorkflowRun.objects.filter(pk=row.pk).update(cancel_requested=True, updated_at=now)
         else:
@@ -409,6 +421,8 @@ def workflow_run_retry(*, run: WorkflowRun, actor: Any) -> WorkflowRun:
             run=row, status__in=[StepStatus.FAILED, StepStatus.CANCELLED, StepStatus.RUNNING]
         ).update(status=StepStatus.PENDING, error=None, checkpoints={})
         WorkflowRun.objects.filter(pk=row.pk).update(**{**retry_fields(row), "started_at": row.started_at})
+        job_log(WorkflowRun, row.pk, f"INFO retried: attempt {row.attempts + 1}")
+        announce_status(WorkflowRun, row.pk, JobStatus.PENDING)
         _enqueue(row)
     run.refresh_from_db()
     return run
@@ -465,6 +479,7 @@ def workflow_run_advance(*, run_id: int, owner: str) -> bool:
                 finished_at=timezone.now(),
                 logs=["INFO condition false; skipped"],
             )
+            job_log(WorkflowRun, run.pk, f"[{step_run.step_id}] INFO condition false; skipped")
             return _step_done(run, lease)
         rendered = render_value(step.get("input", {}), context)
         if contains_nul(rendered):
@@ -478,6 +493,7 @@ def workflow_run_advance(*, run_id: int, owner: str) -> bool:
             finished_at=now,
             attempt=step_run.attempt + 1,
         )
+        job_log(WorkflowRun, run.pk, f"[{step_run.step_id}] ERROR {exc.code}: {exc.message}")
         lease.finish(
             JobStatus.FAILED,
             error=error_payload(exc.code, f"Step '{step_run.step_id}': {exc.message}", {"step": step_run.step_id}),
@@ -507,6 +523,7 @@ def workflow_run_advance(*, run_id: int, owner: str) -> bool:
         save_checkpoint=save_checkpoint,
     )
     lease.heartbeat(done=step_run.index, total=len(run.steps_snapshot))
+    job_log(WorkflowRun, run.pk, f"[{step_run.step_id}] INFO {step['type']} started (attempt {step_run.attempt + 1})")
     outcome = run_step(step["type"], rendered, step_context)
     StepRun.objects.filter(pk=step_run.pk).update(
         status=StepStatus.COMPLETED if outcome.status == "completed" else StepStatus.FAILED,
@@ -515,6 +532,9 @@ def workflow_run_advance(*, run_id: int, owner: str) -> bool:
         logs=outcome.logs[-500:],
         finished_at=outcome.finished_at,
     )
+    for line in outcome.logs[-500:]:
+        job_log(WorkflowRun, run.pk, f"[{step_run.step_id}] {line}")
+    job_log(WorkflowRun, run.pk, f"[{step_run.step_id}] INFO {outcome.status} in {outcome.duration:.2f}s")
     if outcome.status != "completed":
         error = outcome.error or {"code": "step_failed", "message": "failed"}
         lease.finish(
@@ -535,7 +555,8 @@ def _step_done(run: WorkflowRun, lease: Any) -> bool:
         outputs = {s.step_id: s.output for s in StepRun.objects.filter(run=run, status=StepStatus.COMPLETED)}
         lease.finish(JobStatus.COMPLETED, outputs=outputs, progress_done=done)
         return False
-    WorkflowRun.objects.filter(pk=run.pk, lease_owner=lease.owner).update(
+    if WorkflowRun.objects.filter(pk=run.pk, lease_owner=lease.owner).update(
         delivery_count=0, lease_owner="", lease_expires_at=None, progress_done=done, updated_at=timezone.now()
-    )
+    ):
+        announce(WorkflowRun, run.pk, "progress", {"done": done, "total": len(run.steps_snapshot)})
     return True
