@@ -232,13 +232,16 @@ def _guarded_center(value: str, width: int = 80) -> str:
 
 
 def make_environment(**options: Any) -> KilnSandbox:
-    env = KilnSandbox(
-        undefined=StrictUndefined,
-        autoescape=False,
-        keep_trailing_newline=True,
-        auto_reload=False,
-        **options,
-    )
+    """Kiln's sandbox; `options` are Jinja environment options (a foreign format may set its
+    tool's own, e.g. Copier's lenient `Undefined` or custom delimiters)."""
+    settings: dict[str, Any] = {
+        "undefined": StrictUndefined,
+        "autoescape": False,
+        "keep_trailing_newline": True,
+        "auto_reload": False,
+    }
+    settings.update(options)
+    env = KilnSandbox(**settings)
     env.globals["range"] = _guarded_range
     env.filters["format"] = _guarded_format
     env.filters["indent"] = _guarded_indent

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import tempfile
 from pathlib import Path
 
 import dj_database_url
@@ -250,6 +251,20 @@ KILN_DRY_RUN_TIME_LIMIT = env_float("KILN_DRY_RUN_TIME_LIMIT", 30.0)
 KILN_TEMPLATE_UPLOAD_MAX_BYTES = env_int("KILN_TEMPLATE_UPLOAD_MAX_BYTES", 20 * 1024 * 1024)
 KILN_TEMPLATE_UPLOAD_MAX_FILES = env_int("KILN_TEMPLATE_UPLOAD_MAX_FILES", 5_000)
 KILN_TEMPLATE_UPLOAD_MAX_UNCOMPRESSED = env_int("KILN_TEMPLATE_UPLOAD_MAX_UNCOMPRESSED", 100 * 1024 * 1024)
+# --- template code (Cookiecutter hooks, Copier tasks): the isolation runner (apps/templates/services/isolation.py)
+KILN_ISOLATION_BWRAP = env_str(
+    "KILN_ISOLATION_BWRAP", "bwrap"
+)  # the bubblewrap binary; empty: template code is refused
+KILN_ISOLATION_DIR = env_path(
+    "KILN_ISOLATION_DIR", Path(tempfile.gettempdir()) / "kiln-isolation"
+)  # scratch copies, removed after each run; every folder above it must be passable by others
+KILN_ISOLATION_TIME_LIMIT = env_float("KILN_ISOLATION_TIME_LIMIT", 60.0)  # seconds per hook / task batch
+KILN_ISOLATION_MEMORY_BYTES = env_int("KILN_ISOLATION_MEMORY_BYTES", 1024 * 1024 * 1024)  # address space per process
+KILN_ISOLATION_MAX_PROCESSES = env_int("KILN_ISOLATION_MAX_PROCESSES", 64)
+KILN_ISOLATION_OUTPUT_BYTES = env_int("KILN_ISOLATION_OUTPUT_BYTES", 128 * 1024 * 1024)  # the project's tmpfs
+KILN_ISOLATION_TMP_BYTES = env_int("KILN_ISOLATION_TMP_BYTES", 64 * 1024 * 1024)  # the sandbox's /tmp
+KILN_ISOLATION_LOG_BYTES = env_int("KILN_ISOLATION_LOG_BYTES", 16 * 1024)  # output kept for the error message
+KILN_ISOLATION_UID_BASE = env_int("KILN_ISOLATION_UID_BASE", 200_000)  # as root: each run gets a fresh uid above this
 KILN_JOB_LEASE_SECONDS = env_int("KILN_JOB_LEASE_SECONDS", 120)
 KILN_JOB_MAX_DELIVERIES = env_int("KILN_JOB_MAX_DELIVERIES", 3)
 KILN_PENDING_DEADLINE_SECONDS = env_int("KILN_PENDING_DEADLINE_SECONDS", 120)

@@ -1,0 +1,1 @@
+"""Template formats: each module turns a template folder into what the generator renders."""

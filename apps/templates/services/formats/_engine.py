@@ -1,0 +1,379 @@
+"""What the Cookiecutter and Copier formats share: reading a template folder, compiled code
+kept per template version, the output with Kiln's limits, and the errors.
+
+Each foreign format renders "exactly as the tool does" in Kiln's sandbox
+(`core.sandbox`), so the two engines differ in their rules (which files, which paths,
+which context) but not in how they compile, cache, bound and report. Compiled code goes
+to the same per-version store as native templates (`code_store`), so a warm generation
+neither reads nor compiles a template file again.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import stat
+import threading
+from collections import OrderedDict
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import CodeType
+from typing import Any
+
+from django.conf import settings
+from jinja2 import BaseLoader, Template, TemplateNotFound, TemplateSyntaxError
+from jinja2.loaders import split_template_path
+
+from apps.projects.services.code_store import CompiledCodeStore
+from apps.projects.services.project_generator import (
+    GenerationFailed,
+    GenerationResult,
+    ManifestEntry,
+    OutputSink,
+    _render_error,
+    manifest_sha256,
+)
+from core.exceptions import ApplicationError
+from core.safe_paths import UnsafePath, clean_relative_path
+from core.sandbox import KilnSandbox, RenderLimitExceeded, check_deadline
+
+MAX_CONFIG_BYTES = 512 * 1024
+
+
+class FormatInvalid(ApplicationError):
+    """The template's own configuration is wrong (cookiecutter.json, copier.yml): 400."""
+
+    status_code = 400
+    default_code = "template_invalid"
+
+
+class FormatUnsupported(ApplicationError):
+    """The template needs something Kiln does not do (a non-built-in extension, ...): 400."""
+
+    status_code = 400
+    default_code = "template_unsupported"
+
+
+class TemplateUntrusted(ApplicationError):
+    status_code = 400
+    default_code = "template_untrusted"
+
+
+@dataclass(frozen=True)
+class SourceInfo:
+    """Where the template came from and where the project goes, as the tools would see it.
+
+    Cookiecutter puts `_template`, `_output_dir`, `_repo_dir` and `_checkout` in its context;
+    Copier puts `_src_path` and `_commit` in the answers file and `_folder_name` and
+    `_copier_conf` in its context. Kiln fills them from the template's source (its git URL and
+    `git describe` of the version's commit) and the paths the isolation runner shows to
+    template code, so that hooks and the answers file see stable values.
+    """
+
+    url: str = ""
+    commit: str | None = None
+    commit_hash: str | None = None
+    checkout: str | None = None
+    output_dir: str = "/output"
+    repo_dir: str = "/template"
+    folder_name: str = "project"
+
+
+@dataclass(frozen=True)
+class FileInfo:
+    rel: str
+    mode: int
+    size: int
+
+
+def walk_files(folder: Path) -> tuple[list[FileInfo], list[str]]:
+    """Every regular file (sorted, paths relative to `folder`) and every folder below it.
+
+    Like the native format's reader, a link, device or other special file makes the
+    template invalid, and every name passes Kiln's safe-path check.
+    """
+    files: list[FileInfo] = []
+    dirs: list[str] = []
+    stack = [""]
+    count = 0
+    while stack:
+        rel_dir = stack.pop()
+        base = folder / rel_dir if rel_dir else folder
+        with os.scandir(base) as it:
+            entries = sorted(it, key=lambda e: e.name)
+        subdirs = []
+        for entry in entries:
+            rel = f"{rel_dir}/{entry.name}" if rel_dir else entry.name
+            count += 1
+            if count > settings.KILN_MAX_FILES * 2:
+                raise GenerationFailed(
+                    f"The template has more than {settings.KILN_MAX_FILES} files.",
+                    code="too_many_files",
+                    extra={"limit": settings.KILN_MAX_FILES},
+                )
+            st = entry.stat(follow_symlinks=False)
+            if stat.S_ISLNK(st.st_mode):
+                raise FormatInvalid(
+                    f"The template contains a symbolic link '{rel}'; links are not allowed in templates.",
+                    code="symlink_not_allowed",
+                    extra={"path": rel},
+                )
+            try:
+                clean_relative_path(rel)
+            except UnsafePath as exc:
+                raise FormatInvalid(f"Template file name not allowed: {exc.message}", code="unsafe_path") from exc
+            if stat.S_ISDIR(st.st_mode):
+                subdirs.append(rel)
+                dirs.append(rel)
+                continue
+            if not stat.S_ISREG(st.st_mode) or st.st_nlink > 1:
+                raise FormatInvalid(
+                    f"The template contains '{rel}', which is not a regular file.",
+                    code="unsupported_file_type",
+                    extra={"path": rel},
+                )
+            files.append(FileInfo(rel=rel, mode=0o755 if st.st_mode & stat.S_IXUSR else 0o644, size=st.st_size))
+        stack.extend(reversed(subdirs))
+    if len(files) > settings.KILN_MAX_FILES:
+        raise GenerationFailed(
+            f"The template has {len(files)} files, above the limit of {settings.KILN_MAX_FILES}.",
+            code="too_many_files",
+            extra={"limit": settings.KILN_MAX_FILES},
+        )
+    return files, dirs
+
+
+def folder_checksum(folder: Path, files: list[FileInfo]) -> str:
+    digest = hashlib.sha256(b"kiln-foreign-template-v1\0")
+    for info in files:
+        with open(folder / info.rel, "rb") as handle:
+            content = hashlib.file_digest(handle, "sha256").hexdigest()
+        digest.update(f"{info.rel}\0{info.mode:o}\0{content}\n".encode())
+    return digest.hexdigest()
+
+
+def read_config(path: Path, *, what: str) -> bytes:
+    """A template's own configuration file, size-capped."""
+    try:
+        st = os.lstat(path)
+    except FileNotFoundError:
+        raise FormatInvalid(f"The template has no {what}.", extra={"file": what}) from None
+    if not stat.S_ISREG(st.st_mode):
+        raise FormatInvalid(f"{what} must be a regular file.", code="symlink_not_allowed", extra={"file": what})
+    if st.st_size > MAX_CONFIG_BYTES:
+        raise FormatInvalid(f"{what} is larger than {MAX_CONFIG_BYTES} bytes.", extra={"file": what})
+    return path.read_bytes()
+
+
+class SourceLoader(BaseLoader):
+    """Serves `{% include %}` / `{% extends %}` from the scanned template files only.
+
+    `roots` are folders (relative to the template folder) searched in order, as the tools'
+    `FileSystemLoader` search paths; a name is split like Jinja splits it (no `..`), and
+    only files found by the scan are served, so a link or a file outside the template
+    can never be read.
+    """
+
+    def __init__(self, folder: Path, known: set[str], roots: list[str]) -> None:
+        self.folder = folder
+        self.known = known
+        self.roots = roots
+
+    def get_source(self, environment: Any, template: str) -> tuple[str, str | None, Callable[[], bool]]:
+        pieces = split_template_path(template)
+        for root in self.roots:
+            rel = "/".join([*([root] if root else []), *pieces])
+            if rel in self.known:
+                data = (self.folder / rel).read_bytes()
+                try:
+                    source = data.decode("utf-8")
+                except UnicodeDecodeError:
+                    raise GenerationFailed(
+                        f"{rel} is not valid UTF-8.", code="template_error", extra={"file": rel}
+                    ) from None
+                return source, rel, lambda: True
+        raise TemplateNotFound(template)
+
+
+def digest_of(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+class CodeCache:
+    """Compiled templates of one prepared template: in memory, and in the version's code store.
+
+    `compile_all` runs once per version and process (cold: compiles and writes the store;
+    warm in a new process: reads code objects from the store). Names are made by Kiln
+    (`c<n>` for contents, `p<n>` for paths) and never come from user text.
+    """
+
+    def __init__(self, env: KilnSandbox, store_path: Path) -> None:
+        self.env = env
+        self.store_path = store_path
+        self.globals: dict[str, Any] = dict(env.make_globals(None))
+        self._templates: dict[str, Template] = {}
+        self._pending: list[tuple[str, str, str, bool]] = []
+
+    def add(self, name: str, source: str, rel: str, *, path: bool = False) -> None:
+        self._pending.append((name, source, rel, path))
+
+    def compile_all(self) -> None:
+        pending, self._pending = self._pending, []
+        if not pending:
+            return
+        store = CompiledCodeStore(self.store_path, in_memory=True)
+        try:
+            with store.writer() as writer:
+                for name, source, rel, path in pending:
+                    digest = digest_of(source)
+                    code = store.get(name, digest)
+                    if code is None:
+                        code = compile_source(self.env, source, name, rel, path=path)
+                        writer.add(name, digest, code)
+                    self._templates[name] = self._template(code)
+        finally:
+            store.close()
+
+    def _template(self, code: CodeType) -> Template:
+        return self.env.template_class.from_code(self.env, code, self.globals, None)
+
+    def get(self, name: str) -> Template:
+        return self._templates[name]
+
+
+def compile_source(env: KilnSandbox, source: str, name: str, rel: str, *, path: bool = False) -> CodeType:
+    try:
+        return env.compile(source, name, name)  # type: ignore[no-any-return]
+    except TemplateSyntaxError as exc:
+        where = f"the path of '{rel}'" if path else f"{rel}:{exc.lineno}"
+        extra: dict[str, Any] = {"file": rel}
+        if not path:
+            extra["line"] = exc.lineno
+        raise GenerationFailed(
+            f"Template syntax error in {where}: {exc.message}", code="template_syntax_error", extra=extra
+        ) from None
+
+
+def render_text(template: Template, context: dict[str, Any], rel: str, name: str, *, path: bool = False) -> str:
+    """Render with Kiln's output cap and deadline; every template error names the file."""
+    limit = settings.MAX_FILE_SIZE
+    chunks: list[str] = []
+    size = 0
+    try:
+        for index, chunk in enumerate(template.generate(context)):
+            size += len(chunk)
+            if size > limit:
+                raise RenderLimitExceeded(f"'{rel}' renders to more than {limit} bytes.")
+            chunks.append(chunk)
+            if index & 0xFF == 0xFF:
+                check_deadline()
+    except GenerationFailed:
+        raise
+    except Exception as exc:  # every template error becomes a clear failure
+        raise _render_error(exc, rel, name, path=path) from None
+    return "".join(chunks)
+
+
+def render_string(env: KilnSandbox, source: str, context: dict[str, Any], *, where: str) -> str:
+    """A one-off template (a default, a validator, a task command), never cached on disk."""
+    try:
+        template = env.from_string(source)
+    except TemplateSyntaxError as exc:
+        raise GenerationFailed(
+            f"Template syntax error in {where}: {exc.message}", code="template_syntax_error", extra={"where": where}
+        ) from None
+    return render_text(template, context, where, "<template>", path=True)
+
+
+@dataclass
+class Output:
+    """The generated files, with Kiln's limits; a later file of the same path replaces an earlier
+    one (both tools overwrite), and every path passes the safe-path check."""
+
+    files: OrderedDict[str, tuple[bytes, int, bool]] = field(default_factory=OrderedDict)
+    total: int = 0
+
+    def add(self, path: str, data: bytes, mode: int, *, source: str, is_binary: bool = False) -> None:
+        try:
+            path = clean_relative_path(path)
+        except UnsafePath as exc:
+            raise GenerationFailed(
+                f"The template file '{source}' renders to an unsafe path: {exc.message}",
+                code="unsafe_path",
+                extra={"file": source, **exc.extra},
+            ) from None
+        limit = settings.MAX_FILE_SIZE
+        if len(data) > limit:
+            raise GenerationFailed(
+                f"'{source}' would be {len(data)} bytes, above the file size limit of {limit} bytes.",
+                code="output_limit_exceeded",
+                extra={"file": source, "limit": limit},
+            )
+        previous = self.files.pop(path, None)
+        if previous is not None:
+            self.total -= len(previous[0])
+        self.total += len(data)
+        if self.total > settings.KILN_MAX_TOTAL_BYTES:
+            raise GenerationFailed(
+                f"The generated files exceed the total size limit of {settings.KILN_MAX_TOTAL_BYTES} bytes.",
+                code="output_limit_exceeded",
+                extra={"limit": settings.KILN_MAX_TOTAL_BYTES},
+            )
+        if len(self.files) >= settings.KILN_MAX_FILES:
+            raise GenerationFailed(
+                f"The template generates more than {settings.KILN_MAX_FILES} files.",
+                code="too_many_files",
+                extra={"limit": settings.KILN_MAX_FILES},
+            )
+        self.files[path] = (data, mode, is_binary)
+
+    def has_dir(self, path: str) -> bool:
+        prefix = path.rstrip("/") + "/"
+        return any(name.startswith(prefix) for name in self.files)
+
+    def emit(self, sink: OutputSink) -> GenerationResult:
+        manifest: list[ManifestEntry] = []
+        for path in sorted(self.files):
+            data, mode, is_binary = self.files[path]
+            sink.add(path, data, mode)
+            manifest.append(ManifestEntry(path, len(data), hashlib.sha256(data).hexdigest(), mode, is_binary))
+        return GenerationResult(files=manifest, total_bytes=self.total, content_sha256=manifest_sha256(manifest))
+
+    def items(self) -> Iterator[tuple[str, bytes, int]]:
+        for path, (data, mode, _) in self.files.items():
+            yield path, data, mode
+
+
+_CACHE: OrderedDict[tuple[str, str, str], Any] = OrderedDict()
+_CACHE_LOCK = threading.Lock()
+_CACHE_SIZE = 8
+
+
+def cached_prepare(kind: str, folder: Path, checksum: str, build: Callable[[], Any]) -> Any:
+    """One prepared template per (format, folder, checksum) and process, like native ones."""
+    key = (kind, str(folder), checksum)
+    with _CACHE_LOCK:
+        found = _CACHE.get(key)
+        if found is not None:
+            _CACHE.move_to_end(key)
+            return found
+    prepared = build()
+    with _CACHE_LOCK:
+        _CACHE[key] = prepared
+        while len(_CACHE) > _CACHE_SIZE:
+            _CACHE.popitem(last=False)
+    return prepared
+
+
+def clear_cache() -> None:
+    with _CACHE_LOCK:
+        _CACHE.clear()
+
+
+def store_path(kind: str, checksum: str) -> Path:
+    return Path(settings.KILN_TEMPLATE_CACHE_DIR) / f"{kind}-{checksum[:32]}.code"
+
+
+def line_of(text: str, offset: int) -> int:
+    return text.count("\n", 0, offset) + 1

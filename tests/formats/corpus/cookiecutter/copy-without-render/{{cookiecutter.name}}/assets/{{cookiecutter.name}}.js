@@ -1,0 +1,1 @@
+const tpl = "{{ not rendered }}";

@@ -1,0 +1,4 @@
+import sys
+
+print("post hook refuses {{ cookiecutter.name }}")
+sys.exit(3)
