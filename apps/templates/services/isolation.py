@@ -29,7 +29,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import secrets
 import selectors
 import shutil
 import signal
@@ -41,6 +40,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from secrets import randbelow
 from typing import IO, Any
 
 from django.conf import settings
@@ -54,7 +54,6 @@ from core.safe_paths import UnsafePath, clean_relative_path
 logger = logging.getLogger("kiln.isolation")
 
 LAUNCHER = Path(__file__).with_name("isolation_launcher.py")
-PYTHON = "/usr/bin/python3"
 SANDBOX_PATH = "/usr/local/bin:/usr/bin:/bin"
 TAR_OVERHEAD = 1 << 20
 
@@ -126,12 +125,25 @@ def _usr_layout() -> list[str]:
     return args
 
 
+def python() -> str:
+    """The interpreter hooks and the launcher run with: the system's, which the sandbox sees under /usr."""
+    configured = settings.KILN_ISOLATION_PYTHON
+    candidates = [configured] if configured else ["/usr/bin/python3", "/usr/local/bin/python3"]
+    for candidate in candidates:
+        if candidate.startswith("/usr/") and os.path.isfile(candidate) and os.access(candidate, os.X_OK):
+            return candidate
+    raise IsolationUnavailable(
+        "No Python 3 interpreter under /usr for template hooks (set KILN_ISOLATION_PYTHON).",
+        extra={"reason": "python_missing"},
+    )
+
+
 def _run_as() -> tuple[int | None, int | None]:
     """A fresh unprivileged uid/gid per run when Kiln runs as root; Kiln's own otherwise."""
     if os.geteuid() != 0:
         return None, None
     base = settings.KILN_ISOLATION_UID_BASE
-    uid = base + secrets.randbelow(65_536)
+    uid = base + randbelow(65_536)
     return uid, uid
 
 
@@ -243,8 +255,13 @@ def run(
     scripts: dict[str, tuple[bytes, int]] | None = None,
     stage: str,
     limits: Limits | None = None,
+    secrets: Sequence[str] = (),
 ) -> Output:
-    """Run `commands` in a sandbox over a copy of `files`; returns the project as they left it."""
+    """Run `commands` in a sandbox over a copy of `files`; returns the project as they left it.
+
+    `secrets` (secret answers) are removed from any output quoted in an error, with the known
+    token shapes.
+    """
     require_available()
     limits = limits or Limits.from_settings()
     try:
@@ -349,12 +366,12 @@ def run(
             "--setenv",
             "PYTHONDONTWRITEBYTECODE",
             "1",
-            PYTHON,
+            python(),
             "-I",
             "-S",
             "/run/kiln/launcher.py",
         ]
-        return _collect(argv, limits, uid, gid, stage=stage, commands=commands, scripts=scripts or {})
+        return _collect(argv, limits, uid, gid, stage=stage, commands=commands, scripts=scripts or {}, secrets=secrets)
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
@@ -368,6 +385,7 @@ def _collect(
     stage: str,
     commands: Sequence[Command],
     scripts: dict[str, tuple[bytes, int]],
+    secrets: Sequence[str],
 ) -> Output:
     started = time.monotonic()
     deadline = started + limits.seconds + 10
@@ -443,11 +461,11 @@ def _collect(
             message = stderr.decode("utf-8", "replace").strip()[-1000:]
             raise CodeFailed(
                 f"The sandbox for the template's {stage} code failed before it ran"
-                + (f": {redact(message)}" if message else f" (exit status {proc.returncode})."),
+                + (f": {redact(message, secrets)}" if message else f" (exit status {proc.returncode})."),
                 code="isolation_failed",
                 extra={"stage": stage},
             ) from None
-        log = redact(str(outcome.get("log", ""))[: limits.log_bytes])
+        log = redact(str(outcome.get("log", ""))[: limits.log_bytes], secrets)
         if outcome.get("timed_out"):
             raise CodeFailed(
                 f"The template's {stage} code ({script_names}) ran longer than {limits.seconds:.0f} s and was stopped.",
@@ -458,10 +476,16 @@ def _collect(
             index = outcome.get("command")
             failed = commands[index] if isinstance(index, int) and 0 <= index < len(commands) else None
             what = " ".join(failed.argv) if failed is not None else stage
+            what = redact(what, secrets)
             raise CodeFailed(
                 f"The template's {stage} code failed (exit status {outcome['returncode']}): {what}"
                 + (f"\n{log.strip()}" if log.strip() else ""),
-                extra={"stage": stage, "exit_status": outcome["returncode"], "command": redact(what), "output": log},
+                extra={
+                    "stage": stage,
+                    "exit_status": outcome["returncode"],
+                    "command": redact(what, secrets),
+                    "output": log,
+                },
             )
         return _read_tar(spool, limits, stage)
 
@@ -540,7 +564,7 @@ def cookiecutter_hook(
     """Run one Cookiecutter hook (already rendered) in the project folder, as cookiecutter runs it."""
     name = script.rsplit("/", 1)[-1]
     path = f"/run/kiln/hooks/{name}"
-    argv = [PYTHON, path] if name.endswith(".py") else [path]
+    argv = [python(), path] if name.endswith(".py") else [path]
     if stage == "pre_prompt":
         return run(
             commands=[Command(argv=argv)],
@@ -560,7 +584,9 @@ def cookiecutter_hook(
     )
 
 
-def copier_tasks(*, commands: list[dict[str, Any]], files: Output, project: str, template: Path | None) -> Output:
+def copier_tasks(
+    *, commands: list[dict[str, Any]], files: Output, project: str, template: Path | None, secrets: Sequence[str] = ()
+) -> Output:
     """Run Copier `_tasks` (already rendered) one after the other in the project folder."""
     return run(
         commands=[Command(argv=c["argv"], cwd=c.get("cwd") or ".", env=c.get("env") or {}) for c in commands],
@@ -568,4 +594,5 @@ def copier_tasks(*, commands: list[dict[str, Any]], files: Output, project: str,
         project=project,
         template=template,
         stage="_tasks",
+        secrets=secrets,
     )

@@ -36,7 +36,7 @@ from apps.projects.services.project_generator import (
 )
 from core.exceptions import ApplicationError
 from core.safe_paths import UnsafePath, clean_relative_path
-from core.sandbox import KilnSandbox, RenderLimitExceeded, check_deadline
+from core.sandbox import KilnSandbox, RenderLimitExceeded, RenderTimeExceeded, check_deadline
 
 MAX_CONFIG_BYTES = 512 * 1024
 
@@ -271,7 +271,11 @@ def render_text(template: Template, context: dict[str, Any], rel: str, name: str
     except GenerationFailed:
         raise
     except Exception as exc:  # every template error becomes a clear failure
-        raise _render_error(exc, rel, name, path=path) from None
+        failure = _render_error(exc, rel, name, path=path)
+        if isinstance(exc, ApplicationError) and not isinstance(exc, (RenderLimitExceeded, RenderTimeExceeded)):
+            failure.code = exc.code  # e.g. a filter Kiln does not offer: template_unsupported
+            failure.message = f"{exc.message} (in {rel})"
+        raise failure from None
     return "".join(chunks)
 
 

@@ -279,14 +279,19 @@ def _has_markup(value: Any, env: KilnSandbox | None = None) -> bool:
 
 
 def parameters_schema(spec: CookiecutterSpec) -> dict[str, Any]:
-    """cookiecutter.json as JSON Schema: one property per visible variable, in order."""
+    """cookiecutter.json as JSON Schema: one property per visible variable, in order.
+
+    A default that is a template over earlier answers (`{{ cookiecutter.x }}`) is given as
+    `x-default-template`, since its value depends on the answers; `__prompts__` give the
+    descriptions and the choice labels (`x-enum-labels`, parallel to `enum`).
+    """
     prompts = spec.config.get("__prompts__")
     prompts = prompts if isinstance(prompts, dict) else {}
     properties: dict[str, Any] = {}
     for key, raw in spec.config.items():
         if key.startswith("_"):
             continue
-        prop: dict[str, Any] = {}
+        prop: dict[str, Any]
         label = prompts.get(key)
         if isinstance(raw, bool):
             prop = {"type": "boolean", "default": raw}
@@ -295,21 +300,21 @@ def parameters_schema(spec: CookiecutterSpec) -> dict[str, Any]:
             if raw:
                 prop["default"] = raw[0]
             if isinstance(label, dict):
-                labels = {str(k): v for k, v in label.items() if k != "__prompt__" and isinstance(v, str)}
-                if labels:
-                    prop["x-choice-labels"] = labels
+                prop["x-enum-labels"] = [
+                    str(label[option]) if isinstance(option, str) and option in label else str(option) for option in raw
+                ]
         elif isinstance(raw, dict):
             prop = {"type": "object", "default": raw}
         elif raw is None:
-            prop = {"default": None}
+            prop = {"type": "null", "default": None}
         else:
             prop = {"type": "string" if isinstance(raw, str) else ["string", "number"], "default": raw}
+        if "default" in prop and _has_markup(prop["default"]):
+            prop["x-default-template"] = prop.pop("default")
         if isinstance(label, str):
             prop["description"] = label
         elif isinstance(label, dict) and isinstance(label.get("__prompt__"), str):
             prop["description"] = label["__prompt__"]
-        if _has_markup(prop.get("default")) or (isinstance(raw, list) and _has_markup(raw)):
-            prop["x-default-template"] = True
         properties[key] = prop
     return {"type": "object", "properties": properties, "additionalProperties": False, "x-format": FORMAT}
 

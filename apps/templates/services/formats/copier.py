@@ -783,10 +783,19 @@ def render_context(
         _copier_answers=_answers_to_remember(spec, answers),
         _copier_conf=conf,
         _folder_name=source.folder_name,
-        _copier_python="/usr/bin/python3",
+        _copier_python=_python(),
         _copier_phase=phase,
     )
     return _plain(context)  # type: ignore[no-any-return]
+
+
+def _python() -> str:
+    from apps.templates.services.isolation import IsolationUnavailable, python
+
+    try:
+        return python()
+    except IsolationUnavailable:
+        return "python3"
 
 
 def resolve_answers(spec: CopierSpec, env: KilnSandbox, data: Any, source: SourceInfo) -> Resolved:
@@ -875,19 +884,30 @@ def parameters_schema(spec: CopierSpec) -> dict[str, Any]:
         json_type = _JSON_TYPES.get(str(declared))
         choices = details.get("choices")
         values: list[Any] | None = None
-        if isinstance(choices, (list, dict)) and not _templated(choices):
+        if isinstance(choices, (list, dict)):
             values = []
-            labels: dict[str, str] = {}
+            labels: list[str] = []
+            validators: list[str] = []
             items = list(choices.items()) if isinstance(choices, dict) else list(choices)
             for choice in items:
                 label, value = choice if isinstance(choice, (tuple, list)) and len(choice) == 2 else (choice, choice)
+                validator = ""
                 if isinstance(value, dict):
+                    validator = str(value.get("validator", ""))
                     value = value.get("value")
                 values.append(value)
-                if str(label) != str(value):
-                    labels[json.dumps(value, default=str)] = str(label)
-            if labels:
-                prop["x-choice-labels"] = labels
+                labels.append(str(label))
+                validators.append(validator)
+            if _templated(values) or _templated(labels):
+                values = None
+                prop["x-choices-template"] = choices
+            else:
+                if labels != [str(value) for value in values]:
+                    prop["x-enum-labels"] = labels
+                if any(validators):
+                    prop["x-enum-validators"] = validators
+        elif isinstance(choices, str):
+            prop["x-choices-template"] = choices
         if details.get("multiselect"):
             prop["type"] = "array"
             prop["items"] = {"enum": values} if values is not None else ({"type": json_type} if json_type else {})
@@ -1169,8 +1189,17 @@ def render(
                 )
                 commands.append({"argv": argv, "cwd": cwd, "env": {"STAGE": "task", "COPIER_OPERATION": "copy"}})
             if commands:
+                secrets = [
+                    str(value)
+                    for name, value in resolved.answers.combined().items()
+                    if name in spec.secret_questions and value not in (None, "")
+                ]
                 output = run_tasks(
-                    commands=commands, files=output, project=source.folder_name, template=prepared.folder
+                    commands=commands,
+                    files=output,
+                    project=source.folder_name,
+                    template=prepared.folder,
+                    secrets=secrets,
                 )
         return output.emit(sink)
 
