@@ -103,6 +103,8 @@ class Repo:
     archived: bool = False
     kiln_marker: str | None = None
     create_params: dict[str, Any] = field(default_factory=dict)
+    #: Pull requests (GitHub) or merge requests (GitLab), oldest first (see `reviews.py`).
+    changes: list[Any] = field(default_factory=list)
 
     @property
     def full_name(self) -> str:

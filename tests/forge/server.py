@@ -28,7 +28,7 @@ from types import TracebackType
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from tests.forge import git_http, github_api, gitlab_api
+from tests.forge import git_http, github_api, github_pulls, gitlab_api, gitlab_merge_requests, reviews
 from tests.forge.model import (
     Delay,
     Fault,
@@ -46,6 +46,8 @@ from tests.forge.model import (
 )
 
 FLAVORS = ("github", "gitlab")
+# Modules that add routes to the GitHub / GitLab routers when imported.
+ROUTE_MODULES = (github_pulls, gitlab_merge_requests)
 GIT_USERNAMES = {"github": "x-access-token", "gitlab": "oauth2"}
 
 
@@ -406,6 +408,19 @@ class LocalForge:
                 if (method is None or r.method == method.upper()) and (pattern is None or pattern.search(r.path))
             ]
 
+    def changes(self, full_name: str) -> list[reviews.Change]:
+        """The pull requests (GitHub) or merge requests (GitLab) of a repository, oldest first."""
+        with self._lock:
+            return list(self._require_repo(full_name).changes)
+
+    def merge_change(self, full_name: str, number: int, *, by: str = "alice") -> str:
+        """Merge pull/merge request `number` as a reviewer would; returns the merge commit sha."""
+        repo = self._require_repo(full_name)
+        change = reviews.find(repo, number)
+        if change is None:
+            raise KeyError(f"{full_name} has no change {number}")
+        return reviews.merge(self, change, by=by)
+
     def repo_path(self, full_name: str) -> Path:
         return self._require_repo(full_name).bare_path
 
@@ -596,6 +611,11 @@ class LocalForge:
         self.sync_default_branch(repo)
         with self._lock:
             repo.pushed_at = utcnow()
+
+    def new_id(self) -> int:
+        """A fresh forge-wide id (users, namespaces, repositories, merge requests share one sequence)."""
+        with self._lock:
+            return next(self._ids)
 
     def count_request(self, key: str) -> int:
         """Rate-limit bookkeeping: one more request for `key` (a login or "anonymous")."""
