@@ -2,10 +2,13 @@
 
 PostgreSQL cannot store U+0000 in text or jsonb, and no name, parameter or path of Kiln's
 needs it; NaN, Infinity and numbers beyond the float range (`1e400`, which Python's json
-reads as inf) are not JSON and jsonb refuses them too. Refusing both at the door, for every
-media type the API accepts, turns what would be a database error into a 400 `parse_error`.
-JSON text that arrives inside a form field is decoded by `core.serializers.StrictJSONField`,
-which applies the same `refuse_unstorable` check.
+reads as inf) are not JSON and jsonb refuses them too; a lone surrogate (`"\\ud800x"`, which
+Python's json accepts, in a value or a key) is not Unicode text and jsonb refuses it; and
+values nested deeper than `core.values.MAX_JSON_DEPTH` would only reach recursive code
+(JSON Schema validation) that runs out of stack. Refusing all of them at the door, for every
+media type the API accepts, turns what would be a database error or a RecursionError into a
+400 `parse_error`. JSON text that arrives inside a form field is decoded by
+`core.serializers.StrictJSONField`, which applies the same `refuse_unstorable` check.
 """
 
 from __future__ import annotations
@@ -16,20 +19,20 @@ from django.http import QueryDict
 from rest_framework.exceptions import ParseError
 from rest_framework.parsers import DataAndFiles, FormParser, JSONParser, MultiPartParser
 
-from core.values import contains_non_finite, contains_nul
+from core.values import MESSAGES, unstorable_reason
 
-NUL_MESSAGE = "NUL characters (\\u0000) are not allowed in requests."
-NON_FINITE_MESSAGE = (
-    "JSON parse error - numbers must be finite: NaN, Infinity and out-of-range values such as 1e400 are not allowed."
-)
+NUL_MESSAGE = MESSAGES["nul"]
+NON_FINITE_MESSAGE = MESSAGES["non_finite"]
+SURROGATE_MESSAGE = MESSAGES["surrogate"]
+DEPTH_MESSAGE = MESSAGES["depth"]
 
 
 def refuse_unstorable(value: Any) -> None:
-    """Raise ParseError (400 `parse_error`) if `value` holds a NUL character or a non-finite number."""
-    if contains_nul(value):
-        raise ParseError(NUL_MESSAGE)
-    if contains_non_finite(value):
-        raise ParseError(NON_FINITE_MESSAGE)
+    """Raise ParseError (400 `parse_error`) if `value` holds a NUL character, a lone surrogate or a
+    non-finite number anywhere (keys included), or is nested too deeply."""
+    reason = unstorable_reason(value)
+    if reason is not None:
+        raise ParseError(MESSAGES[reason])
 
 
 def _form_values(data: QueryDict) -> dict[str, list[str]]:
@@ -41,7 +44,7 @@ class KilnJSONParser(JSONParser):
         try:
             data = super().parse(stream, media_type, parser_context)
         except RecursionError:
-            raise ParseError("JSON nested too deeply.") from None
+            raise ParseError(DEPTH_MESSAGE) from None
         refuse_unstorable(data)
         return data
 

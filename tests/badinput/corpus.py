@@ -1094,8 +1094,8 @@ NAME_CASES = [
         "POST",
         "/projects/",
         400,
-        _VAL,
-        "Surrogate characters",
+        "parse_error",  # refused by the parser for every JSON value now (issue 21 item 11)
+        "lone surrogate",
         raw='{"name": "a\\ud800b"}',
         content_type="application/json",
     ),
@@ -1795,6 +1795,96 @@ ISSUE21_INPUT_CASES = [
     _path("path-lrm", "a\u200fb", "U+200F"),
 ]
 
+
+# Lone surrogates and deep nesting in every JSON body (items 5, 11); YAML manifests (item 5)
+
+_GEN = "/projects/{project}/generated/"
+_SURR = "lone surrogate"
+
+
+def _raw(case_id: str, method: str, path: str, raw: str, fragment: str = _SURR, **kw: Any) -> Case:
+    return http(case_id, "json-values", method, path, 400, "parse_error", fragment, raw=raw, content_type=_JSON, **kw)
+
+
+_JSON = "application/json"
+_DEEP_NOT = '{"type": "object", "properties": {"a": ' + '{"not": ' * 800 + "{}" + "}" * 800 + "}}"
+
+
+def _manifest(case_id: str, yaml_text: str, fragment: str) -> Case:
+    manifest = "slug: yaml-case\nname: YAML case\nversion: 1.0.0\n" + yaml_text
+    return upload(case_id, [{"name": "template.yaml", "data": manifest}], "template_invalid", fragment)
+
+
+JSON_VALUE_CASES = [
+    _raw("surrogate-parameter-value", "POST", _GEN, '{"template": "{template}", "parameters": {"name": "\\ud800x"}}'),
+    _raw("surrogate-parameter-key", "POST", _GEN, '{"template": "{template}", "parameters": {"\\udc00": 1}}'),
+    _raw(
+        "surrogate-dry-run",
+        "POST",
+        _GEN,
+        '{"template": "{template}", "dry_run": true, "parameters": {"name": ["ok", {"deep": "\\udfff"}]}}',
+    ),
+    _raw(
+        "surrogate-step-input",
+        "POST",
+        "/workflows/",
+        '{"name": "w", "steps": [{"id": "a", "type": "api_call", "input": {"operation": "\\ud800"}}]}',
+    ),
+    _raw(
+        "surrogate-inputs-schema-default",
+        "POST",
+        "/workflows/",
+        '{"name": "w", "inputs_schema": {"type": "object", "properties": {"a": {"type": "string", '
+        '"default": "\\ud800"}}}, "steps": [{"id": "a", "type": "api_call", "input": {"operation": "projects_list"}}]}',
+    ),
+    _raw("surrogate-run-inputs", "POST", "/workflows/{workflow}/runs/", '{"inputs": {"a": "x\\udbff"}}'),
+    _raw("surrogate-patch-steps", "PATCH", "/workflows/{workflow}/", '{"description": "ok", "steps": "\\ud800"}'),
+    http(
+        "surrogate-in-form-json-field",
+        "json-values",
+        "POST",
+        _GEN,
+        400,
+        "parse_error",
+        _SURR,
+        body={"template": "{template}", "parameters": '{"name": "\\ud800"}'},
+        fmt="multipart",
+    ),
+    _raw("json-5000-brackets", "POST", _GEN, "[" * 5000 + "]" * 5000, "nested"),
+    _raw(
+        "json-parameters-100-deep",
+        "POST",
+        _GEN,
+        '{"template": "{template}", "parameters": {"a": ' + "[" * 100 + "]" * 100 + "}}",
+        "nested",
+    ),
+    _raw(
+        "json-inputs-schema-800-nots",
+        "POST",
+        "/workflows/",
+        '{"name": "w", "inputs_schema": ' + _DEEP_NOT + ', "steps": []}',
+        "nested",
+    ),
+    _manifest("yaml-5000-brackets", "parameters: " + "[" * 5000 + "]" * 5000 + "\n", "nested more than"),
+    _manifest(
+        "yaml-800-nested-nots",
+        "parameters:\n  type: object\n  properties:\n    a: " + "{not: " * 800 + "{}" + "}" * 800 + "\n",
+        "nested more than",
+    ),
+    _manifest(
+        "yaml-date-default",
+        "parameters:\n  type: object\n  properties:\n    day: {type: string, default: 2024-01-01}\n",
+        "quote it",
+    ),
+    _manifest(
+        "yaml-nan-default",
+        "parameters:\n  type: object\n  properties:\n    n: {type: number, default: .nan}\n",
+        "finite",
+    ),
+    _manifest("yaml-binary-value", "description: !!binary aGVsbG8=\n", "quote it"),
+    _manifest("yaml-integer-key", "parameters:\n  type: object\n  properties: {1: {type: string}}\n", "not text"),
+]
+
 # ---------------------------------------------------------------------------------------------
 
 ALL_CASES: list[Case] = [
@@ -1817,6 +1907,7 @@ ALL_CASES: list[Case] = [
     *CONCURRENCY_CASES,
     *ISSUE21_RENDER_CASES,
     *ISSUE21_INPUT_CASES,
+    *JSON_VALUE_CASES,
 ]
 
 

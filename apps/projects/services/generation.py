@@ -53,6 +53,7 @@ from core.jobs import (
 )
 from core.json_schema import UserSchemaError, iter_user_schema_errors
 from core.safe_paths import SafeWriter
+from core.values import refuse_unstorable_value
 
 logger = logging.getLogger("kiln.generation")
 
@@ -76,6 +77,7 @@ def parameters_validate(*, template: ProjectTemplate, parameters: Any) -> dict[s
         raise ValidationFailed(
             "parameters must be a JSON object.", extra={"fields": {"parameters": ["Expected an object."]}}
         )
+    refuse_unstorable_value(parameters, field="parameters")  # callers other than the API's parsers too
     schema = template.parameters or {"type": "object"}
     properties = schema.get("properties", {})
     unknown = sorted(set(parameters) - set(properties))

@@ -33,7 +33,7 @@ from apps.templates.models import ProjectTemplate, TemplateSource
 from core.exceptions import ApplicationError, NotFound, ValidationFailed
 from core.json_schema import UserSchemaError, check_user_schema, iter_user_schema_errors
 from core.safe_paths import DuplicatePath, PathSet, SafeWriter, UnsafePath, clean_relative_path
-from core.values import contains_nul
+from core.values import UntrustedValueError, load_untrusted_yaml
 
 logger = logging.getLogger("kiln.templates")
 
@@ -89,17 +89,13 @@ def parse_manifest(raw: bytes, *, where: str = MANIFEST_NAME) -> TemplateManifes
     if len(raw) > MAX_MANIFEST_BYTES:
         raise TemplateInvalid(f"{where} is larger than {MAX_MANIFEST_BYTES} bytes.")
     try:
-        source = raw.decode("utf-8")
-        # anchors and aliases can expand a few hundred bytes into gigabytes; no manifest needs them
-        if any(isinstance(event, yaml.AliasEvent) for event in yaml.parse(source, Loader=yaml.SafeLoader)):
-            raise TemplateInvalid(f"{where} uses YAML aliases (*name), which are not allowed.")
-        data = yaml.safe_load(source)
+        data = load_untrusted_yaml(raw.decode("utf-8"))
     except (yaml.YAMLError, UnicodeDecodeError) as exc:
         raise TemplateInvalid(f"{where} is not valid YAML: {str(exc).splitlines()[0]}") from exc
+    except UntrustedValueError as exc:  # too deep, aliases, a date or .nan, a NUL or a lone surrogate
+        raise TemplateInvalid(f"{where}: {exc.message}", extra={"reason": exc.reason}) from None
     if not isinstance(data, dict):
         raise TemplateInvalid(f"{where} must be a mapping with name, version and parameters.")
-    if contains_nul(data):
-        raise TemplateInvalid(f"{where} contains a NUL character, which is not allowed.")
     unknown = sorted(set(map(str, data)) - MANIFEST_KEYS)
     if unknown:
         raise TemplateInvalid(

@@ -40,7 +40,7 @@ from core.jobs import (
 )
 from core.json_schema import UserSchemaError, check_user_schema, iter_user_schema_errors
 from core.sandbox import make_environment, plain_context, render_limits
-from core.values import contains_nul
+from core.values import refuse_unstorable_value, unstorable_reason
 
 logger = logging.getLogger("kiln.workflows")
 
@@ -52,6 +52,12 @@ INPUT_REFERENCE = re.compile(r"\binputs\.([A-Za-z_][A-Za-z0-9_]*)")
 MAX_STEPS = 50
 
 _env = make_environment()
+UNSTORABLE = {
+    "nul": "a NUL character, which is not allowed.",
+    "surrogate": "a lone surrogate (such as \\ud800), which is not valid Unicode text.",
+    "non_finite": "a number that is NaN or infinite.",
+    "depth": "a value nested too deeply.",
+}
 
 
 class ExpressionError(ApplicationError):
@@ -86,6 +92,7 @@ def validate_inputs_schema(schema: Any) -> dict[str, Any]:
         raise ValidationFailed(
             "inputs_schema must be a JSON Schema object.", extra={"fields": {"inputs_schema": ["Invalid."]}}
         )
+    refuse_unstorable_value(schema, field="inputs_schema")
     try:
         check_user_schema(schema)
     except UserSchemaError as exc:
@@ -99,6 +106,7 @@ def validate_steps(steps: Any, inputs_schema: dict[str, Any]) -> list[dict[str, 
         raise ValidationFailed("steps must be a non-empty list.", extra={"fields": {"steps": ["Required."]}})
     if len(steps) > MAX_STEPS:
         raise ValidationFailed(f"A workflow has at most {MAX_STEPS} steps.", extra={"fields": {"steps": ["Too many."]}})
+    refuse_unstorable_value(steps, field="steps")
     declared_inputs = set((inputs_schema or {}).get("properties", {}))
     seen: list[str] = []
     cleaned = []
@@ -300,6 +308,7 @@ def _validate_run_inputs(workflow: Workflow, inputs: Any) -> dict[str, Any]:
         inputs = {}
     if not isinstance(inputs, dict):
         raise ValidationFailed("inputs must be an object.", extra={"fields": {"inputs": ["Expected an object."]}})
+    refuse_unstorable_value(inputs, field="inputs")
     schema = workflow.inputs_schema or {}
     values = dict(inputs)
     for name, prop in schema.get("properties", {}).items():
@@ -482,8 +491,9 @@ def workflow_run_advance(*, run_id: int, owner: str) -> bool:
             job_log(WorkflowRun, run.pk, f"[{step_run.step_id}] INFO condition false; skipped")
             return _step_done(run, lease)
         rendered = render_value(step.get("input", {}), context)
-        if contains_nul(rendered):
-            raise ExpressionError("The step's input renders to a value with a NUL character, which is not allowed.")
+        unstorable = unstorable_reason(rendered)
+        if unstorable is not None:  # '\x00', '\ud800' or a NaN from an expression: jsonb refuses them
+            raise ExpressionError(f"The step's input renders to a value with {UNSTORABLE[unstorable]}")
     except ApplicationError as exc:
         now = timezone.now()
         StepRun.objects.filter(pk=step_run.pk).update(

@@ -28,15 +28,18 @@ from apps.projects.services.projects import project_create
 from apps.templates.services.catalog import template_sync_builtin
 from core.exceptions import ApplicationError
 from core.jobs import TERMINAL_STATUSES, Job
+from core.values import UntrustedValueError, load_untrusted_json
 
 J = TypeVar("J", bound=Job)
 
 
 def _parse_value(raw: str) -> Any:
     try:
-        return json.loads(raw)
-    except json.JSONDecodeError:
-        return raw
+        return load_untrusted_json(raw)
+    except UntrustedValueError as exc:
+        if exc.reason == "invalid":
+            return raw  # not JSON: the text itself
+        raise CommandError(exc.message) from None
 
 
 class Command(BaseCommand):
@@ -74,7 +77,10 @@ class Command(BaseCommand):
         parser.add_argument("--archive-output", help="copy the zip/tar.gz here (default: next to --output)")
 
     def handle(self, *args: Any, **options: Any) -> None:
-        parameters: dict[str, Any] = json.loads(options["params"]) if options["params"] else {}
+        try:
+            parameters: dict[str, Any] = load_untrusted_json(options["params"]) if options["params"] else {}
+        except UntrustedValueError as exc:
+            raise CommandError(f"--params: {exc.message}") from None
         for item in options["set"]:
             name, sep, value = item.partition("=")
             if not sep:
