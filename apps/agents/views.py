@@ -75,7 +75,8 @@ class AgentViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Ge
         serializer = AgentUpdateSerializer(data=request.data, partial=True)
         serializer.is_valid(raise_exception=True)
         agent = agent_services.agent_update(agent=self.get_object(), actor=request.user, **serializer.validated_data)
-        return Response(AgentSerializer(agent).data)
+        # read again: the memberships prefetched with get_object() are from before the change
+        return Response(AgentSerializer(self.get_queryset().get(pk=agent.pk)).data)
 
     @extend_schema(
         operation_id="agents_destroy",

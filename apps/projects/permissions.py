@@ -16,6 +16,7 @@ from rest_framework.request import Request
 
 from apps.projects.models import Role
 from apps.projects.selectors import project_role, role_at_least
+from core.exceptions import NotFound
 
 
 class ProjectRolePermission(BasePermission):
@@ -30,7 +31,10 @@ class ProjectRolePermission(BasePermission):
             return False  # DRF answers 401 for an unauthenticated request
         project = view.get_project()
         needed = self.read_role if request.method in SAFE_METHODS else self.write_role
-        role = project_role(request.user, project)
+        # the role read by the scoping query itself (one snapshot): no role means not visible
+        role = project.caller_role if hasattr(project, "caller_role") else project_role(request.user, project)
+        if role is None:
+            raise NotFound("Project not found.")
         if role_at_least(role, needed):
             return True
         self.message = f"Your role '{role}' cannot do this; it needs '{needed}' or above."

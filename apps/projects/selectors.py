@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.db.models import QuerySet
+from django.db.models import OuterRef, QuerySet, Subquery
 
 from apps.projects.models import ROLE_RANK, GeneratedProject, Project, ProjectFile, ProjectMembership, Role
 
@@ -14,6 +14,19 @@ def projects_visible_to(user: Any) -> QuerySet[Project]:
     if not getattr(user, "is_authenticated", False):
         return Project.objects.none()
     return Project.objects.filter(memberships__user_id=user.pk).select_related("owner").distinct()
+
+
+def projects_with_role(user: Any) -> QuerySet[Project]:
+    """`projects_visible_to(user)`, each annotated with `caller_role` read in the same query.
+
+    Scoping and the role check then agree: a member removed between two separate queries
+    would otherwise pass the scoping (visible) and fail the role check with no role (403
+    "role None") instead of getting the 404 every non-member gets.
+    """
+    if not getattr(user, "is_authenticated", False):
+        return Project.objects.none()
+    role = ProjectMembership.objects.filter(project=OuterRef("pk"), user_id=user.pk).values("role")
+    return projects_visible_to(user).annotate(caller_role=Subquery(role[:1]))
 
 
 def project_role(user: Any, project: Project) -> str | None:

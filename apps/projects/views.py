@@ -28,7 +28,13 @@ from apps.projects.models import (
     RepositoryExport,
 )
 from apps.projects.permissions import CanExportRepository, CanGenerateProject, CanManageMembers, ProjectRolePermission
-from apps.projects.selectors import files_of, generated_projects_of, memberships_of, projects_visible_to
+from apps.projects.selectors import (
+    files_of,
+    generated_projects_of,
+    memberships_of,
+    projects_visible_to,
+    projects_with_role,
+)
 from apps.projects.serializers import (
     AuditEventSerializer,
     ConnectionCreateSerializer,
@@ -139,7 +145,7 @@ class ProjectScopedViewSet(viewsets.GenericViewSet):
         cached = getattr(self, "_project", None)
         if cached is not None:
             return cached
-        project = projects_visible_to(self.request.user).filter(pk=url_id(self.kwargs["project_id"])).first()
+        project = projects_with_role(self.request.user).filter(pk=url_id(self.kwargs["project_id"])).first()
         if project is None:
             raise NotFound("Project not found.")
         self._project = project

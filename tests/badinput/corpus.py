@@ -1711,6 +1711,17 @@ ISSUE21_RENDER_CASES = [
     ),
     _git("branch-refs-tags", _R, _BRANCH, "short name", branch="refs/tags/v1"),
     _git("branch-double-refs-heads", _R, _BRANCH, "short name", branch="refs/heads/refs/heads/x"),
+    # items 9, 10, 20: memberships and agents
+    scenario("owner-removed-then-removes-404", "authz", "owners_remove_each_other", "not_found", status=404),
+    scenario(
+        "last-owner-leaving-with-agents-409",
+        "authz",
+        "last_owner_leaves_with_agents",
+        "last_owner",
+        "at least one owner",
+        status=409,
+    ),
+    scenario("agent-patch-keeps-own-projects-and-roles", "authz", "agent_patch_projects", None, status=200),
 ]
 
 # ---------------------------------------------------------------------------------------------

@@ -807,6 +807,71 @@ SCENARIOS: dict[str, Callable[[Run], None]] = {
 }
 
 
+# --- issue 21, harden-render: membership and agent scenarios (items 9, 10, 20) ---------------------
+
+
+def _client_for(user: Any) -> APIClient:
+    client = APIClient()
+    client.force_authenticate(user=user)
+    return client
+
+
+def _members_url(run: Run, membership: Any) -> str:
+    return f"{API}/projects/{run.cast.project.pk}/members/{membership.pk}/"
+
+
+def scenario_owners_remove_each_other(run: Run) -> None:
+    """alice removes mia (both owners); mia's removal of alice, sent after, finds her no member: 404."""
+    from apps.projects.models import ProjectMembership, Role
+
+    project = run.cast.project
+    ProjectMembership.objects.filter(project=project, user=run.cast.mia).update(role=Role.OWNER)
+    mia = ProjectMembership.objects.get(project=project, user=run.cast.mia)
+    alice = ProjectMembership.objects.get(project=project, user=run.cast.alice)
+    assert run.world.client("alice").delete(_members_url(run, mia)).status_code == 204
+    assert_error_body(run.world.client("mia").delete(_members_url(run, alice)), run.case, run.world)
+    assert ProjectMembership.objects.filter(project=project, role=Role.OWNER).count() == 1
+
+
+def scenario_last_owner_leaves_with_agents(run: Run) -> None:
+    """The only human owner's agent is the other owner: removing the human takes the agent too."""
+    from apps.agents.services.agents import agent_create
+    from apps.projects.models import ProjectMembership, Role
+
+    project = run.cast.project
+    agent = agent_create(owner=run.cast.alice, name="Co-owner")
+    ProjectMembership.objects.create(project=project, user=agent.user, role=Role.OWNER)
+    alice = ProjectMembership.objects.get(project=project, user=run.cast.alice)
+    response = _client_for(agent.user).delete(_members_url(run, alice))
+    assert_error_body(response, run.case, run.world)
+    assert ProjectMembership.objects.filter(project=project, role=Role.OWNER).count() == 2
+
+
+def scenario_agent_patch_projects(run: Run) -> None:
+    """PATCH an agent's projects: its own project and its role elsewhere stay, the answer is fresh."""
+    from apps.agents.services.agents import agent_create
+    from apps.projects.models import ProjectMembership, Role
+
+    agent = agent_create(owner=run.cast.alice, name="Patched", projects=[run.cast.project.pk], role=Role.MAINTAINER)
+    own = _client_for(agent.user).post(f"{API}/projects/", {"name": "Agent made"}, format="json")
+    assert own.status_code == 201, own.content
+    response = run.world.client("alice").patch(
+        f"{API}/agents/{agent.pk}/", {"projects": [run.cast.project.pk]}, format="json"
+    )
+    body = assert_error_body(response, run.case, run.world)
+    assert sorted(body["projects"]) == sorted([run.cast.project.pk, own.json()["id"]]), body
+    roles = dict(ProjectMembership.objects.filter(user=agent.user).values_list("project_id", "role"))
+    assert roles == {run.cast.project.pk: Role.MAINTAINER, own.json()["id"]: Role.OWNER}, roles
+
+
+ISSUE21_RENDER_SCENARIOS: dict[str, Callable[[Run], None]] = {
+    "owners_remove_each_other": scenario_owners_remove_each_other,
+    "last_owner_leaves_with_agents": scenario_last_owner_leaves_with_agents,
+    "agent_patch_projects": scenario_agent_patch_projects,
+}
+SCENARIOS.update(ISSUE21_RENDER_SCENARIOS)
+
+
 def run_scenario(run: Run) -> None:
     SCENARIOS[run.case.spec["name"]](run)
 

@@ -13,7 +13,7 @@ from django.utils import timezone
 from apps.accounts.tokens import new_token, token_hash, token_prefix
 from apps.agents.models import Agent, AgentToken
 from apps.projects.models import ROLE_RANK, Project, ProjectMembership, Role
-from apps.projects.selectors import project_role, projects_visible_to
+from apps.projects.selectors import projects_with_role
 from core.exceptions import Conflict, PermissionDenied, ValidationFailed
 
 
@@ -24,21 +24,46 @@ def agent_for_user(user: Any) -> Agent | None:
     return Agent.objects.filter(user_id=user.pk).first()
 
 
-def _grant(agent: Agent, *, actor: Any, project_ids: list[int], role: str) -> None:
-    projects = list(projects_visible_to(actor).filter(pk__in=project_ids))
+def _grant(agent: Agent, *, actor: Any, project_ids: list[int], role: str | None) -> None:
+    """Make the agent a member of each project with `role` (None: keep the role it has there,
+    developer where it is new). The actor must be a maintainer or owner there, at or above `role`."""
+    projects = list(projects_with_role(actor).filter(pk__in=project_ids).order_by("pk"))
     missing = sorted(set(project_ids) - {p.pk for p in projects})
     if missing:
         raise ValidationFailed(
             f"Unknown projects: {', '.join(map(str, missing))}.", extra={"fields": {"projects": ["Unknown project."]}}
         )
+    held = dict(
+        ProjectMembership.objects.filter(user=agent.user, project__in=projects).values_list("project_id", "role")
+    )
     for project in projects:
-        own_role = project_role(actor, project)
-        if own_role not in (Role.OWNER, Role.MAINTAINER) or ROLE_RANK[Role(role)] > ROLE_RANK[Role(own_role)]:
+        own_role = getattr(project, "caller_role", None)
+        given = role or held.get(project.pk) or Role.DEVELOPER
+        if own_role not in (Role.OWNER, Role.MAINTAINER) or ROLE_RANK[Role(given)] > ROLE_RANK[Role(own_role)]:
             raise PermissionDenied(
-                f"You cannot give an agent the role '{role}' in project {project.pk} (your role: {own_role}).",
+                f"You cannot give an agent the role '{given}' in project {project.pk} (your role: {own_role}).",
                 extra={"project": project.pk},
             )
-        ProjectMembership.objects.update_or_create(project=project, user=agent.user, defaults={"role": role})
+        if held.get(project.pk) == given:
+            continue
+        if held.get(project.pk) == Role.OWNER:
+            _keep_an_owner(project.pk, leaving=agent.user)
+        ProjectMembership.objects.update_or_create(project=project, user=agent.user, defaults={"role": given})
+
+
+def _keep_an_owner(project_id: int, *, leaving: Any) -> None:
+    """409 `last_owner` when `leaving` (losing its owner membership) is the project's only owner.
+
+    The project row is locked first, as membership removals do, so concurrent changes of the
+    owner set are serialised."""
+    Project.objects.select_for_update().filter(pk=project_id).first()
+    others = ProjectMembership.objects.filter(project_id=project_id, role=Role.OWNER).exclude(user=leaving)
+    if not others.exists():
+        raise Conflict(
+            f"The agent is the only owner of project {project_id}; add another owner first.",
+            code="last_owner",
+            extra={"project": project_id},
+        )
 
 
 @transaction.atomic
@@ -74,10 +99,25 @@ def agent_update(*, agent: Agent, actor: Any, **changes: Any) -> Agent:
         except IntegrityError:
             raise Conflict(f"You already have an agent named '{agent.name}'.", code="name_taken") from None
     if "projects" in changes:
-        wanted = set(changes["projects"])
-        ProjectMembership.objects.filter(user=agent.user).exclude(project_id__in=wanted).delete()
-        _grant(agent, actor=actor, project_ids=sorted(wanted), role=changes.get("role") or Role.DEVELOPER)
+        _set_projects(agent, actor=actor, wanted=set(changes["projects"]), role=changes.get("role"))
     return agent
+
+
+def _set_projects(agent: Agent, *, actor: Any, wanted: set[int], role: str | None) -> None:
+    """The agent's projects become `wanted`, except the projects the agent created itself:
+    there it is the owner of record and stays a member (removing it could leave the project
+    with no member who can manage or delete it). Roles change only when `role` is given."""
+    own = set(Project.objects.filter(owner=agent.user).values_list("pk", flat=True))
+    for project_id in sorted(
+        ProjectMembership.objects.filter(user=agent.user)
+        .exclude(project_id__in=wanted | own)
+        .values_list("project_id", flat=True)
+    ):
+        membership = ProjectMembership.objects.filter(user=agent.user, project_id=project_id)
+        if membership.filter(role=Role.OWNER).exists():
+            _keep_an_owner(project_id, leaving=agent.user)
+        membership.delete()
+    _grant(agent, actor=actor, project_ids=sorted(wanted - own), role=role)
 
 
 def agent_projects(agent: Agent) -> list[int]:

@@ -10,11 +10,12 @@ from typing import Any
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.db import transaction
+from django.db.models import Q
 from django.utils.text import slugify
 
 from apps.projects.models import GeneratedProject, Project, ProjectMembership, Role
 from apps.projects.selectors import project_role, role_at_least
-from core.exceptions import Conflict, PermissionDenied, ValidationFailed
+from core.exceptions import Conflict, NotFound, PermissionDenied, ValidationFailed
 from core.jobs import ACTIVE_STATUSES
 
 logger = logging.getLogger("kiln.projects")
@@ -25,15 +26,18 @@ ROLE_NEEDED = "Your role '{role}' cannot {action}; it needs '{needed}' or above.
 def require_role(*, actor: Any, project: Project, minimum: str, action: str) -> str:
     """Return the actor's role, or raise 403 when it ranks below `minimum`.
 
-    Callers have already scoped the project to the actor (non-members got a 404).
+    Callers have already scoped the project to the actor; someone who is no member (any
+    more: removed since that scoping) gets the 404 every non-member gets, never a 403
+    naming no role.
     """
     role = project_role(actor, project)
+    if role is None:
+        raise NotFound("Project not found.")
     if not role_at_least(role, minimum):
         raise PermissionDenied(
-            ROLE_NEEDED.format(role=role or "none", action=action, needed=minimum),
+            ROLE_NEEDED.format(role=role, action=action, needed=minimum),
             extra={"role": role, "required_role": minimum},
         )
-    assert role is not None
     return role
 
 
@@ -95,11 +99,26 @@ def membership_add(*, project: Project, actor: Any, username: str, role: str) ->
 
 @transaction.atomic
 def membership_remove(*, membership: ProjectMembership, actor: Any) -> None:
+    """Remove a member (and the member's agents). A project never loses its last owner.
+
+    The project row is locked first, so concurrent removals (two owners removing each
+    other) run one after the other: the second sees the first's result and gets 409
+    `last_owner` (or 404 when its target or its own membership is gone by then).
+    """
     project = membership.project
     require_role(actor=actor, project=project, minimum=Role.OWNER, action="manage members")
-    owners = ProjectMembership.objects.select_for_update().filter(project=project, role=Role.OWNER)
-    if membership.role == Role.OWNER and owners.count() <= 1:
-        raise Conflict("A project needs at least one owner; add another owner first.", code="last_owner")
+    Project.objects.select_for_update().filter(pk=project.pk).first()
+    target = ProjectMembership.objects.filter(pk=membership.pk, project=project).first()
+    if target is None:
+        raise NotFound("Member not found.")
     # the member's agents act on the member's behalf: they leave the project with them
-    ProjectMembership.objects.filter(project=project, user__agent_identity__owner_id=membership.user_id).delete()
-    membership.delete()
+    leaving = ProjectMembership.objects.filter(project=project).filter(
+        Q(pk=target.pk) | Q(user__agent_identity__owner_id=target.user_id)
+    )
+    owners_left = (
+        ProjectMembership.objects.filter(project=project, role=Role.OWNER).exclude(pk__in=leaving.values("pk")).count()
+    )
+    if owners_left == 0:
+        raise Conflict("A project needs at least one owner; add another owner first.", code="last_owner")
+    require_role(actor=actor, project=project, minimum=Role.OWNER, action="manage members")  # still, under the lock
+    leaving.delete()
