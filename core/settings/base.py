@@ -55,6 +55,7 @@ INSTALLED_APPS = [
     "apps.agents",
     "apps.storage",
     "apps.events",
+    "apps.updates",
 ]
 
 MIDDLEWARE = [

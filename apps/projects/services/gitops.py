@@ -11,11 +11,12 @@ so the same generated project always gives the same commit sha and a re-push is 
 from __future__ import annotations
 
 import base64
+import hashlib
 import os
 import re
 import subprocess
 import tempfile
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -260,3 +261,321 @@ def push_commit(*, git_dir: Path, url: str, branch: str, commit: str, auth: GitA
     if after.get(ref) != commit:
         raise GitFailed("The push finished but the remote branch does not point at the commit.", code="push_unverified")
     return PushOutcome(pushed=True)
+
+
+# --- template updates: read a branch, merge one file, write a commit on top, push it --------------
+#
+# An update never clones a working tree: the target's branches are fetched shallow into a scratch
+# bare repository, its tree is listed by blob id, only the blobs a merge needs are read, and the
+# result is written with fast-import as a commit whose parent is the fetched head (only the paths
+# that change are sent). Git's own 3-way file merge (`git merge-file`) merges what both sides changed.
+
+GIT_MODE_FILE = 0o100644
+GIT_MODE_EXECUTABLE = 0o100755
+GIT_MODE_SYMLINK = 0o120000
+GIT_MODE_GITLINK = 0o160000
+
+
+def blob_id(data: bytes) -> str:
+    """The git blob id (sha1 of `blob <size>\\0<bytes>`) of `data`, without running git."""
+    digest = hashlib.sha1(f"blob {len(data)}\0".encode(), usedforsecurity=False)
+    digest.update(data)
+    return digest.hexdigest()
+
+
+@dataclass(frozen=True)
+class TreeEntry:
+    mode: int
+    oid: str
+
+
+def init_scratch(git_dir: Path) -> None:
+    """An empty bare repository for one job (objects from fetches and fast-import land here)."""
+    Repo.init(git_dir, bare=True, mkdir=True)
+
+
+def fetch_heads(git_dir: Path, *, url: str, branches: Sequence[str], auth: GitAuth | None) -> dict[str, str]:
+    """Fetch the tips of `branches` that exist at `url` (depth 1) into `refs/remotes/origin/*`.
+
+    Returns {branch: sha} for the branches the remote has; the others are absent.
+    """
+    advertised = remote_refs(url, auth=auth)
+    present = {b: advertised[f"refs/heads/{b}"] for b in branches if f"refs/heads/{b}" in advertised}
+    if not present:
+        return {}
+    secrets = (auth.token,) if auth else ()
+    refspecs = [f"+refs/heads/{b}:refs/remotes/origin/{b}" for b in present]
+    options = []
+    if url.startswith("file:"):
+        options.append(f"--upload-pack={settings.KILN_GIT_BINARY} -c core.hooksPath={os.devnull} upload-pack")
+    _run(
+        [
+            settings.KILN_GIT_BINARY,
+            f"--git-dir={git_dir}",
+            "fetch",
+            "--quiet",
+            "--no-tags",
+            "--no-write-fetch-head",
+            "--depth=1",
+            *options,
+            "--",
+            url,
+            *refspecs,
+        ],
+        env=git_env(url=url, auth=auth),
+        secrets=secrets,
+    )
+    fetched = {}
+    for branch in present:
+        fetched[branch] = _run(
+            [settings.KILN_GIT_BINARY, f"--git-dir={git_dir}", "rev-parse", f"refs/remotes/origin/{branch}"],
+            env=git_env(),
+            secrets=(),
+        ).strip()
+    return fetched
+
+
+def list_tree(git_dir: Path, commit: str) -> dict[str, TreeEntry]:
+    """Every entry of `commit`'s tree, recursively: path → (mode, blob id)."""
+    out = subprocess.run(
+        [settings.KILN_GIT_BINARY, f"--git-dir={git_dir}", "ls-tree", "-r", "-z", "--full-tree", commit],
+        env={**os.environ, **git_env()},
+        capture_output=True,
+        timeout=settings.KILN_GIT_TIMEOUT,
+        check=False,
+    )
+    if out.returncode != 0:
+        raise GitFailed(f"Reading the tree of {commit[:12]} failed.", code="git_read_failed")
+    entries: dict[str, TreeEntry] = {}
+    for record in out.stdout.split(b"\0"):
+        if not record:
+            continue
+        meta, _, raw_path = record.partition(b"\t")
+        mode, _kind, oid = meta.decode().split()
+        entries[raw_path.decode("utf-8", "surrogateescape")] = TreeEntry(int(mode, 8), oid)
+    return entries
+
+
+def read_blobs(git_dir: Path, oids: Iterable[str], *, max_bytes: int) -> dict[str, bytes]:
+    """The contents of blobs already in `git_dir`, read with one `git cat-file --batch`.
+
+    A blob larger than `max_bytes` is not read: it is absent from the answer (the caller treats
+    it as too large to merge).
+    """
+    wanted = sorted(set(oids))
+    if not wanted:
+        return {}
+    proc = subprocess.Popen(
+        [settings.KILN_GIT_BINARY, f"--git-dir={git_dir}", "cat-file", "--batch"],
+        env={**os.environ, **git_env()},
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+    )
+    assert proc.stdin is not None and proc.stdout is not None
+    blobs: dict[str, bytes] = {}
+    try:
+        proc.stdin.write("".join(f"{oid}\n" for oid in wanted).encode())
+        proc.stdin.close()
+        for oid in wanted:
+            header = proc.stdout.readline().decode().split()
+            if len(header) != 3:
+                continue  # "<oid> missing"
+            size = int(header[2])
+            data = proc.stdout.read(size)
+            proc.stdout.read(1)  # the newline after each object
+            if size <= max_bytes:
+                blobs[oid] = data
+        proc.wait(timeout=settings.KILN_GIT_TIMEOUT)
+    except BaseException:
+        proc.kill()
+        raise
+    return blobs
+
+
+@dataclass(frozen=True)
+class FileChange:
+    """A path's new content in a commit (`data` inline, or `oid` of a blob the repository has)."""
+
+    mode: int
+    data: bytes | None = None
+    oid: str | None = None
+
+
+def write_commit(
+    git_dir: Path,
+    *,
+    ref: str,
+    parents: Sequence[str],
+    changes: dict[str, FileChange | None],
+    message: str,
+    timestamp: int,
+) -> str:
+    """A commit on top of `parents[0]` (merging `parents[1:]`) whose tree is the first parent's
+    with `changes` applied (None deletes the path); fixed identity and date, so the same inputs
+    always give the same sha. Returns the sha; `ref` points at it."""
+    when = f"{timestamp} +0000"
+    msg = message.encode()
+    stream = [
+        f"commit {ref}\n"
+        f"author {AUTHOR_NAME} <{AUTHOR_EMAIL}> {when}\n"
+        f"committer {AUTHOR_NAME} <{AUTHOR_EMAIL}> {when}\n"
+        f"data {len(msg)}\n".encode()
+        + msg
+        + b"\n"
+    ]
+    if parents:
+        stream.append(f"from {parents[0]}\n".encode())
+        stream.extend(f"merge {parent}\n".encode() for parent in parents[1:])
+    for path in sorted(changes):
+        change = changes[path]
+        quoted = _quote_path(path)
+        if change is None:
+            stream.append(f"D {quoted}\n".encode())
+        elif change.oid is not None:
+            stream.append(f"M {change.mode:o} {change.oid} {quoted}\n".encode())
+        else:
+            data = change.data or b""
+            stream.append(f"M {change.mode:o} inline {quoted}\ndata {len(data)}\n".encode() + data + b"\n")
+    stream.append(b"done\n")
+    proc = subprocess.run(
+        # --force moves the scratch repository's own ref; what reaches a remote is pushed without force
+        [settings.KILN_GIT_BINARY, f"--git-dir={git_dir}", "fast-import", "--quiet", "--done", "--force"],
+        input=b"".join(stream),
+        env={**os.environ, **git_env()},
+        capture_output=True,
+        timeout=settings.KILN_GIT_TIMEOUT,
+        check=False,
+    )
+    if proc.returncode != 0:
+        detail = redact(proc.stderr.decode(errors="replace").strip())[:500]
+        raise GitFailed(f"Building the commit failed: {detail}", code="git_build_failed")
+    return _run([settings.KILN_GIT_BINARY, f"--git-dir={git_dir}", "rev-parse", ref], env=git_env(), secrets=()).strip()
+
+
+def is_ancestor(git_dir: Path, ancestor: str, descendant: str) -> bool:
+    proc = subprocess.run(
+        [settings.KILN_GIT_BINARY, f"--git-dir={git_dir}", "merge-base", "--is-ancestor", ancestor, descendant],
+        env={**os.environ, **git_env()},
+        capture_output=True,
+        timeout=settings.KILN_GIT_TIMEOUT,
+        check=False,
+    )
+    return proc.returncode == 0
+
+
+def diff_commits(git_dir: Path, old: str, new: str) -> bytes:
+    """The unified diff from `old` to `new` (renames found, binary files named, no colour)."""
+    proc = subprocess.run(
+        [
+            settings.KILN_GIT_BINARY,
+            f"--git-dir={git_dir}",
+            "diff",
+            "--no-color",
+            "--no-ext-diff",
+            "--no-textconv",
+            "--find-renames",
+            old,
+            new,
+        ],
+        env={**os.environ, **git_env()},
+        capture_output=True,
+        timeout=settings.KILN_GIT_TIMEOUT,
+        check=False,
+    )
+    if proc.returncode != 0:
+        raise GitFailed("Computing the diff failed.", code="git_read_failed")
+    return proc.stdout
+
+
+@dataclass(frozen=True)
+class MergedFile:
+    data: bytes
+    conflicts: int
+
+
+def merge_file(
+    *, ours: bytes, base: bytes, theirs: bytes, labels: tuple[str, str, str], scratch: Path, timeout: float
+) -> MergedFile:
+    """`git merge-file -p -L ours -L base -L theirs`: git's 3-way merge of one text file.
+
+    `conflicts` is the number of conflicting hunks (0: merged cleanly); the conflict
+    markers carry `labels`. Raises GitFailed (`merge_failed`) when git cannot merge the
+    inputs (binary data) or takes longer than `timeout` seconds.
+    """
+    scratch.mkdir(parents=True, exist_ok=True)
+    names = []
+    for name, data in (("ours", ours), ("base", base), ("theirs", theirs)):
+        path = scratch / name
+        path.write_bytes(data)
+        names.append(str(path))
+    args = [settings.KILN_GIT_BINARY, "merge-file", "-p"]
+    for label in labels:
+        args += ["-L", label]
+    try:
+        proc = subprocess.run(
+            [*args, "--", *names],
+            env={**os.environ, **git_env()},
+            capture_output=True,
+            timeout=timeout,
+            check=False,
+            cwd=scratch,
+        )
+    except subprocess.TimeoutExpired:
+        raise GitFailed(f"Merging one file took longer than {timeout:.0f}s.", code="merge_timeout") from None
+    # the exit status is the number of conflicts (capped at 127); negative (255 here) is an error
+    if proc.returncode > 127:
+        detail = proc.stderr.decode(errors="replace").strip()[:200]
+        raise GitFailed(f"git merge-file could not merge: {detail}", code="merge_failed")
+    return MergedFile(proc.stdout, proc.returncode)
+
+
+@dataclass
+class BranchPush:
+    pushed: bool
+
+
+def push_branch(*, git_dir: Path, url: str, branch: str, commit: str, auth: GitAuth | None) -> BranchPush:
+    """Create or fast-forward `branch` at `url` to `commit`; never force.
+
+    Finding the branch already at `commit` is success without pushing. A remote that refuses
+    the update as not a fast-forward (someone else's commits on the branch) is
+    `branch_diverged` (409).
+    """
+    ref = f"refs/heads/{branch}"
+    if remote_refs(url, auth=auth).get(ref) == commit:
+        return BranchPush(pushed=False)
+    options = []
+    if url.startswith("file:"):
+        options.append(f"--receive-pack={settings.KILN_GIT_BINARY} -c core.hooksPath={os.devnull} receive-pack")
+    secrets = (auth.token,) if auth else ()
+    try:
+        _run(
+            [
+                settings.KILN_GIT_BINARY,
+                f"--git-dir={git_dir}",
+                "push",
+                "--porcelain",
+                *options,
+                "--",
+                url,
+                f"{commit}:{ref}",
+            ],
+            env=git_env(url=url, auth=auth),
+            secrets=secrets,
+        )
+    except GitFailed as exc:
+        if remote_refs(url, auth=auth).get(ref) == commit:
+            return BranchPush(pushed=False)  # an earlier delivery's push landed meanwhile
+        if exc.code == "remote_not_empty":
+            raise GitFailed(
+                f"The branch '{branch}' has commits Kiln did not make; Kiln does not overwrite them "
+                "(no force push). Delete the branch or merge those commits, then run the update again.",
+                code="branch_diverged",
+                status_code=409,
+                extra={"branch": branch},
+            ) from None
+        raise
+    if remote_refs(url, auth=auth).get(ref) != commit:
+        raise GitFailed("The push finished but the remote branch does not point at the commit.", code="push_unverified")
+    return BranchPush(pushed=True)
