@@ -1711,6 +1711,30 @@ ISSUE21_RENDER_CASES = [
     ),
     _git("branch-refs-tags", _R, _BRANCH, "short name", branch="refs/tags/v1"),
     _git("branch-double-refs-heads", _R, _BRANCH, "short name", branch="refs/heads/refs/heads/x"),
+    # item 15: step references are literal ids
+    *[
+        http(
+            f"workflow-step-ref-{name}",
+            "expression-sandbox",
+            "POST",
+            "/workflows/",
+            400,
+            "invalid_reference",
+            "literal ids",
+            body={
+                "name": "Refs",
+                "steps": [
+                    {"id": "a", "type": "api_call", "input": {"operation": "projects_list"}},
+                    {"id": "b", "type": "api_call", "input": {"operation": "projects_list", "query": {"q": expr}}},
+                ],
+            },
+        )
+        for name, expr in (
+            ("concat", "${{ steps['b' ~ ''].output }}"),
+            ("attr-filter", "${{ steps|attr('b') }}"),
+            ("whole", "${{ steps }}"),
+        )
+    ],
     # items 9, 10, 20: memberships and agents
     scenario("owner-removed-then-removes-404", "authz", "owners_remove_each_other", "not_found", status=404),
     scenario(

@@ -17,7 +17,8 @@ from typing import Any
 
 from django.db import transaction
 from django.utils import timezone
-from jinja2 import TemplateSyntaxError, Undefined
+from jinja2 import TemplateSyntaxError, Undefined, nodes
+from jinja2.parser import Parser
 from jsonschema import Draft202012Validator
 
 from apps.projects.models import Project, Role
@@ -47,8 +48,6 @@ logger = logging.getLogger("kiln.workflows")
 EXPRESSION = re.compile(r"\$\{\{\s*(.+?)\s*\}\}", re.DOTALL)
 WHOLE_EXPRESSION = re.compile(r"^\s*\$\{\{\s*(.+?)\s*\}\}\s*$", re.DOTALL)
 STEP_ID = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]{0,63}$")
-REFERENCE = re.compile(r"\bsteps\.([A-Za-z_][A-Za-z0-9_-]*)|\bsteps\[['\"]([^'\"]+)['\"]\]")
-INPUT_REFERENCE = re.compile(r"\binputs\.([A-Za-z_][A-Za-z0-9_]*)")
 MAX_STEPS = 50
 
 _env = make_environment()
@@ -167,23 +166,15 @@ def validate_steps(steps: Any, inputs_schema: dict[str, Any]) -> list[dict[str, 
             match = WHOLE_EXPRESSION.match(condition)
             expressions.append(match.group(1) if match else condition)
         for expression in expressions:
-            try:
-                _env.compile_expression(expression)
-            except TemplateSyntaxError as exc:
-                raise ValidationFailed(
-                    f"Step '{step_id}' has an invalid expression '{expression}': {exc.message}",
-                    code="expression_error",
-                    extra={"fields": {where: [f"Invalid expression: {exc.message}"]}},
-                ) from None
-            for name_a, name_b in REFERENCE.findall(expression):
-                ref = name_a or name_b
+            steps_read, inputs_read = _references(expression, step_id=step_id, where=where)
+            for ref in sorted(steps_read):
                 if ref not in seen:
                     raise ValidationFailed(
                         f"Step '{step_id}' refers to step '{ref}', which is not an earlier step.",
                         code="invalid_reference",
                         extra={"fields": {where: [f"Unknown or later step '{ref}'."]}},
                     )
-            for name in INPUT_REFERENCE.findall(expression):
+            for name in sorted(inputs_read):
                 if declared_inputs and name not in declared_inputs:
                     raise ValidationFailed(
                         f"Step '{step_id}' refers to input '{name}', which inputs_schema does not declare.",
@@ -193,6 +184,70 @@ def validate_steps(steps: Any, inputs_schema: dict[str, Any]) -> list[dict[str, 
         seen.append(step_id)
         cleaned.append({key: step[key] for key in ("id", "type", "input", "if") if key in step})
     return cleaned
+
+
+def _parse_expression(expression: str) -> nodes.Expr:
+    """The expression's syntax tree, as `compile_expression` parses it (400 when it does not parse)."""
+    parser = Parser(_env, expression, state="variable")
+    node = parser.parse_expression()
+    if not parser.stream.eos:
+        raise TemplateSyntaxError("unexpected end of expression", parser.stream.current.lineno, None, None)
+    return node
+
+
+def _literal_key(node: nodes.Node) -> str | None:
+    """`x` for `<name>.x` and `<name>['x']`; None for anything computed."""
+    if isinstance(node, nodes.Getattr):
+        return node.attr
+    if isinstance(node, nodes.Getitem) and isinstance(node.arg, nodes.Const) and isinstance(node.arg.value, str):
+        return node.arg.value
+    return None
+
+
+def _references(expression: str, *, step_id: str, where: str) -> tuple[set[str], set[str]]:
+    """The step ids and input names an expression reads, from its syntax tree.
+
+    A step is referred to only as `steps.<id>` or `steps['<id>']`: any other use of `steps`
+    (`steps['b' ~ '']`, `steps[x]`, `steps|attr(...)`, `steps` passed whole) would read a
+    step that save-time validation cannot see, maybe one that has not run yet, so it is
+    refused. Inputs may be read whole or computed; literal input names must be declared.
+    """
+    try:
+        tree = _parse_expression(expression)
+        _env.compile_expression(expression)  # what a run will do with it
+        steps: set[str] = set()
+        inputs: set[str] = set()
+        pending: list[tuple[nodes.Node, nodes.Node | None]] = [(tree, None)]
+        while pending:
+            node, parent = pending.pop()
+            if isinstance(node, nodes.Name) and node.name == "steps":
+                key = _literal_key(parent) if parent is not None and getattr(parent, "node", None) is node else None
+                if key is None:
+                    raise ValidationFailed(
+                        f"Step '{step_id}' reads 'steps' in '{expression}' other than as steps.<id> or "
+                        "steps['<id>']; refer to earlier steps by their literal ids.",
+                        code="invalid_reference",
+                        extra={"fields": {where: ["Refer to steps by literal ids: steps.<id>."]}},
+                    )
+                steps.add(key)
+            elif isinstance(node, nodes.Name) and node.name == "inputs" and parent is not None:
+                key = _literal_key(parent) if getattr(parent, "node", None) is node else None
+                if key is not None:
+                    inputs.add(key)
+            pending.extend((child, node) for child in node.iter_child_nodes())
+    except TemplateSyntaxError as exc:
+        raise ValidationFailed(
+            f"Step '{step_id}' has an invalid expression '{expression}': {exc.message}",
+            code="expression_error",
+            extra={"fields": {where: [f"Invalid expression: {exc.message}"]}},
+        ) from None
+    except RecursionError:
+        raise ValidationFailed(
+            f"Step '{step_id}' has an expression nested too deeply.",
+            code="expression_error",
+            extra={"fields": {where: ["Expression nested too deeply."]}},
+        ) from None
+    return steps, inputs
 
 
 # --- expressions ----------------------------------------------------------------------------
