@@ -11,7 +11,7 @@ from typing import Any
 from urllib.parse import quote
 
 from tests.badinput.bombs import extended_header_bomb, pax_header_chain
-from tests.badinput.cases import Case, api_call, connection, dry, export, gen, http, scenario, upload
+from tests.badinput.cases import Case, Expect, api_call, connection, dry, export, gen, http, scenario, upload
 
 BIG = 11_000_000  # just above MAX_FILE_SIZE (10 MiB): a value this long must be refused before it exists
 
@@ -1920,6 +1920,86 @@ JSON_VALUE_CASES = [
     _manifest("yaml-integer-key", "parameters:\n  type: object\n  properties: {1: {type: string}}\n", "not text"),
 ]
 
+
+# People's JSON Schemas: patterns on RE2, reference loops, depth (items 5, 6, 8)
+
+_LOOP = {"type": "object", "$defs": {"a": {"$ref": "#/$defs/a"}}, "properties": {"name": {"$ref": "#/$defs/a"}}}
+_STEP = [{"id": "a", "type": "api_call", "input": {"operation": "projects_list"}}]
+
+
+def _schema_dry(case_id: str, schema: dict[str, Any], params: dict[str, Any], code: str, fragment: str | None) -> Case:
+    """A dry run of a one-file template with its own parameters schema."""
+    spec = {"files": {"a.txt": "x"}, "params": params, "schema": schema, "plant": []}
+    return Case(case_id, "json-schema", "dry_run", spec, Expect(400, code, fragment))
+
+
+def _wf_schema(case_id: str, schema: dict[str, Any], fragment: str) -> Case:
+    body = {"name": "schema", "inputs_schema": schema, "steps": _STEP}
+    return http(case_id, "json-schema", "POST", "/workflows/", 400, _VAL, fragment, body=body)
+
+
+SCHEMA_CASES = [
+    _manifest(
+        "schema-backreference-pattern",
+        "parameters:\n  type: object\n  properties:\n    x: {type: string, pattern: '(a)\\1'}\n",
+        "RE2",
+    ),
+    _manifest(
+        "schema-lookahead-pattern",
+        "parameters:\n  type: object\n  properties:\n    x: {type: string, pattern: '^(?!admin)'}\n",
+        "RE2",
+    ),
+    _manifest(
+        "schema-lookbehind-pattern-properties",
+        "parameters:\n  type: object\n  patternProperties: {'(?<=x)y': {}}\n",
+        "RE2",
+    ),
+    _manifest(
+        "schema-recursive-ref-with-default",
+        "parameters:\n  type: object\n  $defs: {a: {$ref: '#/$defs/a'}}\n  properties:\n"
+        "    x: {$ref: '#/$defs/a', default: 1}\n",
+        "refers back to itself",
+    ),
+    _manifest(
+        "schema-recursive-ref-no-default",
+        "parameters:\n  type: object\n  $defs: {a: {$ref: '#/$defs/a'}}\n  properties:\n    x: {$ref: '#/$defs/a'}\n",
+        "refers back to itself",
+    ),
+    _manifest(
+        "schema-allof-anyof-loop",
+        "parameters:\n  type: object\n  $defs: {a: {allOf: [{$ref: '#/$defs/b'}]}, b: {anyOf: [{$ref: '#/$defs/a'}]}}\n",
+        "refers back to itself",
+    ),
+    _wf_schema("workflow-schema-recursive-ref", _LOOP, "refers back to itself"),
+    _wf_schema("workflow-schema-backreference", {"type": "object", "properties": {"x": {"pattern": "(x)\\1"}}}, "RE2"),
+    _wf_schema(
+        "workflow-schema-regex-format-deep",
+        {"type": "object", "properties": {"x": {"pattern": "(" * 3000 + ")" * 3000}}},
+        "cannot be used",
+    ),
+    _schema_dry(
+        "schema-redos-pattern-value",
+        {"type": "object", "properties": {"name": {"type": "string", "pattern": "^(a+)+$"}}},
+        {"name": "a" * 40 + "!"},
+        _VAL,
+        "does not match",
+    ),
+    _schema_dry(
+        "schema-redos-pattern-properties",
+        {"type": "object", "patternProperties": {"^(a+)+$": {"type": "integer"}}, "additionalProperties": False},
+        {"a" * 40 + "!": 1},
+        _VAL,
+        None,  # refused as an unknown parameter, after the patterns ran (on RE2: instantly)
+    ),
+    _schema_dry(
+        "schema-regex-format-value",
+        {"type": "object", "properties": {"name": {"type": "string", "format": "regex"}}},
+        {"name": "(" * 3000},
+        _VAL,
+        "regex",
+    ),
+]
+
 # ---------------------------------------------------------------------------------------------
 
 ALL_CASES: list[Case] = [
@@ -1943,6 +2023,7 @@ ALL_CASES: list[Case] = [
     *ISSUE21_RENDER_CASES,
     *ISSUE21_INPUT_CASES,
     *JSON_VALUE_CASES,
+    *SCHEMA_CASES,
 ]
 
 

@@ -92,8 +92,11 @@ def parameters_validate(*, template: ProjectTemplate, parameters: Any) -> dict[s
             values[name] = prop["default"]
     try:
         found = sorted(iter_user_schema_errors(schema, values), key=lambda e: list(e.absolute_path))
-    except UserSchemaError as exc:  # stored before references were checked at upload
-        raise TemplateInvalid(f"Template '{template.slug}' has an invalid parameters schema: {exc}") from None
+    except UserSchemaError as exc:  # stored before the upload checks, or a value too costly to validate
+        raise TemplateInvalid(
+            f"The parameters cannot be validated against template '{template.slug}': {exc}",
+            extra={"reason": exc.reason, "pointer": exc.pointer},
+        ) from None
     for error in found:
         if error.validator == "additionalProperties" and unknown:
             continue

@@ -137,7 +137,10 @@ def parse_manifest(raw: bytes, *, where: str = MANIFEST_NAME) -> TemplateManifes
     try:
         check_user_schema(parameters)
     except UserSchemaError as exc:
-        raise TemplateInvalid(f"{where}: 'parameters': {exc}", extra={"key": "parameters"}) from None
+        raise TemplateInvalid(
+            f"{where}: 'parameters': {exc}",
+            extra={"key": "parameters", "pointer": f"/parameters{exc.pointer}", "reason": exc.reason},
+        ) from None
     properties = parameters.get("properties", {})
     if not isinstance(properties, dict):
         raise TemplateInvalid(f"{where}: 'parameters.properties' must be a mapping.", extra={"key": "parameters"})
@@ -149,11 +152,17 @@ def parse_manifest(raw: bytes, *, where: str = MANIFEST_NAME) -> TemplateManifes
             )
         if isinstance(schema, dict) and "default" in schema:
             # through the whole schema, so that references to #/$defs/... resolve
-            errors = [
-                error
-                for error in iter_user_schema_errors(parameters, {prop: schema["default"]})
-                if list(error.absolute_path)[:1] == [prop]
-            ]
+            try:
+                errors = [
+                    error
+                    for error in iter_user_schema_errors(parameters, {prop: schema["default"]})
+                    if list(error.absolute_path)[:1] == [prop]
+                ]
+            except UserSchemaError as exc:  # the default is too deep or costly to check
+                raise TemplateInvalid(
+                    f"{where}: the default of parameter '{prop}' cannot be checked: {exc}",
+                    extra={"key": f"parameters.properties.{prop}.default", "reason": exc.reason},
+                ) from None
             if errors:
                 raise TemplateInvalid(
                     f"{where}: the default of parameter '{prop}' does not match its schema: {errors[0].message}",

@@ -95,7 +95,14 @@ def validate_inputs_schema(schema: Any) -> dict[str, Any]:
     try:
         check_user_schema(schema)
     except UserSchemaError as exc:
-        raise ValidationFailed(f"inputs_schema: {exc}", extra={"fields": {"inputs_schema": [str(exc)]}}) from None
+        raise ValidationFailed(
+            f"inputs_schema: {exc}",
+            extra={
+                "fields": {"inputs_schema": [str(exc)]},
+                "pointer": f"/inputs_schema{exc.pointer}",
+                "reason": exc.reason,
+            },
+        ) from None
     return schema
 
 
@@ -373,9 +380,10 @@ def _validate_run_inputs(workflow: Workflow, inputs: Any) -> dict[str, Any]:
         errors: dict[str, list[str]] = {}
         try:
             found = list(iter_user_schema_errors(schema, values))
-        except UserSchemaError as exc:  # saved before references were checked
+        except UserSchemaError as exc:  # saved before the checks, or a value too costly to validate
             raise ValidationFailed(
-                f"The workflow's inputs_schema is invalid: {exc}", extra={"fields": {"inputs_schema": [str(exc)]}}
+                f"The run inputs cannot be validated against the workflow's inputs_schema: {exc}",
+                extra={"fields": {"inputs_schema": [str(exc)]}, "reason": exc.reason},
             ) from None
         for error in found:
             key = ".".join(["inputs", *(str(p) for p in error.absolute_path)])
