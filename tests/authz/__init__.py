@@ -291,6 +291,7 @@ MINIMAL_BODIES: dict[str, Callable[[World, str], dict[str, Any]]] = {
         {"provider": "git", "name": f"c-{c}", "token": "CANARY-matrix-token-0001"}
     ),
     "templates_create": _templates_create,
+    "blueprints_preview": lambda w, c: _json({"document": "```\nsvc/\n  main.py  # entry\n```\n"}),
     "projects_create": lambda w, c: _json({"name": "X"}),
     "projects_partial_update": lambda w, c: _json({"description": "changed"}),
     "members_create": _members_create,
