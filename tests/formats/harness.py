@@ -125,14 +125,14 @@ class DirectorySink:
         self.writer.write(path, data, mode)
 
 
-def render_with_kiln(case: Case, template: Path, work: Path, *, trusted: bool = True) -> Rendered:
+def render_with_kiln(case: Case, template: Path, work: Path, *, trusted: bool = True, label: str = "kiln") -> Rendered:
     """Kiln's engines on the fixture, told what the tool was told (template path, output folder)."""
     from apps.templates.services import isolation
     from apps.templates.services.formats import cookiecutter, copier
     from apps.templates.services.formats._engine import SourceInfo
     from core.exceptions import ApplicationError
 
-    out = work / "kiln" / case.id / "project"
+    out = work / label / case.id / "project"
     try:
         if case.format == "cookiecutter":
             source = SourceInfo(

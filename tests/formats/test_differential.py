@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import pytest
 
+from apps.templates.services.formats import _engine
 from tests.formats.cases import ALL, Case
 from tests.formats.conftest import RealRun
 from tests.formats.harness import differences, render_with_kiln
@@ -30,3 +31,8 @@ def test_kiln_renders_as_the_tool(case: Case, real_run: RealRun) -> None:
     assert real.tree is not None and kiln.tree is not None
     found = differences(real.tree, kiln.tree)
     assert not found, f"{case.feature}:\n" + "\n".join(found)
+    # A warm generation in a new process works from the version's plan and compiled code only.
+    _engine.clear_cache()
+    warm = render_with_kiln(case, real_run.templates[case.id], real_run.work, label="kiln-warm")
+    assert warm.ok and warm.tree is not None, f"{warm.code}: {warm.error}"
+    assert not differences(real.tree, warm.tree), "the warm render (from the plan) differs"

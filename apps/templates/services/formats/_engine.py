@@ -11,6 +11,7 @@ neither reads nor compiles a template file again.
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import stat
 import threading
@@ -203,15 +204,17 @@ def digest_of(text: str) -> str:
 class CodeCache:
     """Compiled templates of one prepared template: in memory, and in the version's code store.
 
-    `compile_all` runs once per version and process (cold: compiles and writes the store;
-    warm in a new process: reads code objects from the store). Names are made by Kiln
-    (`c<n>` for contents, `p<n>` for paths) and never come from user text.
+    Cold (first use of a version): sources are `add`ed and compiled, and the code goes to the
+    store. Warm in a new process: the version's plan (see `read_plan`) names each template and
+    the digest of its source, and `adopt` takes the code from the store without reading or
+    compiling the source. Names are made by Kiln (`c<n>` contents, `p<n>` paths), never user text.
     """
 
     def __init__(self, env: KilnSandbox, store_path: Path) -> None:
         self.env = env
         self.store_path = store_path
         self.globals: dict[str, Any] = dict(env.make_globals(None))
+        self.digests: dict[str, str] = {}
         self._templates: dict[str, Template] = {}
         self._pending: list[tuple[str, str, str, bool]] = []
 
@@ -231,15 +234,63 @@ class CodeCache:
                     if code is None:
                         code = compile_source(self.env, source, name, rel, path=path)
                         writer.add(name, digest, code)
+                    self.digests[name] = digest
                     self._templates[name] = self._template(code)
         finally:
             store.close()
+
+    def adopt(self, digests: dict[str, str]) -> bool:
+        """Take every named template's code from the store; False if any is missing (recompile)."""
+        store = CompiledCodeStore(self.store_path, in_memory=True)
+        try:
+            loaded = {}
+            for name, digest in digests.items():
+                code = store.get(name, digest)
+                if code is None:
+                    return False
+                loaded[name] = self._template(code)
+        finally:
+            store.close()
+        self._templates.update(loaded)
+        self.digests.update(digests)
+        return True
 
     def _template(self, code: CodeType) -> Template:
         return self.env.template_class.from_code(self.env, code, self.globals, None)
 
     def get(self, name: str) -> Template:
         return self._templates[name]
+
+
+PLAN_VERSION = 1
+
+
+def plan_path(kind: str, checksum: str) -> Path:
+    return Path(settings.KILN_TEMPLATE_CACHE_DIR) / f"{kind}-{checksum[:32]}.plan.json"
+
+
+def read_plan(kind: str, checksum: str) -> dict[str, Any] | None:
+    """A version's classification (which file renders, is binary, its line ending, ...) kept
+    beside its compiled code, so a warm generation reads no template file it does not output.
+    Kiln's own cache folder; a missing, stale or unreadable plan is just rebuilt."""
+    try:
+        data = json.loads(plan_path(kind, checksum).read_bytes())
+    except (OSError, ValueError):
+        return None
+    if not isinstance(data, dict) or data.get("v") != PLAN_VERSION or data.get("checksum") != checksum:
+        return None
+    return data
+
+
+def write_plan(kind: str, checksum: str, data: dict[str, Any]) -> None:
+    path = plan_path(kind, checksum)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+        tmp.write_text(json.dumps({**data, "v": PLAN_VERSION, "checksum": checksum}), encoding="utf-8")
+        os.replace(tmp, path)
+    except OSError:
+        pass  # a cache that cannot be written only costs speed
 
 
 def compile_source(env: KilnSandbox, source: str, name: str, rel: str, *, path: bool = False) -> CodeType:
@@ -279,10 +330,28 @@ def render_text(template: Template, context: dict[str, Any], rel: str, name: str
     return "".join(chunks)
 
 
-def render_string(env: KilnSandbox, source: str, context: dict[str, Any], *, where: str) -> str:
-    """A one-off template (a default, a validator, a task command), never cached on disk."""
-    try:
+_STRING_CACHE_SIZE = 2048
+
+
+def from_string(env: KilnSandbox, source: str) -> Template:
+    """`env.from_string`, compiled once per environment and source (defaults, validators, globs
+    and commands render at every generation; the environment belongs to one prepared version)."""
+    cache: dict[str, Template] | None = getattr(env, "_kiln_strings", None)
+    if cache is None:
+        cache = {}
+        env._kiln_strings = cache  # type: ignore[attr-defined]
+    template = cache.get(source)
+    if template is None:
         template = env.from_string(source)
+        if len(cache) < _STRING_CACHE_SIZE:
+            cache[source] = template
+    return template
+
+
+def render_string(env: KilnSandbox, source: str, context: dict[str, Any], *, where: str) -> str:
+    """A small template of the configuration (a default, a validator, a task command)."""
+    try:
+        template = from_string(env, source)
     except TemplateSyntaxError as exc:
         raise GenerationFailed(
             f"Template syntax error in {where}: {exc.message}", code="template_syntax_error", extra={"where": where}
@@ -332,9 +401,10 @@ class Output:
             )
         self.files[path] = (data, mode, is_binary)
 
-    def has_dir(self, path: str) -> bool:
-        prefix = path.rstrip("/") + "/"
-        return any(name.startswith(prefix) for name in self.files)
+    def remove_below(self, folder: str) -> None:
+        prefix = folder.rstrip("/") + "/"
+        for name in [name for name in self.files if name.startswith(prefix)]:
+            self.total -= len(self.files.pop(name)[0])
 
     def emit(self, sink: OutputSink) -> GenerationResult:
         manifest: list[ManifestEntry] = []

@@ -24,8 +24,10 @@ run with `--no-input` and the answers as extra context):
 from __future__ import annotations
 
 import copy
-import io
+import dataclasses
 import json
+import os
+import posixpath
 import re
 import shutil
 import tempfile
@@ -33,10 +35,9 @@ from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from fnmatch import fnmatch
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import Any
 
-from binaryornot.check import is_binary
 from django.conf import settings
 from jinja2 import Template
 
@@ -167,7 +168,8 @@ def _find_template_dir(folder: Path, start: str, end: str) -> str:
     return candidates[0]
 
 
-def load_spec(folder: Path) -> CookiecutterSpec:
+def load_spec(folder: Path, *, scan: bool = True) -> CookiecutterSpec:
+    """Read and check cookiecutter.json and the hooks; with `scan`, also every file (and the checksum)."""
     text, config = parse_config(engine.read_config(folder / CONFIG, what=CONFIG))
     for key in config:
         if "\0" in key:
@@ -234,10 +236,10 @@ def load_spec(folder: Path) -> CookiecutterSpec:
     hooks_dir = folder / "hooks"
     if hooks_dir.is_dir() and not hooks_dir.is_symlink():
         for entry in sorted(hooks_dir.iterdir(), key=lambda p: p.name):
-            base = entry.name.rsplit(".", 1)[0] if "." in entry.name[1:] else entry.name
+            base = os.path.splitext(entry.name)[0]
             if base in HOOKS and not entry.name.endswith("~") and entry.is_file():
                 hooks.setdefault(base, []).append(f"hooks/{entry.name}")
-    files, dirs = engine.walk_files(folder)
+    files, dirs = engine.walk_files(folder) if scan else ([], [])
     uses_code = [path for name in HOOKS for path in hooks.get(name, [])]
     uses_code += [f"_extensions: {name}" for name in local_extensions]
     return CookiecutterSpec(
@@ -251,7 +253,7 @@ def load_spec(folder: Path) -> CookiecutterSpec:
         hooks=hooks,
         files=files,
         dirs=dirs,
-        checksum=engine.folder_checksum(folder, files),
+        checksum=engine.folder_checksum(folder, files) if scan else "",
         uses_code=uses_code,
     )
 
@@ -485,13 +487,15 @@ def resolve_context(
 @dataclass
 class _File:
     infile: str  # relative to the project folder, as cookiecutter names it
-    info: FileInfo
+    rel: str  # relative to the template folder
+    mode: int
     copy_only: bool
-    binary: bool
+    binary: bool = False
     newline: str | None = None
-    content: str | None = None  # the compiled content template's name
-    text: str | None = None  # a text file without markup: its contents
+    content: str | None = None  # the compiled content template's name (None: copied or plain text)
     path: str | None = None  # the compiled path template's name (None: the path has no markup)
+    folder: str | None = None  # or: the compiled template of the folder part, when only it has markup
+    name: str = ""  # the file name, when `folder` is set
 
 
 @dataclass
@@ -499,7 +503,7 @@ class _Step:
     kind: str  # "dir" | "copydir" | "file"
     rel: str
     file: _File | None = None
-    copied: list[tuple[str, FileInfo]] = field(default_factory=list)  # copydir: (path below it, file)
+    copied: list[tuple[str, str, int]] = field(default_factory=list)  # copydir: (path below it, rel, mode)
     path: str | None = None
 
 
@@ -514,15 +518,28 @@ def _detect_newline(path: Path) -> str | None:
     return found[0] if isinstance(found, tuple) else found
 
 
-class PreparedCookiecutter:
-    """A Cookiecutter template read, classified and compiled once per version and process."""
+def _normal(path: str) -> str:
+    """The path as the file system sees it (`a//b`, `./a`, `a/`); most paths are already normal."""
+    if "//" in path or path.startswith("./") or "/./" in path or path.endswith(("/", "/.")) or path == ".":
+        normal = posixpath.normpath(path)
+        return "" if normal == "." else normal
+    return path
 
-    def __init__(self, spec: CookiecutterSpec) -> None:
+
+class PreparedCookiecutter:
+    """A Cookiecutter template read, classified and compiled once per version and process.
+
+    The classification (the walk order, copied folders, binary files, each file's line ending,
+    which paths and contents hold markup) is kept as the version's plan beside its compiled code,
+    so a warm generation in a new process opens only the files it copies.
+    """
+
+    def __init__(self, spec: CookiecutterSpec, checksum: str) -> None:
         self.spec = spec
         self.folder = spec.folder
-        known = {info.rel for info in spec.files}
-        self.env = make_env(spec, engine.SourceLoader(spec.folder, known, [spec.template_dir, "templates"]))
-        self.code = engine.CodeCache(self.env, engine.store_path(FORMAT, spec.checksum))
+        self.checksum = checksum
+        self.env = make_env(spec, engine.SourceLoader(spec.folder, set(), [spec.template_dir, "templates"]))
+        self.code = engine.CodeCache(self.env, engine.store_path(FORMAT, checksum))
         self.variable_cache: dict[str, Template] = {}
         self.markers = tuple(
             m
@@ -536,9 +553,63 @@ class PreparedCookiecutter:
             if m
         )
         self.steps: list[_Step] = []
+        self.top: str | None = None
         self._names = 0
-        self._plan()
+        plan = engine.read_plan(FORMAT, checksum)
+        if plan is None or not self._load(plan):
+            self._build()
+
+    # --- the plan ---
+
+    def _load(self, plan: dict[str, Any]) -> bool:
+        if not self.code.adopt(plan["digests"]):
+            return False
+        self.loader_known(plan["known"])
+        self.top = plan["top"]
+        for item in plan["steps"]:
+            entry = item.get("file")
+            self.steps.append(
+                _Step(
+                    kind=item["kind"],
+                    rel=item["rel"],
+                    path=item.get("path"),
+                    copied=[tuple(c) for c in item.get("copied", [])],  # type: ignore[misc]
+                    file=_File(**entry) if entry else None,
+                )
+            )
+        return True
+
+    def loader_known(self, known: list[str]) -> None:
+        loader = self.env.loader
+        assert isinstance(loader, engine.SourceLoader)
+        loader.known = set(known)
+
+    def _build(self) -> None:
+        files, dirs = engine.walk_files(self.folder)
+        self.spec.files, self.spec.dirs = files, dirs
+        self.loader_known([info.rel for info in files])
+        self.top = self._path_template(self.spec.template_dir)
+        self._plan(files, dirs)
         self.code.compile_all()
+        engine.write_plan(
+            FORMAT,
+            self.checksum,
+            {
+                "digests": self.code.digests,
+                "known": [info.rel for info in files],
+                "top": self.top,
+                "steps": [
+                    {
+                        "kind": step.kind,
+                        "rel": step.rel,
+                        "path": step.path,
+                        "copied": step.copied,
+                        "file": dataclasses.asdict(step.file) if step.file else None,
+                    }
+                    for step in self.steps
+                ],
+            },
+        )
 
     def _name(self, prefix: str) -> str:
         self._names += 1
@@ -554,55 +625,67 @@ class PreparedCookiecutter:
         self.code.add(name, rel, rel, path=True)
         return name
 
-    def _plan(self) -> None:
+    def _plan(self, files: list[FileInfo], dirs: list[str]) -> None:
         top = self.spec.template_dir
         prefix = top + "/"
         children: dict[str, tuple[list[str], list[FileInfo]]] = {"": ([], [])}
-        for rel in self.spec.dirs:
+        for rel in dirs:
             if rel.startswith(prefix):
                 inner = rel[len(prefix) :]
                 children[inner] = ([], [])
                 parent = inner.rsplit("/", 1)[0] if "/" in inner else ""
                 children[parent][0].append(inner)
-        for info in self.spec.files:
+        for info in files:
             if info.rel.startswith(prefix):
                 inner = info.rel[len(prefix) :]
                 parent = inner.rsplit("/", 1)[0] if "/" in inner else ""
                 children[parent][1].append(info)
         patterns = self.spec.copy_without_render
+        folder_templates: dict[str, str | None] = {}
 
         def copy_only(path: str) -> bool:
             return any(fnmatch(path, pattern) for pattern in patterns)
 
         def walk(root: str) -> None:
-            subdirs, files = children[root]
+            subdirs, here = children[root]
             render_dirs = []
             for sub in sorted(subdirs):
                 if copy_only(sub):
                     step = _Step("copydir", sub, path=self._path_template(sub))
-                    below = sub + "/"
+                    below = prefix + sub + "/"
                     step.copied = [
-                        (info.rel[len(prefix) + len(below) :], info)
-                        for info in self.spec.files
-                        if info.rel.startswith(prefix + below)
+                        (info.rel[len(below) :], info.rel, info.mode) for info in files if info.rel.startswith(below)
                     ]
                     self.steps.append(step)
                 else:
                     render_dirs.append(sub)
             for sub in render_dirs:
                 self.steps.append(_Step("dir", sub, path=self._path_template(sub)))
-            for info in sorted(files, key=lambda i: i.rel.rsplit("/", 1)[-1]):
+            for info in sorted(here, key=lambda i: i.rel.rsplit("/", 1)[-1]):
                 inner = info.rel[len(prefix) :]
-                self.steps.append(_Step("file", inner, file=self._classify(inner, info, copy_only(inner))))
+                self.steps.append(
+                    _Step("file", inner, file=self._classify(inner, info, copy_only(inner), folder_templates))
+                )
             for sub in render_dirs:
                 walk(sub)
 
         walk("")
 
-    def _classify(self, infile: str, info: FileInfo, copy_only: bool) -> _File:
-        entry = _File(infile=infile, info=info, copy_only=copy_only, binary=False, path=self._path_template(infile))
+    def _classify(self, infile: str, info: FileInfo, copy_only: bool, folders: dict[str, str | None]) -> _File:
+        entry = _File(infile=infile, rel=info.rel, mode=info.mode, copy_only=copy_only)
+        folder, _, name = infile.rpartition("/")
+        if folder and self._templated(folder) and not self._templated(name) and self._compiles(folder):
+            # Rendering "dir/name" is rendering "dir" then appending "/name" when only the folder
+            # part holds markup (and compiles on its own): each folder renders once per generation.
+            if folder not in folders:
+                folders[folder] = self._path_template(folder)
+            entry.folder, entry.name = folders[folder], name
+        else:
+            entry.path = self._path_template(infile)
         if copy_only:
             return entry
+        from binaryornot.check import is_binary  # cookiecutter's own test; imported when a version is first read
+
         full = self.folder / info.rel
         entry.binary = is_binary(str(full))
         if entry.binary:
@@ -628,16 +711,24 @@ class PreparedCookiecutter:
         if self._templated(source):
             entry.content = self._name("c")
             self.code.add(entry.content, source, info.rel)
-        else:
-            entry.text = source
         return entry
+
+    def _compiles(self, text: str) -> bool:
+        try:
+            self.env.parse(text)
+        except Exception:
+            return False
+        return True
 
     # --- rendering ---
 
-    def _render_path(self, step_path: str | None, rel: str, context: dict[str, Any]) -> str:
-        if step_path is None:
+    def _render_path(self, name: str | None, rel: str, context: dict[str, Any], cache: dict[str, str]) -> str:
+        if name is None:
             return rel
-        return engine.render_text(self.code.get(step_path), context, rel, "<template>", path=True)
+        found = cache.get(name)
+        if found is None:
+            found = cache[name] = engine.render_text(self.code.get(name), context, rel, "<template>", path=True)
+        return found
 
     def render_files(
         self, context: dict[str, Any], output: engine.Output, progress: Callable[[int, int], None] | None
@@ -646,11 +737,14 @@ class PreparedCookiecutter:
         created: set[str] = set()
         top = self.spec.template_dir
         total = len(self.steps)
+        paths: dict[str, str] = {}
+        folder = self.folder
         for done, step in enumerate(self.steps, start=1):
             if step.kind == "dir" or step.kind == "copydir":
-                rendered = self._render_path(step.path, step.rel, context)
-                normal = str(PurePosixPath("/" + rendered)).lstrip("/") if rendered else ""
-                if not rendered or rendered.endswith("/") or normal in created or normal == "":
+                rendered = self._render_path(step.path, step.rel, context, paths)
+                normal = _normal(rendered)
+                exists = normal in created
+                if not rendered or rendered.endswith("/") or normal == "" or (exists and step.kind == "dir"):
                     raise GenerationFailed(
                         f"The folder '{top}/{step.rel}' renders to an empty or existing name "
                         f"('{rendered}'); Cookiecutter stops here too (directory already exists). Put the condition "
@@ -658,66 +752,66 @@ class PreparedCookiecutter:
                         code="template_error",
                         extra={"file": f"{top}/{step.rel}", "rendered": rendered},
                     )
-                created.add(normal)
-                parts = normal.split("/")
-                for index in range(1, len(parts)):
-                    created.add("/".join(parts[:index]))
+                _add_parents(created, normal, include_self=True)
                 if step.kind == "copydir":
-                    for below, info in step.copied:
-                        data = (self.folder / info.rel).read_bytes()
-                        output.add(
-                            f"{normal}/{below}", data, info.mode, source=info.rel, is_binary=b"\0" in data[:8192]
-                        )
-                        parts = f"{normal}/{below}".split("/")
-                        for index in range(1, len(parts)):
-                            created.add("/".join(parts[:index]))
+                    output.remove_below(normal)  # cookiecutter removes the folder before copying it
+                    for below, rel, mode in step.copied:
+                        data = (folder / rel).read_bytes()
+                        output.add(f"{normal}/{below}", data, mode, source=rel, is_binary=b"\0" in data[:8192])
+                        _add_parents(created, f"{normal}/{below}", include_self=False)
             else:
                 entry = step.file
                 assert entry is not None
-                rendered = self._render_path(entry.path, entry.infile, context)
-                normal = str(PurePosixPath("/" + rendered)).lstrip("/")
+                if entry.folder is not None:
+                    rendered = self._render_path(entry.folder, entry.infile, context, paths) + "/" + entry.name
+                else:
+                    rendered = self._render_path(entry.path, entry.infile, context, paths)
+                normal = _normal(rendered)
                 if not entry.copy_only and (
                     not rendered or rendered.endswith("/") or normal == "" or normal in created
                 ):
                     continue  # cookiecutter: "The resulting file name is empty"
-                source_rel = entry.info.rel
                 if entry.copy_only or entry.binary:
-                    data = (self.folder / source_rel).read_bytes()
-                    output.add(normal, data, entry.info.mode, source=source_rel, is_binary=entry.binary)
+                    output.add(
+                        normal, (folder / entry.rel).read_bytes(), entry.mode, source=entry.rel, is_binary=entry.binary
+                    )
                     continue
                 if entry.content is not None:
-                    text = engine.render_text(self.code.get(entry.content), context, source_rel, entry.content)
+                    text = engine.render_text(self.code.get(entry.content), context, entry.rel, entry.content)
                 else:
-                    assert entry.text is not None
-                    text = _NEWLINE.sub("\n", entry.text)
+                    text = _NEWLINE.sub("\n", (folder / entry.rel).read_bytes().decode("utf-8"))
                 newline = new_lines or entry.newline
                 if newline and newline != "\n":
                     text = text.replace("\n", newline)
-                output.add(normal, text.encode("utf-8"), entry.info.mode, source=source_rel)
+                output.add(normal, text.encode("utf-8"), entry.mode, source=entry.rel)
             if progress is not None:
                 progress(done, total)
 
     def project_name(self, context: dict[str, Any]) -> str:
-        rendered = self._render_path(self._top_template(), self.spec.template_dir, context)
+        rendered = self._render_path(self.top, self.spec.template_dir, context, {})
         return rendered.strip("/") or "project"
 
-    def _top_template(self) -> str | None:
-        name = "top"
-        try:
-            self.code.get(name)
-        except KeyError:
-            template = self.env.from_string(self.spec.template_dir)
-            self.code._templates[name] = template
-        return name
+
+def _add_parents(created: set[str], path: str, *, include_self: bool) -> None:
+    parts = path.split("/")
+    for index in range(1, len(parts) + (1 if include_self else 0)):
+        created.add("/".join(parts[:index]))
 
 
 def inspect(folder: Path) -> CookiecutterSpec:
     return load_spec(folder)
 
 
-def prepare(folder: Path, spec: CookiecutterSpec | None = None) -> PreparedCookiecutter:
-    spec = spec or load_spec(folder)
-    return engine.cached_prepare(FORMAT, folder, spec.checksum, lambda: PreparedCookiecutter(spec))  # type: ignore[no-any-return]
+def prepare(folder: Path, checksum: str | None = None) -> PreparedCookiecutter:
+    """The prepared template of a version (cached per process; `checksum` of an immutable version
+    folder, or computed here when not given)."""
+    if checksum is None:
+        files, _ = engine.walk_files(folder)
+        checksum = engine.folder_checksum(folder, files)
+    final = checksum
+    return engine.cached_prepare(  # type: ignore[no-any-return]
+        FORMAT, folder, final, lambda: PreparedCookiecutter(load_spec(folder, scan=False), final)
+    )
 
 
 def validate(prepared: PreparedCookiecutter, answers: Any, source: SourceInfo | None = None) -> dict[str, Any]:
@@ -745,45 +839,61 @@ def render(
     decides whether the version is trusted before passing it.
     """
     source = source or SourceInfo()
-    with render_limits(seconds=time_limit or settings.KILN_RENDER_TIME_LIMIT, max_bytes=settings.MAX_FILE_SIZE):
-        if prepared.spec.hooks.get("pre_prompt"):
-            if run_hooks is None:
-                raise _untrusted(prepared.spec)
-            prepared = _after_pre_prompt(prepared, run_hooks)
-        context = resolve_context(prepared.spec, prepared.env, answers, source, prepared.variable_cache)
-        output = engine.Output()
-        project = prepared.project_name(context)
-        hooks = prepared.spec.hooks
-        if (hooks.get("pre_gen_project") or hooks.get("post_gen_project")) and run_hooks is None:
-            raise _untrusted(prepared.spec)
-        if prepared.spec.local_extensions:
-            raise FormatUnsupported(
-                f"{CONFIG}: the template loads its own Jinja extensions ({', '.join(prepared.spec.local_extensions)}); "
-                "Kiln renders templates in its sandbox and does not import template code into it.",
-                extra={"file": CONFIG, "extensions": prepared.spec.local_extensions},
-            )
-        for script in hooks.get("pre_gen_project", []):
-            assert run_hooks is not None
-            output = run_hooks(
-                stage="pre_gen_project",
-                script=script,
-                text=_render_hook(prepared, script, context),
-                files=output,
-                project=project,
-                template=prepared.folder,
-            )
-        prepared.render_files(context, output, progress)
-        for script in hooks.get("post_gen_project", []):
-            assert run_hooks is not None
-            output = run_hooks(
-                stage="post_gen_project",
-                script=script,
-                text=_render_hook(prepared, script, context),
-                files=output,
-                project=project,
-                template=prepared.folder,
-            )
-        return output.emit(sink)
+    work: Path | None = None
+    try:
+        with render_limits(seconds=time_limit or settings.KILN_RENDER_TIME_LIMIT, max_bytes=settings.MAX_FILE_SIZE):
+            if prepared.spec.hooks.get("pre_prompt"):
+                if run_hooks is None:
+                    raise _untrusted(prepared.spec)
+                prepared, work = _after_pre_prompt(prepared, run_hooks)
+            return _render(prepared, answers, sink, source, progress, run_hooks)
+    finally:
+        if work is not None:
+            shutil.rmtree(work, ignore_errors=True)
+
+
+def _render(
+    prepared: PreparedCookiecutter,
+    answers: dict[str, Any],
+    sink: OutputSink,
+    source: SourceInfo,
+    progress: Callable[[int, int], None] | None,
+    run_hooks: HookRunner | None,
+) -> GenerationResult:
+    context = resolve_context(prepared.spec, prepared.env, answers, source, prepared.variable_cache)
+    output = engine.Output()
+    project = prepared.project_name(context)
+    hooks = prepared.spec.hooks
+    if (hooks.get("pre_gen_project") or hooks.get("post_gen_project")) and run_hooks is None:
+        raise _untrusted(prepared.spec)
+    if prepared.spec.local_extensions:
+        raise FormatUnsupported(
+            f"{CONFIG}: the template loads its own Jinja extensions ({', '.join(prepared.spec.local_extensions)}); "
+            "Kiln renders templates in its sandbox and does not import template code into it.",
+            extra={"file": CONFIG, "extensions": prepared.spec.local_extensions},
+        )
+    for script in hooks.get("pre_gen_project", []):
+        assert run_hooks is not None
+        output = run_hooks(
+            stage="pre_gen_project",
+            script=script,
+            text=_render_hook(prepared, script, context),
+            files=output,
+            project=project,
+            template=prepared.folder,
+        )
+    prepared.render_files(context, output, progress)
+    for script in hooks.get("post_gen_project", []):
+        assert run_hooks is not None
+        output = run_hooks(
+            stage="post_gen_project",
+            script=script,
+            text=_render_hook(prepared, script, context),
+            files=output,
+            project=project,
+            template=prepared.folder,
+        )
+    return output.emit(sink)
 
 
 def _untrusted(spec: CookiecutterSpec) -> Exception:
@@ -807,12 +917,14 @@ def _render_hook(prepared: PreparedCookiecutter, script: str, context: dict[str,
     return engine.render_text(template, context, script, "<template>")
 
 
-def _after_pre_prompt(prepared: PreparedCookiecutter, run_hooks: HookRunner) -> PreparedCookiecutter:
-    """`pre_prompt` runs in a copy of the template and may rewrite it (cookiecutter.json above all)."""
+def _after_pre_prompt(prepared: PreparedCookiecutter, run_hooks: HookRunner) -> tuple[PreparedCookiecutter, Path]:
+    """`pre_prompt` runs in a copy of the template and may rewrite it (cookiecutter.json above all);
+    the rewritten copy is what renders (the caller removes the returned folder afterwards)."""
     work = Path(tempfile.mkdtemp(prefix="kiln-pre-prompt-", dir=settings.KILN_TEMPLATE_CACHE_DIR))
     try:
         tree = engine.Output()
-        for info in prepared.spec.files:
+        files, _ = engine.walk_files(prepared.folder)
+        for info in files:
             tree.add(info.rel, (prepared.folder / info.rel).read_bytes(), info.mode, source=info.rel)
         for script in prepared.spec.hooks.get("pre_prompt", []):
             tree = run_hooks(
@@ -831,17 +943,7 @@ def _after_pre_prompt(prepared: PreparedCookiecutter, run_hooks: HookRunner) -> 
             target.chmod(mode)
         spec = load_spec(folder)
         spec.hooks.pop("pre_prompt", None)
-        fresh = PreparedCookiecutter(spec)
-        fresh._cleanup = work  # type: ignore[attr-defined]
-        return fresh
+        return PreparedCookiecutter(spec, spec.checksum), work
     except BaseException:
         shutil.rmtree(work, ignore_errors=True)
         raise
-
-
-def newline_of(data: bytes) -> str | None:
-    """For tests: the line ending cookiecutter would detect for these bytes."""
-    handle = io.TextIOWrapper(io.BytesIO(data), encoding="utf-8")
-    handle.readline()
-    found = handle.newlines
-    return found[0] if isinstance(found, tuple) else found

@@ -16,12 +16,9 @@ from collections.abc import Iterable
 from secrets import choice
 from typing import Any
 
-import arrow
 from jinja2 import Environment, nodes
 from jinja2.ext import Extension
 from jinja2.parser import Parser
-from slugify import slugify as pyslugify
-from slugify.slugify import DEFAULT_SEPARATOR
 
 from core.sandbox import RenderLimitExceeded, _check_size
 
@@ -51,7 +48,7 @@ def slugify(
     hexadecimal: bool = True,
     max_length: int = 0,
     word_boundary: bool = False,
-    separator: str = DEFAULT_SEPARATOR,
+    separator: str = "-",
     save_order: bool = False,
     stopwords: Iterable[str] = (),
     regex_pattern: str | None = None,
@@ -59,6 +56,8 @@ def slugify(
     replacements: Iterable[Iterable[str]] = (),
     allow_unicode: bool = False,
 ) -> str:
+    from slugify import slugify as pyslugify  # imported when used: every Kiln process imports the formats
+
     _check_size(len(str(value)) * max(len(str(separator)), 1))
     return pyslugify(  # type: ignore[no-any-return]
         value,
@@ -91,6 +90,8 @@ class CookiecutterExtension(Extension):
         environment.extend(datetime_format="%Y-%m-%d")
 
     def _datetime(self, timezone: str, operator: str, offset: str, datetime_format: str | None) -> str:
+        import arrow
+
         moment = arrow.now(timezone)
         shift: dict[str, float] = {}
         for param in offset.split(","):
@@ -102,6 +103,8 @@ class CookiecutterExtension(Extension):
         return moment.strftime(datetime_format)
 
     def _now(self, timezone: str, datetime_format: str | None) -> str:
+        import arrow
+
         if datetime_format is None:
             datetime_format = self.environment.datetime_format  # type: ignore[attr-defined]
         return arrow.now(timezone).strftime(datetime_format)

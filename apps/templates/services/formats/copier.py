@@ -39,8 +39,6 @@ import yaml
 from django.conf import settings
 from jinja2 import StrictUndefined, Undefined
 from jinja2.exceptions import UndefinedError
-from packaging.version import InvalidVersion, Version
-from pathspec import PathSpec
 
 from apps.projects.services.project_generator import GenerationFailed, GenerationResult, OutputSink
 from apps.templates.services.formats import _engine as engine
@@ -318,7 +316,8 @@ def _question_error(spec_texts: Mapping[str, str], name: str, message: str) -> F
     return FormatInvalid(f"{where}: question '{name}': {message}", extra=extra)
 
 
-def load_spec(folder: Path) -> CopierSpec:
+def load_spec(folder: Path, *, scan: bool = True) -> CopierSpec:
+    """Read and check copier.yml (with its includes); with `scan`, also every file (and the checksum)."""
     path = config_path(folder)
     if path is None:
         raise FormatInvalid("The template has no copier.yml or copier.yaml.", extra={"file": "copier.yml"})
@@ -363,6 +362,8 @@ def load_spec(folder: Path) -> CopierSpec:
         )
     minimum = config.get("min_copier_version")
     if minimum is not None:
+        from packaging.version import InvalidVersion, Version
+
         try:
             too_new = Version(str(minimum)) > Version(TOOL_VERSION)
         except InvalidVersion:
@@ -388,7 +389,7 @@ def load_spec(folder: Path) -> CopierSpec:
                 f"{name}: each of '_tasks' is a command (text or list) or has one.",
                 extra={"file": name, "line": _line(texts, "_tasks")},
             )
-    files, dirs = engine.walk_files(folder)
+    files, dirs = engine.walk_files(folder) if scan else ([], [])
     uses_code: list[str] = []
     if tasks:
         uses_code.append("_tasks")
@@ -405,7 +406,7 @@ def load_spec(folder: Path) -> CopierSpec:
         envops=dict(envops),
         files=files,
         dirs=dirs,
-        checksum=engine.folder_checksum(folder, files),
+        checksum=engine.folder_checksum(folder, files) if scan else "",
         uses_code=uses_code,
     )
 
@@ -562,7 +563,7 @@ class Question:
     def render_value(self, value: Any, extra: dict[str, Any] | None = None) -> Any:
         if not isinstance(value, str):
             return [self.render_value(item) for item in value] if isinstance(value, list) else value
-        template = self.env.from_string(value)
+        template = engine.from_string(self.env, value)
         try:
             return template.render({**self.context, **(extra or {})})
         except UnsetError:
@@ -965,23 +966,82 @@ class _Source:
     info: FileInfo | None  # None for a folder
     is_template: bool
     parts: tuple[str, ...]
+    static: bool = False  # no part is templated (set by the prepared template)
 
 
 class PreparedCopier:
-    """A Copier template read and compiled once per version and process."""
+    """A Copier template read and compiled once per version and process.
 
-    def __init__(self, spec: CopierSpec) -> None:
+    Which files and folders lie below the copy root, which are templates, and the compiled code of
+    every templated path part and file are kept as the version's plan beside its code store, so a
+    warm generation in a new process reads only the files it copies.
+    """
+
+    def __init__(self, spec: CopierSpec, checksum: str) -> None:
         self.spec = spec
         self.folder = spec.folder
-        self.known = {info.rel for info in spec.files}
-        self.known_dirs = set(spec.dirs)
+        self.checksum = checksum
+        self.known: set[str] = set()
+        self.known_dirs: set[str] = set()
         self.env = make_env(spec, engine.SourceLoader(spec.folder, self.known, [""]))
-        self.code = engine.CodeCache(self.env, engine.store_path(FORMAT, spec.checksum))
+        self.code = engine.CodeCache(self.env, engine.store_path(FORMAT, checksum))
         self.part_names: dict[str, str] = {}
         self.content_names: dict[str, str] = {}
         self._sources: dict[str, list[_Source]] = {}
-        if not self._templated(spec.subdirectory):
-            self.sources_for(_copy_root(spec.subdirectory, spec))  # compiled now; a templated one on first use
+        self._scanned = False
+        plan = engine.read_plan(FORMAT, checksum)
+        if plan is None or not self._load(plan):
+            self._scan()
+            if not self._templated(spec.subdirectory):
+                self.sources_for(_copy_root(spec.subdirectory, spec))  # compiled now; a templated one on first use
+
+    def _load(self, plan: dict[str, Any]) -> bool:
+        if not self.code.adopt(plan["digests"]):
+            return False
+        self.known.update(plan["known"])
+        self.known_dirs.update(plan["known_dirs"])
+        self.part_names.update(plan["part_names"])
+        self.content_names.update(plan["content_names"])
+        for root, items in plan["roots"].items():
+            self._sources[root] = [
+                _Source(rel, copy_rel, FileInfo(rel, info[0], info[1]) if info else None, is_template, tuple(parts))
+                for rel, copy_rel, info, is_template, parts in items
+            ]
+            self._mark_static(self._sources[root])
+        return True
+
+    def _scan(self) -> None:
+        files, dirs = engine.walk_files(self.folder)
+        self.spec.files, self.spec.dirs = files, dirs
+        self.known.update(info.rel for info in files)
+        self.known_dirs.update(dirs)
+        self._scanned = True
+
+    def _save(self) -> None:
+        engine.write_plan(
+            FORMAT,
+            self.checksum,
+            {
+                "digests": self.code.digests,
+                "known": sorted(self.known),
+                "known_dirs": sorted(self.known_dirs),
+                "part_names": self.part_names,
+                "content_names": self.content_names,
+                "roots": {
+                    root: [
+                        [
+                            src.rel,
+                            src.copy_rel,
+                            [src.info.mode, src.info.size] if src.info else None,
+                            src.is_template,
+                            list(src.parts),
+                        ]
+                        for src in sources
+                    ]
+                    for root, sources in self._sources.items()
+                },
+            },
+        )
 
     def _exists(self, rel: str) -> bool:
         return rel in self.known or rel in self.known_dirs
@@ -991,6 +1051,8 @@ class PreparedCopier:
         found = self._sources.get(root)
         if found is not None:
             return found
+        if not self._scanned:
+            self._scan()
         suffix = self.spec.suffix
         prefix = f"{root}/" if root else ""
         sources: list[_Source] = []
@@ -1007,8 +1069,14 @@ class PreparedCopier:
                 path = path.with_suffix("")
             sources.append(_Source(rel, copy_rel, info, is_template, path.parts))
         self._compile_sources(sources)
+        self._mark_static(sources)
         self._sources[root] = sources
+        self._save()
         return sources
+
+    def _mark_static(self, sources: list[_Source]) -> None:
+        for source in sources:
+            source.static = not any(part in self.part_names for part in source.parts)
 
     def _compile_sources(self, sources: list[_Source]) -> None:
         added = False
@@ -1068,6 +1136,13 @@ class PreparedCopier:
         return engine.render_string(self.env, text, context, where=where)
 
 
+def _normal(path: str) -> str:
+    """The path as Copier's `Path` sees it (`a//b`, `./a`); most paths are already normal."""
+    if "//" in path or path.startswith("./") or "/./" in path or path.endswith(("/", "/.")):
+        return str(PurePosixPath(path))
+    return path
+
+
 def _copy_root(subdirectory: str, spec: CopierSpec) -> str:
     root = str(PurePosixPath(subdirectory)) if subdirectory else ""
     if root == ".":
@@ -1082,6 +1157,8 @@ def _copy_root(subdirectory: str, spec: CopierSpec) -> str:
 
 
 def _path_matcher(patterns: list[str]) -> Callable[[str], bool]:
+    from pathspec import PathSpec  # Copier's gitignore matching; imported when a Copier version renders
+
     normalized = [unicodedata.normalize("NFD", pattern) for pattern in patterns]
     spec = PathSpec.from_lines("gitignore", normalized)
     return spec.match_file  # type: ignore[no-any-return]
@@ -1091,9 +1168,16 @@ def inspect(folder: Path) -> CopierSpec:
     return load_spec(folder)
 
 
-def prepare(folder: Path, spec: CopierSpec | None = None) -> PreparedCopier:
-    spec = spec or load_spec(folder)
-    return engine.cached_prepare(FORMAT, folder, spec.checksum, lambda: PreparedCopier(spec))  # type: ignore[no-any-return]
+def prepare(folder: Path, checksum: str | None = None) -> PreparedCopier:
+    """The prepared template of a version (cached per process; `checksum` of an immutable version
+    folder, or computed here when not given)."""
+    if checksum is None:
+        files, _ = engine.walk_files(folder)
+        checksum = engine.folder_checksum(folder, files)
+    final = checksum
+    return engine.cached_prepare(  # type: ignore[no-any-return]
+        FORMAT, folder, final, lambda: PreparedCopier(load_spec(folder, scan=False), final)
+    )
 
 
 def validate(prepared: PreparedCopier, answers: Any, source: SourceInfo | None = None) -> Resolved:
@@ -1267,6 +1351,11 @@ def _render_parts(
     cache: dict[tuple[str, str], tuple[str, Any]],
 ) -> Iterator[tuple[str, dict[str, Any]]]:
     suffix = prepared.spec.suffix
+    if source.static and answers_path not in source.parts:
+        path = "/".join(source.parts)
+        if source.is_template or not prepared._exists(f"{path}{suffix}"):
+            yield path, {}
+        return
 
     def render_part(part: str, extra: dict[str, Any]) -> tuple[str, Any]:
         name = prepared.part_names.get(part)
@@ -1345,7 +1434,7 @@ def _render_file(
         data = text.encode("utf-8")
     else:
         data = (prepared.folder / source.rel).read_bytes()
-    dst = str(PurePosixPath(dst))
+    dst = _normal(dst)
     if dst in output.files:
         previous, previous_mode, _ = output.files[dst]
         same = previous == data and (previous_mode & 0o111) == (info.mode & 0o111)

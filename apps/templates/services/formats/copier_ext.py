@@ -19,7 +19,6 @@ from jinja2 import Environment, nodes
 from jinja2.exceptions import UndefinedError
 from jinja2.ext import Extension
 from jinja2.parser import Parser
-from jinja2_ansible_filters.core_filters import FilterModule
 
 from core.exceptions import ApplicationError
 
@@ -44,6 +43,8 @@ class AnsibleFiltersExtension(Extension):
     """`jinja2_ansible_filters`' filters, as Copier registers them, without the host readers."""
 
     def __init__(self, environment: Environment) -> None:
+        from jinja2_ansible_filters.core_filters import FilterModule  # imported when a Copier version is prepared
+
         super().__init__(environment)
         filters = FilterModule().filters()
         for name in list(filters):
