@@ -47,6 +47,7 @@ from apps.templates.services.formats._engine import FileInfo, FormatInvalid, For
 from apps.templates.services.formats.cookiecutter_ext import CookiecutterExtension
 from core.exceptions import ValidationFailed
 from core.sandbox import KilnSandbox, make_environment, render_limits
+from core.values import UntrustedValueError, load_untrusted_json
 
 FORMAT = "cookiecutter"
 TOOL_VERSION = "2.7.1"
@@ -134,19 +135,24 @@ def _line_of_key(text: str, key: str) -> int | None:
 
 
 def parse_config(raw: bytes) -> tuple[str, OrderedDict[str, Any]]:
+    """cookiecutter.json, read as Kiln reads any JSON a person supplies (`core.values`: bounded depth,
+    no NUL, lone surrogates or non-finite numbers); a syntax error names its line and column."""
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError:
         raise FormatInvalid(f"{CONFIG} is not valid UTF-8.", extra={"file": CONFIG}) from None
     try:
-        data = json.loads(text, object_pairs_hook=OrderedDict)
-    except json.JSONDecodeError as exc:
-        raise FormatInvalid(
-            f"{CONFIG}:{exc.lineno}:{exc.colno}: not valid JSON: {exc.msg}.",
-            extra={"file": CONFIG, "line": exc.lineno, "column": exc.colno},
-        ) from None
-    except RecursionError:
-        raise FormatInvalid(f"{CONFIG} is nested too deeply.", extra={"file": CONFIG}) from None
+        data = load_untrusted_json(text)
+    except UntrustedValueError as exc:
+        if exc.reason == "invalid":
+            try:
+                json.loads(text)
+            except json.JSONDecodeError as syntax:
+                raise FormatInvalid(
+                    f"{CONFIG}:{syntax.lineno}:{syntax.colno}: not valid JSON: {syntax.msg}.",
+                    extra={"file": CONFIG, "line": syntax.lineno, "column": syntax.colno},
+                ) from None
+        raise FormatInvalid(f"{CONFIG}: {exc.message}", extra={"file": CONFIG, "reason": exc.reason}) from None
     if not isinstance(data, dict):
         raise FormatInvalid(f"{CONFIG} must be a JSON object of variables.", extra={"file": CONFIG, "line": 1})
     return text, OrderedDict(data)

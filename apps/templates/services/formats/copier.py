@@ -52,6 +52,7 @@ from apps.templates.services.formats.copier_ext import (
 )
 from core.exceptions import ValidationFailed
 from core.sandbox import KilnSandbox, make_environment, render_limits
+from core.values import MAX_JSON_DEPTH
 
 FORMAT = "copier"
 TOOL_VERSION = "9.19.1"
@@ -170,6 +171,25 @@ def _check_size(data: Any, name: str) -> None:
             stack.extend(item)
 
 
+def _check_events(text: str, name: str, *, aliases: bool = True) -> None:
+    """Depth (and, for answers, aliases) checked on the parser's events before anything is built."""
+    depth = 0
+    try:
+        for event in yaml.parse(text, Loader=yaml.SafeLoader):
+            if isinstance(event, (yaml.MappingStartEvent, yaml.SequenceStartEvent)):
+                depth += 1
+                if depth > MAX_JSON_DEPTH:
+                    raise FormatInvalid(
+                        f"{name} is nested more than {MAX_JSON_DEPTH} levels deep.", extra={"file": name}
+                    )
+            elif isinstance(event, (yaml.MappingEndEvent, yaml.SequenceEndEvent)):
+                depth -= 1
+            elif isinstance(event, yaml.AliasEvent) and not aliases:
+                raise FormatInvalid(f"{name}: YAML aliases (*name) are not allowed here.", extra={"file": name})
+    except yaml.YAMLError as exc:
+        raise _yaml_error(name, exc) from None
+
+
 def load_config(folder: Path, path: Path) -> tuple[dict[str, Any], dict[str, str]]:
     """Copier's `load_template_config`: documents flattened, list settings merged, later wins."""
     texts: dict[str, str] = {}
@@ -213,6 +233,7 @@ def load_config(folder: Path, path: Path) -> tuple[dict[str, Any], dict[str, str
         except UnicodeDecodeError:
             raise FormatInvalid(f"{name} is not valid UTF-8.", extra={"file": name}) from None
         texts.setdefault(name, text)
+        _check_events(text, name)
         stream = Loader(text)
         stream.name = name
         try:
@@ -466,10 +487,12 @@ def parse_yaml_string(text: str) -> Any:
     if len(text) > engine.MAX_CONFIG_BYTES:
         raise ValueError("the YAML text is too long")
     try:
+        _check_events(text, "the answer", aliases=False)
         value = yaml.safe_load(text)
+    except FormatInvalid as error:
+        raise ValueError(error.message) from None
     except yaml.YAMLError as error:
         raise ValueError(str(error)) from None
-    _check_size(value, "the answer")
     return value
 
 
