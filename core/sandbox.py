@@ -11,6 +11,7 @@ template is a JSON round-trip of plain values, so no object with methods reaches
 from __future__ import annotations
 
 import contextvars
+import itertools
 import json
 import operator
 import re
@@ -19,7 +20,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from jinja2 import StrictUndefined, pass_eval_context
-from jinja2.sandbox import ImmutableSandboxedEnvironment, SecurityError, safe_range
+from jinja2.sandbox import ImmutableSandboxedEnvironment, SandboxedEnvironment, SecurityError, safe_range
 
 from core.exceptions import ApplicationError
 
@@ -231,9 +232,42 @@ def _guarded_center(value: str, width: int = 80) -> str:
     return str(value).center(width)
 
 
-def make_environment(**options: Any) -> KilnSandbox:
+_GROW_BY_ONE = frozenset({"append", "insert", "add", "setdefault"})
+_GROW_BY_ARGS = frozenset({"extend", "update"})
+
+
+class KilnMutableSandbox(KilnSandbox):
+    """The sandbox for Cookiecutter and Copier templates, which render in Jinja's (mutable)
+    `SandboxedEnvironment`: their templates may change the lists and dicts of their own render
+    context (`{% set _ = items.append(x) %}`, cookiecutter-django's hook updates `cookiecutter`).
+    Everything else is Kiln's sandbox; a call that would grow a container past the size limit is
+    refused before it runs, and every mutation checks the render deadline."""
+
+    def is_safe_attribute(self, obj: Any, attr: str, value: Any) -> bool:
+        return SandboxedEnvironment.is_safe_attribute(self, obj, attr, value)
+
+    def call(__self, __context: Any, __obj: Any, *args: Any, **kwargs: Any) -> Any:  # noqa: N805
+        owner = getattr(__obj, "__self__", None)
+        if isinstance(owner, (list, dict, set)):
+            name = getattr(__obj, "__name__", "")
+            if name in _GROW_BY_ONE:
+                _check_size(len(owner) + 1)
+            elif name in _GROW_BY_ARGS:
+                sized = []
+                for arg in args:
+                    if not hasattr(arg, "__len__"):
+                        arg = list(itertools.islice(arg, _size_limit.get() + 1))
+                    sized.append(arg)
+                    _check_size(len(owner) + len(arg) + len(kwargs))
+                args = tuple(sized)
+            check_deadline()
+        return super().call(__context, __obj, *args, **kwargs)
+
+
+def make_environment(*, mutable: bool = False, **options: Any) -> KilnSandbox:
     """Kiln's sandbox; `options` are Jinja environment options (a foreign format may set its
-    tool's own, e.g. Copier's lenient `Undefined` or custom delimiters)."""
+    tool's own, e.g. Copier's lenient `Undefined` or custom delimiters); `mutable` for the formats
+    whose tools let templates change their own context (see `KilnMutableSandbox`)."""
     settings: dict[str, Any] = {
         "undefined": StrictUndefined,
         "autoescape": False,
@@ -241,7 +275,7 @@ def make_environment(**options: Any) -> KilnSandbox:
         "auto_reload": False,
     }
     settings.update(options)
-    env = KilnSandbox(**settings)
+    env = (KilnMutableSandbox if mutable else KilnSandbox)(**settings)
     env.globals["range"] = _guarded_range
     env.filters["format"] = _guarded_format
     env.filters["indent"] = _guarded_indent

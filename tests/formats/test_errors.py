@@ -211,4 +211,20 @@ def test_every_corpus_error_case_is_a_4xx(tmp_path: Path) -> None:
             "template_error",
             "validation_error",
             "hook_failed",
+            "template_syntax_error",
         }
+
+
+def test_growing_a_container_is_bounded(tmp_path: Path) -> None:
+    folder = _copier(
+        tmp_path,
+        "n:\n  default: 1\n",
+        {
+            "grow.txt.jinja": "{% set l = [1] %}{% for i in range(64) %}{% set _ = l.extend(l) %}{% endfor %}{{ l | length }}"
+        },
+    )
+    started = time.monotonic()
+    with pytest.raises(GenerationFailed) as caught:
+        copier.render(copier.prepare(folder), {}, NullSink())
+    assert caught.value.code == "output_limit_exceeded" and caught.value.extra["file"] == "grow.txt.jinja"
+    assert time.monotonic() - started < 10

@@ -215,6 +215,7 @@ class CodeCache:
         self.store_path = store_path
         self.globals: dict[str, Any] = dict(env.make_globals(None))
         self.digests: dict[str, str] = {}
+        self.errors: dict[str, dict[str, Any]] = {}  # name -> the compile error, raised when it renders
         self._templates: dict[str, Template] = {}
         self._pending: list[tuple[str, str, str, bool]] = []
 
@@ -232,15 +233,22 @@ class CodeCache:
                     digest = digest_of(source)
                     code = store.get(name, digest)
                     if code is None:
-                        code = compile_source(self.env, source, name, rel, path=path)
+                        try:
+                            code = compile_source(self.env, source, name, rel, path=path)
+                        except GenerationFailed as exc:
+                            # The tools compile a file when they render it: one they skip (an empty
+                            # name, an exclusion) may be broken without failing the generation.
+                            self.errors[name] = {"message": exc.message, "code": exc.code, "extra": exc.extra}
+                            continue
                         writer.add(name, digest, code)
                     self.digests[name] = digest
                     self._templates[name] = self._template(code)
         finally:
             store.close()
 
-    def adopt(self, digests: dict[str, str]) -> bool:
+    def adopt(self, digests: dict[str, str], errors: dict[str, dict[str, Any]] | None = None) -> bool:
         """Take every named template's code from the store; False if any is missing (recompile)."""
+        self.errors.update(errors or {})
         store = CompiledCodeStore(self.store_path, in_memory=True)
         try:
             loaded = {}
@@ -259,10 +267,14 @@ class CodeCache:
         return self.env.template_class.from_code(self.env, code, self.globals, None)
 
     def get(self, name: str) -> Template:
-        return self._templates[name]
+        found = self._templates.get(name)
+        if found is None:
+            error = self.errors[name]
+            raise GenerationFailed(error["message"], code=error["code"], extra=error["extra"])
+        return found
 
 
-PLAN_VERSION = 1
+PLAN_VERSION = 2
 
 
 def plan_path(kind: str, checksum: str) -> Path:

@@ -267,6 +267,7 @@ def load_spec(folder: Path, *, scan: bool = True) -> CookiecutterSpec:
 def make_env(spec: CookiecutterSpec, loader: Any = None) -> KilnSandbox:
     options = dict(spec.env_options)
     return make_environment(
+        mutable=True,
         loader=loader,
         extensions=[CookiecutterExtension, *spec.jinja_extensions],
         **options,
@@ -568,7 +569,7 @@ class PreparedCookiecutter:
     # --- the plan ---
 
     def _load(self, plan: dict[str, Any]) -> bool:
-        if not self.code.adopt(plan["digests"]):
+        if not self.code.adopt(plan["digests"], plan.get("errors")):
             return False
         self.loader_known(plan["known"])
         self.top = plan["top"]
@@ -602,6 +603,7 @@ class PreparedCookiecutter:
             self.checksum,
             {
                 "digests": self.code.digests,
+                "errors": self.code.errors,
                 "known": [info.rel for info in files],
                 "top": self.top,
                 "steps": [

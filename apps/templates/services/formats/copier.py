@@ -547,7 +547,7 @@ def make_env(spec: CopierSpec, loader: Any = None) -> KilnSandbox:
     options.setdefault("keep_trailing_newline", True)
     undefined = options.pop("undefined", None)
     options["undefined"] = StrictUndefined if undefined == "jinja2.StrictUndefined" else Undefined
-    env = make_environment(loader=loader, extensions=[AnsibleFiltersExtension, YieldExtension], **options)
+    env = make_environment(mutable=True, loader=loader, extensions=[AnsibleFiltersExtension, YieldExtension], **options)
     env.globals["pathjoin"] = pathjoin
     return env
 
@@ -1019,7 +1019,7 @@ class PreparedCopier:
                 self.sources_for(_copy_root(spec.subdirectory, spec))  # compiled now; a templated one on first use
 
     def _load(self, plan: dict[str, Any]) -> bool:
-        if not self.code.adopt(plan["digests"]):
+        if not self.code.adopt(plan["digests"], plan.get("errors")):
             return False
         self.known.update(plan["known"])
         self.known_dirs.update(plan["known_dirs"])
@@ -1046,6 +1046,7 @@ class PreparedCopier:
             self.checksum,
             {
                 "digests": self.code.digests,
+                "errors": self.code.errors,
                 "known": sorted(self.known),
                 "known_dirs": sorted(self.known_dirs),
                 "part_names": self.part_names,
