@@ -1918,6 +1918,10 @@ JSON_VALUE_CASES = [
     ),
     _manifest("yaml-binary-value", "description: !!binary aGVsbG8=\n", "quote it"),
     _manifest("yaml-integer-key", "parameters:\n  type: object\n  properties: {1: {type: string}}\n", "not text"),
+    _manifest("manifest-glob-quadratic", "exclude: ['" + "[" * 20_000 + "']\n", "at most"),
+    _manifest(
+        "manifest-glob-count", "copy_without_render: [" + ", ".join(f"'*{i}'" for i in range(150)) + "]\n", "at most"
+    ),
 ]
 
 

@@ -291,3 +291,22 @@ def test_the_upload_api_answers_a_header_bomb_with_a_coded_400(api, cast):
     )
     assert response.status_code == 400, response.content
     assert response.json()["code"] == "archive_too_large"
+
+
+# --- people's globs (exclude, copy_without_render) become one Python regex --------------------------
+
+
+@pytest.mark.parametrize(
+    "globs",
+    [["[" * 20_000], [f"*{i}" for i in range(101)]],
+    ids=["quadratic-translate", "too-many"],
+)
+def test_manifest_globs_are_bounded_before_they_are_compiled(globs):
+    from apps.templates.services.catalog import TemplateInvalid, parse_manifest
+
+    manifest = MANIFEST + b"exclude:\n" + b"".join(f"  - '{glob}'\n".encode() for glob in globs)
+    started = time.monotonic()
+    with pytest.raises(TemplateInvalid) as caught:  # fnmatch.translate('[' * 20000) alone took 24 s
+        parse_manifest(manifest)
+    assert caught.value.extra == {"key": "exclude", "reason": "too_large"}
+    assert time.monotonic() - started < 1.0
