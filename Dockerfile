@@ -22,4 +22,5 @@ RUN python -m compileall -q -x '/builtin_templates/' apps core manage.py \
        python manage.py collectstatic --noinput -v 0
 USER kiln
 EXPOSE 8000
-CMD ["gunicorn", "core.wsgi", "--bind", "0.0.0.0:8000", "--workers", "3", "--timeout", "60"]
+# the ASGI application: Django and the MCP endpoint (/mcp), under gunicorn with uvicorn workers
+CMD ["gunicorn", "core.asgi:application", "-k", "uvicorn_worker.UvicornWorker", "--bind", "0.0.0.0:8000", "--workers", "3", "--timeout", "60"]

@@ -134,6 +134,19 @@ def error_body(message: str, code: str, extra: dict[str, Any] | None = None) -> 
     return {"message": redact(message), "code": code, "extra": extra or {}}
 
 
+def validation_error_body(detail: Any) -> dict[str, Any]:
+    """`{message, code: validation_error, extra: {fields}}` for a DRF ValidationError's detail.
+
+    The REST handler below and the agent tools (which use the same input serializers) render
+    serializer errors with it, so both name the fields the same way.
+    """
+    fields = _field_errors(detail)
+    first = _first_message(detail)
+    message = f"Invalid input: {first}" if first else "Invalid input."
+    extra = {"fields": fields if isinstance(fields, dict) else {"non_field_errors": fields}}
+    return error_body(message, "validation_error", extra)
+
+
 def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response:
     # DRF and django.http are imported here, not at module level: the error classes above are
     # used by every process (CLI, workers, compile helpers), the handlers only by the web.
@@ -169,11 +182,7 @@ def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response:
 
     assert isinstance(exc, drf_exceptions.APIException)
     if isinstance(exc, drf_exceptions.ValidationError):
-        fields = _field_errors(exc.detail)
-        first = _first_message(exc.detail)
-        message = f"Invalid input: {first}" if first else "Invalid input."
-        extra = {"fields": fields if isinstance(fields, dict) else {"non_field_errors": fields}}
-        response.data = error_body(message, "validation_error", extra)
+        response.data = validation_error_body(exc.detail)
         return response
 
     codes = exc.get_codes()

@@ -1,4 +1,5 @@
-"""WSGI entry point (gunicorn core.wsgi)."""
+"""WSGI entry point: Django alone, without /mcp (the web process serves core.asgi; the agents'
+API caller uses this application for in-process requests)."""
 
 from __future__ import annotations
 

@@ -43,6 +43,18 @@ def _resolve_user_token(digest: str) -> tuple[Any, Any] | None:
 TOKEN_RESOLVERS["kiln_u_"] = _resolve_user_token
 
 
+def resolve_token(token: str) -> tuple[Any, Any] | None:
+    """(user, token row) for a live user or agent token, or None (unknown, revoked, expired, inactive).
+
+    The one check behind every bearer credential: DRF's `HashedTokenAuthentication` and the
+    MCP endpoint's token verifier (`apps.agents.mcp_server`) both call it.
+    """
+    for prefix, resolver in TOKEN_RESOLVERS.items():
+        if token.startswith(prefix):
+            return resolver(token_hash(token))
+    return None
+
+
 class HashedTokenAuthentication(authentication.BaseAuthentication):
     keyword = "Token"
 
@@ -56,14 +68,11 @@ class HashedTokenAuthentication(authentication.BaseAuthentication):
             token = header[1].decode("ascii")
         except UnicodeDecodeError as exc:
             raise exceptions.AuthenticationFailed("Invalid token.") from exc
-        for prefix, resolver in TOKEN_RESOLVERS.items():
-            if token.startswith(prefix):
-                result = resolver(token_hash(token))
-                if result is not None:
-                    set_actor(result[0])
-                    return result
-                break
-        raise exceptions.AuthenticationFailed("Invalid or revoked token.")
+        result = resolve_token(token)
+        if result is None:
+            raise exceptions.AuthenticationFailed("Invalid or revoked token.")
+        set_actor(result[0])
+        return result
 
     def authenticate_header(self, request: Request) -> str:
         return self.keyword

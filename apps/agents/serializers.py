@@ -77,8 +77,22 @@ class DiscoveryOperationSerializer(serializers.Serializer):
     response_schema = serializers.JSONField(allow_null=True)
 
 
+class DiscoveryToolSerializer(serializers.Serializer):
+    name = serializers.CharField()
+    title = serializers.CharField()
+    description = serializers.CharField()
+    operation_id = serializers.CharField(help_text="the REST operation the tool wraps")
+    method = serializers.CharField()
+    path = serializers.CharField()
+    input_schema = serializers.JSONField()
+    output_schema = serializers.JSONField()
+    annotations = serializers.DictField()
+    mcp = serializers.CharField(help_text="the MCP endpoint serving the tool")
+
+
 class DiscoverySerializer(serializers.Serializer):
     operations = DiscoveryOperationSerializer(many=True)
+    tools = DiscoveryToolSerializer(many=True, help_text="Kiln's curated agent tools (also served at /mcp)")
 
 
 class ToolFunctionSerializer(serializers.Serializer):

@@ -164,13 +164,18 @@ class DiscoveryView(APIView):
         tags=["discovery"],
     )
     def get(self, request: Request) -> Response:
-        return Response({"operations": [op.as_dict() for op in api_discovery.registry().values()]})
+        return Response(
+            {
+                "operations": [op.as_dict() for op in api_discovery.registry().values()],
+                "tools": api_discovery.curated_tools(),
+            }
+        )
 
 
 class DiscoveryToolsView(APIView):
     @extend_schema(
         operation_id="discovery_tools",
-        summary="The operations as function-calling tool definitions",
+        summary="Kiln's curated agent tools, then every operation, as function-calling tool definitions",
         responses={200: ToolSerializer(many=True)},
         tags=["discovery"],
     )

@@ -7,6 +7,7 @@ from typing import Any
 from django.db.models import OuterRef, QuerySet, Subquery
 
 from apps.projects.models import ROLE_RANK, GeneratedProject, Project, ProjectFile, ProjectMembership, Role
+from core.exceptions import NotFound
 
 
 def projects_visible_to(user: Any) -> QuerySet[Project]:
@@ -29,6 +30,14 @@ def projects_with_role(user: Any) -> QuerySet[Project]:
     return projects_visible_to(user).annotate(caller_role=Subquery(role[:1]))
 
 
+def project_for(user: Any, project_id: int) -> Project:
+    """The project `project_id` as `user` sees it (with `caller_role`): 404 `not_found` unless a member."""
+    project = projects_with_role(user).filter(pk=project_id).first()
+    if project is None:
+        raise NotFound("Project not found.")
+    return project
+
+
 def project_role(user: Any, project: Project) -> str | None:
     if not getattr(user, "is_authenticated", False):
         return None
@@ -45,6 +54,14 @@ def memberships_of(project: Project) -> QuerySet[ProjectMembership]:
 
 def generated_projects_of(project: Project) -> QuerySet[GeneratedProject]:
     return GeneratedProject.objects.filter(project=project).select_related("template", "created_by")
+
+
+def generated_in(project: Project, generated_id: int) -> GeneratedProject:
+    """A generation inside `project` (404 otherwise); the project is already scoped to the caller."""
+    generated = generated_projects_of(project).filter(pk=generated_id).first()
+    if generated is None:
+        raise NotFound("Generated project not found.")
+    return generated
 
 
 def files_of(generated: GeneratedProject) -> QuerySet[ProjectFile]:

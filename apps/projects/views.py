@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import stat
-
 from django.db.models import QuerySet
 from django.http import FileResponse
 from django.http.response import HttpResponseBase
@@ -30,10 +27,11 @@ from apps.projects.models import (
 from apps.projects.permissions import CanExportRepository, CanGenerateProject, CanManageMembers, ProjectRolePermission
 from apps.projects.selectors import (
     files_of,
+    generated_in,
     generated_projects_of,
     memberships_of,
+    project_for,
     projects_visible_to,
-    projects_with_role,
 )
 from apps.projects.serializers import (
     AuditEventSerializer,
@@ -53,7 +51,7 @@ from apps.projects.serializers import (
     RepositoryExportSerializer,
 )
 from apps.projects.services import connections, exports, generation, projects
-from core.exceptions import Gone, NotFound
+from core.exceptions import NotFound
 
 ERRORS = {
     400: OpenApiResponse(description="Invalid input: `{message, code, extra}`"),
@@ -145,18 +143,13 @@ class ProjectScopedViewSet(viewsets.GenericViewSet):
         cached = getattr(self, "_project", None)
         if cached is not None:
             return cached
-        project = projects_with_role(self.request.user).filter(pk=url_id(self.kwargs["project_id"])).first()
-        if project is None:
-            raise NotFound("Project not found.")
+        project = project_for(self.request.user, url_id(self.kwargs["project_id"]))
         self._project = project
         return project
 
     def get_generated(self) -> GeneratedProject:
         """The URL's generated project, inside the URL's project (404 otherwise)."""
-        generated = generated_projects_of(self.get_project()).filter(pk=url_id(self.kwargs["generated_id"])).first()
-        if generated is None:
-            raise NotFound("Generated project not found.")
-        return generated
+        return generated_in(self.get_project(), url_id(self.kwargs["generated_id"]))
 
 
 @extend_schema_view(
@@ -331,21 +324,7 @@ class ProjectFileViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, Proje
     @action(detail=True, methods=["get"])
     def content(self, request: Request, project_id: str, generated_id: str, id: str) -> FileResponse:
         project_file = self.get_object()
-        folder = generation.generated_project_output_dir(project_file.generated)
-        flags = os.O_RDONLY | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0)
-        try:
-            fd = os.open(folder / project_file.path, flags)
-        except (FileNotFoundError, NotADirectoryError):
-            raise Gone(
-                "The generated files were removed (retention) or are not available; regenerate the project.",
-                code="files_expired",
-            ) from None
-        except OSError:
-            raise NotFound("File not found.") from None
-        handle = os.fdopen(fd, "rb")
-        if not stat.S_ISREG(os.fstat(handle.fileno()).st_mode):
-            handle.close()
-            raise NotFound("File not found.")
+        handle = generation.generated_file_open(project_file)
         return FileResponse(
             handle,
             as_attachment=True,

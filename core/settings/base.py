@@ -322,6 +322,31 @@ KILN_EVENTS_REDIS_URL = env_str(
 KILN_EVENTS_MAX_SECONDS = env_float("KILN_EVENTS_MAX_SECONDS", 30.0)
 KILN_EVENTS_POLL_SECONDS = env_float("KILN_EVENTS_POLL_SECONDS", 1.0)
 
+# --- MCP (the /mcp endpoint of the ASGI application, core/asgi.py) ----------------------
+# Kiln's public origin: the issuer and resource URLs in /mcp's OAuth protected-resource metadata.
+KILN_PUBLIC_URL = env_str("KILN_PUBLIC_URL", "http://localhost:8000").rstrip("/")
+# Host and Origin headers /mcp accepts (DNS-rebinding protection); "name:*" allows any port.
+# Default: every DJANGO_ALLOWED_HOSTS name with and without a port, and their http(s) origins
+# (a leading-dot or "*" entry of DJANGO_ALLOWED_HOSTS has no equivalent here: list names).
+KILN_MCP_ALLOWED_HOSTS = env_list(
+    "KILN_MCP_ALLOWED_HOSTS",
+    [h for host in ALLOWED_HOSTS if not host.startswith((".", "*")) for h in (host, f"{host}:*")],
+)
+KILN_MCP_ALLOWED_ORIGINS = env_list(
+    "KILN_MCP_ALLOWED_ORIGINS",
+    [
+        f"{scheme}://{host}{port}"
+        for host in ALLOWED_HOSTS
+        if not host.startswith((".", "*"))
+        for scheme in ("http", "https")
+        for port in ("", ":*")
+    ],
+)
+# read_file returns at most this many bytes of a file (the whole file is its resource)
+KILN_MCP_READ_FILE_MAX_BYTES = env_int("KILN_MCP_READ_FILE_MAX_BYTES", 256 * 1024)
+# generate_project / export_generation called with a progress token follow the job this long
+KILN_MCP_FOLLOW_SECONDS = env_float("KILN_MCP_FOLLOW_SECONDS", 30.0)
+
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -168,6 +169,88 @@ def live_stack(celery_worker: Worker, live_server: Any, worker_queue: str, trans
     template_sync_builtin()
     yield live_server
     app.conf.task_always_eager, app.conf.task_default_queue = previous
+
+
+class AsgiServer:
+    """Kiln's ASGI application (`core.asgi`: Django + /mcp) in `uvicorn`, as the web process runs it.
+
+    The test binds the socket (port 0) and hands it to uvicorn (`--fd`), so no port is guessed.
+    It shares the test database, the scratch folders and the worker's queue (Worker.env).
+    """
+
+    def __init__(self, log: Path, env: dict[str, str]) -> None:
+        self.log = log
+        self.env = env
+        self.sock: socket.socket | None = None
+        self.process: subprocess.Popen[bytes] | None = None
+        self.url = ""
+
+    def start(self, timeout: float = 60) -> AsgiServer:
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(128)
+        self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}"
+        handle = open(self.log, "ab")  # noqa: SIM115 - the server writes to it for its whole life
+        self.process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "uvicorn",
+                "core.asgi:application",
+                "--fd",
+                str(self.sock.fileno()),
+                "--lifespan",
+                "on",
+                "--log-level",
+                "warning",
+            ],
+            cwd=ROOT,
+            env={**self.env, "KILN_PUBLIC_URL": self.url},
+            stdout=handle,
+            stderr=subprocess.STDOUT,
+            pass_fds=(self.sock.fileno(),),
+            start_new_session=True,
+        )
+        import httpx
+
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"the ASGI server exited early:\n{self.log.read_text()[-3000:]}")
+            try:
+                if httpx.get(f"{self.url}/healthz", timeout=2).status_code == 200:
+                    return self
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.1)
+        raise RuntimeError(f"the ASGI server did not answer after {timeout}s:\n{self.log.read_text()[-3000:]}")
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGTERM)
+            try:
+                self.process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.process.pid, signal.SIGKILL)
+                self.process.wait(timeout=10)
+        if self.sock is not None:
+            self.sock.close()
+
+
+@pytest.fixture(scope="session")
+def asgi_server(celery_worker: Worker, tmp_path_factory: pytest.TempPathFactory) -> Iterator[AsgiServer]:
+    """`uvicorn core.asgi:application` enqueueing to the session's real worker."""
+    log = tmp_path_factory.mktemp("asgi") / "asgi.log"
+    server = AsgiServer(log, {**celery_worker.env(), "KILN_CELERY_EAGER": "0"}).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def asgi_stack(asgi_server: AsgiServer, live_stack: Any) -> AsgiServer:
+    """The ASGI server, the real worker and the built-in templates, on a transactional database."""
+    return asgi_server
 
 
 def poll(

@@ -40,6 +40,8 @@ class Operation:
     request_content_type: str | None
     response_schema: dict[str, Any] | None
     extra: dict[str, Any] = field(default_factory=dict)
+    # every 2xx answer with a JSON body, by status ("200", "202", ...)
+    responses: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -138,12 +140,15 @@ def build_operations(schema: dict[str, Any]) -> list[Operation]:
                     )
                     break
             response_schema = None
-            for status in sorted(op.get("responses", {})):
+            responses: dict[str, dict[str, Any]] = {}
+            for status in sorted(op.get("responses", {}), key=str):
                 if str(status).startswith("2"):
                     body = op["responses"][status].get("content", {}).get("application/json")
                     if body:
-                        response_schema = _openapi_to_json_schema(body.get("schema", {}), components)
-                    break
+                        responses[str(status)] = _openapi_to_json_schema(body.get("schema", {}), components)
+            first_2xx = next((str(s) for s in sorted(op.get("responses", {}), key=str) if str(s).startswith("2")), None)
+            if first_2xx is not None:
+                response_schema = responses.get(first_2xx)
             operations.append(
                 Operation(
                     operation_id=op["operationId"],
@@ -156,6 +161,7 @@ def build_operations(schema: dict[str, Any]) -> list[Operation]:
                     request_schema=request_schema,
                     request_content_type=content_type,
                     response_schema=response_schema,
+                    responses=responses,
                 )
             )
     return operations
@@ -186,9 +192,46 @@ def reset_registry() -> None:
         _registry = None
 
 
+def curated_tools() -> list[dict[str, Any]]:
+    """Kiln's curated agent tools (the registry the MCP endpoint serves), for the discovery document."""
+    from apps.agents.services.tools import tools as agent_tools
+
+    operations = registry()
+    listed = []
+    for tool in agent_tools().values():
+        operation = operations[tool.operation_id]
+        listed.append(
+            {
+                "name": tool.name,
+                "title": tool.title,
+                "description": tool.description,
+                "operation_id": tool.operation_id,
+                "method": operation.method.upper(),
+                "path": operation.path,
+                "input_schema": tool.input_schema,
+                "output_schema": tool.output_schema(),
+                "annotations": tool.annotations(),
+                "mcp": "/mcp",
+            }
+        )
+    return listed
+
+
 def tool_definitions() -> list[dict[str, Any]]:
-    """The operations as function-calling tools: arguments `path_params`, `query`, `body`."""
-    tools = []
+    """Function-calling tool definitions: first Kiln's curated agent tools, with the same names,
+    descriptions and argument schemas as at /mcp; then every operation, with arguments
+    `path_params`, `query` and `body`."""
+    tools = [
+        {
+            "type": "function",
+            "function": {
+                "name": tool["name"],
+                "description": f"{tool['description']} (MCP tool at /mcp; wraps {tool['operation_id']})",
+                "parameters": tool["input_schema"],
+            },
+        }
+        for tool in curated_tools()
+    ]
     for op in registry().values():
         properties: dict[str, Any] = {}
         required: list[str] = []

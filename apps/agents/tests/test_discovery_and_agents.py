@@ -6,6 +6,7 @@ import pytest
 from jsonschema import Draft202012Validator
 
 from apps.agents.services.api_discovery import registry
+from apps.agents.services.tools import tools as agent_tools
 
 pytestmark = pytest.mark.django_db
 
@@ -38,7 +39,8 @@ def test_discovery_lists_every_schema_operation(api, cast, client):
 
 def test_tools_are_valid_json_schema(api, cast):
     tools = api(cast.alice).get("/api/v1/agents/discovery/tools/").json()
-    assert len(tools) == len(registry())
+    assert len(tools) == len(agent_tools()) + len(registry())
+    assert [tool["function"]["name"] for tool in tools[: len(agent_tools())]] == list(agent_tools())
     for tool in tools:
         assert tool["type"] == "function"
         assert tool["function"]["name"] and tool["function"]["description"]

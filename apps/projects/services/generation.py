@@ -13,10 +13,11 @@ from __future__ import annotations
 import logging
 import os
 import shutil
+import stat
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
@@ -38,7 +39,7 @@ from apps.projects.services.projects import project_output_root, require_role
 from apps.projects.services.stored_files import SourceFile, read_generated_file
 from apps.templates.models import ProjectTemplate
 from apps.templates.services.catalog import TemplateInvalid, TemplateManifest, template_folder, template_get
-from core.exceptions import ApplicationError, Conflict, ValidationFailed
+from core.exceptions import ApplicationError, Conflict, Gone, NotFound, ValidationFailed
 from core.jobs import (
     ClaimOutcome,
     JobStatus,
@@ -364,6 +365,30 @@ def generated_project_execute(*, generated_id: int, owner: str) -> ExecuteOutcom
         raise
     generated.refresh_from_db()
     return ExecuteOutcome(generated, ran=True)
+
+
+def generated_file_open(project_file: ProjectFile) -> BinaryIO:
+    """A recorded file of a generation, opened for reading (never through a link).
+
+    410 `files_expired` when the generation's folder is gone (retention), 404 when the file is
+    not a regular file there. The REST download and the agents' `read_file` tool read with it.
+    """
+    folder = generated_project_output_dir(project_file.generated)
+    flags = os.O_RDONLY | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0)
+    try:
+        fd = os.open(folder / project_file.path, flags)
+    except (FileNotFoundError, NotADirectoryError):
+        raise Gone(
+            "The generated files were removed (retention) or are not available; regenerate the project.",
+            code="files_expired",
+        ) from None
+    except OSError:
+        raise NotFound("File not found.") from None
+    handle = os.fdopen(fd, "rb")
+    if not stat.S_ISREG(os.fstat(handle.fileno()).st_mode):
+        handle.close()
+        raise NotFound("File not found.")
+    return handle
 
 
 def generated_project_copy_to(*, generated: GeneratedProject, destination: Path) -> int:

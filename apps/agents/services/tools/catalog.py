@@ -1,0 +1,67 @@
+"""Tools over the template catalog: what can be generated, and with which parameters."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.db.models import QuerySet
+
+from apps.agents.services.tools.registry import PAGE_ARGUMENTS, ToolCall, page_of, register_tool
+from apps.templates.models import ProjectTemplate
+from apps.templates.serializers import TemplateSerializer
+from core.exceptions import NotFound
+
+TEMPLATE_ARGUMENT = {
+    "type": "string",
+    "minLength": 1,
+    "maxLength": 100,
+    "pattern": "^[a-z0-9-]+$",
+    "description": "The template's slug, as list_templates shows it (e.g. python-package).",
+}
+
+
+@register_tool(
+    name="list_templates",
+    title="List templates",
+    description=(
+        "List the project templates Kiln can generate from: slug, name, description, version and the "
+        "JSON Schema of each template's parameters. Start here to choose a template; then call "
+        "get_template for one template's full parameter schema, and preview_generation or "
+        "generate_project with its slug."
+    ),
+    input_schema={"type": "object", "properties": {**PAGE_ARGUMENTS}, "additionalProperties": False},
+    operation_id="templates_list",
+    query_arguments={"page": "page", "page_size": "page_size"},
+    output="list",
+)
+def list_templates(call: ToolCall) -> dict[str, Any]:
+    return page_of(_catalog(), call, lambda rows: TemplateSerializer(rows, many=True).data)
+
+
+@register_tool(
+    name="get_template",
+    title="Get a template",
+    description=(
+        "One template with its parameters as a JSON Schema (types, defaults, enums, patterns, which are "
+        "required). Build the `parameters` object of preview_generation / generate_project from it; "
+        "parameters left out take their defaults."
+    ),
+    input_schema={
+        "type": "object",
+        "required": ["template"],
+        "properties": {"template": TEMPLATE_ARGUMENT},
+        "additionalProperties": False,
+    },
+    operation_id="templates_retrieve",
+    path_arguments={"template": "slug"},
+)
+def get_template(call: ToolCall) -> dict[str, Any]:
+    template = _catalog().filter(slug=call["template"]).first()
+    if template is None:
+        raise NotFound(f"No template named '{call['template']}'.")
+    return dict(TemplateSerializer(template).data)
+
+
+def _catalog() -> QuerySet[ProjectTemplate]:
+    """The templates the REST catalog lists (TemplateViewSet's queryset)."""
+    return ProjectTemplate.objects.filter(is_active=True).order_by("slug")
