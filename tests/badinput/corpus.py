@@ -1828,6 +1828,15 @@ ISSUE21_INPUT_CASES = [
     _path("path-bidi-override", "txt\u202eexe.sh", "U+202E", code="unsafe_path"),
     _path("path-bidi-isolate", "a\u2069b", "U+2069"),
     _path("path-lrm", "a\u200fb", "U+200F"),
+    gen(
+        "render-surrogate-content",
+        "template-path",
+        {"a.txt": "{{ '%c' % 55296 }}\n"},
+        "template_error",
+        "not valid Unicode",
+    ),
+    gen("render-surrogate-path", "template-path", {"b{{ '%c' % 56320 }}.txt": "x\n"}, "unsafe_path", "UTF-8"),
+    dry("dry-run-surrogate-content", "template-path", "{{ '%c' % 55296 }}", "template_error", "not valid Unicode"),
 ]
 
 

@@ -524,7 +524,14 @@ class ProjectGenerator:
                     check_deadline()
         except Exception as exc:
             raise _render_error(exc, entry.rel, entry.name, path=False) from None
-        data = "".join(chunks).encode("utf-8")
+        try:
+            data = "".join(chunks).encode("utf-8")
+        except UnicodeEncodeError:  # '%c' % 55296 or a '\ud800' literal: a lone surrogate
+            raise GenerationFailed(
+                f"'{entry.rel}' renders text that is not valid Unicode (a lone surrogate such as \\ud800).",
+                code="template_error",
+                extra={"file": entry.rel, "reason": "not_utf8"},
+            ) from None
         if len(data) > max_file:
             raise self._too_big(entry.rel, len(data), max_file)
         return data
