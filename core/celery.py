@@ -63,5 +63,7 @@ def _job_context(task_id: str | None = None, task: Any = None, **kwargs: Any) ->
 @task_postrun.connect
 def _job_context_done(**kwargs: Any) -> None:
     from core.context import job
+    from core.jobs import forget_leases
 
     job.set("-")
+    forget_leases()  # a lease the task claimed and did not finish is no longer worked on

@@ -9,6 +9,9 @@ row N". The functions here implement the delivery rules of RELIABILITY.md once:
   another worker is not stolen, and too many deliveries fail the job (poison guard).
 * `Lease.heartbeat` renews the lease, records progress and reports cancellation.
 * `Lease.finish` records the terminal state only while the lease is still ours.
+* The lease keeper renews every lease this process holds from a thread of its own, so a
+  job whose work does not come back to a heartbeat for a while (one long template file, a
+  slow push) keeps its lease and is never given to a second worker while it still runs.
 """
 
 from __future__ import annotations
@@ -16,6 +19,8 @@ from __future__ import annotations
 import logging
 import os
 import socket
+import threading
+import time
 import uuid
 from dataclasses import dataclass
 from datetime import timedelta
@@ -23,7 +28,7 @@ from enum import Enum
 from typing import Any, TypeVar
 
 from django.conf import settings
-from django.db import models, transaction
+from django.db import connection, connections, models, transaction
 from django.dispatch import Signal
 from django.utils import timezone
 
@@ -208,7 +213,12 @@ def claim(model: type[J], pk: Any, *, owner: str) -> Claim:
         )
         if job.status != JobStatus.RUNNING:
             announce_status(model, pk, JobStatus.RUNNING)
-    return Claim(ClaimOutcome.CLAIMED, lease=Lease(model, pk, owner))
+    lease = Lease(model, pk, owner)
+    if not connection.in_atomic_block:
+        # Inside a transaction (a test's, or a caller's) the claim is not committed yet: no other
+        # connection can see or renew it, and the caller's own heartbeats are what keep it.
+        lease_keeper.keep(lease)
+    return Claim(ClaimOutcome.CLAIMED, lease=lease)
 
 
 class LeaseLost(Exception):
@@ -223,6 +233,8 @@ class Lease:
         self.pk = pk
         self.owner = owner
         self._progress: tuple[int | None, int | None] | None = None
+        self.claimed_at = time.monotonic()
+        self.thread = threading.get_ident()  # the thread working on it (see forget_leases)
 
     def _mine(self) -> models.QuerySet[Any]:
         return self.model._default_manager.filter(pk=self.pk, lease_owner=self.owner, status=JobStatus.RUNNING)
@@ -254,8 +266,14 @@ class Lease:
                 data = {"done": stored["progress_done"], "total": stored["progress_total"]}
         announce(self.model, self.pk, "progress", data)
 
+    def renew(self) -> bool:
+        """Push the expiry forward (the keeper's call: no progress, no events). False when lost."""
+        now = timezone.now()
+        return bool(self._mine().update(lease_expires_at=now + timedelta(seconds=settings.KILN_JOB_LEASE_SECONDS)))
+
     def finish(self, status: JobStatus, *, error: dict[str, Any] | None = None, **fields: Any) -> bool:
         """Record a terminal state; False when the lease was no longer ours."""
+        lease_keeper.drop(self)
         now = timezone.now()
         updated = self._mine().update(
             status=status,
@@ -277,12 +295,99 @@ class Lease:
             transaction.on_commit(lambda: _changed(self.model, self.pk, status))
         return bool(updated)
 
+    def stop_keeping(self) -> None:
+        """The caller gives the lease up by an UPDATE of its own: stop renewing it."""
+        lease_keeper.drop(self)
+
     def release(self) -> None:
         """Give the job back (status pending) so a retried delivery can claim it at once."""
+        lease_keeper.drop(self)
         if self._mine().update(
             status=JobStatus.PENDING, lease_owner="", lease_expires_at=None, updated_at=timezone.now()
         ):
             announce_status(self.model, self.pk, JobStatus.PENDING)
+
+
+class LeaseKeeper:
+    """Renews, from one thread, the lease of every job this process is working on.
+
+    `claim` hands each lease here; `finish`/`release` take it back, and `forget_leases`
+    (run after every Celery task) drops whatever a task claimed and left behind. Every
+    KILN_JOB_LEASE_SECONDS / 4 the thread pushes each expiry a full lease ahead, so a live
+    job's lease never expires however long one step of its work takes, while a process that
+    dies (SIGKILL, OOM, a hard time limit) stops renewing and the reaper recovers the job. A
+    lease is renewed at most for the task hard time limit: work running that long is stuck.
+    The thread exists only while leases are held, and closes its database connection when it
+    stops, so an idle process holds no extra connection.
+    """
+
+    def __init__(self) -> None:
+        self._leases: dict[int, Lease] = {}
+        self._lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+        self._pid = os.getpid()
+
+    def keep(self, lease: Lease) -> None:
+        with self._lock:
+            if self._pid != os.getpid():  # a forked child: the parent's thread and leases are not ours
+                self._leases, self._thread, self._pid = {}, None, os.getpid()
+            self._leases[id(lease)] = lease
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, name="kiln-lease-keeper", daemon=True)
+                self._thread.start()
+
+    def drop(self, lease: Lease) -> None:
+        with self._lock:
+            self._leases.pop(id(lease), None)
+
+    def forget_thread(self, thread: int) -> None:
+        with self._lock:
+            for key in [key for key, lease in self._leases.items() if lease.thread == thread]:
+                del self._leases[key]
+
+    def clear(self) -> None:
+        with self._lock:
+            self._leases.clear()
+
+    def held(self) -> list[Lease]:
+        with self._lock:
+            return list(self._leases.values())
+
+    def _run(self) -> None:
+        try:
+            while True:
+                time.sleep(max(settings.KILN_JOB_LEASE_SECONDS / 4, 0.05))
+                with self._lock:
+                    leases = list(self._leases.values())
+                    if not leases:
+                        self._thread = None
+                        return
+                horizon = float(getattr(settings, "CELERY_TASK_TIME_LIMIT", 0) or 0)
+                for lease in leases:
+                    if horizon and time.monotonic() - lease.claimed_at > horizon:
+                        logger.warning(
+                            "%s %s: running past %.0fs; its lease is let go", lease.model.__name__, lease.pk, horizon
+                        )
+                        self.drop(lease)
+                        continue
+                    try:
+                        if not lease.renew():  # finished, or taken over: nothing to keep
+                            self.drop(lease)
+                    except Exception:  # the database is away: try again next time
+                        logger.warning(
+                            "could not renew the lease of %s %s", lease.model.__name__, lease.pk, exc_info=True
+                        )
+                        connection.close()
+        finally:
+            connections.close_all()
+
+
+lease_keeper = LeaseKeeper()
+
+
+def forget_leases() -> None:
+    """Stop renewing the leases claimed by this thread (its task is over, whatever it left)."""
+    lease_keeper.forget_thread(threading.get_ident())
 
 
 def check_capacity(active: models.QuerySet[Any], *, what: str) -> None:

@@ -628,6 +628,7 @@ def _step_done(run: WorkflowRun, lease: Any) -> bool:
         outputs = {s.step_id: s.output for s in StepRun.objects.filter(run=run, status=StepStatus.COMPLETED)}
         lease.finish(JobStatus.COMPLETED, outputs=outputs, progress_done=done)
         return False
+    lease.stop_keeping()  # given back by the UPDATE below, for the next step's task
     if WorkflowRun.objects.filter(pk=run.pk, lease_owner=lease.owner).update(
         delivery_count=0, lease_owner="", lease_expires_at=None, progress_done=done, updated_at=timezone.now()
     ):
