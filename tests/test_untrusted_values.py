@@ -244,3 +244,20 @@ def test_manifest_yaml_bombs_are_template_invalid_quickly(cast):
             template_upload(archive=io.BytesIO(buffer.getvalue()), size=len(buffer.getvalue()), user=cast.alice)
         assert caught.value.extra["reason"] == "depth"
         assert time.monotonic() - started < 1.0
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    "arguments",
+    [{"name": "a\ud800b"}, {"name": "ok", "description": "\udfff"}, {"\udc00": 1}, {"name": float("nan")}],
+)
+def test_mcp_tool_arguments_are_refused_like_json_bodies(cast, arguments):
+    """MCP's JSON arrives through the SDK, not Kiln's parsers: the tool door applies the same check."""
+    from apps.agents.services.tools.registry import call_tool, tools
+    from apps.projects.models import Project
+
+    before = Project.objects.count()
+    outcome = call_tool(tools()["create_project"], actor=cast.alice, arguments=arguments)
+    assert outcome.is_error
+    assert outcome.structured["code"] == "parse_error"
+    assert Project.objects.count() == before

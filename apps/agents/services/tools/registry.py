@@ -28,6 +28,7 @@ from jsonschema.exceptions import ValidationError
 
 from core.exceptions import ApplicationError, ValidationFailed, validation_error_body
 from core.redaction import redact
+from core.values import MESSAGES, unstorable_reason
 
 logger = logging.getLogger("kiln.agents.tools")
 
@@ -214,6 +215,9 @@ def call_tool(tool: AgentTool, *, actor: Any, arguments: Any, call: ToolCall | N
 
     if arguments is None:
         arguments = {}
+    unstorable = unstorable_reason(arguments)
+    if unstorable is not None:  # what the REST parsers refuse (a lone surrogate, NaN, depth > 64): the same code
+        return _error(ValidationFailed(MESSAGES[unstorable], code="parse_error", extra={"reason": unstorable}))
     fields = argument_errors(tool.input_schema, arguments)
     if fields:
         first = next(iter(fields))
