@@ -32,15 +32,22 @@ from django.db import transaction
 from apps.templates.models import ProjectTemplate, TemplateSource
 from core.exceptions import ApplicationError, NotFound, ValidationFailed
 from core.json_schema import UserSchemaError, check_user_schema, iter_user_schema_errors
-from core.safe_paths import DuplicatePath, PathSet, SafeWriter, UnsafePath, clean_relative_path
+from core.safe_paths import (
+    MAX_GLOB_LENGTH,
+    MAX_GLOBS,
+    DuplicatePath,
+    PathSet,
+    SafeWriter,
+    UnsafePath,
+    clean_relative_path,
+    globs_too_large,
+)
 from core.values import UntrustedValueError, load_untrusted_yaml
 
 logger = logging.getLogger("kiln.templates")
 
 MANIFEST_NAME = "template.yaml"
 MAX_MANIFEST_BYTES = 256 * 1024
-MAX_GLOBS = 100
-MAX_GLOB_LENGTH = 200
 MANIFEST_KEYS = frozenset({"slug", "name", "description", "version", "parameters", "exclude", "copy_without_render"})
 SLUG_RE = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,98}[a-z0-9])?$")
 VERSION_RE = re.compile(r"^[0-9A-Za-z][0-9A-Za-z.+_-]{0,49}$")
@@ -175,9 +182,7 @@ def parse_manifest(raw: bytes, *, where: str = MANIFEST_NAME) -> TemplateManifes
         value = data.get(key) or []
         if not isinstance(value, list) or not all(isinstance(item, str) and item for item in value):
             raise TemplateInvalid(f"{where}: '{key}' must be a list of glob patterns.", extra={"key": key})
-        # globs become one Python regular expression (fnmatch.translate is quadratic in '[':
-        # 20,000 of them took 24 s); no template needs more or longer ones than this
-        if len(value) > MAX_GLOBS or any(len(item) > MAX_GLOB_LENGTH for item in value):
+        if globs_too_large(value):  # they become one Python regular expression
             raise TemplateInvalid(
                 f"{where}: '{key}' takes at most {MAX_GLOBS} glob patterns of at most {MAX_GLOB_LENGTH} characters.",
                 extra={"key": key, "reason": "too_large"},

@@ -310,3 +310,21 @@ def test_manifest_globs_are_bounded_before_they_are_compiled(globs):
         parse_manifest(manifest)
     assert caught.value.extra == {"key": "exclude", "reason": "too_large"}
     assert time.monotonic() - started < 1.0
+
+
+def test_cookiecutter_copy_without_render_globs_are_bounded_too(tmp_path):
+    import json as _json
+
+    from apps.templates.services.formats import cookiecutter
+    from apps.templates.services.formats._engine import FormatInvalid
+
+    folder = tmp_path / "cc"
+    (folder / "{{cookiecutter.name}}").mkdir(parents=True)
+    (folder / "{{cookiecutter.name}}" / "x.txt").write_text("x")
+    config = {"name": "demo", "_copy_without_render": ["[" * 20_000]}
+    (folder / "cookiecutter.json").write_text(_json.dumps(config))
+    started = time.monotonic()
+    with pytest.raises(FormatInvalid) as caught:
+        cookiecutter.load_spec(folder)
+    assert "_copy_without_render" in caught.value.message
+    assert time.monotonic() - started < 1.0

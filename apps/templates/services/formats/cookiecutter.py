@@ -46,6 +46,7 @@ from apps.templates.services.formats import _engine as engine
 from apps.templates.services.formats._engine import FileInfo, FormatInvalid, FormatUnsupported, SourceInfo
 from apps.templates.services.formats.cookiecutter_ext import CookiecutterExtension
 from core.exceptions import ValidationFailed
+from core.safe_paths import MAX_GLOB_LENGTH, MAX_GLOBS, globs_too_large
 from core.sandbox import KilnSandbox, make_environment, render_limits
 from core.values import UntrustedValueError, load_untrusted_json
 
@@ -209,6 +210,12 @@ def load_spec(folder: Path, *, scan: bool = True) -> CookiecutterSpec:
         value = config.get(key)
         if value is not None and not (isinstance(value, list) and all(isinstance(item, str) for item in value)):
             raise _config_error(text, f"'{key}' must be a list of strings.", line=_line_of_key(text, key))
+    if globs_too_large(config.get("_copy_without_render") or []):  # fnmatch: quadratic in '['
+        raise _config_error(
+            text,
+            f"'_copy_without_render' takes at most {MAX_GLOBS} patterns of at most {MAX_GLOB_LENGTH} characters.",
+            line=_line_of_key(text, "_copy_without_render"),
+        )
     new_lines = config.get("_new_lines")
     if new_lines not in (None, False, "", "\n", "\r\n", "\r"):
         raise _config_error(
