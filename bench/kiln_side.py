@@ -125,7 +125,7 @@ class _DirSink:
         root.mkdir(parents=True)
         self.writer = SafeWriter(root)
 
-    def add(self, path: str, data: bytes, mode: int) -> None:
+    def add(self, path: str, data: bytes, mode: int, sha256: str) -> None:
         self.writer.write(path, data, mode)
 
 
@@ -190,8 +190,6 @@ def cmd_memory(args: argparse.Namespace) -> dict[str, Any]:
     _setup_django()
     from django.conf import settings
 
-    from apps.projects.services.generation import generated_project_output_dir
-
     user, project = _user_and_project("bench-memory")
     _template(args.slug)
     gc.collect()
@@ -201,7 +199,6 @@ def cmd_memory(args: argparse.Namespace) -> dict[str, Any]:
     generated = _generate(user, project, args.slug)
     elapsed = time.perf_counter() - started
     peak = _peak_rss_mib()
-    discard(generated_project_output_dir(generated))  # deleting 10,000 files now would slow the next section
     return {
         "files": generated.file_count,
         "baseline_peak_mib": baseline,
@@ -237,7 +234,7 @@ PROFILE_BUCKETS: list[tuple[str, str, str]] = [
     ("      ProjectGenerator.render (all files)", "project_generator.py", "render"),
     ("        _render_content (Jinja)", "project_generator.py", "_render_content"),
     ("        _render_path", "project_generator.py", "_render_path"),
-    ("        writing the staging files (_DirectorySink.add)", "generation.py", "add"),
+    ("        storing new blobs (_BlobSink.add, BlobWriter)", "generation.py", "add"),
     ("      ProjectFile rows (insert_many)", "projects/models.py", "insert_many"),
     ("  --output copy (generated_project_copy_to)", "generation.py", "generated_project_copy_to"),
 ]
@@ -322,14 +319,16 @@ class _ExportBench:
     def __init__(self, slug: str, scratch: Path) -> None:
         from django.conf import settings
 
-        from apps.projects.services.generation import generated_project_output_dir
+        from apps.projects.services.generation import generated_project_copy_to
 
         self.user, self.project = _user_and_project("bench-export")
         self.generated = _generate(self.user, self.project, slug)
-        self.files_root = generated_project_output_dir(self.generated)
         self.scratch = scratch
         discard(scratch)
         scratch.mkdir(parents=True)
+        # the CLI tools work on a tree: the generation's files written out once (Kiln reads its blobs)
+        self.files_root = scratch / "tree"
+        generated_project_copy_to(generated=self.generated, destination=self.files_root)
         self.git_env = _git_env()
         self.git = settings.KILN_GIT_BINARY
         self.message = f"Initial commit from Kiln template {slug}\n"
@@ -350,15 +349,12 @@ class _ExportBench:
 
     def kiln_build(self, git_dir: Path) -> str:
         """What the git providers do: the recorded files (one query) into `git fast-import`."""
-        from apps.projects.models import ProjectFile
         from apps.projects.services.gitops import build_commit
-        from apps.projects.services.stored_files import SourceFile
+        from apps.projects.services.stored_files import generation_files, read_sources
 
-        rows = ProjectFile.objects.filter(generated_id=self.generated.pk).order_by("path")
-        files = [SourceFile(path=p, mode=m, size=s) for p, m, s in rows.values_list("path", "mode", "size")]
         return build_commit(
-            root=self.files_root,
-            files=files,
+            files=generation_files(self.generated.pk),
+            read_many=read_sources,
             git_dir=git_dir,
             branch="main",
             message=self.message,
@@ -389,7 +385,6 @@ class _ExportBench:
         ctx = ExportContext(
             export=export,
             generated=self.generated,
-            files_root=self.files_root,
             workspace=self.scratch,
             connection=None,
             token=None,
@@ -406,7 +401,6 @@ class _ExportBench:
         return elapsed
 
     def round(self) -> dict[str, float]:
-        from django.conf import settings
 
         timings: dict[str, float] = {}
         kiln_repo = self.scratch / "kiln-repo.git"
@@ -433,7 +427,6 @@ class _ExportBench:
             data = {"provider": provider}
             timings[f"kiln {provider} export job"], export = _timed(functools.partial(self.kiln_job, data))
             self.archive_bytes[f"kiln {provider} export job"] = int(export.archive_size or 0)
-            discard(Path(settings.GENERATED_PROJECTS_DIR) / export.archive_path)
             timings[f"kiln {provider} writer only"] = self.kiln_writer(provider)
             if shutil.which(label.split()[0]) is None:
                 continue  # the CLI is not installed: no baseline for this archive format
@@ -448,11 +441,7 @@ class _ExportBench:
         return timings
 
     def close(self) -> None:  # after the last round
-        from apps.projects.services.repository_exporter import exports_root
-
         remove(self.scratch)
-        shutil.rmtree(exports_root(self.project.pk), ignore_errors=True)
-        shutil.rmtree(self.files_root, ignore_errors=True)
 
 
 def cmd_exports(args: argparse.Namespace) -> dict[str, Any]:

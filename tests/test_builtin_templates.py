@@ -14,12 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from apps.projects.services.generation import (
-    generated_project_execute,
-    generated_project_output_dir,
-    generated_project_start,
-)
+from apps.projects.services.generation import generated_project_execute, generated_project_start
 from apps.templates.services.catalog import template_sync_builtin
+from tests.trees import materialised
 
 pytestmark = [pytest.mark.django_db, pytest.mark.slow]
 
@@ -49,7 +46,7 @@ def test_generated_project_passes_its_own_tests(slug, cast, tmp_path):
     )
     generated = generated_project_execute(generated_id=row.pk, owner=f"t:1:{slug}").generated
     assert generated.status == "completed", generated.error
-    root = generated_project_output_dir(generated)
+    root = materialised(generated)
     env = {
         key: value
         for key, value in os.environ.items()

@@ -135,6 +135,8 @@ class ProjectFile(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["generated", "path"], name="project_file_unique_path"),
         ]
+        # the blob sweeper asks "does any file still point at these blobs?" (apps.storage.sweep)
+        indexes = [models.Index(fields=["sha256"], name="project_file_sha256")]
 
     def __str__(self) -> str:
         return self.path
@@ -197,7 +199,9 @@ class RepositoryExport(Job):
         null=True, blank=True, editable=False, help_text="when the first request to create the remote repository left"
     )
     pushed = models.BooleanField(default=False, help_text="False when the remote already had the commit")
-    archive_path = models.CharField(max_length=500, blank=True, default="")
+    archive_path = models.CharField(
+        max_length=500, blank=True, default="", help_text="the archive's key in the blob store"
+    )
     archive_size = models.PositiveBigIntegerField(null=True, blank=True)
     archive_sha256 = models.CharField(max_length=64, blank=True, default="")
     created_by = models.ForeignKey(
@@ -213,7 +217,10 @@ class RepositoryExport(Job):
                 name="export_status_valid",
             ),
         ]
-        indexes = [models.Index(fields=["generated", "status"], name="export_generated_status")]
+        indexes = [
+            models.Index(fields=["generated", "status"], name="export_generated_status"),
+            models.Index(fields=["archive_sha256"], name="export_archive_sha256"),
+        ]
 
     def __str__(self) -> str:
         return f"export #{self.pk} of {self.generated_id} to {self.provider}"

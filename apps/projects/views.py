@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from django.db.models import QuerySet
-from django.http import FileResponse
 from django.http.response import HttpResponseBase
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, extend_schema_view
@@ -51,6 +50,7 @@ from apps.projects.serializers import (
     RepositoryExportSerializer,
 )
 from apps.projects.services import connections, exports, generation, projects
+from apps.storage.downloads import blob_response
 from core.exceptions import NotFound
 
 ERRORS = {
@@ -316,18 +316,18 @@ class ProjectFileViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, Proje
         summary="Download a file's raw bytes",
         responses={
             (200, "application/octet-stream"): OpenApiTypes.BINARY,
-            410: OpenApiResponse(description="the generated files were removed"),
+            302: OpenApiResponse(description="KILN_DOWNLOAD_REDIRECT (S3): to a short-lived presigned URL"),
+            410: OpenApiResponse(description="the stored file is missing (blob_missing)"),
             **_errors(401, 404),
         },
         tags=["files"],
     )
     @action(detail=True, methods=["get"])
-    def content(self, request: Request, project_id: str, generated_id: str, id: str) -> FileResponse:
+    def content(self, request: Request, project_id: str, generated_id: str, id: str) -> HttpResponseBase:
         project_file = self.get_object()
-        handle = generation.generated_file_open(project_file)
-        return FileResponse(
-            handle,
-            as_attachment=True,
+        return blob_response(
+            sha256=project_file.sha256,
+            size=project_file.size,
             filename=project_file.path.rsplit("/", 1)[-1],
             content_type="application/octet-stream",
         )
@@ -375,6 +375,7 @@ class RepositoryExportViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, 
         responses={
             (200, "application/zip"): OpenApiTypes.BINARY,
             (200, "application/gzip"): OpenApiTypes.BINARY,
+            302: OpenApiResponse(description="KILN_DOWNLOAD_REDIRECT (S3): to a short-lived presigned URL"),
             409: OpenApiResponse(description="the archive is not ready"),
             410: OpenApiResponse(description="the archive was removed"),
             **_errors(400, 401, 404),
@@ -382,15 +383,15 @@ class RepositoryExportViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, 
         tags=["exports"],
     )
     @action(detail=True, methods=["get"])
-    def download(self, request: Request, project_id: str, generated_id: str, id: str) -> FileResponse:
+    def download(self, request: Request, project_id: str, generated_id: str, id: str) -> HttpResponseBase:
         export = self.get_object()
-        path = exports.repository_export_archive(export)
+        archive = exports.repository_export_archive(export)
         project = self.get_project()
         extension = "zip" if export.provider == "zip" else "tar.gz"
         content_type = "application/zip" if extension == "zip" else "application/gzip"
-        return FileResponse(
-            open(path, "rb"),
-            as_attachment=True,
+        return blob_response(
+            sha256=archive.sha256,
+            size=archive.size,
             filename=f"{project.slug}-{export.generated_id}.{extension}",
             content_type=content_type,
         )

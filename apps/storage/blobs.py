@@ -56,6 +56,7 @@ _CHUNK = 1 << 20
 _BATCH_FILES = 256  # blobs looked up in the index at a time
 _BATCH_BYTES = 8 << 20
 _IN_FLIGHT_BYTES = 64 << 20  # bytes handed to upload threads and not yet stored
+_IO_THREADS = ("kiln-blobs", "kiln-deflate")  # thread names of Kiln's I/O pools
 
 
 # --- errors -----------------------------------------------------------------------------------
@@ -172,6 +173,13 @@ class VerifiedReader:
             if self.size is not None and self._read > self.size:
                 self._fail()
         if not data or (n is not None and n < 0):
+            self._finish()
+        elif self.size is not None and self._read == self.size:
+            # all the recorded bytes are in: check now, so a caller that stops here gets verified bytes
+            with storage_errors("Reading a stored file"):
+                extra = self.raw.read(1)
+            if extra:
+                self._fail()
             self._finish()
         return data
 
@@ -361,10 +369,17 @@ class BlobStore:
             self.backend.delete_blobs(list(keys))
 
     def forget(self, sha256: str) -> None:
-        """Drop a blob found missing or damaged from the index, so that the next writer stores it again."""
+        """Drop a blob found missing or damaged from the index, so that the next writer stores it again.
+
+        Reads run on I/O threads too; such a thread's database connection is closed right after.
+        """
         logger.error("blob %s is missing or damaged in the storage; dropped from the index", sha256)
-        with contextlib.suppress(Exception):
-            forget_blobs([sha256])
+        try:
+            with contextlib.suppress(Exception):
+                forget_blobs([sha256])
+        finally:
+            if threading.current_thread().name.startswith(_IO_THREADS):
+                connection.close()
 
     def check(self) -> None:
         self.backend.check()

@@ -452,7 +452,7 @@ def _template_for(run: Run) -> Any:
 
 def run_generate(run: Run) -> None:
     from apps.projects.models import ProjectFile
-    from apps.projects.services.generation import generated_project_output_dir
+    from tests.trees import materialised
 
     template, spec = _template_for(run)
     url = f"{API}/projects/{run.cast.project.pk}/generated/"
@@ -468,11 +468,9 @@ def run_generate(run: Run) -> None:
     from apps.projects.models import GeneratedProject
 
     generated = GeneratedProject.objects.get(pk=created["id"])
-    output = generated_project_output_dir(generated)
-    leftovers = list(output.parent.glob(".staging-*")) + list(output.parent.glob(".trash-*"))
-    assert leftovers == [], f"{run.case.id}: staging folders left behind: {leftovers}"
+    output = materialised(generated)  # the recorded files, read back from the blob store
     if run.case.expect.state == "failed":
-        assert not output.exists(), f"{run.case.id}: a failed generation left output in {output}"
+        assert not any(output.iterdir()), f"{run.case.id}: a failed generation recorded files"
         assert ProjectFile.objects.filter(generated=generated).count() == 0
     if spec["check_files"]:
         written = {p.relative_to(output).as_posix(): p.read_bytes() for p in output.rglob("*") if p.is_file()}
@@ -755,7 +753,7 @@ def scenario_self_spawning_run(run: Run) -> None:
 def scenario_generated_bare_repo_hook(run: Run) -> None:
     """A template renders a bare git repository with a hook; the project is then pushed into it."""
     from apps.projects.models import GeneratedProject
-    from apps.projects.services.generation import generated_project_output_dir
+    from tests.trees import materialised
 
     hook = f"#!/bin/sh\necho hook-ran >> '{run.world.pwn}'\n"
     template = run.world.make_template(
@@ -778,7 +776,7 @@ def scenario_generated_bare_repo_hook(run: Run) -> None:
     assert target.status == "completed", target.error
     source = run.world.generated
     export_url = f"{API}/projects/{run.cast.project.pk}/generated/{source.pk}/exports/"
-    body = {"provider": "git", "remote_url": f"file://{generated_project_output_dir(target)}"}
+    body = {"provider": "git", "remote_url": f"file://{materialised(target)}"}
     with run.world.run_jobs():
         response = run.world.client("alice").post(export_url, body, format="json")
     # the answer echoes the remote URL the client sent, which names the output folder: only the

@@ -87,11 +87,11 @@ def test_generation_survives_kills(kill_queue, heavy_template, whole):
     from apps.projects.models import GeneratedProject, ProjectFile
     from apps.projects.services.generation import (
         generated_project_dry_run,
-        generated_project_output_dir,
         generated_project_start,
     )
     from apps.projects.services.projects import project_create
     from apps.projects.tests.factories import UserFactory
+    from tests.trees import materialised
 
     user = UserFactory(username=f"killer-{uuid.uuid4().hex[:6]}")
     project = project_create(owner=user, name=f"Kill {uuid.uuid4().hex[:6]}")
@@ -121,9 +121,8 @@ def test_generation_survives_kills(kill_queue, heavy_template, whole):
         assert final.status == "completed", final.error
         assert final.content_sha256 == reference.content_sha256
         assert ProjectFile.objects.filter(generated=final).count() == reference.file_count
-        folder = generated_project_output_dir(final)
+        folder = materialised(final)  # every recorded file is stored and reads back verified
         assert sum(1 for p in folder.rglob("*") if p.is_file()) == reference.file_count
-        assert not list(folder.parent.glob(f".staging-{final.pk}-*"))
     print(f"kill rounds ({'whole worker' if whole else 'pool child'}):", outcomes)
     assert any(status == "completed" for status, _ in outcomes)
     assert not GeneratedProject.objects.filter(status__in=["pending", "running"]).exists()

@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 
 from apps.projects.models import GeneratedProject
-from apps.projects.services.generation import generated_project_output_dir
+from apps.projects.services.generation import generated_project_copy_to
 
 pytestmark = [pytest.mark.django_db, pytest.mark.slow]
 
@@ -80,7 +80,7 @@ def test_seed_becomes_a_running_project(document, cast, api, run_jobs, tmp_path)
     detail = client.get(f"/api/v1/projects/{cast.project.pk}/generated/{started.json()['id']}/").json()
     assert detail["status"] == "completed", detail["error"]
     project = tmp_path / "project"
-    shutil.copytree(generated_project_output_dir(GeneratedProject.objects.get(pk=detail["id"])), project)
+    generated_project_copy_to(generated=GeneratedProject.objects.get(pk=detail["id"]), destination=project)
 
     # every path of the document exists
     preview = client.post("/api/v1/blueprints/preview/", {"document": body["blueprint"]["document"]}, format="json")

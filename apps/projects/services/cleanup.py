@@ -3,9 +3,12 @@
 A generated project is old when it finished (UTC) strictly more than the retention
 period ago. Never touched: pending or running generations, generations with an export
 that is still pending or running, and generations a running workflow step refers to.
-Rows go first, in one transaction per project (files and exports with them); its
-folder and archives are removed after commit, without following links (a link is
-removed, never its target). A named lock makes overlapping runs safe: the second one
+Rows go first, in one transaction per generation (files and exports with them); then the
+blob sweeper deletes the blobs no remaining generation, archive or template version points
+at (`apps.storage.sweep`: a blob a generation completing meanwhile uses is kept), and a dry
+run reports the bytes that would be freed. Folders left by Kiln versions before the blob
+store are removed too, without following links (a link is removed, never its target).
+A named lock makes overlapping runs safe: the second one
 reports `already_running` and does nothing.
 """
 
@@ -21,12 +24,11 @@ from typing import Any
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Sum
+from django.db.models import Q
 from django.utils import timezone
 
 from apps.projects.models import GeneratedProject, ProjectFile, RepositoryExport
-from apps.projects.services.generation import generated_project_output_dir
-from apps.projects.services.repository_exporter import exports_root
+from apps.storage.sweep import blobs_sweep
 from core.jobs import ACTIVE_STATUSES, TERMINAL_STATUSES
 from core.locks import named_lock
 
@@ -71,6 +73,12 @@ def remove_path(path: Path) -> int:
     return freed
 
 
+def _legacy_folders(pk: int, project_id: int) -> list[Path]:
+    """What a generation kept on disk before the blob store: its folder and its archives."""
+    root = Path(settings.GENERATED_PROJECTS_DIR) / str(int(project_id))
+    return [root / str(int(pk)), *sorted((root / "exports").glob(f"{int(pk)}.*"))]
+
+
 def generated_projects_cleanup(*, dry_run: bool, now: Any = None) -> dict[str, Any]:
     now = now or timezone.now()
     cutoff = now - timedelta(days=settings.GENERATED_PROJECTS_RETENTION_DAYS)
@@ -89,11 +97,13 @@ def generated_projects_cleanup(*, dry_run: bool, now: Any = None) -> dict[str, A
             "cutoff": cutoff.isoformat(),
             "generated_deleted": 0,
             "files_deleted": 0,
-            "bytes_freed": 0,
             "archives_deleted": 0,
+            "bytes_freed": 0,
+            "blobs_deleted": 0,
             "skipped_active_export": 0,
             "skipped_active_run": 0,
         }
+        doomed: list[int] = []
         for pk, project_id in candidates:
             if pk in busy_exports:
                 report["skipped_active_export"] += 1
@@ -101,42 +111,35 @@ def generated_projects_cleanup(*, dry_run: bool, now: Any = None) -> dict[str, A
             if pk in busy_runs:
                 report["skipped_active_run"] += 1
                 continue
-            files = ProjectFile.objects.filter(generated_id=pk).aggregate(total=Sum("size"))
             file_count = ProjectFile.objects.filter(generated_id=pk).count()
-            archives = list(
-                RepositoryExport.objects.filter(generated_id=pk)
-                .exclude(archive_path="")
-                .values_list("pk", "archive_path")
-            )
-            if dry_run:
-                report["generated_deleted"] += 1
-                report["files_deleted"] += file_count
-                report["bytes_freed"] += files["total"] or 0
-                report["archives_deleted"] += len(archives)
-                continue
-            generated = GeneratedProject.objects.filter(pk=pk).first()
-            if generated is None:
-                continue
-            folder = generated_project_output_dir(generated)
-            with transaction.atomic():
-                locked = (
-                    GeneratedProject.objects.select_for_update(skip_locked=True)
-                    .filter(pk=pk, status__in=TERMINAL_STATUSES, finished_at__lt=cutoff)
-                    .first()
-                )
-                if (
-                    locked is None
-                    or RepositoryExport.objects.filter(generated_id=pk, status__in=ACTIVE_STATUSES).exists()
-                ):
-                    report["skipped_active_export"] += 1
-                    continue
-                locked.delete()
+            archives = RepositoryExport.objects.filter(generated_id=pk).exclude(archive_sha256="").count()
+            if not dry_run:
+                with transaction.atomic():
+                    locked = (
+                        GeneratedProject.objects.select_for_update(skip_locked=True)
+                        .filter(pk=pk, status__in=TERMINAL_STATUSES, finished_at__lt=cutoff)
+                        .first()
+                    )
+                    if (
+                        locked is None
+                        or RepositoryExport.objects.filter(generated_id=pk, status__in=ACTIVE_STATUSES).exists()
+                    ):
+                        report["skipped_active_export"] += 1
+                        continue
+                    locked.delete()
+                for folder in _legacy_folders(pk, project_id):
+                    report["bytes_freed"] += remove_path(folder)
+            doomed.append(pk)
             report["generated_deleted"] += 1
             report["files_deleted"] += file_count
-            report["bytes_freed"] += remove_path(folder)
-            root = exports_root(project_id)
-            for export_id, _ in archives:
-                for candidate in root.glob(f"{int(export_id)}.*"):
-                    report["bytes_freed"] += remove_path(candidate)
-                    report["archives_deleted"] += 1
+            report["archives_deleted"] += archives
+        # The blobs nothing points at any more (shared ones stay), deleted or, in a dry run, counted
+        # as if these generations were gone.
+        ignoring = (
+            {"generated files": Q(generated_id__in=doomed), "archives": Q(generated_id__in=doomed)} if dry_run else None
+        )
+        sweep = blobs_sweep(dry_run=dry_run, ignoring=ignoring)
+        report["blobs_deleted"] = sweep.blobs_deleted
+        report["bytes_freed"] += sweep.bytes_freed
+        report["blobs_skipped_busy"] = sweep.skipped_busy
         return report

@@ -9,19 +9,19 @@ a completed push, so nothing is created or pushed twice.
 
 from __future__ import annotations
 
+import contextlib
 import logging
-from pathlib import Path
 from typing import Any
 
 from celery.exceptions import SoftTimeLimitExceeded
-from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
 from apps.projects.models import ExportProvider, GeneratedProject, Project, ProviderConnection, RepositoryExport, Role
 from apps.projects.services.generation import JobBusy
 from apps.projects.services.projects import require_role
-from apps.projects.services.repository_exporter import RepositoryExporter, get_provider
+from apps.projects.services.repository_exporter import ExportResult, RepositoryExporter, get_provider
+from apps.storage.blobs import BlobRef, blob_key, blob_writes
 from core.exceptions import ApplicationError, Conflict, Gone, NotFound, ValidationFailed
 from core.jobs import (
     ClaimOutcome,
@@ -144,20 +144,12 @@ def repository_export_execute(*, export_id: int, owner: str) -> tuple[Repository
             raise _Cancelled()
 
     logs: list[str] = []
+    # an archive is stored as a blob: hold the writers' fence until the row pointing at it is committed
+    fence = blob_writes() if export.provider in ARCHIVE_PROVIDERS else contextlib.nullcontext()
     try:
-        outcome, logs = RepositoryExporter(export, record=record, heartbeat=heartbeat).run()
-        finished = lease.finish(
-            JobStatus.COMPLETED,
-            remote_url=outcome.remote_url or export.remote_url,
-            web_url=outcome.web_url or export.web_url,
-            commit_sha=outcome.commit_sha,
-            pushed=outcome.pushed,
-            remote_repo_id=outcome.remote_repo_id or export.remote_repo_id,
-            remote_full_name=outcome.remote_full_name or export.remote_full_name,
-            archive_path=outcome.archive_path,
-            archive_size=outcome.archive_size,
-            archive_sha256=outcome.archive_sha256,
-        )
+        with fence:
+            outcome, logs = RepositoryExporter(export, record=record, heartbeat=heartbeat).run()
+            finished = _finish(lease, export, outcome)
         if not finished:
             raise LeaseLost("lease lost before finishing")
     except _Cancelled:
@@ -185,16 +177,36 @@ class _Cancelled(Exception):
     pass
 
 
-def repository_export_archive(export: RepositoryExport) -> Path:
-    """The archive file of a completed zip/tar.gz export (410 when cleaned up)."""
-    if export.provider not in (ExportProvider.ZIP, ExportProvider.TAR_GZ):
+ARCHIVE_PROVIDERS = frozenset({ExportProvider.ZIP, ExportProvider.TAR_GZ})
+
+
+def _finish(lease: Any, export: RepositoryExport, outcome: ExportResult) -> bool:
+    return bool(
+        lease.finish(
+            JobStatus.COMPLETED,
+            remote_url=outcome.remote_url or export.remote_url,
+            web_url=outcome.web_url or export.web_url,
+            commit_sha=outcome.commit_sha,
+            pushed=outcome.pushed,
+            remote_repo_id=outcome.remote_repo_id or export.remote_repo_id,
+            remote_full_name=outcome.remote_full_name or export.remote_full_name,
+            archive_path=outcome.archive_path,
+            archive_size=outcome.archive_size,
+            archive_sha256=outcome.archive_sha256,
+        )
+    )
+
+
+def repository_export_archive(export: RepositoryExport) -> BlobRef:
+    """The stored archive of a completed zip/tar.gz export (409 while not ready, 410 when cleaned up)."""
+    if export.provider not in ARCHIVE_PROVIDERS:
         raise ValidationFailed("Only zip and tar.gz exports have a download.", code="no_archive")
-    if export.status != JobStatus.COMPLETED or not export.archive_path:
+    if export.status != JobStatus.COMPLETED or not export.archive_sha256:
         raise Conflict(f"The export is {export.status}; the archive is not ready.", code="archive_not_ready")
-    path = Path(settings.GENERATED_PROJECTS_DIR) / export.archive_path
-    if not path.is_file() or path.is_symlink():
+    if export.archive_path != blob_key(export.archive_sha256):
+        # an archive written before the blob store (a file under GENERATED_PROJECTS_DIR)
         raise Gone("The archive was removed (retention); export again.", code="files_expired")
-    return path
+    return BlobRef(export.archive_sha256, int(export.archive_size or 0))
 
 
 def repository_export_retry(*, export: RepositoryExport, actor: Any) -> RepositoryExport:

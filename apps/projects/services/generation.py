@@ -3,21 +3,20 @@
 `generated_project_start` is what the API (and a workflow's file_generation step) calls:
 it validates, writes the row and enqueues the task on commit. `generated_project_execute`
 is what the `file_generation` step executor runs inside a worker: it claims the job's
-lease, renders into a staging folder, renames it into place and records the files in one
-transaction, so a reader never sees half a project and a redelivered task never does the
-work twice.
+lease, renders into the blob store (each file stored once under its sha256, verified) and
+records the files in one transaction, so a reader never sees half a project and a redelivered
+task never does the work twice. A generation has no folder of its own: a step that needs a
+working tree materialises one from the blobs (`generated_project_copy_to`).
 """
 
 from __future__ import annotations
 
 import logging
 import os
-import shutil
-import stat
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any
 
 from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
@@ -35,11 +34,12 @@ from apps.projects.services.project_generator import (
     ProjectGenerator,
     prepare_template,
 )
-from apps.projects.services.projects import project_output_root, require_role
-from apps.projects.services.stored_files import SourceFile, read_generated_file
+from apps.projects.services.projects import require_role
+from apps.projects.services.stored_files import generation_files, manifest_of
+from apps.storage.blobs import BlobWriter, VerifiedReader, blob_store, blob_writes, remove_tree
 from apps.templates.models import ProjectTemplate
 from apps.templates.services.catalog import TemplateInvalid, TemplateManifest, template_folder, template_get
-from core.exceptions import ApplicationError, Conflict, Gone, NotFound, ValidationFailed
+from core.exceptions import ApplicationError, Conflict, ValidationFailed
 from core.jobs import (
     ClaimOutcome,
     JobStatus,
@@ -53,7 +53,6 @@ from core.jobs import (
     retry_fields,
 )
 from core.json_schema import UserSchemaError, iter_user_schema_errors
-from core.safe_paths import SafeWriter
 from core.values import refuse_unstorable_value
 
 logger = logging.getLogger("kiln.generation")
@@ -248,26 +247,14 @@ def generated_project_retry(*, generated: GeneratedProject, actor: Any) -> Gener
 # --- execution (inside a worker) --------------------------------------------------------------
 
 
-def generated_project_output_dir(generated: GeneratedProject) -> Path:
-    return project_output_root(generated.project_id) / str(int(generated.pk))
+class _BlobSink:
+    """Hands each rendered file to the job's blob writer (stored once, verified; see apps.storage)."""
 
+    def __init__(self, writer: BlobWriter) -> None:
+        self.writer = writer
 
-def _remove_tree(path: Path) -> None:
-    """Delete a folder we created; never follows links (rmtree is fd-based on Linux)."""
-    if not shutil.rmtree.avoids_symlink_attacks:  # pragma: no cover - platform guard
-        raise RuntimeError("refusing to delete folders on a platform without symlink-safe rmtree")
-    if os.path.islink(path):
-        os.unlink(path)
-    elif path.exists():
-        shutil.rmtree(path)
-
-
-class _DirectorySink:
-    def __init__(self, root: Path) -> None:
-        self.writer = SafeWriter(root)
-
-    def add(self, path: str, data: bytes, mode: int) -> None:
-        self.writer.write(path, data, mode)
+    def add(self, path: str, data: bytes, mode: int, sha256: str) -> None:
+        self.writer.add(data, sha256=sha256)
 
 
 @dataclass
@@ -289,14 +276,6 @@ def generated_project_execute(*, generated_id: int, owner: str) -> ExecuteOutcom
     lease = result.lease
     assert lease is not None
 
-    final = generated_project_output_dir(generated)
-    parent = final.parent
-    parent.mkdir(parents=True, exist_ok=True)
-    for stale in parent.glob(f".staging-{generated.pk}-*"):
-        _remove_tree(stale)
-    staging = parent / f".staging-{generated.pk}-{uuid.uuid4().hex[:8]}"
-    staging.mkdir()
-
     def report(done: int, total: int) -> None:
         if lease.heartbeat(done=done, total=total):
             raise GenerationCancelled()
@@ -314,89 +293,72 @@ def generated_project_execute(*, generated_id: int, owner: str) -> ExecuteOutcom
             f"({template.file_count} template files)",
         )
         lease.heartbeat(done=0)
-        outcome = ProjectGenerator(_prepared(template)).render(
-            generated.parameters, _DirectorySink(staging), progress=ProgressThrottle(report)
-        )
-        _promote(staging, final)
-        with transaction.atomic():
-            ProjectFile.objects.filter(generated_id=generated.pk).delete()
-            ProjectFile.objects.insert_many(
-                generated.pk, [(f.path, f.size, f.sha256, f.mode, f.is_binary) for f in outcome.files]
-            )
-            job_log(
-                GeneratedProject,
-                generated.pk,
-                f"INFO wrote {outcome.file_count} files, {outcome.total_bytes} bytes, sha256 {outcome.content_sha256}",
-            )
-            if not lease.finish(
-                JobStatus.COMPLETED,
-                file_count=outcome.file_count,
-                total_bytes=outcome.total_bytes,
-                content_sha256=outcome.content_sha256,
-                progress_done=outcome.file_count,
-                progress_total=outcome.file_count,
-            ):
-                raise LeaseLost("lease lost before commit")
+        # From the first blob lookup to the commit of the rows that point at the blobs, the
+        # sweeper keeps off (apps.storage.sweep); the rows appear in one transaction, after every
+        # blob was stored and verified, so a reader never sees half a project.
+        with blob_writes():
+            with blob_store().writer() as writer:
+                outcome = ProjectGenerator(_prepared(template)).render(
+                    generated.parameters, _BlobSink(writer), progress=ProgressThrottle(report)
+                )
+            with transaction.atomic():
+                ProjectFile.objects.filter(generated_id=generated.pk).delete()
+                ProjectFile.objects.insert_many(
+                    generated.pk, [(f.path, f.size, f.sha256, f.mode, f.is_binary) for f in outcome.files]
+                )
+                job_log(
+                    GeneratedProject,
+                    generated.pk,
+                    f"INFO wrote {outcome.file_count} files, {outcome.total_bytes} bytes, "
+                    f"sha256 {outcome.content_sha256} ({writer.stored} new blobs stored)",
+                )
+                if not lease.finish(
+                    JobStatus.COMPLETED,
+                    file_count=outcome.file_count,
+                    total_bytes=outcome.total_bytes,
+                    content_sha256=outcome.content_sha256,
+                    progress_done=outcome.file_count,
+                    progress_total=outcome.file_count,
+                ):
+                    raise LeaseLost("lease lost before commit")
     except GenerationCancelled:
-        _remove_tree(staging)
         job_log(GeneratedProject, generated.pk, "INFO cancelled")
         lease.finish(JobStatus.CANCELLED)
     except LeaseLost:
-        _remove_tree(staging)
         logger.warning("generation %s: lease lost; another delivery owns it", generated.pk)
     except ApplicationError as exc:
-        _remove_tree(staging)
         job_log(GeneratedProject, generated.pk, f"ERROR {exc.code}: {exc.message}")
         lease.finish(JobStatus.FAILED, error=error_payload(exc.code, exc.message, exc.extra or None))
     except SoftTimeLimitExceeded:
-        _remove_tree(staging)
         lease.finish(
             JobStatus.FAILED,
             error=error_payload("time_limit", "The generation took longer than the task time limit."),
         )
     except OSError as exc:
-        _remove_tree(staging)
         lease.finish(
             JobStatus.FAILED,
             error=error_payload("storage_error", f"Writing the generated files failed: {exc.strerror or exc}."),
         )
-    except Exception:
-        _remove_tree(staging)
-        raise
     generated.refresh_from_db()
     return ExecuteOutcome(generated, ran=True)
 
 
-def generated_file_open(project_file: ProjectFile) -> BinaryIO:
-    """A recorded file of a generation, opened for reading (never through a link).
+def generated_file_open(project_file: ProjectFile) -> VerifiedReader:
+    """A recorded file of a generation, opened for reading from the blob store.
 
-    410 `files_expired` when the generation's folder is gone (retention), 404 when the file is
-    not a regular file there. The REST download and the agents' `read_file` tool read with it.
+    The stream checks the recorded size and sha256 as it is read (`blob_corrupt` at the end
+    otherwise); 410 `blob_missing` when the storage lost it. The REST download and the agents'
+    `read_file` tool read with it.
     """
-    folder = generated_project_output_dir(project_file.generated)
-    flags = os.O_RDONLY | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0)
-    try:
-        fd = os.open(folder / project_file.path, flags)
-    except (FileNotFoundError, NotADirectoryError):
-        raise Gone(
-            "The generated files were removed (retention) or are not available; regenerate the project.",
-            code="files_expired",
-        ) from None
-    except OSError:
-        raise NotFound("File not found.") from None
-    handle = os.fdopen(fd, "rb")
-    if not stat.S_ISREG(os.fstat(handle.fileno()).st_mode):
-        handle.close()
-        raise NotFound("File not found.")
-    return handle
+    return blob_store().open(project_file.sha256, size=project_file.size)
 
 
 def generated_project_copy_to(*, generated: GeneratedProject, destination: Path) -> int:
     """Write a completed generation's recorded files into `destination` (a new or empty folder).
 
-    The files are read back from the job's own folder as recorded (`stored_files`: no links,
-    recorded sizes) and written with `SafeWriter` into a sibling staging folder that is renamed
-    into place, so `destination` appears whole or not at all. Returns the number of files.
+    The files come from the blob store as recorded (verified sizes and hashes) and are written
+    with `SafeWriter` into a sibling staging folder that is renamed into place, so `destination`
+    appears whole or not at all. Returns the number of files.
     """
     if generated.status != JobStatus.COMPLETED:
         raise Conflict(
@@ -406,32 +368,15 @@ def generated_project_copy_to(*, generated: GeneratedProject, destination: Path)
         )
     if destination.is_symlink() or (destination.exists() and (not destination.is_dir() or any(destination.iterdir()))):
         raise Conflict(f"{destination} exists and is not an empty folder.", code="destination_not_empty")
-    root = str(generated_project_output_dir(generated))
     destination.parent.mkdir(parents=True, exist_ok=True)
     staging = destination.parent / f".{destination.name}.kiln-{uuid.uuid4().hex[:8]}"
     staging.mkdir()
-    writer = SafeWriter(staging)
-    count = 0
     try:
-        rows = ProjectFile.objects.filter(generated_id=generated.pk).order_by("path")
-        for path, mode, size in rows.values_list("path", "mode", "size").iterator(chunk_size=2000):
-            writer.write(path, read_generated_file(root, SourceFile(path=path, mode=mode, size=size)), mode)
-            count += 1
+        count = blob_store().materialise(manifest_of(generation_files(generated.pk)), staging)
         if destination.exists():
             destination.rmdir()
         os.rename(staging, destination)
     except BaseException:
-        _remove_tree(staging)
+        remove_tree(staging)
         raise
     return count
-
-
-def _promote(staging: Path, final: Path) -> None:
-    """Rename the staging folder into place; an earlier output of this job is replaced."""
-    if final.exists() or final.is_symlink():
-        trash = final.parent / f".trash-{final.name}-{uuid.uuid4().hex[:8]}"
-        os.rename(final, trash)
-        os.rename(staging, final)
-        _remove_tree(trash)
-    else:
-        os.rename(staging, final)

@@ -4,7 +4,7 @@ Every git command runs with no system or global config, an empty HOME, prompts o
 hooks pointed at /dev/null, redirects off and `ext::`-style transports forbidden.
 Credentials travel only in per-command environment config (`http.<url>.extraHeader`),
 never in a URL, argv or `.git/config`. Commits are built with `git fast-import` from
-the recorded files (each read without following links), with a fixed identity and date,
+the recorded files (read from the blob store, verified), with a fixed identity and date,
 so the same generated project always gives the same commit sha and a re-push is a no-op.
 """
 
@@ -16,7 +16,7 @@ import os
 import re
 import subprocess
 import tempfile
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -25,7 +25,7 @@ from django.conf import settings
 from git import Git, Repo
 from git.exc import GitCommandError
 
-from apps.projects.services.stored_files import SourceFile, read_generated_file
+from apps.projects.services.stored_files import SourceFile
 from core.exceptions import ApplicationError
 from core.redaction import redact
 
@@ -106,9 +106,19 @@ def _quote_path(path: str) -> str:
 
 
 def build_commit(
-    *, root: Path, files: Iterable[SourceFile], git_dir: Path, branch: str, message: str, timestamp: int
+    *,
+    files: Sequence[SourceFile],
+    read_many: Callable[[Sequence[SourceFile]], Iterable[bytes]],
+    git_dir: Path,
+    branch: str,
+    message: str,
+    timestamp: int,
 ) -> str:
-    """Create a bare repository at `git_dir` holding one deterministic commit of `files`."""
+    """Create a bare repository at `git_dir` holding one deterministic commit of `files`.
+
+    `read_many` gives the files' bytes in the order asked (the blob store's verified reads):
+    they are streamed into `git fast-import`, so no working tree is written.
+    """
     env = git_env()
     Repo.init(git_dir, bare=True, mkdir=True)
     git = Git()
@@ -127,8 +137,8 @@ def build_commit(
             f"data {len(msg)}\n"
         ).encode()
         stdin.write(head + msg + b"\n")
-        for source in sorted(files, key=lambda f: f.path):
-            data = read_generated_file(root, source)
+        ordered = sorted(files, key=lambda f: f.path)
+        for source, data in zip(ordered, read_many(ordered), strict=True):
             mode = "100755" if source.mode & 0o111 else "100644"
             stdin.write(f"M {mode} inline {_quote_path(source.path)}\ndata {len(data)}\n".encode())
             stdin.write(data)

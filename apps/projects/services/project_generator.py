@@ -101,13 +101,13 @@ def manifest_sha256(entries: Iterable[ManifestEntry]) -> str:
 
 
 class OutputSink(Protocol):
-    def add(self, path: str, data: bytes, mode: int) -> None: ...
+    def add(self, path: str, data: bytes, mode: int, sha256: str) -> None: ...
 
 
 class NullSink:
     """Writes nothing: a dry run only hashes."""
 
-    def add(self, path: str, data: bytes, mode: int) -> None:
+    def add(self, path: str, data: bytes, mode: int, sha256: str) -> None:
         return None
 
 
@@ -448,10 +448,9 @@ class ProjectGenerator:
                             code="output_limit_exceeded",
                             extra={"limit": max_total},
                         )
-                    sink.add(path, data, entry.mode)
-                    manifest.append(
-                        ManifestEntry(path, len(data), hashlib.sha256(data).hexdigest(), entry.mode, entry.is_binary)
-                    )
+                    digest = hashlib.sha256(data).hexdigest()
+                    sink.add(path, data, entry.mode, digest)
+                    manifest.append(ManifestEntry(path, len(data), digest, entry.mode, entry.is_binary))
                 if progress is not None:
                     progress(done, total)
                 check_deadline()

@@ -14,9 +14,8 @@ from __future__ import annotations
 
 import logging
 import random
-import shutil
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from email.utils import parsedate_to_datetime
 from pathlib import Path
@@ -24,8 +23,9 @@ from typing import Any, Protocol, TypeVar
 
 from django.conf import settings
 
-from apps.projects.models import ExportProvider, GeneratedProject, ProjectFile, ProviderConnection, RepositoryExport
-from apps.projects.services.stored_files import SourceFile
+from apps.projects.models import ExportProvider, GeneratedProject, ProviderConnection, RepositoryExport
+from apps.projects.services.stored_files import SourceFile, generation_files, read_source, read_sources
+from apps.storage.blobs import scratch_folder
 from core.exceptions import ApplicationError, ValidationFailed
 from core.jobs import job_log
 from core.redaction import redact
@@ -67,7 +67,6 @@ class ExportResult:
 class ExportContext:
     export: RepositoryExport
     generated: GeneratedProject
-    files_root: Path
     workspace: Path
     connection: ProviderConnection | None
     token: str | None
@@ -76,12 +75,16 @@ class ExportContext:
     logs: list[str] = field(default_factory=list)
 
     def files(self) -> list[SourceFile]:
-        rows = (
-            ProjectFile.objects.filter(generated_id=self.generated.pk)
-            .order_by("path")
-            .values_list("path", "mode", "size")
-        )
-        return [SourceFile(path=path, mode=mode, size=size) for path, mode, size in rows]
+        """The generation's recorded files, sorted by path."""
+        return generation_files(self.generated.pk)
+
+    def read(self, source: SourceFile) -> bytes:
+        """One recorded file from the blob store, verified (`blob_missing` / `blob_corrupt` otherwise)."""
+        return read_source(source)
+
+    def read_many(self, sources: Sequence[SourceFile]) -> Iterator[bytes]:
+        """Many recorded files, verified, in order (fetched several at a time from a remote store)."""
+        return read_sources(sources)
 
     def log(self, message: str) -> None:
         text = redact(message, (self.token,) if self.token else ())
@@ -235,10 +238,6 @@ def retry_after_seconds(headers: dict[str, str] | None) -> float | None:
 # --- the exporter ------------------------------------------------------------------------------
 
 
-def exports_root(project_id: int) -> Path:
-    return Path(settings.GENERATED_PROJECTS_DIR) / str(int(project_id)) / "exports"
-
-
 class RepositoryExporter:
     """Runs one export through its provider module inside a scratch workspace."""
 
@@ -248,7 +247,6 @@ class RepositoryExporter:
         self.heartbeat = heartbeat
 
     def run(self) -> tuple[ExportResult, list[str]]:
-        from apps.projects.services.generation import generated_project_output_dir
         from apps.projects.services.secrets import SecretUnreadable, decrypt_secret
 
         export = self.export
@@ -266,31 +264,15 @@ class RepositoryExporter:
                     "The connection's token cannot be decrypted (was KILN_FERNET_KEY changed?); add the token again.",
                     code="connection_unreadable",
                 ) from None
-        files_root = generated_project_output_dir(generated)
-        if not files_root.is_dir():
-            raise ExportFailed(
-                "The generated files were removed (retention); regenerate the project before exporting.",
-                code="files_expired",
-                status_code=410,
+        with scratch_folder(f"export-{int(export.pk)}") as workspace:
+            ctx = ExportContext(
+                export=export,
+                generated=generated,
+                workspace=workspace,
+                connection=connection,
+                token=token,
+                record=self.record,
+                heartbeat=self.heartbeat,
             )
-        root = exports_root(generated.project_id)
-        root.mkdir(parents=True, exist_ok=True)
-        workspace = root / f".work-{export.pk}"
-        if workspace.exists():
-            shutil.rmtree(workspace)
-        workspace.mkdir()
-        ctx = ExportContext(
-            export=export,
-            generated=generated,
-            files_root=files_root,
-            workspace=workspace,
-            connection=connection,
-            token=token,
-            record=self.record,
-            heartbeat=self.heartbeat,
-        )
-        try:
             result = provider.export(ctx)
-        finally:
-            shutil.rmtree(workspace, ignore_errors=True)
         return result, ctx.logs

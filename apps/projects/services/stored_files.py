@@ -1,20 +1,17 @@
-"""The files a completed generation left under `GENERATED_PROJECTS_DIR`, read back safely.
+"""The files a completed generation recorded (`ProjectFile` rows), read back from the blob store.
 
-Exports (git, zip, tar.gz) and the CLI's `--output` read the recorded files (`ProjectFile`
-rows) through here: never through a link, only regular files, and only with the size that
-was recorded, so a tree changed on disk after the generation is refused instead of exported.
+Exports (git, zip, tar.gz), downloads and the CLI's `--output` read a generation's files through
+here: by the sha256 and size recorded for each path, verified as they are read, so a file that is
+missing or damaged in the storage is a coded error (`blob_missing`, `blob_corrupt`), never a wrong file.
 """
 
 from __future__ import annotations
 
-import os
-import stat
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 
-from core.exceptions import ApplicationError
-
-_READ_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0)
+from apps.projects.models import ProjectFile
+from apps.storage.blobs import ManifestItem, blob_store
 
 
 @dataclass(frozen=True)
@@ -22,40 +19,28 @@ class SourceFile:
     path: str
     mode: int
     size: int
+    sha256: str
 
 
-def read_generated_file(root: Path | str, source: SourceFile) -> bytes:
-    """Read one recorded file without following links; refuse anything but a regular file."""
-    try:
-        fd = os.open(os.path.join(root, source.path), _READ_FLAGS)
-    except OSError as exc:
-        raise ApplicationError(
-            f"The generated file '{source.path}' is missing or is not a regular file.",
-            code="unsupported_file_type",
-            status_code=422,
-        ) from exc
-    try:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
-            raise ApplicationError(
-                f"The generated file '{source.path}' is not a regular file.",
-                code="unsupported_file_type",
-                status_code=422,
-            )
-        chunks = []
-        remaining = source.size + 1
-        while remaining > 0:
-            chunk = os.read(fd, remaining)
-            if not chunk:
-                break
-            chunks.append(chunk)
-            remaining -= len(chunk)
-    finally:
-        os.close(fd)
-    data = chunks[0] if len(chunks) == 1 else b"".join(chunks)
-    if len(data) != source.size:
-        raise ApplicationError(
-            f"The generated file '{source.path}' changed on disk since generation.",
-            code="files_changed",
-            status_code=409,
-        )
-    return data
+def generation_files(generated_id: int) -> list[SourceFile]:
+    """A generation's recorded files, sorted by path (one query)."""
+    rows = (
+        ProjectFile.objects.filter(generated_id=generated_id)
+        .order_by("path")
+        .values_list("path", "mode", "size", "sha256")
+    )
+    return [SourceFile(path=path, mode=mode, size=size, sha256=sha256) for path, mode, size, sha256 in rows]
+
+
+def read_source(source: SourceFile) -> bytes:
+    """One recorded file's bytes, verified against its recorded size and sha256."""
+    return blob_store().read(source.sha256, size=source.size)
+
+
+def read_sources(sources: Sequence[SourceFile]) -> Iterator[bytes]:
+    """The bytes of many recorded files, verified, in order (fetched several at a time from S3)."""
+    return blob_store().read_many([(source.sha256, source.size) for source in sources])
+
+
+def manifest_of(sources: Sequence[SourceFile]) -> list[ManifestItem]:
+    return [ManifestItem(source.path, source.mode, source.sha256, source.size) for source in sources]

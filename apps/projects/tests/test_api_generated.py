@@ -177,15 +177,15 @@ def test_active_job_cap_answers_429(cast, api, template, settings):
     assert response["Retry-After"]
 
 
-def test_content_of_removed_files_is_410(cast, api, template, run_jobs, settings):
+def test_content_of_a_file_missing_from_the_storage_is_410(cast, api, template, run_jobs, settings):
     import shutil
 
     client = api(cast.dave)
     with run_jobs():
         created = client.post(url(cast), {"template": "tiny"}, format="json").json()
     file_id = client.get(url(cast, f"{created['id']}/files/")).json()["results"][0]["id"]
-    shutil.rmtree(settings.GENERATED_PROJECTS_DIR)
-    assert_error_shape(client.get(url(cast, f"{created['id']}/files/{file_id}/content/")), 410, "files_expired")
+    shutil.rmtree(settings.GENERATED_PROJECTS_DIR)  # the filesystem store's folder, lost
+    assert_error_shape(client.get(url(cast, f"{created['id']}/files/{file_id}/content/")), 410, "blob_missing")
 
 
 @pytest.mark.parametrize("bad_id", ["abc", "-1", "99999999999999999999", "0"])

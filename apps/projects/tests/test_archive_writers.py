@@ -18,12 +18,9 @@ import pytest
 
 from apps.projects.models import ProjectFile
 from apps.projects.services.export_providers import archives
-from apps.projects.services.exports import repository_export_archive, repository_export_execute, repository_export_start
-from apps.projects.services.generation import (
-    generated_project_execute,
-    generated_project_output_dir,
-    generated_project_start,
-)
+from apps.projects.services.exports import repository_export_execute, repository_export_start
+from apps.projects.services.generation import generated_project_execute, generated_project_start
+from tests.trees import materialised, stored_archive
 
 pytestmark = pytest.mark.django_db
 
@@ -66,7 +63,7 @@ def stamp_of(generated) -> int:
 def test_zip_is_valid_for_unzip_and_zipfile_and_matches_the_recorded_files(cast, generated, tmp_path):
     done = export(cast, generated, "zip")
     assert done.status == "completed", done.error
-    path = repository_export_archive(done)
+    path = stored_archive(done)
     data = path.read_bytes()
     assert done.archive_sha256 == hashlib.sha256(data).hexdigest() and done.archive_size == len(data)
     if shutil.which("unzip"):
@@ -100,7 +97,7 @@ def test_zip_and_tar_gz_are_byte_identical_when_exported_again(cast, generated):
 def test_tar_gz_is_valid_for_gzip_and_tar_with_a_fixed_header(cast, generated, tmp_path):
     done = export(cast, generated, "tar.gz")
     assert done.status == "completed", done.error
-    path = repository_export_archive(done)
+    path = stored_archive(done)
     data = path.read_bytes()
     assert done.archive_sha256 == hashlib.sha256(data).hexdigest()
     assert data[:4] == b"\x1f\x8b\x08\x00"
@@ -129,21 +126,26 @@ def test_archives_past_plain_zip_limits_go_through_zipfile_zip64(cast, generated
     monkeypatch.setattr(archives, "ZIP64_FILES", 10)  # as if the generation had 65,535 files
     done = export(cast, generated, "zip")
     assert done.status == "completed", done.error
-    with zipfile.ZipFile(repository_export_archive(done)) as archive:
+    with zipfile.ZipFile(stored_archive(done)) as archive:
         assert archive.testzip() is None
         assert sorted(archive.namelist()) == sorted(recorded(generated))
         assert (archive.getinfo("bin/run.sh").external_attr >> 16) & 0o777 == 0o755
 
 
+@pytest.mark.django_db(transaction=True)  # the damaged blob is dropped from the index by a reader thread
 @pytest.mark.parametrize("provider", ["zip", "tar.gz"])
-def test_a_file_changed_on_disk_fails_the_export_cleanly(cast, generated, provider):
-    root = generated_project_output_dir(generated)
-    (root / "pkg/m150.py").write_text("changed behind Kiln's back, and longer than before\n" * 3)
+def test_a_file_damaged_in_the_storage_fails_the_export_cleanly(cast, generated, provider):
+    from apps.storage.blobs import blob_key, blob_store
+    from apps.storage.models import Blob
+
+    row = ProjectFile.objects.get(generated=generated, path="pkg/m150.py")
+    Path(blob_store().backend.path(blob_key(row.sha256))).write_text("changed behind Kiln's back\n" * 3)
+    archives_before = Blob.objects.count()
     done = export(cast, generated, provider)
     assert done.status == "failed"
-    assert done.error["code"] == "files_changed"
-    assert "pkg/m150.py" in done.error["message"]
-    assert not list(Path(root.parent / "exports").glob(f"{done.pk}.*"))
+    assert done.error["code"] == "blob_corrupt"
+    assert done.archive_sha256 == "" and done.archive_path == ""
+    assert Blob.objects.count() == archives_before - 1  # the damaged blob left the index; no archive stored
 
 
 def test_a_failing_compressor_thread_fails_the_export_instead_of_hanging(cast, generated, monkeypatch):
@@ -183,8 +185,8 @@ def test_tar_headers_are_byte_identical_to_tarfiles(path, size, mode):
 
 def test_the_whole_tar_stream_is_what_tarfile_writes(cast, generated):
     done = export(cast, generated, "tar.gz")
-    ours = gzip.decompress(repository_export_archive(done).read_bytes())
-    root = generated_project_output_dir(generated)
+    ours = gzip.decompress(stored_archive(done).read_bytes())
+    root = materialised(generated)
     expected = io.BytesIO()
     with tarfile.open(fileobj=expected, mode="w", format=tarfile.PAX_FORMAT) as archive:
         for path, (_, mode) in sorted(recorded(generated).items()):

@@ -14,7 +14,7 @@ import pytest
 from django.core.management import CommandError, call_command
 
 from apps.projects.models import GeneratedProject, ProjectFile
-from apps.projects.services.generation import generated_project_output_dir
+from tests.trees import materialised
 
 pytestmark = pytest.mark.django_db(transaction=True)  # the job is enqueued on commit
 
@@ -61,7 +61,7 @@ def test_output_holds_exactly_the_recorded_files(make_template, cli_dir):
     assert tree(output) == rows
     assert set(rows) == {"README.md", "src/kiln/__init__.py", "bin/run.sh", "logo.bin"}
     assert rows["bin/run.sh"][1] and not rows["README.md"][1]
-    assert tree(output) == tree(generated_project_output_dir(generated))  # the job's own copy stays
+    assert tree(output) == tree(materialised(generated))  # the stored files stay
     assert [p.name for p in cli_dir.iterdir()] == ["out"]  # no staging folder left behind
 
 
@@ -84,21 +84,23 @@ def test_an_empty_output_folder_is_filled(make_template, cli_dir):
     assert "README.md" in tree(output)
 
 
-def test_a_stored_file_changed_on_disk_is_not_copied(make_template, cli_dir, monkeypatch):
+def test_a_stored_file_damaged_in_the_storage_is_not_copied(make_template, cli_dir, monkeypatch):
     from apps.projects.services import generation
+    from apps.storage.blobs import blob_key, blob_store
 
     template = make_template(FILES, parameters=PARAMS)
     original = generation.generated_project_copy_to
 
     def tamper_then_copy(*, generated, destination):
-        (generated_project_output_dir(generated) / "README.md").write_text("tampered after the job\n")
+        readme = ProjectFile.objects.get(generated=generated, path="README.md")
+        Path(blob_store().backend.path(blob_key(readme.sha256))).write_text("tampered after the job\n")
         return original(generated=generated, destination=destination)
 
     monkeypatch.setattr(
         "apps.projects.management.commands.generate_project.generated_project_copy_to", tamper_then_copy
     )
     output = cli_dir / "out"
-    with pytest.raises(CommandError, match="files_changed"):
+    with pytest.raises(CommandError, match="blob_corrupt"):
         run("--template", template.slug, "--output", str(output), "--no-sync")
     assert list(cli_dir.iterdir()) == []  # neither the output nor a staging folder
 

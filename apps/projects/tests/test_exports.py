@@ -17,6 +17,8 @@ from apps.projects.services.generation import generated_project_execute, generat
 
 pytestmark = pytest.mark.django_db
 
+A_SHA = hashlib.sha256(b"a").hexdigest()
+
 
 @pytest.fixture
 def generated(cast, make_template):
@@ -149,13 +151,10 @@ def test_client_hooks_never_run_and_config_stays_clean(tmp_path, settings):
     from apps.projects.services.gitops import GitAuth, build_commit, push_commit
     from apps.projects.services.stored_files import SourceFile
 
-    root = tmp_path / "files"
-    root.mkdir()
-    (root / "a.txt").write_text("a")
     git_dir = tmp_path / "built.git"
     commit = build_commit(
-        root=root,
-        files=[SourceFile("a.txt", 0o644, 1)],
+        files=[SourceFile("a.txt", 0o644, 1, A_SHA)],
+        read_many=lambda files: [b"a" for _ in files],
         git_dir=git_dir,
         branch="main",
         message="m\n",
@@ -177,18 +176,28 @@ def test_client_hooks_never_run_and_config_stays_clean(tmp_path, settings):
     assert git("--git-dir", str(remote), "rev-parse", "refs/heads/main") == commit
 
 
-def test_symlink_planted_in_generated_files_is_refused(api, cast, generated, run_jobs, settings, tmp_path):
-    from apps.projects.services.generation import generated_project_output_dir
+@pytest.mark.parametrize("provider", ["zip", "tar.gz", "git"])
+@pytest.mark.parametrize("damage", ["corrupt", "missing"])
+def test_a_missing_or_damaged_blob_fails_the_export_with_a_code(
+    api, cast, generated, run_jobs, settings, tmp_path, provider, damage
+):
+    from apps.projects.models import ProjectFile
+    from apps.storage.blobs import blob_key, blob_store
 
-    secret = tmp_path / "secret.txt"
-    secret.write_text("TOPSECRET")
-    target = generated_project_output_dir(generated) / "README.md"
-    target.unlink()
-    target.symlink_to(secret)
-    created = start(api, cast.mia, cast, generated, {"provider": "zip"}, run_jobs).json()
+    readme = ProjectFile.objects.get(generated=generated, path="README.md")
+    stored = Path(blob_store().backend.path(blob_key(readme.sha256)))
+    if damage == "corrupt":
+        stored.write_bytes(b"# not what was generated\n")
+    else:
+        stored.unlink()
+    body = {"provider": provider}
+    if provider == "git":
+        body.update(remote_url=f"file://{bare_repo(tmp_path)}")
+    created = start(api, cast.mia, cast, generated, body, run_jobs).json()
     detail = api(cast.mia).get(export_url(cast, generated, f"{created['id']}/")).json()
     assert detail["status"] == "failed"
-    assert detail["error"]["code"] == "unsupported_file_type"
+    assert detail["error"]["code"] == f"blob_{damage}"
+    assert detail["archive"] is None and not detail["commit_sha"]
 
 
 @pytest.mark.parametrize(
@@ -246,13 +255,10 @@ def test_export_of_an_unfinished_generation_is_409(api, cast, make_template):
 def test_a_push_that_loses_the_race_to_an_earlier_delivery_of_the_same_commit_succeeds(tmp_path, monkeypatch):
     from apps.projects.services import gitops, stored_files
 
-    root = tmp_path / "files"
-    root.mkdir()
-    (root / "a.txt").write_text("a")
     git_dir = tmp_path / "built.git"
     commit = gitops.build_commit(
-        root=root,
-        files=[stored_files.SourceFile("a.txt", 0o644, 1)],
+        files=[stored_files.SourceFile("a.txt", 0o644, 1, A_SHA)],
+        read_many=lambda files: [b"a" for _ in files],
         git_dir=git_dir,
         branch="main",
         message="m\n",

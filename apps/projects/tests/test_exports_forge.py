@@ -13,9 +13,6 @@ from django.db import connection as db
 from django.utils import timezone
 
 from apps.projects.models import ProjectFile, RepositoryExport
-from apps.projects.services.generation import (
-    generated_project_output_dir,
-)
 from tests.forge.fixtures import ALICE_TOKEN
 
 pytestmark = pytest.mark.django_db
@@ -420,4 +417,3 @@ def test_canary_token_leaks_nowhere(api, cast, generated, run_jobs, flavor, requ
     for repo in forge.repos:
         config = (forge.repo_path(repo) / "config").read_text()
         assert ALICE_TOKEN not in config
-    assert generated_project_output_dir(generated).exists()

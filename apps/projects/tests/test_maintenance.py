@@ -13,11 +13,8 @@ from django.utils import timezone
 from apps.projects.models import GeneratedProject, ProjectFile, RepositoryExport
 from apps.projects.services.cleanup import generated_projects_cleanup
 from apps.projects.services.exports import repository_export_execute, repository_export_start
-from apps.projects.services.generation import (
-    generated_project_execute,
-    generated_project_output_dir,
-    generated_project_start,
-)
+from apps.projects.services.generation import generated_project_execute, generated_project_start
+from apps.storage.blobs import blob_store
 from core.jobs import reap_jobs
 
 pytestmark = pytest.mark.django_db
@@ -27,11 +24,14 @@ DAY = timedelta(days=1)
 
 @pytest.fixture
 def make_generated(cast, make_template):
-    template = make_template({"a.txt": "aaaa", "b/c.txt": "cc"})
+    template = make_template(
+        {"a.txt": "{{ n }}aaa", "b/c.txt": "cc"},
+        parameters={"type": "object", "properties": {"n": {"type": "string", "default": "1"}}},
+    )
 
-    def make(age: timedelta | None):
+    def make(age: timedelta | None, n: str = "1"):
         row = generated_project_start(
-            project=cast.project, template_slug=template.slug, parameters={}, actor=cast.alice, enqueue=False
+            project=cast.project, template_slug=template.slug, parameters={"n": n}, actor=cast.alice, enqueue=False
         )
         generated = generated_project_execute(generated_id=row.pk, owner=f"t:1:{row.pk}").generated
         if age is not None:
@@ -42,24 +42,31 @@ def make_generated(cast, make_template):
     return make
 
 
+def _shas(generated) -> dict[str, str]:
+    return dict(ProjectFile.objects.filter(generated=generated).values_list("path", "sha256"))
+
+
 def test_retention_boundary_and_report(make_generated, settings):
     settings.GENERATED_PROJECTS_RETENTION_DAYS = 30
-    old = make_generated(30 * DAY + timedelta(minutes=5))
-    young = make_generated(30 * DAY - timedelta(minutes=5))
+    old = make_generated(30 * DAY + timedelta(minutes=5), n="1")
+    young = make_generated(30 * DAY - timedelta(minutes=5), n="2")
+    old_files, young_files = _shas(old), _shas(young)
+    assert old_files["b/c.txt"] == young_files["b/c.txt"]  # stored once, used by both
     dry = generated_projects_cleanup(dry_run=True)
     assert dry["generated_deleted"] == 1
     assert dry["files_deleted"] == 2
-    assert dry["bytes_freed"] == 6
+    assert (dry["blobs_deleted"], dry["bytes_freed"]) == (1, 4)  # old's a.txt; c.txt is still young's
     assert GeneratedProject.objects.filter(pk=old.pk).exists()
-    assert generated_project_output_dir(old).exists()
+    assert blob_store().exists(old_files["a.txt"])
     report = generated_projects_cleanup(dry_run=False)
     assert report["generated_deleted"] == 1
-    assert report["bytes_freed"] == 6
+    assert (report["blobs_deleted"], report["bytes_freed"]) == (1, 4)
     assert not GeneratedProject.objects.filter(pk=old.pk).exists()
     assert not ProjectFile.objects.filter(generated_id=old.pk).exists()
-    assert not generated_project_output_dir(old).exists()
+    assert not blob_store().exists(old_files["a.txt"])
     assert GeneratedProject.objects.filter(pk=young.pk).exists()
-    assert generated_project_output_dir(young).exists()
+    for path, sha in young_files.items():
+        assert blob_store().read(sha), path
 
 
 def test_cleanup_spares_running_work_and_active_exports(make_generated, cast):
@@ -72,18 +79,22 @@ def test_cleanup_spares_running_work_and_active_exports(make_generated, cast):
     assert GeneratedProject.objects.filter(pk=busy.pk).exists()
     assert GeneratedProject.objects.filter(pk=running.pk).exists()
     repository_export_execute(export_id=export.pk, owner="t:1:e")
-    archive = Path(RepositoryExport.objects.get(pk=export.pk).archive_path)
+    archive = RepositoryExport.objects.get(pk=export.pk).archive_sha256
+    assert blob_store().exists(archive)
     report = generated_projects_cleanup(dry_run=False)
     assert report["generated_deleted"] == 1
     assert report["archives_deleted"] == 1
     assert not GeneratedProject.objects.filter(pk=busy.pk).exists()
-    assert not list(Path(str(generated_project_output_dir(busy).parent / "exports")).glob("*.zip"))
-    assert archive.name
+    assert not blob_store().exists(archive)
 
 
-def test_cleanup_never_follows_a_planted_symlink(make_generated, tmp_path, sentinel):
+def test_cleanup_removes_a_folder_from_before_the_blob_store_without_following_links(
+    make_generated, tmp_path, sentinel, settings
+):
     old = make_generated(40 * DAY)
-    folder = generated_project_output_dir(old)
+    folder = Path(settings.GENERATED_PROJECTS_DIR) / str(old.project_id) / str(old.pk)
+    folder.mkdir(parents=True)
+    (folder / "README.md").write_text("written by an older Kiln")
     outside = tmp_path / "outside"
     outside.mkdir()
     (outside / "keep.txt").write_text("keep me")

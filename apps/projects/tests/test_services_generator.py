@@ -11,10 +11,10 @@ from apps.projects.models import GeneratedProject, ProjectFile
 from apps.projects.services.generation import (
     generated_project_dry_run,
     generated_project_execute,
-    generated_project_output_dir,
     generated_project_start,
 )
 from core.exceptions import ValidationFailed
+from tests.trees import materialised
 
 pytestmark = pytest.mark.django_db
 
@@ -54,7 +54,7 @@ def test_renders_contents_paths_and_keeps_modes_and_binaries(cast, make_template
     )
     generated = generate(cast, template, {"name": "kiln"})
     assert generated.status == "completed", generated.error
-    root = generated_project_output_dir(generated)
+    root = materialised(generated)
     assert (root / "README.md").read_text() == "# kiln\n- item 0\n- item 1\n"
     assert (root / "src/kiln/__init__.py").read_text() == 'NAME = "kiln"\n'
     assert (root / "plain.txt").read_text() == "no markers here {not jinja}\n"
@@ -73,7 +73,7 @@ def test_renders_contents_paths_and_keeps_modes_and_binaries(cast, make_template
 def test_conditional_files_appear_when_enabled(cast, make_template):
     template = make_template({"{% if with_extra %}EXTRA.md{% endif %}": "extra\n"}, parameters=NAME_PARAMS)
     generated = generate(cast, template, {"with_extra": True})
-    assert (generated_project_output_dir(generated) / "EXTRA.md").read_text() == "extra\n"
+    assert (materialised(generated) / "EXTRA.md").read_text() == "extra\n"
 
 
 def test_exclude_and_copy_without_render(cast, make_template):
@@ -84,7 +84,7 @@ def test_exclude_and_copy_without_render(cast, make_template):
         copy_without_render=["raw/*"],
     )
     generated = generate(cast, template)
-    root = generated_project_output_dir(generated)
+    root = materialised(generated)
     assert (root / "keep.txt").read_text() == "demo"
     assert (root / "raw/page.html").read_text() == "{{ not_rendered }}"
     assert not (root / "junk").exists()
@@ -173,7 +173,6 @@ def test_bad_templates_fail_cleanly_and_write_nothing_outside(cast, make_templat
     assert generated.error["code"] == code, generated.error
     assert "Traceback" not in generated.error["message"]
     assert ProjectFile.objects.filter(generated=generated).count() == 0
-    assert not generated_project_output_dir(generated).exists()
     root = Path(settings.GENERATED_PROJECTS_DIR)
     assert not list(root.parent.glob("escape.txt")) and not Path("/tmp/abs.txt").exists()
 

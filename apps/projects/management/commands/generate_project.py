@@ -19,12 +19,9 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from apps.projects.models import GeneratedProject, Project
 from apps.projects.services.exports import repository_export_archive, repository_export_start
-from apps.projects.services.generation import (
-    generated_project_copy_to,
-    generated_project_output_dir,
-    generated_project_start,
-)
+from apps.projects.services.generation import generated_project_copy_to, generated_project_start
 from apps.projects.services.projects import project_create
+from apps.storage.blobs import blob_store
 from apps.templates.services.catalog import template_sync_builtin
 from core.exceptions import ApplicationError
 from core.jobs import TERMINAL_STATUSES, Job
@@ -74,7 +71,10 @@ class Command(BaseCommand):
             help="then export: `zip`, `tar.gz`, or `git URL` (an https:// or, where allowed, file:// remote)",
         )
         parser.add_argument("--branch", default="main", help="branch for --export git")
-        parser.add_argument("--archive-output", help="copy the zip/tar.gz here (default: next to --output)")
+        parser.add_argument(
+            "--archive-output",
+            help="write the zip/tar.gz here (default: next to --output, else <project>-<id>.<ext> here)",
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
         try:
@@ -115,7 +115,6 @@ class Command(BaseCommand):
             raise CommandError(
                 f"generation {generated.pk} {generated.status}: {error.get('code')}: {error.get('message')}"
             )
-        source = generated_project_output_dir(generated)
         self.stdout.write(
             f"generated #{generated.pk} from {generated.template.slug} {generated.template_version}: "
             f"{generated.file_count} files, {generated.total_bytes} bytes, sha256 {generated.content_sha256} "
@@ -128,7 +127,7 @@ class Command(BaseCommand):
                 raise CommandError(f"{exc.code}: {exc.message}") from exc
             self.stdout.write(f"written to {output}")
         else:
-            self.stdout.write(f"files in {source}")
+            self.stdout.write("files kept in the blob store (KILN_STORAGE_BACKEND); --output writes a copy")
         if options["export"]:
             self._export(generated, user, options, output)
 
@@ -151,12 +150,14 @@ class Command(BaseCommand):
             error = export.error or {}
             raise CommandError(f"export {export.pk} {export.status}: {error.get('code')}: {error.get('message')}")
         elapsed = time.monotonic() - started
-        if export.archive_path:
+        if export.archive_sha256:
             archive = repository_export_archive(export)
-            default = f"{output}.{provider}" if output is not None else str(archive)
+            default = (
+                f"{output}.{provider}" if output is not None else f"{generated.project.slug}-{generated.pk}.{provider}"
+            )
             target = Path(options["archive_output"] or default).resolve()
-            if target != archive.resolve():
-                shutil.copyfile(archive, target)
+            with blob_store().open(archive.sha256, size=archive.size) as source, open(target, "wb") as out:
+                shutil.copyfileobj(source, out, 1 << 20)
             self.stdout.write(
                 f"exported #{export.pk} as {provider}: {export.archive_size} bytes, sha256 {export.archive_sha256} "
                 f"in {elapsed:.2f}s -> {target}"

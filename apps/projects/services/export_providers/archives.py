@@ -1,6 +1,6 @@
-"""`zip` and `tar.gz`: deterministic archives streamed to disk.
+"""`zip` and `tar.gz`: deterministic archives, written to the job's scratch folder and stored as blobs.
 
-Members are the recorded files in sorted order, read without following links, with
+Members are the recorded files in sorted order, read from the blob store (verified), with
 fixed timestamps (the generation's finish time), fixed owner and regular-file modes
 only. Memory stays bounded: files are read, compressed and written a window at a time.
 
@@ -29,14 +29,9 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from apps.projects.models import ProviderConnection
-from apps.projects.services.repository_exporter import (
-    CleanTarget,
-    ExportContext,
-    ExportResult,
-    exports_root,
-    register_provider,
-)
-from apps.projects.services.stored_files import SourceFile, read_generated_file
+from apps.projects.services.repository_exporter import CleanTarget, ExportContext, ExportResult, register_provider
+from apps.projects.services.stored_files import SourceFile
+from apps.storage.blobs import blob_key, blob_store
 from core.exceptions import ValidationFailed
 
 LEVEL = 6  # zlib's default, as `zip` and `gzip` use
@@ -136,16 +131,13 @@ class _ArchiveProvider:
         raise NotImplementedError  # each archive format overrides this
 
     def export(self, ctx: ExportContext) -> ExportResult:
-        root = exports_root(ctx.generated.project_id)
-        final = root / f"{ctx.export.pk}.{self.extension}"
+        """Write the archive in the job's scratch folder, then store it as a blob (the caller holds
+        `blob_writes()` until the export row that points at it is committed)."""
         partial = ctx.workspace / f"archive.{self.extension}"
         digest = self.write(ctx, partial)
-        os.replace(partial, final)
-        size = final.stat().st_size
-        ctx.log(f"wrote {self.extension} archive: {size} bytes, sha256 {digest}")
-        return ExportResult(
-            archive_path=str(final.relative_to(root.parent.parent)), archive_size=size, archive_sha256=digest
-        )
+        ref = blob_store().put_file(partial, sha256=digest)
+        ctx.log(f"wrote {self.extension} archive: {ref.size} bytes, sha256 {digest}")
+        return ExportResult(archive_path=blob_key(digest), archive_size=ref.size, archive_sha256=digest)
 
 
 # --- zip ------------------------------------------------------------------------------------------
@@ -162,11 +154,10 @@ ZIP64_FILES = 0xFFFF
 ZIP64_BYTES = 0xF000_0000
 
 
-def _deflate_batch(root: Path, batch: Sequence[SourceFile]) -> list[tuple[SourceFile, int, int, bytes]]:
+def _deflate_batch(ctx: ExportContext, batch: Sequence[SourceFile]) -> list[tuple[SourceFile, int, int, bytes]]:
     """Read and deflate files on a worker thread: (file, crc32, size, raw deflate data)."""
     out = []
-    for source in batch:
-        data = read_generated_file(root, source)
+    for source, data in zip(batch, ctx.read_many(batch), strict=True):
         packer = zlib.compressobj(LEVEL, zlib.DEFLATED, -zlib.MAX_WBITS)
         out.append((source, zlib.crc32(data), len(data), packer.compress(data) + packer.flush()))
     return out
@@ -179,14 +170,14 @@ def _deflated(ctx: ExportContext, files: Sequence[SourceFile]) -> Iterator[tuple
     window: deque[Future[list[tuple[SourceFile, int, int, bytes]]]] = deque()
     try:
         for batch in batches:
-            window.append(pool.submit(_deflate_batch, ctx.files_root, batch))
+            window.append(pool.submit(_deflate_batch, ctx, batch))
             if len(window) >= 2 * _THREADS:
                 break
         while window:
             done = window.popleft().result()  # a read error surfaces here, in file order
             following = next(batches, None)
             if following is not None:
-                window.append(pool.submit(_deflate_batch, ctx.files_root, following))
+                window.append(pool.submit(_deflate_batch, ctx, following))
             yield from done
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
@@ -281,12 +272,12 @@ class ZipProvider(_ArchiveProvider):
         """Archives too large for plain ZIP records: the same members through `zipfile` (ZIP64)."""
         stamp = time.gmtime(max(ctx.commit_timestamp(), 315532800))[:6]
         with zipfile.ZipFile(out, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=LEVEL) as archive:
-            for index, source in enumerate(files):
+            for index, (source, data) in enumerate(zip(files, ctx.read_many(files), strict=True)):
                 info = zipfile.ZipInfo(source.path, date_time=stamp)
                 info.compress_type = zipfile.ZIP_DEFLATED
                 info.external_attr = (0o100000 | _member_mode(source.mode)) << 16
                 info.create_system = 3
-                archive.writestr(info, read_generated_file(ctx.files_root, source))
+                archive.writestr(info, data)
                 if index % _HEARTBEAT_EVERY == 0:
                     ctx.heartbeat()
 
@@ -384,8 +375,8 @@ class TarGzProvider(_ArchiveProvider):
         stamp = ctx.commit_timestamp()
         pipe = _GzipPipe(out, mtime=stamp)
         try:
-            for index, source in enumerate(ctx.files()):
-                data = read_generated_file(ctx.files_root, source)
+            files = ctx.files()
+            for index, (source, data) in enumerate(zip(files, ctx.read_many(files), strict=True)):
                 pipe.write(_tar_header(source.path, len(data), _member_mode(source.mode), stamp))
                 pipe.write(data)
                 remainder = len(data) % tarfile.BLOCKSIZE

@@ -106,8 +106,8 @@ def build_and_push(ctx: ExportContext, *, url: str, auth: GitAuth | None) -> tup
     """Build the commit for the export's branch and push it to `url`; returns (sha, pushed)."""
     git_dir = ctx.workspace / "repo.git"
     commit = build_commit(
-        root=ctx.files_root,
         files=ctx.files(),
+        read_many=ctx.read_many,
         git_dir=git_dir,
         branch=ctx.export.branch,
         message=ctx.commit_message(),
