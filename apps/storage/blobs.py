@@ -237,7 +237,7 @@ def _pool(size: int) -> ThreadPoolExecutor:
         return _POOL[1]
 
 
-def _ordered(calls: Iterable[Callable[[], T]], *, parallelism: int, window: int) -> Iterator[T]:
+def ordered_results(calls: Iterable[Callable[[], T]], *, parallelism: int, window: int) -> Iterator[T]:
     """Results of `calls` in order, at most `window` running ahead on the pool."""
     if parallelism <= 1:
         for call in calls:
@@ -320,7 +320,7 @@ class BlobStore:
     def read_many(self, items: Sequence[tuple[str, int | None]]) -> Iterator[bytes]:
         """The bytes of many blobs, verified, in order; fetched several at a time where the store is remote."""
         calls = [lambda sha=sha, size=size: self.read(sha, size=size) for sha, size in items]
-        return _ordered(calls, parallelism=self.parallelism, window=self.parallelism * 2)
+        return ordered_results(calls, parallelism=self.parallelism, window=self.parallelism * 2)
 
     def exists(self, sha256: str) -> bool:
         """Whether the storage itself holds the blob (asks the storage, not the index)."""

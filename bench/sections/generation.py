@@ -2,15 +2,18 @@
 
 Every measurement is the wall time of a whole process, start-up included. Inside a round the tools
 run one after the other (A B C D E), after one warm-up round. `kiln cold` runs with the template's
-compiled-code store removed (the first generation of that template version); `kiln warm` runs
-right after it, with the store the cold run wrote. Every output is compared with Kiln's (relative
+compiled-code store and Kiln's blob store emptied (the first generation of that template version:
+every file is stored); `kiln warm` runs right after it, with the compiled code and the blobs the cold
+run stored (the same parameters: every file is found in the blob index and not stored again). Every output is compared with Kiln's (relative
 path → sha256 + executable bit) before anything is reported; a difference fails the section.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import shutil
+import sqlite3
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -97,16 +100,23 @@ class _SizeBench:
         discard(out)
         if name == KILN_COLD:
             remove(self.cache)
+            self.forget_blobs()  # the first generation of a version: none of its files stored yet
         elif name == KILN_WARM and not self.cache.is_file():
             raise BenchError(f"the compiled-code store {self.cache} is missing before a warm run")
         cmd, files_at = self.command(name, out)
         settle()  # the previous tool's writes are flushed before this clock starts
         seconds = timed(cmd, cwd=REPO, env=self.env)
-        if name in (KILN_COLD, KILN_WARM):
-            clear_dir(self.ctx.paths.generated_dir)  # the job's own copy; --output holds the files
         self.check(name, files_at())
         discard(out)  # deleted after the section: see `discard`
         return seconds
+
+    def forget_blobs(self) -> None:
+        """Empty Kiln's blob store (the filesystem backend under GENERATED_PROJECTS_DIR) and its index."""
+        discard(self.ctx.paths.generated_dir / "blobs")
+        database = self.ctx.paths.data_dir / "kiln.sqlite3"
+        if database.exists():
+            with contextlib.closing(sqlite3.connect(database)) as db, db:
+                db.execute("DELETE FROM storage_blob")
 
     def check(self, name: str, root: Path) -> None:
         digest = tree_digest(root)
