@@ -14,7 +14,7 @@ def materialised(generated: Any) -> Path:
     from apps.projects.services.stored_files import generation_files, manifest_of
     from apps.storage.blobs import blob_store
 
-    root = Path(settings.GENERATED_PROJECTS_DIR).parent / "trees"
+    root = Path(settings.GENERATED_PROJECTS_DIR) / ".scratch" / "trees"
     root.mkdir(parents=True, exist_ok=True)
     folder = Path(tempfile.mkdtemp(prefix=f"g{generated.pk}-", dir=root))
     blob_store().materialise(manifest_of(generation_files(generated.pk)), folder)
@@ -27,7 +27,7 @@ def stored_archive(export: Any) -> Path:
     from apps.storage.blobs import blob_store
 
     archive = repository_export_archive(export)
-    root = Path(settings.GENERATED_PROJECTS_DIR).parent / "archives"
+    root = Path(settings.GENERATED_PROJECTS_DIR) / ".scratch" / "archives"
     root.mkdir(parents=True, exist_ok=True)
     path = root / f"{export.pk}.{export.provider}"
     path.write_bytes(blob_store().read(archive.sha256, size=archive.size))

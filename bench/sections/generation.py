@@ -100,7 +100,7 @@ class _SizeBench:
         discard(out)
         if name == KILN_COLD:
             remove(self.cache)
-            self.forget_blobs()  # the first generation of a version: none of its files stored yet
+            forget_blobs(self.ctx)  # the first generation of a version: none of its files stored yet
         elif name == KILN_WARM and not self.cache.is_file():
             raise BenchError(f"the compiled-code store {self.cache} is missing before a warm run")
         cmd, files_at = self.command(name, out)
@@ -109,14 +109,6 @@ class _SizeBench:
         self.check(name, files_at())
         discard(out)  # deleted after the section: see `discard`
         return seconds
-
-    def forget_blobs(self) -> None:
-        """Empty Kiln's blob store (the filesystem backend under GENERATED_PROJECTS_DIR) and its index."""
-        discard(self.ctx.paths.generated_dir / "blobs")
-        database = self.ctx.paths.data_dir / "kiln.sqlite3"
-        if database.exists():
-            with contextlib.closing(sqlite3.connect(database)) as db, db:
-                db.execute("DELETE FROM storage_blob")
 
     def check(self, name: str, root: Path) -> None:
         digest = tree_digest(root)
@@ -167,21 +159,30 @@ def _size_table(n: int, samples: dict[str, Samples], files: int) -> Table:
     return table
 
 
+def forget_blobs(ctx: BenchContext) -> None:
+    """Empty Kiln's blob store (the filesystem backend under GENERATED_PROJECTS_DIR) and its index."""
+    discard(ctx.paths.generated_dir / "blobs")
+    database = ctx.paths.data_dir / "kiln.sqlite3"
+    if database.exists():
+        with contextlib.closing(sqlite3.connect(database)) as db, db:
+            db.execute("DELETE FROM storage_blob")
+
+
 def _profile(ctx: BenchContext, n: int, median: float, *, cold: bool) -> Table:
-    """One whole-process generation under pyinstrument (cold: compiled-code store removed); its main parts."""
+    """One whole-process generation under pyinstrument (cold: compiled-code and blob stores emptied); its main parts."""
     slug = synth.slug_for(n)
     kind = "cold" if cold else "warm"
     out = ctx.paths.run_dir / f"profile-out-n{n}"
     remove(out)
     if cold:
         remove(ctx.code_store(slug))
+        forget_blobs(ctx)
     text_out = WORK / "profiles" / f"kiln-{kind}-n{n}.txt"
     cli = ["--template", slug, "--output", str(out), "--no-sync"]
     started = time.perf_counter()
     result = kiln_side("profile-cli", "--text-out", str(text_out), "--cli-args", json.dumps(cli), env=ctx.env())
     wall = time.perf_counter() - started
     discard(out)
-    clear_dir(ctx.paths.generated_dir)
     profiled = float(result["profiled_s"])
     table = Table(
         f"Profile of one {kind} `generate_project` process, N={n} (pyinstrument, inclusive time)",

@@ -40,7 +40,13 @@ def filesystem_project(cast: Any, make_template: Any, api: Any, run_jobs: Any) -
     files = client.get(f"{base}{generated['id']}/files/").json()["results"]
     contents = {f["path"]: b"".join(client.get(f"{base}{generated['id']}/files/{f['id']}/content/")) for f in files}
     archive = b"".join(client.get(f"{base}{generated['id']}/exports/{export['id']}/download/"))
-    return {"base": base, "generated": generated["id"], "export": export["id"], "contents": contents, "archive": archive}
+    return {
+        "base": base,
+        "generated": generated["id"],
+        "export": export["id"],
+        "contents": contents,
+        "archive": archive,
+    }
 
 
 def _configure_target(settings: Any, server: MotoServer, bucket: str) -> None:
