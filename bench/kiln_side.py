@@ -460,6 +460,83 @@ def cmd_exports(args: argparse.Namespace) -> dict[str, Any]:
     return {"files": bench.generated.file_count, "samples": samples, "archive_bytes": bench.archive_bytes}
 
 
+# --- storage: the blob store on the configured backend -------------------------------------------
+
+STORAGE_REAL = "django-rest-service"  # a real template: most of its files do not depend on the parameters
+
+
+def cmd_storage(args: argparse.Namespace) -> dict[str, Any]:
+    """Generations and zip exports on the backend this process is configured with (KILN_STORAGE_BACKEND),
+    and the bytes the blob store keeps for many generations of one template with different parameters."""
+    _setup_django()
+    from django.conf import settings
+    from django.db.models import Sum
+
+    from apps.projects.models import ProjectFile
+    from apps.projects.services.exports import repository_export_start
+    from apps.projects.services.generation import generated_project_start
+    from apps.storage.models import Blob
+    from apps.templates.services.catalog import template_sync_builtin
+
+    template_sync_builtin()
+    user, project = _user_and_project("bench-storage")
+
+    def generate(slug: str, parameters: dict[str, Any]) -> tuple[float, Any]:
+        started = time.perf_counter()
+        generated = generated_project_start(project=project, template_slug=slug, parameters=parameters, actor=user)
+        elapsed = time.perf_counter() - started
+        generated.refresh_from_db()
+        if generated.status != "completed":
+            raise RuntimeError(f"generation {generated.pk} ended {generated.status}: {generated.error}")
+        return elapsed, generated
+
+    def real(i: int) -> dict[str, Any]:
+        return {"project_name": f"service-{i:03d}", "description": f"Service number {i}, made by the bench."}
+
+    def synthetic(i: int) -> dict[str, Any]:
+        return {"project_name": f"Bench Project {i}", "author": f"Author {i}"}
+
+    result: dict[str, Any] = {"backend": settings.KILN_STORAGE_BACKEND, "samples": {}}
+    samples = result["samples"]
+    generate(STORAGE_REAL, real(10_000))  # warm-up: template prepared, the shared files stored
+    generate(args.slug, synthetic(10_000))
+    for i in range(args.runs):
+        samples.setdefault(f"generate {STORAGE_REAL}", []).append(generate(STORAGE_REAL, real(i))[0])
+    exported = []
+    for i in range(args.runs):
+        seconds, generated = generate(args.slug, synthetic(i))  # every text file differs: all new blobs
+        samples.setdefault(f"generate {args.slug} (new parameters)", []).append(seconds)
+        exported.append(generated)
+    for i in range(args.runs):
+        seconds, _ = generate(args.slug, synthetic(i))  # the same parameters again: every blob known
+        samples.setdefault(f"generate {args.slug} (same parameters)", []).append(seconds)
+    for generated in exported:
+        started = time.perf_counter()
+        export = repository_export_start(generated=generated, data={"provider": "zip"}, actor=user)
+        samples.setdefault(f"zip export {args.slug}", []).append(time.perf_counter() - started)
+        export.refresh_from_db()
+        if export.status != "completed":
+            raise RuntimeError(f"export {export.pk} ended {export.status}: {export.error}")
+    result["files"] = {args.slug: exported[0].file_count}
+
+    # dedupe: N generations of the real template with different parameters
+    ids = [generate(STORAGE_REAL, real(20_000 + i))[1].pk for i in range(args.dedupe)]
+    rows = ProjectFile.objects.filter(generated_id__in=ids)
+    logical = int(rows.aggregate(total=Sum("size"))["total"] or 0)
+    distinct = set(rows.values_list("sha256", flat=True))
+    stored = int(Blob.objects.filter(sha256__in=distinct).aggregate(total=Sum("size"))["total"] or 0)
+    result["dedupe"] = {
+        "template": STORAGE_REAL,
+        "generations": args.dedupe,
+        "files": rows.count(),
+        "logical_bytes": logical,
+        "distinct_blobs": len(distinct),
+        "stored_bytes": stored,
+    }
+    result["files"][STORAGE_REAL] = rows.count() // max(args.dedupe, 1)
+    return result
+
+
 # --- API: fixtures, query counts -------------------------------------------------------------------
 
 
@@ -514,6 +591,12 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--runs", type=int, default=5)
     p.add_argument("--scratch", required=True)
     p.set_defaults(func=cmd_exports)
+
+    p = sub.add_parser("storage")
+    p.add_argument("--slug", required=True)
+    p.add_argument("--runs", type=int, default=5)
+    p.add_argument("--dedupe", type=int, default=50)
+    p.set_defaults(func=cmd_storage)
 
     p = sub.add_parser("api-setup")
     p.add_argument("--username", required=True)

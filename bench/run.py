@@ -45,6 +45,7 @@ from bench.sections.api import run_api
 from bench.sections.exports import run_exports
 from bench.sections.generation import run_generation
 from bench.sections.inprocess import run_memory, run_throughput
+from bench.sections.storage import run_storage
 
 SECTIONS: dict[str, Callable[[BenchContext], SectionResult]] = {
     "gen": run_generation,
@@ -52,6 +53,7 @@ SECTIONS: dict[str, Callable[[BenchContext], SectionResult]] = {
     "throughput": run_throughput,
     "memory": run_memory,
     "api": run_api,
+    "storage": run_storage,
 }
 TITLES = {
     "gen": "Whole-process generation (item 2)",
@@ -59,6 +61,7 @@ TITLES = {
     "throughput": "In-process throughput, warm (item 4)",
     "memory": "Peak memory of a generation job (item 4)",
     "api": "API (item 5)",
+    "storage": "Blob storage: filesystem and S3 (issue 18)",
 }
 
 
@@ -115,7 +118,7 @@ def prepare(ctx: BenchContext, sections: list[str]) -> None:
     # Kiln process pays for compiling its own modules, even with PYTHONDONTWRITEBYTECODE set.
     byte_compile_kiln()
     native: set[int] = set()
-    if {"gen", "export", "throughput"} & set(sections):
+    if {"gen", "export", "throughput", "storage"} & set(sections):
         native |= set(ctx.sizes)
         for n in ctx.sizes:
             formats = synth.FORMATS if "gen" in sections else ("native",)

@@ -65,7 +65,7 @@ def build_store(backend: str) -> BlobStore:
     except KeyError:
         known = ", ".join(settings.KILN_STORAGE_BACKENDS)
         raise ValueError(f"unknown storage backend {backend!r}; one of {known}") from None
-    return BlobStore(storages.create_storage({"BACKEND": path}))
+    return BlobStore(storages.create_storage({"BACKEND": path}))  # type: ignore[arg-type]
 
 
 def _target_sha256(target: BlobStore, sha256: str) -> str | None:

@@ -121,7 +121,7 @@ class DirectorySink:
         root.mkdir(parents=True, exist_ok=True)
         self.writer = SafeWriter(root)
 
-    def add(self, path: str, data: bytes, mode: int) -> None:
+    def add(self, path: str, data: bytes, mode: int, sha256: str) -> None:
         self.writer.write(path, data, mode)
 
 

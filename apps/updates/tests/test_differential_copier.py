@@ -119,7 +119,7 @@ def kiln_update(scenario: Scenario, real: RealUpdate, work: Path) -> dict[str, t
         files: dict[str, tuple[bytes, int]] = {}
 
         class Sink:
-            def add(self, path: str, data: bytes, mode: int, _files: dict[str, Any] = files) -> None:
+            def add(self, path: str, data: bytes, mode: int, sha256: str, _files: dict[str, Any] = files) -> None:
                 _files[path] = (data, mode)
 
         copier.render(prepared, answers, Sink(), source=source)

@@ -422,8 +422,9 @@ class Output:
         manifest: list[ManifestEntry] = []
         for path in sorted(self.files):
             data, mode, is_binary = self.files[path]
-            sink.add(path, data, mode)
-            manifest.append(ManifestEntry(path, len(data), hashlib.sha256(data).hexdigest(), mode, is_binary))
+            digest = hashlib.sha256(data).hexdigest()
+            sink.add(path, data, mode, digest)
+            manifest.append(ManifestEntry(path, len(data), digest, mode, is_binary))
         return GenerationResult(files=manifest, total_bytes=self.total, content_sha256=manifest_sha256(manifest))
 
     def items(self) -> Iterator[tuple[str, bytes, int]]:
