@@ -207,9 +207,7 @@ CELERY_TASK_DEFAULT_QUEUE = env_str("KILN_CELERY_QUEUE", "kiln")
 # Exports (git pushes, provider APIs, archives) may go to workers of their own, e.g. the machines
 # that can reach your git hosts: `celery worker -Q <this queue>` there. Empty: the default queue.
 KILN_EXPORT_QUEUE = env_str("KILN_EXPORT_QUEUE", "")
-CELERY_TASK_ROUTES = (
-    {"projects.execute_repository_export": {"queue": KILN_EXPORT_QUEUE}} if KILN_EXPORT_QUEUE else {}
-)
+CELERY_TASK_ROUTES = {"projects.execute_repository_export": {"queue": KILN_EXPORT_QUEUE}} if KILN_EXPORT_QUEUE else {}
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_TASK_SERIALIZER = "json"

@@ -48,7 +48,9 @@ def test_the_store_going_away_mid_generation_fails_it_with_a_code_and_a_retry_co
     row = generated_project_start(
         project=cast.project, template_slug=template.slug, parameters={}, actor=cast.alice, enqueue=False
     )
-    reference = generated_project_dry_run(project=cast.project, template_slug=template.slug, parameters={}, actor=cast.alice)
+    reference = generated_project_dry_run(
+        project=cast.project, template_slug=template.slug, parameters={}, actor=cast.alice
+    )
 
     def cut_when_uploading() -> None:
         deadline = time.monotonic() + 60
