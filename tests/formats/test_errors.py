@@ -228,3 +228,14 @@ def test_growing_a_container_is_bounded(tmp_path: Path) -> None:
         copier.render(copier.prepare(folder), {}, NullSink())
     assert caught.value.code == "output_limit_exceeded" and caught.value.extra["file"] == "grow.txt.jinja"
     assert time.monotonic() - started < 10
+
+
+def test_a_lone_surrogate_in_output_is_a_template_error(tmp_path: Path) -> None:
+    folder = _copier(tmp_path, "n:\n  default: 1\n", {"bad.txt.jinja": "{{ '%c' % 55296 }}"})
+    with pytest.raises(GenerationFailed) as caught:
+        copier.render(copier.prepare(folder), {}, NullSink())
+    assert caught.value.code == "template_error" and caught.value.extra["reason"] == "not_utf8"
+    cc = _cookiecutter(tmp_path, {"name": "x"}, {"{{cookiecutter.name}}/bad.txt": "{{ '%c' % 55296 }}"})
+    with pytest.raises(GenerationFailed) as caught:
+        cookiecutter.render(cookiecutter.prepare(cc), {}, NullSink())
+    assert caught.value.extra["file"] == "{{cookiecutter.name}}/bad.txt"

@@ -360,6 +360,18 @@ def from_string(env: KilnSandbox, source: str) -> Template:
     return template
 
 
+def encode(text: str, rel: str) -> bytes:
+    """Rendered text as UTF-8; a lone surrogate (`{{ '%c' % 55296 }}`) is the template's error."""
+    try:
+        return text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise GenerationFailed(
+            f"'{rel}' renders to text that is not valid Unicode (a lone surrogate).",
+            code="template_error",
+            extra={"file": rel, "reason": "not_utf8"},
+        ) from None
+
+
 def render_string(env: KilnSandbox, source: str, context: dict[str, Any], *, where: str) -> str:
     """A small template of the configuration (a default, a validator, a task command)."""
     try:

@@ -798,7 +798,7 @@ class PreparedCookiecutter:
                 newline = new_lines or entry.newline
                 if newline and newline != "\n":
                     text = text.replace("\n", newline)
-                output.add(normal, text.encode("utf-8"), entry.mode, source=entry.rel)
+                output.add(normal, engine.encode(text, entry.rel), entry.mode, source=entry.rel)
             if progress is not None:
                 progress(done, total)
 

@@ -1455,7 +1455,7 @@ def _render_file(
                 code="template_error",
                 extra={"file": source.rel},
             )
-        data = text.encode("utf-8")
+        data = engine.encode(text, source.rel)
     else:
         data = (prepared.folder / source.rel).read_bytes()
     dst = _normal(dst)
