@@ -239,3 +239,12 @@ def test_a_lone_surrogate_in_output_is_a_template_error(tmp_path: Path) -> None:
     with pytest.raises(GenerationFailed) as caught:
         cookiecutter.render(cookiecutter.prepare(cc), {}, NullSink())
     assert caught.value.extra["file"] == "{{cookiecutter.name}}/bad.txt"
+
+
+def test_copier_glob_lists_are_bounded(tmp_path: Path) -> None:
+    folder = _copier(tmp_path, "_exclude:\n  - '" + "[" * 20000 + "'\nn:\n  default: 1\n")
+    started = time.monotonic()
+    with pytest.raises(FormatInvalid) as caught:
+        copier.load_spec(folder)
+    assert "at most 100 patterns" in caught.value.message and caught.value.extra["line"] == 1
+    assert time.monotonic() - started < 5

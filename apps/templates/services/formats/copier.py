@@ -51,6 +51,7 @@ from apps.templates.services.formats.copier_ext import (
     yield_context,
 )
 from core.exceptions import ValidationFailed
+from core.safe_paths import MAX_GLOB_LENGTH, MAX_GLOBS, globs_too_large
 from core.sandbox import KilnSandbox, make_environment, render_limits
 from core.values import MAX_JSON_DEPTH
 
@@ -399,6 +400,12 @@ def load_spec(folder: Path, *, scan: bool = True) -> CopierSpec:
         if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
             raise FormatInvalid(
                 f"{name}: '_{key}' must be a list of strings.", extra={"file": name, "line": _line(texts, "_" + key)}
+            )
+    for key in ("exclude", "skip_if_exists"):
+        if globs_too_large(config.get(key, [])):  # gitignore patterns become regular expressions
+            raise FormatInvalid(
+                f"{name}: '_{key}' takes at most {MAX_GLOBS} patterns of at most {MAX_GLOB_LENGTH} characters.",
+                extra={"file": name, "line": _line(texts, "_" + key)},
             )
     tasks = config.get("tasks") or []
     if not isinstance(tasks, list):
@@ -1339,10 +1346,24 @@ def _render_tree(
     for pattern in spec.exclude:
         rendered = prepared.render_string(pattern, {**context, **operation}, where=f"{spec.config_name}: _exclude")
         exclusions.extend(re.split(r"\r\n|\r|\n", rendered))
+    if globs_too_large(exclusions):
+        raise GenerationFailed(
+            f"{spec.config_name}: '_exclude' renders to more than {MAX_GLOBS} patterns or one longer than "
+            f"{MAX_GLOB_LENGTH} characters.",
+            code="template_invalid",
+            extra={"file": spec.config_name},
+        )
     excluded = _path_matcher(exclusions)
-    skipped = _path_matcher(
-        [prepared.render_string(p, context, where=f"{spec.config_name}: _skip_if_exists") for p in spec.skip_if_exists]
-    )
+    skip_patterns = [
+        prepared.render_string(p, context, where=f"{spec.config_name}: _skip_if_exists") for p in spec.skip_if_exists
+    ]
+    if globs_too_large(skip_patterns):
+        raise GenerationFailed(
+            f"{spec.config_name}: '_skip_if_exists' renders to a pattern longer than {MAX_GLOB_LENGTH} characters.",
+            code="template_invalid",
+            extra={"file": spec.config_name},
+        )
+    skipped = _path_matcher(skip_patterns)
     sources = prepared.sources_for(root)
     total = len(sources)
     written: set[str] = set()
