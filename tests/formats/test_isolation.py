@@ -250,3 +250,23 @@ def test_without_bubblewrap_code_is_refused_not_run(settings: Any) -> None:
         assert "bubblewrap" in caught.value.message
     finally:
         isolation.reset_probe()
+
+
+def test_a_repository_made_by_a_task_is_left_out() -> None:
+    output = isolation.run(
+        commands=[
+            Command(argv=["/bin/sh", "-c", "git init -q && git add -A && git commit -qm init && echo ok > after.txt"])
+        ],
+        files=_tree({"kept.txt": "kept\n"}),
+        project="demo",
+        template=None,
+        stage="_tasks",
+    )
+    assert sorted(output.files) == ["after.txt", "kept.txt"]
+
+
+def _tree(files: dict[str, str]) -> Output:
+    tree = Output()
+    for path, text in files.items():
+        tree.add(path, text.encode(), 0o644, source=path)
+    return tree

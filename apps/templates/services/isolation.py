@@ -19,7 +19,8 @@ runs them in its own processes: each run is a `bubblewrap` sandbox (Debian packa
 
 The project comes back as a tar stream, checked member by member like an uploaded archive
 (regular files and folders only, safe names, sizes), and replaces the files handed in: what
-the hooks left is what Kiln records. A failing command fails the generation with its (redacted,
+the hooks left is what Kiln records (except a top-level `.git` a task made: Kiln keeps files and
+makes its own commits when it exports). A failing command fails the generation with its (redacted,
 truncated) output. Without bubblewrap (or without user namespaces) code is refused with
 `isolation_unavailable`, never run without isolation.
 """
@@ -366,6 +367,22 @@ def run(
             "--setenv",
             "PYTHONDONTWRITEBYTECODE",
             "1",
+            # tasks often `git init && git commit`: a neutral identity, no system config
+            "--setenv",
+            "GIT_CONFIG_NOSYSTEM",
+            "1",
+            "--setenv",
+            "GIT_AUTHOR_NAME",
+            "Kiln",
+            "--setenv",
+            "GIT_AUTHOR_EMAIL",
+            "kiln@localhost",
+            "--setenv",
+            "GIT_COMMITTER_NAME",
+            "Kiln",
+            "--setenv",
+            "GIT_COMMITTER_EMAIL",
+            "kiln@localhost",
             python(),
             "-I",
             "-S",
@@ -504,8 +521,8 @@ def _read_tar(stream: Any, limits: Limits, stage: str) -> Output:
         with tarfile.open(fileobj=stream, mode="r|") as tar:
             for member in tar:
                 name = member.name[2:] if member.name.startswith("./") else member.name
-                if name in (".", ""):
-                    continue
+                if name in (".", "") or name == ".git" or name.startswith(".git/"):
+                    continue  # a repository a task made: Kiln keeps files, and makes its own commits on export
                 if member.isdir():
                     continue
                 if not member.isreg():
