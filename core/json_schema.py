@@ -24,6 +24,7 @@ What a person's schema could otherwise do to the process that validates with it:
 
 from __future__ import annotations
 
+import contextlib
 import contextvars
 import hashlib
 import json
@@ -448,7 +449,8 @@ def _ensure_checked(schema: dict[str, Any]) -> None:
     check_user_schema(schema)
     _CHECKED[digest] = None
     if len(_CHECKED) > _CHECKED_MAX:
-        _CHECKED.pop(next(iter(_CHECKED)))
+        with contextlib.suppress(RuntimeError, StopIteration, KeyError):  # another thread trimmed it first
+            _CHECKED.pop(next(iter(_CHECKED)))
 
 
 def iter_user_schema_errors(schema: dict[str, Any], instance: Any) -> Iterator[ValidationError]:

@@ -21,6 +21,8 @@ from pathlib import Path
 from core.exceptions import UnsafeInput
 
 MAX_PATH_LENGTH = 1024
+MAX_SEGMENT_BYTES = 255
+RESERVED_SEGMENTS = frozenset({".git"})
 # People's path globs (exclude, copy_without_render, ...) become Python regular expressions;
 # fnmatch.translate is quadratic in '[' ('[' * 20000 took 24 s), so lists of them are bounded.
 MAX_GLOBS = 100
@@ -30,10 +32,6 @@ MAX_GLOB_LENGTH = 200
 def globs_too_large(globs: list[str]) -> bool:
     """True when a list of globs is longer, or has a glob longer, than any template needs."""
     return len(globs) > MAX_GLOBS or any(len(glob) > MAX_GLOB_LENGTH for glob in globs)
-
-
-MAX_SEGMENT_BYTES = 255
-RESERVED_SEGMENTS = frozenset({".git"})
 
 
 class UnsafePath(UnsafeInput):
