@@ -349,6 +349,44 @@ class BlobStore:
             writer.write(item.path, data, item.mode)
         return len(items)
 
+    def store_tree(self, folder: Path, files: Iterable[tuple[str, int]]) -> list[ManifestItem]:
+        """Store a local folder's files (relative path, mode) as blobs; returns their manifest.
+
+        Call inside `blob_writes()` and record the manifest before leaving it.
+        """
+        manifest = []
+        with self.writer() as writer:
+            for rel, mode in files:
+                with open(folder / rel, "rb") as handle:
+                    ref = writer.add(handle.read())
+                manifest.append(ManifestItem(rel, mode, ref.sha256, ref.size))
+        return manifest
+
+    def tree_cache(self, root: Path, key: str, manifest: Sequence[ManifestItem], *, read_only: bool = True) -> Path:
+        """A local copy of a manifest at `root/key`, written once per machine and reused.
+
+        It appears whole or not at all (written beside it, then renamed); two processes racing
+        to write it both end with the same folder. Files are read-only unless told otherwise.
+        """
+        final = root / key
+        if final.is_dir():
+            return final
+        root.mkdir(parents=True, exist_ok=True)
+        staging = root / f".incoming-{key[:16]}-{uuid.uuid4().hex[:8]}"
+        try:
+            self.materialise(manifest, staging)
+            if read_only:
+                for item in manifest:
+                    os.chmod(staging / item.path, 0o555 if item.mode & 0o100 else 0o444)
+            try:
+                os.rename(staging, final)
+            except OSError:
+                if not final.is_dir():  # not a concurrent writer of the same tree: a real failure
+                    raise
+        finally:
+            remove_tree(staging)
+        return final
+
     # the sweeper's side ------------------------------------------------------------------
 
     def iter_stored(self) -> Iterator[StoredObject]:

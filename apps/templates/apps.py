@@ -19,4 +19,7 @@ class TemplatesConfig(AppConfig):
     verbose_name = "Template catalog"
 
     def ready(self) -> None:
+        from apps.storage.references import register_blob_reference
+
+        register_blob_reference("template files", "templates.TemplateFile", "sha256")
         post_migrate.connect(_sync_builtin_templates, sender=self, dispatch_uid="kiln-sync-builtin-templates")

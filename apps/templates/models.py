@@ -42,3 +42,21 @@ class ProjectTemplate(TimeStampedModel):
 
     def __str__(self) -> str:
         return f"{self.slug} {self.version}"
+
+
+class TemplateFile(models.Model):
+    """One file of a template's content (by checksum), kept in the blob store: what a machine
+    without the uploaded folder materialises to render the template (`template_folder`)."""
+
+    checksum = models.CharField(max_length=64, help_text="the template content's checksum (ProjectTemplate.checksum)")
+    path = models.CharField(max_length=1024, help_text="relative POSIX path, template.yaml included")
+    mode = models.PositiveIntegerField(help_text="0o644 or 0o755")
+    size = models.PositiveBigIntegerField()
+    sha256 = models.CharField(max_length=64, help_text="the blob holding the file's bytes")
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["checksum", "path"], name="template_file_unique_path")]
+        indexes = [models.Index(fields=["sha256"], name="template_file_sha256")]
+
+    def __str__(self) -> str:
+        return f"{self.checksum[:12]}:{self.path}"

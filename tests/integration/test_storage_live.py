@@ -28,7 +28,7 @@ import yaml
 from tests.integration.harness import ROOT, Worker, poll
 from tests.s3.server import MotoServer, free_port
 
-pytestmark = [pytest.mark.integration]
+pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 
 TERMINAL = {"completed", "failed", "cancelled"}
 PASSWORD = "pw-for-tests"
@@ -227,8 +227,14 @@ def test_no_shared_folder_upload_generate_export_download(
     # who did what: generation on worker A, both exports on worker B
     log_a = shared_nothing["workers"]["a"].log.read_text()
     log_b = shared_nothing["workers"]["b"].log.read_text()
-    assert "projects.start_project_generation" in log_a and "projects.execute_repository_export" not in log_a
-    assert log_b.count("projects.execute_repository_export") >= 2 and "projects.start_project_generation" not in log_b
+    generate, export = "Task projects.start_project_generation[", "Task projects.execute_repository_export["
+    assert generate in log_a and export not in log_a
+    assert log_b.count(export) >= 2 and generate not in log_b
+
+    # worker A rendered the upload from the bucket's copy: its own folders never held the upload
+    worker_a = shared_nothing["roots"]["worker-a"]
+    assert [p.name for p in (worker_a / "template-cache" / "files").iterdir()], "worker A had no template files"
+    assert not list((worker_a / "templates").rglob("template.yaml")) if (worker_a / "templates").exists() else True
 
     # no process kept a generated file, an archive or a template file in a folder of its own
     for name, root in shared_nothing["roots"].items():

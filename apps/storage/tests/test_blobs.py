@@ -199,3 +199,21 @@ def test_an_unreachable_store_is_storage_unavailable_without_secrets(settings: A
     assert caught.value.code == "storage_unavailable" and caught.value.status_code == 503
     assert SECRET_KEY not in caught.value.message
     assert not Blob.objects.exists()  # nothing recorded for a write that did not happen
+
+
+def test_store_tree_and_a_machine_local_tree_cache(any_storage: str, tmp_path: Path) -> None:
+    source = tmp_path / "source"
+    (source / "pkg").mkdir(parents=True)
+    (source / "pkg/a.py").write_text("A = 1\n")
+    (source / "run.sh").write_bytes(b"#!/bin/sh\n")
+    store = blob_store()
+    with blob_writes():
+        manifest = store.store_tree(source, [("pkg/a.py", 0o644), ("run.sh", 0o755)])
+    assert [(m.path, m.size) for m in manifest] == [("pkg/a.py", 6), ("run.sh", 10)]
+    cache = tmp_path / "cache"
+    first = store.tree_cache(cache, "v1", manifest)
+    assert (first / "pkg/a.py").read_text() == "A = 1\n" and os.access(first / "run.sh", os.X_OK)
+    assert not os.access(first / "pkg/a.py", os.W_OK) or os.geteuid() == 0  # read-only (root writes anyway)
+    (first / "marker").touch()
+    assert store.tree_cache(cache, "v1", manifest) == first and (first / "marker").exists()  # reused, not rewritten
+    assert sorted(p.name for p in cache.iterdir()) == ["v1"]  # no staging folder left

@@ -29,7 +29,8 @@ import yaml
 from django.conf import settings
 from django.db import transaction
 
-from apps.templates.models import ProjectTemplate, TemplateSource
+from apps.storage.blobs import ManifestItem, blob_store, blob_writes
+from apps.templates.models import ProjectTemplate, TemplateFile, TemplateSource
 from core.exceptions import ApplicationError, NotFound, ValidationFailed
 from core.json_schema import UserSchemaError, check_user_schema, iter_user_schema_errors
 from core.safe_paths import (
@@ -272,12 +273,39 @@ def scan_template(folder: Path) -> ScannedTemplate:
 
 
 def template_folder(template: ProjectTemplate) -> Path:
-    root = (
-        settings.KILN_BUILTIN_TEMPLATES_DIR
-        if template.source == TemplateSource.BUILTIN
-        else settings.KILN_TEMPLATES_DIR
-    )
-    return Path(root) / template.source_path
+    """The template's files as a local folder: the one way to read them.
+
+    Built-in templates ship with Kiln. An uploaded template is read from KILN_TEMPLATES_DIR where
+    this machine has it (the process that stored it); elsewhere (a worker on another machine,
+    sharing no folder) its files come from the blob store, written once per machine into
+    KILN_TEMPLATE_CACHE_DIR/files/<checksum>/ and verified as they are read.
+    """
+    if template.source == TemplateSource.BUILTIN:
+        return Path(settings.KILN_BUILTIN_TEMPLATES_DIR) / template.source_path
+    local = Path(settings.KILN_TEMPLATES_DIR) / template.source_path
+    if local.is_dir():
+        return local
+    files = TemplateFile.objects.filter(checksum=template.checksum).order_by("path")
+    manifest = [ManifestItem(f.path, f.mode, f.sha256, f.size) for f in files]
+    if not manifest:
+        return local  # stored before the blob store, on a folder this machine does not have
+    return blob_store().tree_cache(Path(settings.KILN_TEMPLATE_CACHE_DIR) / "files", template.checksum, manifest)
+
+
+def _store_blobs(scanned: ScannedTemplate) -> None:
+    """Keep a template's content in the blob store (once per checksum), with its manifest."""
+    if TemplateFile.objects.filter(checksum=scanned.checksum).exists():
+        return
+    files = [(MANIFEST_NAME, 0o644), *((info.rel, info.mode) for info in scanned.files)]
+    with blob_writes():
+        manifest = blob_store().store_tree(scanned.folder, files)
+        TemplateFile.objects.bulk_create(
+            [
+                TemplateFile(checksum=scanned.checksum, path=m.path, mode=m.mode, size=m.size or 0, sha256=m.sha256)
+                for m in manifest
+            ],
+            ignore_conflicts=True,
+        )
 
 
 def _upsert(scanned: ScannedTemplate, *, source: str, source_path: str, user: Any | None) -> ProjectTemplate:
@@ -754,8 +782,10 @@ def _store_upload(opened: zipfile.ZipFile | tarfile.TarFile, members: list[_Memb
         final.parent.mkdir(parents=True, exist_ok=True)
         if not final.exists():
             os.rename(staging, final)
+        stored = scan_template(final)
+        _store_blobs(stored)  # for machines that do not share KILN_TEMPLATES_DIR
         with transaction.atomic():
-            return _upsert(scan_template(final), source=TemplateSource.UPLOAD, source_path=relative, user=user)
+            return _upsert(stored, source=TemplateSource.UPLOAD, source_path=relative, user=user)
     finally:
         if staging.exists():
             shutil.rmtree(staging, ignore_errors=True)
