@@ -28,6 +28,8 @@ urlpatterns = [
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
     path("api-auth/", include("rest_framework.urls", namespace="rest_framework")),
     path("admin/", admin.site.urls),
+    # pages for people (apps/web): the template gallery, generate, generations, projects
+    path("", include("apps.web.urls")),
 ]
 
 handler400 = "core.exceptions.json_bad_request"

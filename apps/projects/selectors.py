@@ -61,7 +61,8 @@ def generated_projects_of(project: Project) -> QuerySet[GeneratedProject]:
     )
 
 
-# Parameters that name the project a template generates, most specific first.
+# Parameters that name the project a template generates, most specific first; then any
+# other `*_slug` / `*_name` parameter (`service_name`, `package_name`) in the order given.
 NAME_PARAMETERS = ("project_slug", "project_name", "repo_name", "name", "slug")
 
 
@@ -71,7 +72,8 @@ def generated_project_name(generated: GeneratedProject) -> str:
     Archives hold one top folder of this name and download as `<name>-<version>.zip`.
     """
     parameters = generated.parameters if isinstance(generated.parameters, dict) else {}
-    for key in NAME_PARAMETERS:
+    others = [key for key in parameters if key.endswith(("_slug", "_name")) and key not in NAME_PARAMETERS]
+    for key in (*NAME_PARAMETERS, *others):
         value = parameters.get(key)
         if isinstance(value, str):
             slug = slugify(value)[:100].strip("-")

@@ -56,6 +56,7 @@ INSTALLED_APPS = [
     "apps.storage",
     "apps.events",
     "apps.updates",
+    "apps.web",
 ]
 
 MIDDLEWARE = [
@@ -69,6 +70,8 @@ MIDDLEWARE = [
     "core.context.RequestContextMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # a strict Content-Security-Policy on the pages at / (apps/web)
+    "apps.web.middleware.PagesSecurityHeadersMiddleware",
 ]
 
 ROOT_URLCONF = "core.urls"
@@ -317,6 +320,10 @@ AWS_S3_ADDRESSING_STYLE = env_str("AWS_S3_ADDRESSING_STYLE") or None
 # Downloads answer a 302 to a presigned URL valid this many seconds (s3 only; else they stream).
 KILN_DOWNLOAD_REDIRECT = env_bool("KILN_DOWNLOAD_REDIRECT", False)
 KILN_DOWNLOAD_URL_TTL = env_int("KILN_DOWNLOAD_URL_TTL", 300)
+
+# --- Pages for people (apps/web): session login at /login/ --------------------------------
+LOGIN_URL = "web:login"
+LOGIN_REDIRECT_URL = "web:home"
 
 # --- Live job events (apps/events): SSE streams wake on Redis pub/sub, else poll the rows ---
 _EVENTS_BROKER = env_str("CELERY_BROKER_URL")
