@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import django_filters
@@ -84,3 +85,17 @@ class StrictQueryParams(BaseFilterBackend):
                     extra={"fields": {param: [f"Choose from {choices}."]}},
                 )
         return queryset
+
+
+class DeclaredOrderingFilter(OrderingFilter):
+    """DRF's OrderingFilter whose schema says which terms it takes (StrictQueryParams refuses others)."""
+
+    def get_schema_operation_parameters(self, view: Any) -> list[dict[str, Any]]:
+        parameters = super().get_schema_operation_parameters(view)
+        fields = sorted(getattr(view, "ordering_fields", None) or [])
+        if fields:
+            term = f"-?({'|'.join(re.escape(f) for f in fields)})"
+            for parameter in parameters:
+                parameter["schema"] = {"type": "string", "pattern": f"^{term}(,{term})*$"}
+                parameter["description"] = f"Order by {', '.join(fields)} (prefix - for descending; comma-separated)."
+        return parameters

@@ -9,7 +9,7 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, extend_schema_view
 from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
-from rest_framework.filters import OrderingFilter, SearchFilter
+from rest_framework.filters import SearchFilter
 from rest_framework.request import Request
 from rest_framework.response import Response
 
@@ -55,7 +55,7 @@ from apps.projects.serializers import (
 from apps.projects.services import connections, exports, generation, projects
 from apps.storage.downloads import blob_response
 from core.exceptions import NotFound
-from core.filters import StrictQueryParams
+from core.filters import DeclaredOrderingFilter, StrictQueryParams
 
 ERRORS = {
     400: OpenApiResponse(description="Invalid input: `{message, code, extra}`"),
@@ -94,7 +94,7 @@ class ProjectViewSet(
 ):
     serializer_class = ProjectSerializer
     lookup_url_kwarg = "id"
-    filter_backends = [DjangoFilterBackend, SearchFilter, OrderingFilter, StrictQueryParams]
+    filter_backends = [DjangoFilterBackend, SearchFilter, DeclaredOrderingFilter, StrictQueryParams]
     search_fields = ["name", "slug", "description"]
     ordering_fields = ["name", "created_at", "updated_at"]
     http_method_names = ["get", "post", "patch", "delete", "head", "options"]
