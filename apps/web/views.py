@@ -32,7 +32,6 @@ from apps.projects.selectors import (
     role_at_least,
 )
 from apps.projects.services import exports, generation, projects
-from apps.projects.services.stored_files import SourceFile, read_generated_file
 from apps.templates.models import ProjectTemplate
 from apps.templates.services.catalog import template_get
 from apps.web import highlight, parameters
@@ -345,13 +344,11 @@ def file_page(request: HttpRequest, project_id: int, generated_id: int, file_id:
         note = f"This file is {row.size} bytes; the preview shows files up to {PREVIEW_MAX_BYTES} bytes."
     else:
         try:
-            data = read_generated_file(
-                generation.generated_project_output_dir(generated),
-                SourceFile(path=row.path, mode=row.mode, size=row.size),
-            )
+            with generation.generated_file_open(row) as reader:
+                data = reader.read()
             html = highlight.to_html(row.path, data.decode("utf-8", errors="replace"))
-        except (OSError, ApplicationError):
-            note = "The generated files are no longer available (retention); regenerate the project."
+        except ApplicationError as exc:  # blob_missing (410), storage_unavailable (503)
+            note = f"The file cannot be read now: {exc.message}"
     return render(
         request,
         "web/file.html",

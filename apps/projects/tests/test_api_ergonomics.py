@@ -4,15 +4,13 @@ from __future__ import annotations
 
 import io
 import zipfile
-from pathlib import Path
 
 import pytest
 from django.test import Client
 
 from apps.projects.models import GeneratedProject, ProjectFile, RepositoryExport
 from apps.projects.services.exports import repository_export_execute, repository_export_start
-from apps.projects.services.generation import generated_project_output_dir
-from apps.projects.services.repository_exporter import exports_root
+from apps.storage.blobs import blob_store
 
 pytestmark = pytest.mark.django_db
 
@@ -67,35 +65,37 @@ def test_archives_hold_one_folder_named_after_the_project_and_download_as_name_v
 def test_delete_a_generation_removes_files_and_archives_and_keeps_the_exports(cast, api, generated, run_jobs):
     export = repository_export_start(generated=generated, data={"provider": "zip"}, actor=cast.alice, enqueue=False)
     export, _ = repository_export_execute(export_id=export.pk, owner="t:1:z")
-    folder = generated_project_output_dir(generated)
-    archive = exports_root(cast.project.pk) / Path(export.archive_path).name
-    assert folder.is_dir() and archive.is_file()
+    store = blob_store()
+    file_blobs = set(ProjectFile.objects.filter(generated=generated).values_list("sha256", flat=True))
+    blobs = {*file_blobs, export.archive_sha256}
+    assert all(store.exists(sha) for sha in blobs)
     url = f"/api/v1/projects/{cast.project.pk}/generated/{generated.pk}/"
 
     refused = api(cast.dave).delete(url)  # a developer generates but does not delete
     assert refused.status_code == 403 and refused.json()["extra"]["required_role"] == "maintainer"
     assert api(cast.charlie).delete(url).status_code == 404
 
-    with run_jobs():  # the files go after commit
+    with run_jobs():  # the blobs go after commit
         assert api(cast.mia).delete(url).status_code == 204
-    assert not folder.exists() and not archive.exists()
+    assert not any(store.exists(sha) for sha in blobs)
     assert api(cast.alice).get(url).status_code == 404
     assert generated.pk not in [
         g["id"] for g in api(cast.alice).get(f"/api/v1/projects/{cast.project.pk}/generated/").json()["results"]
     ]
     assert not ProjectFile.objects.filter(generated_id=generated.pk).exists()
     kept = RepositoryExport.objects.get(pk=export.pk)  # history: what was published, where, with which hash
-    assert kept.status == "completed" and kept.archive_sha256 == export.archive_sha256 and kept.archive_path == ""
+    assert kept.status == "completed" and kept.archive_size == export.archive_size and kept.archive_path == ""
     assert GeneratedProject.objects.get(pk=generated.pk).deleted_at is not None
     audit = api(cast.alice).get(f"/api/v1/projects/{cast.project.pk}/audit/?action=generation.deleted").json()
     assert audit["count"] == 1 and audit["results"][0]["actor_label"] == "mia"
+    assert audit["results"][0]["detail"]["archives"] == {str(export.pk): export.archive_sha256}  # the hash, kept
 
 
 def test_delete_refuses_a_generation_that_is_still_running(cast, api, generated):
     GeneratedProject.objects.filter(pk=generated.pk).update(status="running")
     response = api(cast.alice).delete(f"/api/v1/projects/{cast.project.pk}/generated/{generated.pk}/")
     assert response.status_code == 409 and response.json()["code"] == "generation_busy"
-    assert generated_project_output_dir(generated).is_dir()
+    assert ProjectFile.objects.filter(generated=generated).exists()
 
 
 def test_projects_search_and_ordering(cast, api):
