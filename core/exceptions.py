@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
-from django.core.exceptions import RequestDataTooBig
+from django.core.exceptions import RequestDataTooBig, TooManyFieldsSent, TooManyFilesSent
 from django.core.exceptions import ValidationError as DjangoValidationError
 
 from core.redaction import redact
@@ -166,6 +166,17 @@ def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response:
                 "The request body is too large.", "payload_too_large", {"limit": settings.DATA_UPLOAD_MAX_MEMORY_SIZE}
             ),
             status=413,
+        )
+    if isinstance(exc, (TooManyFieldsSent, TooManyFilesSent)):
+        # Django's multipart/form parser refuses more fields than DATA_UPLOAD_MAX_NUMBER_FIELDS (a list
+        # sent as repeated form fields) while DRF parses the body: the client's input, not a server error
+        return Response(
+            error_body(
+                "The request has too many form fields or files.",
+                "too_many_fields",
+                {"limit": settings.DATA_UPLOAD_MAX_NUMBER_FIELDS},
+            ),
+            status=400,
         )
     if isinstance(exc, DjangoValidationError):
         exc = drf_exceptions.ValidationError(detail=exc.message_dict if hasattr(exc, "error_dict") else exc.messages)

@@ -56,22 +56,18 @@ INSTALLED_APPS = [
     "apps.storage",
     "apps.events",
     "apps.updates",
-    "apps.web",
 ]
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
-    # Django's CommonMiddleware with a JSON 308 for a missing trailing slash (core/api_root.py)
-    "core.api_root.KilnCommonMiddleware",
+    "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "core.context.RequestContextMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
-    # a strict Content-Security-Policy on the pages at / (apps/web)
-    "apps.web.middleware.PagesSecurityHeadersMiddleware",
 ]
 
 ROOT_URLCONF = "core.urls"
@@ -149,8 +145,7 @@ REST_FRAMEWORK = {
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_PAGINATION_CLASS": "core.pagination.KilnPagination",
     "PAGE_SIZE": 20,
-    # core.filters.StrictQueryParams: a list answers 400 to a query parameter it does not know
-    "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend", "core.filters.StrictQueryParams"],
+    "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "core.exceptions.api_exception_handler",
     # Kiln's subclasses of DRF's three parsers: NUL characters and non-finite numbers are a 400
@@ -290,6 +285,13 @@ KILN_GIT_TIMEOUT = env_int("KILN_GIT_TIMEOUT", 300)
 KILN_PROVIDER_MAX_ATTEMPTS = env_int("KILN_PROVIDER_MAX_ATTEMPTS", 4)
 KILN_PROVIDER_MAX_WAIT = env_float("KILN_PROVIDER_MAX_WAIT", 60.0)
 KILN_GIT_BINARY = env_str("KILN_GIT_BINARY", "git")
+# Template updates (apps/updates): bounds of one update's merge, its stored diff, and a rollout's pace.
+KILN_UPDATE_MAX_FILES = env_int("KILN_UPDATE_MAX_FILES", 50_000)  # paths in base, theirs and ours together
+KILN_UPDATE_MAX_MERGE_BYTES = env_int("KILN_UPDATE_MAX_MERGE_BYTES", 2 * 1024 * 1024)  # larger: a conflict, ours kept
+KILN_UPDATE_FILE_SECONDS = env_float("KILN_UPDATE_FILE_SECONDS", 10.0)  # one git merge-file
+KILN_UPDATE_TIME_LIMIT = env_float("KILN_UPDATE_TIME_LIMIT", 300.0)  # all merges of one update
+KILN_UPDATE_DIFF_MAX_BYTES = env_int("KILN_UPDATE_DIFF_MAX_BYTES", 8 * 1024 * 1024)  # the stored unified diff
+KILN_ROLLOUT_CONCURRENCY = env_int("KILN_ROLLOUT_CONCURRENCY", 4)  # updates of one rollout running at once
 # The agents' API caller: empty base = in-process WSGI transport (embedded default).
 KILN_INTERNAL_API_BASE = env_str("KILN_INTERNAL_API_BASE", "")
 KILN_API_CALLER_CONNECT_TIMEOUT = env_float("KILN_API_CALLER_CONNECT_TIMEOUT", 5.0)
@@ -320,10 +322,6 @@ AWS_S3_ADDRESSING_STYLE = env_str("AWS_S3_ADDRESSING_STYLE") or None
 # Downloads answer a 302 to a presigned URL valid this many seconds (s3 only; else they stream).
 KILN_DOWNLOAD_REDIRECT = env_bool("KILN_DOWNLOAD_REDIRECT", False)
 KILN_DOWNLOAD_URL_TTL = env_int("KILN_DOWNLOAD_URL_TTL", 300)
-
-# --- Pages for people (apps/web): session login at /login/ --------------------------------
-LOGIN_URL = "web:login"
-LOGIN_REDIRECT_URL = "web:home"
 
 # --- Live job events (apps/events): SSE streams wake on Redis pub/sub, else poll the rows ---
 _EVENTS_BROKER = env_str("CELERY_BROKER_URL")

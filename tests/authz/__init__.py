@@ -188,6 +188,58 @@ class World:
         return run
 
     @functools.cached_property
+    def git_export(self) -> Any:
+        """A completed export of the generation to a bare git repository (file://): an update target."""
+        import subprocess
+        from pathlib import Path
+
+        from django.conf import settings
+
+        from apps.projects.services.exports import repository_export_execute, repository_export_start
+
+        bare = Path(settings.GENERATED_PROJECTS_DIR) / "authz-remote.git"
+        bare.parent.mkdir(parents=True, exist_ok=True)
+        subprocess.run(["git", "init", "-q", "--bare", "-b", "main", str(bare)], check=True)
+        row = repository_export_start(
+            generated=self.generated,
+            data={"provider": "git", "remote_url": f"file://{bare}"},
+            actor=self.cast.alice,
+            enqueue=False,
+        )
+        export, _logs = repository_export_execute(export_id=row.pk, owner="authz:1:x")
+        assert export.status == "completed", export.error
+        return export
+
+    @functools.cached_property
+    def update(self) -> Any:
+        """A template update of the git export, recorded by the service and marked finished (a
+        preview to the same version would change nothing; running it costs a render and a fetch
+        per case, which the matrix does not need: it checks who may read, not the merge)."""
+        from django.utils import timezone
+
+        from apps.updates.models import TemplateUpdate
+        from apps.updates.services.updates import update_start
+
+        assert self.git_export
+        row, _ = update_start(generated=self.generated, data={"mode": "preview"}, actor=self.cast.alice, enqueue=False)
+        TemplateUpdate.objects.filter(pk=row.pk).update(
+            status="completed", outcome="nothing_to_update", finished_at=timezone.now()
+        )
+        row.refresh_from_db()
+        return row
+
+    @functools.cached_property
+    def rollout(self) -> Any:
+        """alice's rollout of the template (one item: the git export in Alpha)."""
+        from apps.updates.services.rollouts import rollout_start
+
+        assert self.git_export
+        rollout, _ = rollout_start(
+            template_slug=self.template.slug, data={"mode": "preview"}, actor=self.cast.alice, enqueue=False
+        )
+        return rollout
+
+    @functools.cached_property
     def agent(self) -> Any:
         """An agent of alice's (maintainer in Alpha): the object of the /agents/{id}/ routes."""
         from apps.agents.services.agents import agent_create
@@ -226,6 +278,8 @@ class World:
             "members": lambda: self.membership.pk,
             "workflows": lambda: self.workflow.pk,
             "runs": lambda: self.run.pk,
+            "updates": lambda: self.update.pk,
+            "rollouts": lambda: self.rollout.pk,
         }
         if collection not in ids:
             raise AssertionError(f"no object to substitute for {{id}} of '{collection}'; add one to World.object_id")
@@ -302,12 +356,14 @@ MINIMAL_BODIES: dict[str, Callable[[World, str], dict[str, Any]]] = {
     ),
     "workflows_partial_update": lambda w, c: _json({"description": "changed"}),
     "workflow_runs_create": lambda w, c: _json({"inputs": {}}),
+    "updates_create": lambda w, c: (w.git_export and None) or _json({"mode": "preview"}),
+    "rollouts_create": lambda w, c: (w.git_export and None) or _json({"mode": "preview"}),
 }
 
 
 # --- database snapshots ------------------------------------------------------------------------
 
-SNAPSHOT_MODELS = ("projects", "workflows", "agents", "accounts", "auth.User")
+SNAPSHOT_MODELS = ("projects", "workflows", "agents", "accounts", "updates", "auth.User")
 # token authentication records when a token was last used; that is not a change a request makes
 IGNORED_COLUMNS = frozenset({"last_used_at"})
 

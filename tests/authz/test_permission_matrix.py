@@ -104,7 +104,6 @@ EXPECTED: dict[str, dict[str, int]] = {
     "generated_create": _row(401, 404, 403, 202, 202, 202, 202, 404),
     "generated_cancel": _row(401, 404, 403, 409, 409, 409, 409, 404),
     "generated_retry": _row(401, 404, 403, 409, 409, 409, 409, 404),
-    "generated_destroy": _row(401, 404, 403, 403, 204, 204, 204, 404),
     "generated_events": MEMBER_READ,
     "generated_logs": MEMBER_READ,
     "files_list": MEMBER_READ,
@@ -135,6 +134,18 @@ EXPECTED: dict[str, dict[str, int]] = {
     # a run acts as whoever started it (alice); a maintainer or an agent may not act on it, the owner may
     "runs_cancel": _row(401, 404, 403, 403, 403, 409, 403, 404),
     "runs_retry": _row(401, 404, 403, 403, 403, 409, 403, 404),
+    # template updates of Alpha's generation: a preview needs a developer (branch / pull request a maintainer)
+    "updates_list": MEMBER_READ,
+    "updates_retrieve": MEMBER_READ,
+    "updates_diff": MEMBER_READ,
+    "updates_events": MEMBER_READ,
+    "updates_logs": MEMBER_READ,
+    "updates_create": _row(401, 404, 403, 202, 202, 202, 202, 404),
+    # rollouts and drift of a template: every user, each seeing only the projects they are in
+    "rollouts_create": _row(401, 202, 202, 202, 202, 202, 202, 202),
+    "rollouts_list": ANY_USER,
+    "rollouts_retrieve": MEMBER_READ,
+    "templates_drift": ANY_USER,
 }
 
 # Cells where Kiln contradicts API.md or is clearly wrong: the expected value above stays

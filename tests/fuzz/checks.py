@@ -209,6 +209,8 @@ D4_DEPENDS_ON_STATE: dict[str, tuple[int, frozenset[str], tuple[str, ...] | None
     "connections_verify": (400, frozenset({"verify_unsupported"}), ()),
     # the template's own parameter schema decides
     "generated_create": (400, frozenset({"validation_error"}), ("parameters.",)),
+    # the new version's parameter schema decides; `export` must be one of the project's exports
+    "updates_create": (400, frozenset({"validation_error", "export_not_found"}), ("parameters.", "export")),
 }
 
 # F3: JSON fields the schema declares as "any value" but the API requires to be objects.

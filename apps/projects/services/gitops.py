@@ -307,14 +307,12 @@ def init_scratch(git_dir: Path) -> None:
 def fetch_heads(git_dir: Path, *, url: str, branches: Sequence[str], auth: GitAuth | None) -> dict[str, str]:
     """Fetch the tips of `branches` that exist at `url` (depth 1) into `refs/remotes/origin/*`.
 
-    Returns {branch: sha} for the branches the remote has; the others are absent.
+    Returns {branch: sha} for the branches the remote has; the others are absent. One round
+    trip: each branch is fetched through a pattern refspec (`refs/heads/<name>*`), which matches
+    nothing instead of failing when the branch does not exist.
     """
-    advertised = remote_refs(url, auth=auth)
-    present = {b: advertised[f"refs/heads/{b}"] for b in branches if f"refs/heads/{b}" in advertised}
-    if not present:
-        return {}
     secrets = (auth.token,) if auth else ()
-    refspecs = [f"+refs/heads/{b}:refs/remotes/origin/{b}" for b in present]
+    refspecs = [f"+refs/heads/{b}*:refs/remotes/origin/{b}*" for b in branches]
     options = []
     if url.startswith("file:"):
         options.append(f"--upload-pack={settings.KILN_GIT_BINARY} -c core.hooksPath={os.devnull} upload-pack")
@@ -335,14 +333,22 @@ def fetch_heads(git_dir: Path, *, url: str, branches: Sequence[str], auth: GitAu
         env=git_env(url=url, auth=auth),
         secrets=secrets,
     )
-    fetched = {}
-    for branch in present:
-        fetched[branch] = _run(
-            [settings.KILN_GIT_BINARY, f"--git-dir={git_dir}", "rev-parse", f"refs/remotes/origin/{branch}"],
-            env=git_env(),
-            secrets=(),
-        ).strip()
-    return fetched
+    listed = _run(
+        [
+            settings.KILN_GIT_BINARY,
+            f"--git-dir={git_dir}",
+            "for-each-ref",
+            "--format=%(objectname) %(refname)",
+            "refs/remotes/origin/",
+        ],
+        env=git_env(),
+        secrets=(),
+    )
+    found = {}
+    for line in listed.splitlines():
+        sha, _, ref = line.partition(" ")
+        found[ref.removeprefix("refs/remotes/origin/")] = sha
+    return {branch: found[branch] for branch in branches if branch in found}
 
 
 def list_tree(git_dir: Path, commit: str) -> dict[str, TreeEntry]:
@@ -474,6 +480,21 @@ def is_ancestor(git_dir: Path, ancestor: str, descendant: str) -> bool:
     return proc.returncode == 0
 
 
+def commit_parents(git_dir: Path, commit: str) -> list[str]:
+    """The parents a commit object names (read from the object itself: right in a shallow repository too)."""
+    proc = subprocess.run(
+        [settings.KILN_GIT_BINARY, f"--git-dir={git_dir}", "cat-file", "commit", commit],
+        env={**os.environ, **git_env()},
+        capture_output=True,
+        timeout=settings.KILN_GIT_TIMEOUT,
+        check=False,
+    )
+    if proc.returncode != 0:
+        raise GitFailed(f"Reading commit {commit[:12]} failed.", code="git_read_failed")
+    header = proc.stdout.split(b"\n\n", 1)[0].decode(errors="replace")
+    return [line.split()[1] for line in header.splitlines() if line.startswith("parent ")]
+
+
 def diff_commits(git_dir: Path, old: str, new: str) -> bytes:
     """The unified diff from `old` to `new` (renames found, binary files named, no colour)."""
     proc = subprocess.run(
@@ -545,22 +566,26 @@ class BranchPush:
     pushed: bool
 
 
-def push_branch(*, git_dir: Path, url: str, branch: str, commit: str, auth: GitAuth | None) -> BranchPush:
+def push_branch(
+    *, git_dir: Path, url: str, branch: str, commit: str, auth: GitAuth | None, remote_head: str | None = None
+) -> BranchPush:
     """Create or fast-forward `branch` at `url` to `commit`; never force.
 
-    Finding the branch already at `commit` is success without pushing. A remote that refuses
-    the update as not a fast-forward (someone else's commits on the branch) is
-    `branch_diverged` (409).
+    `remote_head` is the branch's tip as just fetched (None: absent); finding it already at
+    `commit` is success without pushing. A remote that refuses the update as not a fast-forward
+    (someone else's commits on the branch) is `branch_diverged` (409). git's porcelain answer
+    for the ref says whether it was updated; a failed push is checked against the remote once
+    more, since an earlier delivery's push of the same commit may have won the race.
     """
     ref = f"refs/heads/{branch}"
-    if remote_refs(url, auth=auth).get(ref) == commit:
+    if remote_head == commit:
         return BranchPush(pushed=False)
     options = []
     if url.startswith("file:"):
         options.append(f"--receive-pack={settings.KILN_GIT_BINARY} -c core.hooksPath={os.devnull} receive-pack")
     secrets = (auth.token,) if auth else ()
     try:
-        _run(
+        out = _run(
             [
                 settings.KILN_GIT_BINARY,
                 f"--git-dir={git_dir}",
@@ -586,6 +611,52 @@ def push_branch(*, git_dir: Path, url: str, branch: str, commit: str, auth: GitA
                 extra={"branch": branch},
             ) from None
         raise
-    if remote_refs(url, auth=auth).get(ref) != commit:
-        raise GitFailed("The push finished but the remote branch does not point at the commit.", code="push_unverified")
+    # porcelain: "<flag>\t<from>:<to>\t<summary>"; ' ' fast-forward, '*' new ref, '=' up to date
+    flags = [line[0] for line in out.splitlines() if line[:1] in " *=+-!" and f":{ref}\t" in line]
+    if flags == ["="]:
+        return BranchPush(pushed=False)
+    if flags not in ([" "], ["*"]):
+        raise GitFailed("The push finished but git did not report the branch as updated.", code="push_unverified")
     return BranchPush(pushed=True)
+
+
+def branch_contains(
+    git_dir: Path, *, url: str, branch: str, commit: str, auth: GitAuth | None, depth: int = 200
+) -> bool:
+    """Whether `commit` is in the last `depth` commits of `branch` at `url` (fetched into `git_dir`).
+
+    A result merged with a merge commit or fast-forwarded is found; one squashed or rebased is
+    not (its commit never reaches the branch), nor one older than `depth` commits.
+    """
+    secrets = (auth.token,) if auth else ()
+    options = []
+    if url.startswith("file:"):
+        options.append(f"--upload-pack={settings.KILN_GIT_BINARY} -c core.hooksPath={os.devnull} upload-pack")
+    try:
+        _run(
+            [
+                settings.KILN_GIT_BINARY,
+                f"--git-dir={git_dir}",
+                "fetch",
+                "--quiet",
+                "--no-tags",
+                "--no-write-fetch-head",
+                f"--depth={int(depth)}",
+                *options,
+                "--",
+                url,
+                f"+refs/heads/{branch}:refs/remotes/origin/{branch}",
+            ],
+            env=git_env(url=url, auth=auth),
+            secrets=secrets,
+        )
+    except GitFailed:
+        return False
+    present = subprocess.run(
+        [settings.KILN_GIT_BINARY, f"--git-dir={git_dir}", "cat-file", "-e", f"{commit}^{{commit}}"],
+        env={**os.environ, **git_env()},
+        capture_output=True,
+        timeout=settings.KILN_GIT_TIMEOUT,
+        check=False,
+    )
+    return present.returncode == 0 and is_ancestor(git_dir, commit, f"refs/remotes/origin/{branch}")

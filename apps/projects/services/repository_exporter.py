@@ -93,13 +93,6 @@ class ExportContext:
         job_log(RepositoryExport, self.export.pk, f"INFO {text}")
 
     @property
-    def archive_folder(self) -> str:
-        """The one top-level folder of an archive: the generated project's name."""
-        from apps.projects.selectors import generated_project_name
-
-        return generated_project_name(self.generated)
-
-    @property
     def secrets(self) -> tuple[str, ...]:
         return (self.token,) if self.token else ()
 
@@ -110,7 +103,19 @@ class ExportContext:
 
     def commit_message(self) -> str:
         template = self.generated.template
-        return f"Initial commit from Kiln template {template.slug} {self.generated.template_version}\n"
+        version = self.generated.template_version
+        title = f"Initial commit from Kiln template {template.slug} {version}\n"
+        return f"{title}\n{provenance_trailers(slug=template.slug, version=version, generation=self.generated.pk)}"
+
+
+def provenance_trailers(*, slug: str, version: str, generation: int, previous: str | None = None) -> str:
+    """Git trailers on every commit Kiln makes, naming where its files come from
+    (`git log --format=%(trailers)` or `git interpret-trailers --parse` read them)."""
+    lines = [f"Kiln-Template: {slug}@{version}"]
+    if previous:
+        lines.append(f"Kiln-Template-Previous: {slug}@{previous}")
+    lines.append(f"Kiln-Generation: {generation}")
+    return "\n".join(lines) + "\n"
 
 
 class ProviderModule(Protocol):
@@ -283,3 +288,59 @@ class RepositoryExporter:
             )
             result = provider.export(ctx)
         return result, ctx.logs
+
+
+# --- proposals: a pull request (GitHub) or merge request (GitLab) for a pushed branch -----------
+
+
+@dataclass(frozen=True)
+class ProposalRequest:
+    """Open or update the one open pull/merge request from `head` into `base` of an exported repository."""
+
+    connection: ProviderConnection | None
+    token: str
+    repository: str  # the recorded full name (owner/name, group/sub/name)
+    repository_id: str  # the recorded id (GitLab project id)
+    head: str
+    base: str
+    title: str
+    body: str
+    draft: bool
+    log: Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class Proposal:
+    number: int
+    url: str
+    created: bool
+
+
+@dataclass(frozen=True)
+class ProposalRef:
+    """An opened pull/merge request, to ask the provider what became of it."""
+
+    connection: ProviderConnection | None
+    token: str
+    repository: str
+    repository_id: str
+    number: int
+
+
+class ProposingProvider(Protocol):
+    def propose(self, request: ProposalRequest) -> Proposal: ...
+
+    def proposal_state(self, ref: ProposalRef) -> str:
+        """`open`, `closed` or `merged`."""
+        ...
+
+
+def get_proposer(provider_id: str) -> ProposingProvider | None:
+    """The provider module if it opens pull/merge requests (GitHub, GitLab), else None (a git remote)."""
+    provider = get_provider(provider_id)
+    return provider if callable(getattr(provider, "propose", None)) else None  # type: ignore[return-value]
+
+
+def git_username(provider_id: str) -> str:
+    """The Basic-auth user name the provider's git server expects with a token."""
+    return str(getattr(get_provider(provider_id), "git_username", "x-access-token"))

@@ -31,6 +31,7 @@ from django.db import transaction
 
 from apps.storage.blobs import ManifestItem, blob_store, blob_writes
 from apps.templates.models import ProjectTemplate, TemplateFile, TemplateSource
+from apps.templates.services.update_spec import parse_update_spec
 from core.exceptions import ApplicationError, NotFound, ValidationFailed
 from core.json_schema import UserSchemaError, check_user_schema, iter_user_schema_errors
 from core.safe_paths import (
@@ -49,7 +50,9 @@ logger = logging.getLogger("kiln.templates")
 
 MANIFEST_NAME = "template.yaml"
 MAX_MANIFEST_BYTES = 256 * 1024
-MANIFEST_KEYS = frozenset({"slug", "name", "description", "version", "parameters", "exclude", "copy_without_render"})
+MANIFEST_KEYS = frozenset(
+    {"slug", "name", "description", "version", "parameters", "exclude", "copy_without_render", "update", "migrations"}
+)
 SLUG_RE = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,98}[a-z0-9])?$")
 VERSION_RE = re.compile(r"^[0-9A-Za-z][0-9A-Za-z.+_-]{0,49}$")
 
@@ -190,6 +193,7 @@ def parse_manifest(raw: bytes, *, where: str = MANIFEST_NAME) -> TemplateManifes
             )
         return tuple(value)
 
+    parse_update_spec(data, where=where)  # `update` and `migrations`: checked here, applied by updates
     return TemplateManifest(
         slug=slug,
         name=name,

@@ -1,8 +1,8 @@
 """Trees for the merge engine: a generation's files, a commit read with git, files in memory.
 
 Every tree is entries (path → git mode and blob id) plus a reader for the bytes of the few
-entries a merge needs. A generation's files are read from where generations keep them
-(`stored_files`) and hashed as git hashes blobs; a commit's entries come from `git ls-tree`
+entries a merge needs. A generation's files are read from the blob store (`stored_files`,
+verified) and hashed as git hashes blobs; a commit's entries come from `git ls-tree`
 and its blobs from one `git cat-file --batch`; nothing is checked out.
 """
 
@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+from apps.projects.models import GeneratedProject
 from apps.projects.services.gitops import (
     GIT_MODE_EXECUTABLE,
     GIT_MODE_FILE,
@@ -19,6 +20,7 @@ from apps.projects.services.gitops import (
     list_tree,
     read_blobs,
 )
+from apps.projects.services.stored_files import generation_files, read_sources
 from apps.updates.services.merge import Entry, Tree
 
 
@@ -75,3 +77,29 @@ def apply_changes(ours: Tree, changes: Mapping[str, FileChange | None]) -> dict[
         content = change.data if change.data is not None else extra[need[path]]
         result[path] = (content, change.mode)
     return result
+
+
+# Bytes of a generation kept in memory while its tree is hashed; files beyond are read again.
+KEEP_BYTES = 32 * 1024 * 1024
+
+
+def generation_tree(generated: GeneratedProject) -> Tree:
+    """A completed generation's recorded files, read from the blob store (verified) and hashed as
+    git hashes blobs; a missing or damaged blob is `blob_missing` / `blob_corrupt`."""
+    sources = {source.path: source for source in generation_files(generated.pk)}
+    kept: dict[str, bytes] = {}
+    budget = KEEP_BYTES
+    entries: dict[str, Entry] = {}
+    ordered = list(sources.values())
+    for source, data in zip(ordered, read_sources(ordered), strict=True):
+        entries[source.path] = Entry(git_mode(source.mode), blob_id(data), source=source.path)
+        if len(data) <= budget:
+            kept[source.path] = data
+            budget -= len(data)
+
+    def read(paths: Sequence[str]) -> dict[str, bytes]:
+        missing = [sources[path] for path in paths if path not in kept]
+        fetched = dict(zip((s.path for s in missing), read_sources(missing), strict=True))
+        return {path: kept[path] if path in kept else fetched[path] for path in paths}
+
+    return Tree(entries, read)

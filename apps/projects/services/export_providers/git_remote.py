@@ -21,6 +21,7 @@ class GitRemoteProvider:
     id = "git"
     needs_connection = False
     connection_provider: str | None = Provider.GIT
+    git_username = "x-access-token"
 
     def clean_target(self, data: dict[str, Any], *, connection: ProviderConnection | None) -> CleanTarget:
         extra = sorted(set(data) - ALLOWED)

@@ -49,6 +49,9 @@ from apps.projects.services.repository_exporter import (
     ExportContext,
     ExportFailed,
     ExportResult,
+    Proposal,
+    ProposalRef,
+    ProposalRequest,
     Retry,
     register_provider,
     retry_after_seconds,
@@ -238,11 +241,29 @@ def _internal_needs_org() -> ExportFailed:
     )
 
 
+def _find_pull(gh: Github, path: str, *, head: str, base: str) -> dict[str, Any] | None:
+    """The open pull request from `head` (owner:branch) into `base`, if any (GitHub allows one)."""
+    _, items = gh.requester.requestJsonAndCheck(
+        "GET",
+        f"{path}/pulls",
+        parameters={"state": "open", "head": head, "base": base, "per_page": 100},
+        headers={"Accept": MEDIA_TYPE},
+    )
+    if not isinstance(items, list):
+        raise ExportFailed("GitHub answered the pull request list with something else.", code="provider_error")
+    return next((item for item in items if isinstance(item, dict)), None)
+
+
+def _says_pull_exists(exc: GithubException) -> bool:
+    return exc.status == 422 and "already exists" in _message(exc).lower()
+
+
 @register_provider
 class GitHubProvider:
     id = "github"
     needs_connection = True
     connection_provider: str | None = Provider.GITHUB
+    git_username = "x-access-token"
 
     def clean_target(self, data: dict[str, Any], *, connection: ProviderConnection | None) -> CleanTarget:
         repo, target, branch = clean_repository(data, label="GitHub", fields=REPOSITORY_FIELDS, max_description=350)
@@ -288,6 +309,69 @@ class GitHubProvider:
             remote_repo_id=str(repo.id),
             remote_full_name=repo.full_name,
         )
+
+    def propose(self, request: ProposalRequest) -> Proposal:
+        """Open the pull request for an update branch, or update the open one (never a second one).
+
+        `GET /repos/{o}/{r}/pulls?state=open&head=owner:branch&base=...` finds an open one; else
+        `POST .../pulls` (`draft` when the update left conflicts; GitHub's REST API cannot turn a
+        draft into a ready pull request later, so a re-run only updates title and body). A create
+        that loses a race answers 422 "A pull request already exists": the one found is used.
+        """
+        gh = client(request.connection, request.token)
+        path = repo_path(request.repository)
+        head = f"{request.repository.partition('/')[0]}:{request.head}"
+        opened: list[bool] = []
+
+        def find() -> dict[str, Any] | None:
+            return _find_pull(gh, path, head=head, base=request.base)
+
+        def create() -> dict[str, Any]:
+            payload = {
+                "title": request.title,
+                "head": request.head,
+                "base": request.base,
+                "body": request.body,
+                "draft": request.draft,
+            }
+            try:
+                data = dict(_call(gh, "POST", f"{path}/pulls", payload))
+            except GithubException as exc:
+                found = find() if _says_pull_exists(exc) else None
+                if found is None:
+                    raise
+                return found
+            opened.append(True)
+            return data
+
+        pull = with_retries(find, classify=classify, what="looking for the pull request")
+        if pull is None:
+            pull = with_retries(create, classify=classify, what="opening the pull request")
+        if pull.get("title") != request.title or (pull.get("body") or "") != request.body:
+            number = int(pull["number"])
+            changes = {"title": request.title, "body": request.body}
+            pull = with_retries(
+                lambda: dict(_call(gh, "PATCH", f"{path}/pulls/{number}", changes)),
+                classify=classify,
+                what="updating the pull request",
+            )
+        try:
+            number, url = int(pull["number"]), str(pull["html_url"])
+        except (KeyError, TypeError, ValueError):
+            raise ExportFailed("GitHub answered with a pull request Kiln cannot read.", code="provider_error") from None
+        request.log(f"pull request #{number} {'opened' if opened else 'updated'}: {url}")
+        return Proposal(number=number, url=url, created=bool(opened))
+
+    def proposal_state(self, ref: ProposalRef) -> str:
+        """`GET /repos/{o}/{r}/pulls/{n}`: merged, closed (unmerged) or open."""
+        gh = client(ref.connection, ref.token)
+        path = f"{repo_path(ref.repository)}/pulls/{int(ref.number)}"
+        data = with_retries(lambda: _call(gh, "GET", path), classify=classify, what="reading the pull request")
+        if not isinstance(data, dict):
+            raise ExportFailed("GitHub answered with a pull request Kiln cannot read.", code="provider_error")
+        if data.get("merged") or data.get("merged_at"):
+            return "merged"
+        return "closed" if data.get("state") == "closed" else "open"
 
     def _repository(self, ctx: ExportContext, gh: Github) -> RemoteRepo:
         if ctx.export.remote_repo_id:

@@ -20,7 +20,7 @@ from typing import Any
 import gitlab
 import requests
 from django.conf import settings
-from gitlab.exceptions import GitlabAuthenticationError, GitlabError, GitlabGetError
+from gitlab.exceptions import GitlabAuthenticationError, GitlabCreateError, GitlabError, GitlabGetError
 from gitlab.v4.objects import Project as GitlabProject
 
 from apps.projects.models import Provider, ProviderConnection, RepositoryExport
@@ -42,6 +42,9 @@ from apps.projects.services.repository_exporter import (
     ExportContext,
     ExportFailed,
     ExportResult,
+    Proposal,
+    ProposalRef,
+    ProposalRequest,
     Retry,
     register_provider,
     retry_after_seconds,
@@ -263,6 +266,7 @@ class GitLabProvider:
     id = "gitlab"
     needs_connection = True
     connection_provider: str | None = Provider.GITLAB
+    git_username = "oauth2"
 
     def clean_target(self, data: dict[str, Any], *, connection: ProviderConnection | None) -> CleanTarget:
         repo, target, branch = clean_repository(data, label="GitLab", fields=REPOSITORY_FIELDS, max_description=2000)
@@ -290,6 +294,65 @@ class GitLabProvider:
             remote_repo_id=str(project.id),
             remote_full_name=project.path_with_namespace,
         )
+
+    def propose(self, request: ProposalRequest) -> Proposal:
+        """Open the merge request for an update branch, or update the open one (never a second one).
+
+        `GET /projects/:id/merge_requests?source_branch=...&target_branch=...&state=opened` finds an
+        open one; else `POST .../merge_requests`. Conflicts make it a draft the GitLab way, a
+        `Draft:` title prefix, which a re-run without conflicts removes again. A create that
+        loses a race answers 409 "Another open merge request already exists": that one is used.
+        """
+        gl = client(request.connection, request.token)
+        if not request.repository_id.isdigit():
+            raise ExportFailed("The export recorded no GitLab project id.", code="not_exported", status_code=409)
+        project = gl.projects.get(int(request.repository_id), lazy=True)
+        title = f"Draft: {request.title}" if request.draft else request.title
+        opened: list[bool] = []
+
+        def find() -> Any:
+            found = project.mergerequests.list(
+                source_branch=request.head, target_branch=request.base, state="opened", get_all=False
+            )
+            return found[0] if found else None
+
+        def create() -> Any:
+            payload = {
+                "source_branch": request.head,
+                "target_branch": request.base,
+                "title": title,
+                "description": request.body,
+            }
+            try:
+                created = project.mergerequests.create(payload)
+            except GitlabCreateError as exc:
+                found = find() if exc.response_code == 409 else None
+                if found is None:
+                    raise
+                return found
+            opened.append(True)
+            return created
+
+        mr = with_retries(find, classify=classify, what="looking for the merge request")
+        if mr is None:
+            mr = with_retries(create, classify=classify, what="opening the merge request")
+        if mr.title != title or (mr.description or "") != request.body:
+            mr.title = title
+            mr.description = request.body
+            with_retries(mr.save, classify=classify, what="updating the merge request")
+        number, url = int(mr.iid), str(mr.web_url)
+        request.log(f"merge request !{number} {'opened' if opened else 'updated'}: {url}")
+        return Proposal(number=number, url=url, created=bool(opened))
+
+    def proposal_state(self, ref: ProposalRef) -> str:
+        """`GET /projects/:id/merge_requests/:iid`: merged, closed (or locked) or open."""
+        gl = client(ref.connection, ref.token)
+        project = gl.projects.get(int(ref.repository_id), lazy=True)
+        mr = with_retries(
+            lambda: project.mergerequests.get(int(ref.number)), classify=classify, what="reading the merge request"
+        )
+        state = str(getattr(mr, "state", ""))
+        return "merged" if state == "merged" else "open" if state == "opened" else "closed"
 
     def _project(self, ctx: ExportContext, gl: gitlab.Gitlab) -> GitlabProject:
         export = ctx.export

@@ -1,0 +1,100 @@
+"""What an update needs to know about template versions, in one place.
+
+Which version an update goes to (default: the latest), the order of version labels (for
+migrations), what the version declares about updates (`update`/`migrations` in template.yaml,
+`_skip_if_exists`/`_exclude`/answers file for Copier), the answers it renders with, and starting
+the generation that renders it (recorded like any other generation, so it is the base of the
+next update). The update service asks only these functions.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from apps.projects.models import GeneratedProject, Project
+from apps.templates.models import ProjectTemplate
+from apps.templates.services.catalog import MANIFEST_NAME, template_folder
+from apps.templates.services.update_spec import UpdateSpec, parse_update_spec
+from apps.updates.services.merge import MergePolicy
+from core.exceptions import NotFound, ValidationFailed
+from core.values import UntrustedValueError, load_untrusted_yaml
+
+
+@dataclass(frozen=True)
+class VersionRef:
+    template: ProjectTemplate
+    label: str
+    format: str
+    parameters: dict[str, Any]
+    folder: Path
+
+
+def latest_label(template: ProjectTemplate) -> str:
+    return template.version
+
+
+def target_version(template: ProjectTemplate, label: str | None) -> VersionRef:
+    """The version an update renders (default: the latest); 404 `version_not_found` otherwise."""
+    wanted = label or latest_label(template)
+    if wanted != template.version:
+        raise NotFound(
+            f"Template '{template.slug}' has no version '{wanted}' (available: {template.version}).",
+            code="version_not_found",
+            extra={"version": wanted, "available": [template.version]},
+        )
+    return VersionRef(
+        template=template,
+        label=template.version,
+        format="native",
+        parameters=template.parameters or {"type": "object", "properties": {}},
+        folder=template_folder(template),
+    )
+
+
+def version_positions(template: ProjectTemplate) -> dict[str, int]:
+    """Recorded versions in order (label → position); empty where only labels are known."""
+    return {}
+
+
+def update_spec(version: VersionRef) -> UpdateSpec:
+    """The version's `update` and `migrations` keys (validated when the version was recorded)."""
+    if version.format != "native":
+        return UpdateSpec()
+    try:
+        data = load_untrusted_yaml((version.folder / MANIFEST_NAME).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, UntrustedValueError, ValueError):
+        return UpdateSpec()
+    return parse_update_spec(data if isinstance(data, dict) else {})
+
+
+def merge_policy(version: VersionRef, spec: UpdateSpec) -> MergePolicy:
+    return MergePolicy(skip_if_exists=spec.skip_if_exists, exclude=spec.exclude)
+
+
+def new_answers(
+    *, generated: GeneratedProject, version: VersionRef, changed: Mapping[str, Any], renamed: Mapping[str, Any]
+) -> dict[str, Any]:
+    """The answers the new version renders with: the recorded ones (after `rename_answers`)
+    that the new version still asks, then the caller's changes; new questions take defaults
+    when the generation starts."""
+    properties = (version.parameters or {}).get("properties") or {}
+    kept = {name: value for name, value in renamed.items() if name in properties}
+    unknown = sorted(set(changed) - set(properties))
+    if unknown:
+        raise ValidationFailed(
+            f"Unknown parameters for version {version.label}: {', '.join(unknown)}.",
+            extra={"fields": {f"parameters.{name}": ["Not a parameter of this version."] for name in unknown}},
+        )
+    return {**kept, **changed}
+
+
+def start_generation(*, project: Project, version: VersionRef, answers: dict[str, Any], actor: Any) -> GeneratedProject:
+    """Record the generation of the new version (not enqueued: the update job runs it)."""
+    from apps.projects.services.generation import generated_project_start
+
+    return generated_project_start(
+        project=project, template_slug=version.template.slug, parameters=answers, actor=actor, enqueue=False
+    )
