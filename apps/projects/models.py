@@ -72,6 +72,9 @@ class GeneratedProject(Job):
     file_count = models.PositiveIntegerField(default=0)
     total_bytes = models.PositiveBigIntegerField(default=0)
     content_sha256 = models.CharField(max_length=64, blank=True, default="")
+    deleted_at = models.DateTimeField(
+        null=True, blank=True, help_text="deleted by a person: files and archives removed, the row kept for its exports"
+    )
 
     class Meta:
         ordering = ["-created_at", "-id"]

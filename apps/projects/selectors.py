@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from django.db.models import OuterRef, QuerySet, Subquery
+from django.utils.text import slugify
 
 from apps.projects.models import ROLE_RANK, GeneratedProject, Project, ProjectFile, ProjectMembership, Role
 from core.exceptions import NotFound
@@ -53,7 +55,36 @@ def memberships_of(project: Project) -> QuerySet[ProjectMembership]:
 
 
 def generated_projects_of(project: Project) -> QuerySet[GeneratedProject]:
-    return GeneratedProject.objects.filter(project=project).select_related("template", "created_by")
+    """The project's generations; deleted ones are gone for every reader (404)."""
+    return GeneratedProject.objects.filter(project=project, deleted_at__isnull=True).select_related(
+        "template", "created_by"
+    )
+
+
+# Parameters that name the project a template generates, most specific first; then any
+# other `*_slug` / `*_name` parameter (`service_name`, `package_name`) in the order given.
+NAME_PARAMETERS = ("project_slug", "project_name", "repo_name", "name", "slug")
+
+
+def generated_project_name(generated: GeneratedProject) -> str:
+    """What the generated project calls itself: its name parameter as a slug, else the template's slug.
+
+    Archives hold one top folder of this name and download as `<name>-<version>.zip`.
+    """
+    parameters = generated.parameters if isinstance(generated.parameters, dict) else {}
+    others = [key for key in parameters if key.endswith(("_slug", "_name")) and key not in NAME_PARAMETERS]
+    for key in (*NAME_PARAMETERS, *others):
+        value = parameters.get(key)
+        if isinstance(value, str):
+            slug = slugify(value)[:100].strip("-")
+            if slug:
+                return slug
+    return generated.template.slug
+
+
+def generated_project_archive_name(generated: GeneratedProject, extension: str) -> str:
+    version = re.sub(r"[^A-Za-z0-9._-]+", "-", generated.template_version).strip("-.") or "0"
+    return f"{generated_project_name(generated)}-{version}.{extension}"
 
 
 def generated_in(project: Project, generated_id: int) -> GeneratedProject:

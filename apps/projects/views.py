@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from django.db.models import QuerySet
 from django.http.response import HttpResponseBase
+from django_filters.rest_framework import DjangoFilterBackend
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, extend_schema_view
 from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
+from rest_framework.filters import SearchFilter
 from rest_framework.request import Request
 from rest_framework.response import Response
 
@@ -27,6 +29,7 @@ from apps.projects.permissions import CanExportRepository, CanGenerateProject, C
 from apps.projects.selectors import (
     files_of,
     generated_in,
+    generated_project_archive_name,
     generated_projects_of,
     memberships_of,
     project_for,
@@ -52,6 +55,7 @@ from apps.projects.serializers import (
 from apps.projects.services import connections, exports, generation, projects
 from apps.storage.downloads import blob_response
 from core.exceptions import NotFound
+from core.filters import DeclaredOrderingFilter, StrictQueryParams
 
 ERRORS = {
     400: OpenApiResponse(description="Invalid input: `{message, code, extra}`"),
@@ -90,6 +94,9 @@ class ProjectViewSet(
 ):
     serializer_class = ProjectSerializer
     lookup_url_kwarg = "id"
+    filter_backends = [DjangoFilterBackend, SearchFilter, DeclaredOrderingFilter, StrictQueryParams]
+    search_fields = ["name", "slug", "description"]
+    ordering_fields = ["name", "created_at", "updated_at"]
     http_method_names = ["get", "post", "patch", "delete", "head", "options"]
 
     def get_queryset(self) -> QuerySet[Project]:
@@ -242,6 +249,20 @@ class GeneratedProjectViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, 
         return Response(GeneratedProjectSerializer(generated).data, status=status.HTTP_202_ACCEPTED)
 
     @extend_schema(
+        operation_id="generated_destroy",
+        summary="Delete a generation: its files and archives (maintainer); its exports stay as history",
+        responses={
+            204: None,
+            409: OpenApiResponse(description="the generation or one of its exports is pending or running"),
+            **_errors(401, 403, 404),
+        },
+        tags=["generated"],
+    )
+    def destroy(self, request: Request, project_id: str, id: str) -> Response:
+        generation.generated_project_delete(generated=self.get_object(), actor=request.user)
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+    @extend_schema(
         operation_id="generated_cancel",
         summary="Cancel a pending or running generation",
         request=None,
@@ -386,13 +407,12 @@ class RepositoryExportViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, 
     def download(self, request: Request, project_id: str, generated_id: str, id: str) -> HttpResponseBase:
         export = self.get_object()
         archive = exports.repository_export_archive(export)
-        project = self.get_project()
         extension = "zip" if export.provider == "zip" else "tar.gz"
         content_type = "application/zip" if extension == "zip" else "application/gzip"
         return blob_response(
             sha256=archive.sha256,
             size=archive.size,
-            filename=f"{project.slug}-{export.generated_id}.{extension}",
+            filename=generated_project_archive_name(export.generated, extension),
             content_type=content_type,
         )
 

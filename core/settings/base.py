@@ -56,18 +56,22 @@ INSTALLED_APPS = [
     "apps.storage",
     "apps.events",
     "apps.updates",
+    "apps.web",
 ]
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
-    "django.middleware.common.CommonMiddleware",
+    # Django's CommonMiddleware with a JSON 308 for a missing trailing slash (core/api_root.py)
+    "core.api_root.KilnCommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "core.context.RequestContextMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # a strict Content-Security-Policy on the pages at / (apps/web)
+    "apps.web.middleware.PagesSecurityHeadersMiddleware",
 ]
 
 ROOT_URLCONF = "core.urls"
@@ -145,7 +149,8 @@ REST_FRAMEWORK = {
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_PAGINATION_CLASS": "core.pagination.KilnPagination",
     "PAGE_SIZE": 20,
-    "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
+    # core.filters.StrictQueryParams: a list answers 400 to a query parameter it does not know
+    "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend", "core.filters.StrictQueryParams"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "core.exceptions.api_exception_handler",
     # Kiln's subclasses of DRF's three parsers: NUL characters and non-finite numbers are a 400
@@ -322,6 +327,10 @@ AWS_S3_ADDRESSING_STYLE = env_str("AWS_S3_ADDRESSING_STYLE") or None
 # Downloads answer a 302 to a presigned URL valid this many seconds (s3 only; else they stream).
 KILN_DOWNLOAD_REDIRECT = env_bool("KILN_DOWNLOAD_REDIRECT", False)
 KILN_DOWNLOAD_URL_TTL = env_int("KILN_DOWNLOAD_URL_TTL", 300)
+
+# --- Pages for people (apps/web): session login at /login/ --------------------------------
+LOGIN_URL = "web:login"
+LOGIN_REDIRECT_URL = "web:home"
 
 # --- Live job events (apps/events): SSE streams wake on Redis pub/sub, else poll the rows ---
 _EVENTS_BROKER = env_str("CELERY_BROKER_URL")

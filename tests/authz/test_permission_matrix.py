@@ -104,6 +104,7 @@ EXPECTED: dict[str, dict[str, int]] = {
     "generated_create": _row(401, 404, 403, 202, 202, 202, 202, 404),
     "generated_cancel": _row(401, 404, 403, 409, 409, 409, 409, 404),
     "generated_retry": _row(401, 404, 403, 409, 409, 409, 409, 404),
+    "generated_destroy": _row(401, 404, 403, 403, 204, 204, 204, 404),
     "generated_events": MEMBER_READ,
     "generated_logs": MEMBER_READ,
     "files_list": MEMBER_READ,

@@ -88,7 +88,7 @@ def test_archives(session, provider):
     else:
         with tarfile.open(fileobj=io.BytesIO(data), mode="r:gz") as archive:
             members = {i.name: hashlib.sha256(archive.extractfile(i).read()).hexdigest() for i in archive.getmembers()}
-    assert members == {p: f["sha256"] for p, f in files.items()}
+    assert members == {f"pkg/{p}": f["sha256"] for p, f in files.items()}  # one top folder: the project's name
 
 
 def test_git_remote_over_http(session, github_forge):

@@ -140,7 +140,8 @@ def test_a_session_from_template_to_zip(kiln):
         assert finished["archive"] == {"size": len(archive), "sha256": hashlib.sha256(archive).hexdigest()}
         with zipfile.ZipFile(io.BytesIO(archive)) as zipped:
             assert {name: hashlib.sha256(zipped.read(name)).hexdigest() for name in zipped.namelist()} == {
-                path: f["sha256"] for path, f in files.items()
+                f"widget/{path}": f["sha256"]
+                for path, f in files.items()  # one top folder: the project's name
             }
 
         # a client that asks for progress gets notifications, and the call follows the job

@@ -151,7 +151,11 @@ def shared_nothing(
     Blob.objects.all().delete()  # the reference's index rows name blobs of this process's folder, not the bucket
     bucket = s3_server.create_bucket(f"kiln-live-{uuid.uuid4().hex[:10]}")
     generation_queue, export_queue = f"kiln-gen-{uuid.uuid4().hex[:6]}", f"kiln-exp-{uuid.uuid4().hex[:6]}"
-    common = {**s3_server.environment(bucket), "KILN_EXPORT_QUEUE": export_queue, "KILN_ALLOW_FILE_REMOTES": "1"}
+    common = {
+        **s3_server.environment(bucket),
+        "KILN_EXPORT_QUEUE": export_queue,
+        "KILN_ALLOW_FILE_REMOTES": "1",
+    }
     roots = {name: tmp_path / name for name in ("web", "worker-a", "worker-b")}
     for root in roots.values():
         root.mkdir()

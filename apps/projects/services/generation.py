@@ -244,6 +244,57 @@ def generated_project_retry(*, generated: GeneratedProject, actor: Any) -> Gener
     return generated
 
 
+def generated_project_delete(*, generated: GeneratedProject, actor: Any) -> None:
+    """Delete a generation for people (maintainer and above): its files and archives go, the row stays.
+
+    The exports' records stay as history (provider, repository, commit); their archives are
+    removed with the files. Readers no longer see the generation (404). A generation that
+    is still pending or running, or has an export that is, is refused (409): cancel or wait.
+    """
+    from apps.projects.models import RepositoryExport
+    from apps.projects.signals import audit
+    from apps.storage.sweep import blobs_sweep
+
+    require_role(actor=actor, project=generated.project, minimum=Role.MAINTAINER, action="delete generations")
+    with transaction.atomic():
+        row = GeneratedProject.objects.select_for_update().get(pk=generated.pk)
+        busy = (
+            row.status in (JobStatus.PENDING, JobStatus.RUNNING)
+            or RepositoryExport.objects.filter(
+                generated_id=row.pk, status__in=[JobStatus.PENDING, JobStatus.RUNNING]
+            ).exists()
+        )
+        if busy:
+            raise Conflict(
+                "The generation or one of its exports is still pending or running; cancel it or wait, then delete.",
+                code="generation_busy",
+                extra={"status": row.status},
+            )
+        exports = RepositoryExport.objects.filter(generated_id=row.pk)
+        # the archives' hashes stay in the audit event; the rows stop pointing at the blobs
+        archives = {str(pk): sha for pk, sha in exports.exclude(archive_sha256="").values_list("pk", "archive_sha256")}
+        exports.update(archive_path="", archive_sha256="")
+        ProjectFile.objects.filter(generated_id=row.pk).delete()
+        GeneratedProject.objects.filter(pk=row.pk).update(deleted_at=timezone.now(), updated_at=timezone.now())
+        audit(
+            "generation.deleted",
+            obj=row,
+            project_id=row.project_id,
+            actor=actor,
+            file_count=row.file_count,
+            content_sha256=row.content_sha256,
+            exports_kept=exports.count(),
+            archives=archives,
+        )
+
+        def remove_blobs() -> None:
+            # the blobs no row points at any more (shared ones stay); a sweep already running
+            # elsewhere leaves them to the next one (the retention cleanup sweeps daily)
+            blobs_sweep(dry_run=False, scan_storage=False)
+
+        transaction.on_commit(remove_blobs, robust=True)
+
+
 # --- execution (inside a worker) --------------------------------------------------------------
 
 

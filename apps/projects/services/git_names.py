@@ -118,6 +118,21 @@ def validate_topics(topics: object, *, field: str = "repository.topics") -> list
     return list(topics)
 
 
+# The settings that allow the schemes Kiln refuses by default; a refusal names the way out.
+SCHEME_SETTINGS = {
+    "file": "KILN_ALLOW_FILE_REMOTES",  # file:// reads the server's own disk: trusted administrators only
+    "http": "KILN_ALLOW_PRIVATE_NETWORKS",  # plain http goes with private and loopback addresses
+}
+
+
+def _scheme_refused(scheme: str, allowed: set[str]) -> str:
+    message = f"Only {', '.join(sorted(allowed))} remote URLs are allowed here."
+    setting = SCHEME_SETTINGS.get(scheme)
+    if setting:
+        message += f" {scheme}:// remotes are off on this Kiln; an administrator can allow them with {setting}=1."
+    return message
+
+
 def validate_remote_url(url: str, *, field: str = "remote_url") -> str:
     """A clean push URL: https (http/file only where settings allow), no credentials or options."""
     if not isinstance(url, str) or len(url) > 2000 or any(ord(c) < 33 or ord(c) == 127 for c in url):
@@ -134,9 +149,7 @@ def validate_remote_url(url: str, *, field: str = "remote_url") -> str:
     if settings.KILN_ALLOW_FILE_REMOTES:
         allowed.add("file")
     if parts.scheme not in allowed:
-        raise _invalid(
-            "remote_url_not_allowed", field, f"Only {', '.join(sorted(allowed))} remote URLs are allowed here."
-        )
+        raise _invalid("remote_url_not_allowed", field, _scheme_refused(parts.scheme, allowed))
     if parts.query or parts.fragment:
         raise _invalid("remote_url_not_allowed", field, "The remote URL must not have a query or fragment.")
     # git percent-decodes the path (`%2e%2e` is `..`, `%2f` is `/`): judge the decoded path

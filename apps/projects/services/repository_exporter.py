@@ -93,6 +93,13 @@ class ExportContext:
         job_log(RepositoryExport, self.export.pk, f"INFO {text}")
 
     @property
+    def archive_folder(self) -> str:
+        """The one top-level folder of an archive: the generated project's name."""
+        from apps.projects.selectors import generated_project_name
+
+        return generated_project_name(self.generated)
+
+    @property
     def secrets(self) -> tuple[str, ...]:
         return (self.token,) if self.token else ()
 

@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from apps.projects.models import ProjectFile
+from apps.projects.selectors import generated_project_name
 from apps.projects.services.export_providers import archives
 from apps.projects.services.exports import repository_export_execute, repository_export_start
 from apps.projects.services.generation import generated_project_execute, generated_project_start
@@ -53,7 +54,9 @@ def export(cast, generated, provider):
 
 
 def recorded(generated):
-    return {f.path: (f.sha256, f.mode) for f in ProjectFile.objects.filter(generated=generated)}
+    """Archive member name → (sha256, mode): every file under the one top folder named after the project."""
+    top = generated_project_name(generated)
+    return {f"{top}/{f.path}": (f.sha256, f.mode) for f in ProjectFile.objects.filter(generated=generated)}
 
 
 def stamp_of(generated) -> int:
@@ -71,8 +74,9 @@ def test_zip_is_valid_for_unzip_and_zipfile_and_matches_the_recorded_files(cast,
         assert tested.returncode == 0 and "No errors detected" in tested.stdout, tested.stdout + tested.stderr
         out = tmp_path / "unzipped"
         subprocess.run(["unzip", "-q", str(path), "-d", str(out)], check=True)
-        assert os.access(out / "bin/run.sh", os.X_OK)
-        assert (out / "docs/café/naïve résumé.md").read_text() == "# unicode demo\n"
+        top = out / generated_project_name(generated)
+        assert os.access(top / "bin/run.sh", os.X_OK)
+        assert (top / "docs/café/naïve résumé.md").read_text() == "# unicode demo\n"
     expected = recorded(generated)
     with zipfile.ZipFile(path) as archive:
         assert archive.testzip() is None
@@ -109,7 +113,7 @@ def test_tar_gz_is_valid_for_gzip_and_tar_with_a_fixed_header(cast, generated, t
         out = tmp_path / "untarred"
         out.mkdir()
         subprocess.run(["tar", "xzf", str(path), "-C", str(out)], check=True)
-        assert (out / "big.bin").read_bytes() == bytes(range(256)) * 1200
+        assert (out / generated_project_name(generated) / "big.bin").read_bytes() == bytes(range(256)) * 1200
     raw = gzip.decompress(data)
     assert struct.unpack("<I", data[-4:])[0] == len(raw) % 2**32
     expected = recorded(generated)
@@ -129,7 +133,7 @@ def test_archives_past_plain_zip_limits_go_through_zipfile_zip64(cast, generated
     with zipfile.ZipFile(stored_archive(done)) as archive:
         assert archive.testzip() is None
         assert sorted(archive.namelist()) == sorted(recorded(generated))
-        assert (archive.getinfo("bin/run.sh").external_attr >> 16) & 0o777 == 0o755
+        assert (archive.getinfo(f"{generated_project_name(generated)}/bin/run.sh").external_attr >> 16) & 0o777 == 0o755
 
 
 @pytest.mark.django_db(transaction=True)  # the damaged blob is dropped from the index by a reader thread
@@ -190,7 +194,7 @@ def test_the_whole_tar_stream_is_what_tarfile_writes(cast, generated):
     expected = io.BytesIO()
     with tarfile.open(fileobj=expected, mode="w", format=tarfile.PAX_FORMAT) as archive:
         for path, (_, mode) in sorted(recorded(generated).items()):
-            data = (root / path).read_bytes()
+            data = (root / path.split("/", 1)[1]).read_bytes()
             info = tarfile.TarInfo(path)
             info.size, info.mtime, info.mode = len(data), stamp_of(generated), mode
             info.uid = info.gid = 0

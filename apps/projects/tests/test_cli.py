@@ -130,7 +130,8 @@ def test_export_zip_writes_the_archive_next_to_the_output(make_template, cli_dir
     with zipfile.ZipFile(archive) as zipped:
         members = {info.filename: zipped.read(info) for info in zipped.infolist()}
     assert {name: hashlib.sha256(data).hexdigest() for name, data in members.items()} == {
-        path: digest for path, (digest, _) in tree(output).items()
+        f"demo/{path}": digest
+        for path, (digest, _) in tree(output).items()  # one top folder: the project's name
     }
 
 

@@ -62,8 +62,9 @@ def test_archive_export_matches_the_recorded_files(api, cast, generated, run_job
     assert download.status_code == 200
     data = b"".join(download.streaming_content)
     assert detail["archive"] == {"size": len(data), "sha256": hashlib.sha256(data).hexdigest()}
-    assert f"alpha-{generated.pk}.{provider}" in download["Content-Disposition"]
-    expected = rows(generated)
+    # GitHub's "Download ZIP" shape: <name>-<version>.zip holding one folder <name>/
+    assert download["Content-Disposition"] == f'attachment; filename="demo-1.0.0.{provider}"'
+    expected = {f"demo/{path}": row for path, row in rows(generated).items()}
     members = {}
     if provider == "zip":
         with zipfile.ZipFile(io.BytesIO(data)) as archive:

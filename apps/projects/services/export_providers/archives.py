@@ -261,8 +261,9 @@ class ZipProvider(_ArchiveProvider):
             self._write_zip64(ctx, files, out)
             return
         writer = _ZipWriter(out, ctx.commit_timestamp())
+        top = ctx.archive_folder
         for index, (source, crc, size, deflated) in enumerate(_deflated(ctx, files)):
-            writer.add(source.path, source.mode, crc, size, deflated)
+            writer.add(f"{top}/{source.path}", source.mode, crc, size, deflated)
             if index % _HEARTBEAT_EVERY == 0:
                 ctx.heartbeat()
         writer.close()
@@ -273,7 +274,7 @@ class ZipProvider(_ArchiveProvider):
         stamp = time.gmtime(max(ctx.commit_timestamp(), 315532800))[:6]
         with zipfile.ZipFile(out, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=LEVEL) as archive:
             for index, (source, data) in enumerate(zip(files, ctx.read_many(files), strict=True)):
-                info = zipfile.ZipInfo(source.path, date_time=stamp)
+                info = zipfile.ZipInfo(f"{ctx.archive_folder}/{source.path}", date_time=stamp)
                 info.compress_type = zipfile.ZIP_DEFLATED
                 info.external_attr = (0o100000 | _member_mode(source.mode)) << 16
                 info.create_system = 3
@@ -376,8 +377,9 @@ class TarGzProvider(_ArchiveProvider):
         pipe = _GzipPipe(out, mtime=stamp)
         try:
             files = ctx.files()
+            top = ctx.archive_folder
             for index, (source, data) in enumerate(zip(files, ctx.read_many(files), strict=True)):
-                pipe.write(_tar_header(source.path, len(data), _member_mode(source.mode), stamp))
+                pipe.write(_tar_header(f"{top}/{source.path}", len(data), _member_mode(source.mode), stamp))
                 pipe.write(data)
                 remainder = len(data) % tarfile.BLOCKSIZE
                 if remainder:

@@ -1,0 +1,9 @@
+from __future__ import annotations
+
+from django.apps import AppConfig
+
+
+class WebConfig(AppConfig):
+    name = "apps.web"
+    label = "web"
+    verbose_name = "Pages for people"
