@@ -90,4 +90,4 @@ def test_tools_only_script(live_stack, make_template):
 
         assert hashlib.sha256(download.content).hexdigest() == done["archive"]["sha256"]
         with zipfile.ZipFile(io.BytesIO(download.content)) as archive:
-            assert archive.read("README.md") == b"# hello\n"
+            assert archive.read("tools-demo/README.md") == b"# hello\n"  # one top folder: the project (template) name
