@@ -28,4 +28,6 @@ urlpatterns = [
     path(f"{GENERATION}delete/", views.generation_delete, name="generation-delete"),
     path(f"{GENERATION}exports/", views.export_start, name="export-start"),
     path(f"{GENERATION}files/<int:file_id>/", views.file_page, name="file"),
+    path(f"{GENERATION}updates/", views.update_start_page, name="update-start"),
+    path(f"{GENERATION}updates/<int:update_id>/", views.update_page, name="update"),
 ]

@@ -34,6 +34,8 @@ from apps.projects.selectors import (
 from apps.projects.services import exports, generation, projects
 from apps.templates.models import ProjectTemplate
 from apps.templates.services.catalog import template_get
+from apps.updates.models import UpdateMode
+from apps.updates.services.updates import update_diff, update_get, update_start, updates_of
 from apps.web import highlight, parameters
 from core.exceptions import ApplicationError
 from core.jobs import TERMINAL_STATUSES
@@ -275,6 +277,10 @@ def generation_page(request: HttpRequest, project_id: int, generated_id: int) ->
             "can_export": role_at_least(role, Role.MAINTAINER),
             "connections": ProviderConnection.objects.filter(owner_id=request.user.pk).order_by("name"),
             "allow_file_remotes": settings.KILN_ALLOW_FILE_REMOTES,
+            "updates": list(updates_of(generated).order_by("-created_at", "-id")[:20]),
+            "can_update": role_at_least(role, Role.DEVELOPER) and generated.status == "completed",
+            "latest_version": generated.template.version,
+            "update_modes": UpdateMode.choices,
         },
     )
 
@@ -359,5 +365,64 @@ def file_page(request: HttpRequest, project_id: int, generated_id: int, file_id:
             "html": html,
             "note": note,
             "raw": f"/api/v1/projects/{project.pk}/generated/{generated.pk}/files/{row.pk}/content/",
+        },
+    )
+
+
+# --- template updates of a generation (apps/updates) ----------------------------------------------
+
+DIFF_PREVIEW_MAX_BYTES = 512 * 1024
+
+
+@login_required
+@require_POST
+def update_start_page(request: HttpRequest, project_id: int, generated_id: int) -> HttpResponse:
+    project = _project(request, project_id)
+    generated = _generated(project, generated_id)
+    data: dict[str, Any] = {"mode": request.POST.get("mode", "preview")}
+    if request.POST.get("to_version", "").strip():
+        data["to_version"] = request.POST["to_version"].strip()
+    try:
+        update, _ = update_start(generated=generated, data=data, actor=request.user)
+    except ApplicationError as exc:
+        _error(request, exc)
+        return redirect(reverse("web:generation", args=[project.pk, generated.pk]) + "#updates")
+    return redirect("web:update", project_id=project.pk, generated_id=generated.pk, update_id=update.pk)
+
+
+@login_required
+def update_page(request: HttpRequest, project_id: int, generated_id: int, update_id: int) -> HttpResponse:
+    project = _project(request, project_id)
+    generated = _generated(project, generated_id)
+    try:
+        update = update_get(generated=generated, pk=update_id)
+    except ApplicationError:
+        raise Http404("Update not found.") from None
+    diff_html, note = "", ""
+    if update.status == "completed":
+        try:
+            diff = update_diff(update)
+        except ApplicationError as exc:
+            note = exc.message
+        else:
+            if not diff:
+                note = "The update changes nothing on the target branch."
+            elif len(diff) > DIFF_PREVIEW_MAX_BYTES:
+                note = f"The diff is {len(diff)} bytes; download it to read it."
+            else:
+                diff_html = highlight.to_html("update.diff", diff.decode("utf-8", errors="replace"))
+    api = f"/api/v1/projects/{project.pk}/generated/{generated.pk}/updates/{update.pk}/"
+    return render(
+        request,
+        "web/update.html",
+        {
+            "project": project,
+            "generated": generated,
+            "update": update,
+            "finished": update.status in TERMINAL_STATUSES,
+            "api": api,
+            "diff_html": diff_html,
+            "note": note,
+            "logs": job_log_lines(model=type(update), pk=update.pk, limit=500),
         },
     )
