@@ -6,17 +6,22 @@ from rest_framework import serializers
 
 from core.serializers import StrictInputSerializer
 
+DOCUMENT_HELP = (
+    "The structure document (Markdown or text). It must hold the project's directory tree (box drawing, "
+    "ASCII |-- and `--, indentation or `tree` output, in a code block or bare) or headings naming its files and "
+    "folders; otherwise 400 blueprint_invalid with a hint. Unsafe paths (.., absolute, .git/) are 400 "
+    "blueprint_invalid naming the line; over 256 KiB, 5000 lines, 400 entries or depth 16: 400 blueprint_too_large."
+)
+
 
 class BlueprintPreviewSerializer(StrictInputSerializer):
-    document = serializers.CharField(
-        trim_whitespace=False, max_length=256 * 1024, help_text="The structure document (Markdown or text)"
-    )
+    document = serializers.CharField(trim_whitespace=False, max_length=256 * 1024, help_text=DOCUMENT_HELP)
 
 
 class BlueprintRegisterSerializer(StrictInputSerializer):
-    slug = serializers.CharField(max_length=100)
+    slug = serializers.CharField(max_length=100, help_text="The template's slug: lowercase letters, digits, dashes")
     name = serializers.CharField(max_length=200)
-    document = serializers.CharField(trim_whitespace=False, max_length=256 * 1024)
+    document = serializers.CharField(trim_whitespace=False, max_length=256 * 1024, help_text=DOCUMENT_HELP)
 
 
 class TemplateBlueprintCreateSerializer(StrictInputSerializer):

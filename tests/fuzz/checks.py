@@ -174,17 +174,30 @@ _TARGET_CODES = frozenset(
     }
 )
 _STEP_CODES = frozenset({"validation_error", "expression_error", "invalid_reference"})
+_BLUEPRINT_CODES = frozenset({"blueprint_invalid", "blueprint_too_large"})
 D4_DEPENDS_ON_STATE: dict[str, tuple[int, frozenset[str], tuple[str, ...] | None]] = {
     # the username must name an existing user
     "members_create": (400, frozenset({"validation_error"}), ("username",)),
-    # the binary must be a real zip/tar.gz holding a valid template
+    # the binary must be a real zip/tar.gz holding a valid template; a blueprint's document must hold a tree
+    # (below), and its slug must not be another user's template
     "templates_create": (
         400,
         frozenset(
-            {"archive_invalid", "template_invalid", "archive_unsafe_entry", "archive_too_large", "validation_error"}
+            {
+                "archive_invalid",
+                "template_invalid",
+                "archive_unsafe_entry",
+                "archive_too_large",
+                "validation_error",
+                *_BLUEPRINT_CODES,
+                "template_exists",
+            }
         ),
         None,
     ),
+    # a structure document must hold a directory tree (or headings naming files and folders) that is safe and
+    # within the caps: a rule on the text's content, which a JSON Schema string cannot express ("00" is a string)
+    "blueprints_preview": (400, _BLUEPRINT_CODES, ()),
     # random credentials are wrong credentials
     "auth_token_create": (400, frozenset({"invalid_credentials"}), ()),
     # target fields depend on `provider` (the schema has no oneOf per provider) and on the caller's connections
