@@ -220,6 +220,7 @@ class _Block:
     lines: list[str]
     fenced: bool
     language: str = ""
+    indented: bool = False  # a bare run of indented names (no fence, no connectors)
 
 
 def _split_rest(rest: str) -> tuple[str, str, bool]:
@@ -324,6 +325,60 @@ def _blocks(lines: list[str]) -> list[_Block]:
         else:
             bare = None
         index += 1
+    taken: set[int] = set()
+    for block in blocks:
+        first = block.start - 2 if block.fenced else block.start - 1  # the fence line itself too
+        taken.update(range(first, block.start - 1 + len(block.lines) + 1))
+    return blocks + _indented_runs(lines, taken)
+
+
+def _indent(line: str) -> int:
+    expanded = line.expandtabs(4)
+    return len(expanded) - len(expanded.lstrip(" "))
+
+
+def _is_label(line: str, item: _Item) -> bool:
+    """A line that introduces a tree ("Structure:", "Project layout") or prose, not an entry."""
+    text = line.strip()
+    return item.bare or (text.endswith(":") and not re.search(r"[/.]", text[:-1]))
+
+
+def _indented_runs(lines: list[str], taken: set[int]) -> list[_Block]:
+    """Bare indentation trees: runs of lines outside code blocks and drawings, each a name (with a
+    separated comment at most) and no list bullet; blank lines inside continue a run only when the
+    next line is indented. Whether a run is a tree is `_is_tree`'s decision."""
+    blocks: list[_Block] = []
+    run: list[int] = []
+
+    def close() -> None:
+        items = {index: _parse_line(lines[index], index + 1) for index in run}
+        while run and (
+            not lines[run[0]].strip() or not isinstance(items[run[0]], _Item) or _is_label(lines[run[0]], items[run[0]])  # type: ignore[arg-type]
+        ):
+            run.pop(0)
+        while run and not lines[run[-1]].strip():
+            run.pop()
+        if len(run) >= 3 and any(_indent(lines[index]) > _indent(lines[run[0]]) for index in run):
+            blocks.append(_Block(run[0] + 1, [lines[index] for index in run], False, indented=True))
+        run.clear()
+
+    for index, line in enumerate(lines):
+        if index in taken or _HEADING_RE.match(line) or _FENCE_RE.match(line):
+            close()
+            continue
+        if not line.strip():
+            following = next((j for j in range(index + 1, min(len(lines), index + 3)) if lines[j].strip()), None)
+            if run and following is not None and following not in taken and _indent(lines[following]) > 0:
+                run.append(index)
+            else:
+                close()
+            continue
+        parsed = _parse_line(line, index + 1)
+        if isinstance(parsed, _Item) and not parsed.has_connector:
+            run.append(index)
+        else:
+            close()
+    close()
     return blocks
 
 
@@ -347,11 +402,23 @@ def _is_tree(block: _Block, items: list[_Item], problems: list[tuple[int, str]])
     drawn = sum(1 for item in items if item.has_connector)
     if drawn >= max(2, len(items) // 2):
         return len(items) >= 2 * len(problems)
-    if not block.fenced or block.language not in _INDENT_LANGUAGES:
+    if not block.indented and (not block.fenced or block.language not in _INDENT_LANGUAGES):
         return False
     # an indentation tree: names (with marked comments at most), some nesting or folders
     plain = [item for item in items if not item.bare]
     nested = any(item.key > items[0].key for item in items) or any(item.name.endswith("/") for item in items)
+    if block.indented:
+        # outside a code block, most names must look like paths: a suffix, a slash, a known file name,
+        # or a folder that holds the next, deeper line
+        pathlike = sum(
+            1
+            for index, item in enumerate(items)
+            if re.search(r"/$|\.\w+$", item.name)
+            or item.name.lower() in _KNOWN_FILES
+            or (index + 1 < len(items) and items[index + 1].key > item.key)
+        )
+        if problems or pathlike < 0.8 * len(items) or min(item.key for item in items) != items[0].key:
+            return False
     return nested and len(plain) >= 0.7 * (len(items) + len(problems))
 
 

@@ -142,6 +142,67 @@ service/
     assert paths(document) == ["README.md", "api/", "api/__init__.py", "api/users.py", "models.py"]
 
 
+def test_bare_indentation_tree_outside_a_code_block():
+    document = """logship: ships log lines to a sink. Plain Python.
+
+logship/
+    logship/
+        __init__.py
+        cli.py          # argparse entry point
+        parsers/
+            nginx.py    - NginxParser
+    tests/
+        test_cli.py
+    pyproject.toml
+    Makefile
+"""
+    blueprint = parse_document(document)
+    assert blueprint.root == "logship"
+    assert paths(document) == [
+        "Makefile",
+        "logship/",
+        "logship/__init__.py",
+        "logship/cli.py",
+        "logship/parsers/",
+        "logship/parsers/nginx.py",
+        "pyproject.toml",
+        "tests/",
+        "tests/test_cli.py",
+    ]
+    assert blueprint.entry("logship/parsers/nginx.py").description == "NginxParser"
+
+
+def test_bare_two_space_tree_in_markdown_with_folders_without_slashes():
+    document = """# Beacon
+
+Structure:
+
+beacon
+  app
+    main.py - FastAPI application
+    models
+      target.py - Target model
+  requirements.txt
+
+Beacon runs checks
+  every minute and keeps results.
+"""
+    assert paths(document) == ["app/", "app/main.py", "app/models/", "app/models/target.py", "requirements.txt"]
+
+
+def test_indented_prose_is_not_a_tree():
+    document = """# Notes
+
+We want a service
+  that does things
+  and other things.
+
+### `app/main.py`
+The entry point.
+"""
+    assert paths(document) == ["app/", "app/main.py"]
+
+
 def test_tree_command_output_bare():
     document = """Output of tree:
 

@@ -112,6 +112,31 @@ def w_settings(s: Scaffolder, path: str) -> str:
             'CELERY_RESULT_BACKEND = os.environ.get("CELERY_RESULT_BACKEND", "cache+memory://")\n'
             'CELERY_TASK_ALWAYS_EAGER = os.environ.get("CELERY_TASK_ALWAYS_EAGER", "false").lower() == "true"\n'
         )
+    admin = has_admin(s)
+    contrib = ["admin"] if admin else []
+    contrib += ["auth", "contenttypes"] + (["sessions", "messages"] if admin else [])
+    middleware = ["django.middleware.security.SecurityMiddleware"]
+    if admin:
+        middleware.append("django.contrib.sessions.middleware.SessionMiddleware")
+    middleware.append("django.middleware.common.CommonMiddleware")
+    if admin:
+        middleware += [
+            "django.contrib.auth.middleware.AuthenticationMiddleware",
+            "django.contrib.messages.middleware.MessageMiddleware",
+        ]
+    processors = ["django.template.context_processors.request"]
+    if admin:
+        processors += [
+            "django.contrib.auth.context_processors.auth",
+            "django.contrib.messages.context_processors.messages",
+        ]
+    template_dirs = sorted(
+        e.path for e in s.bp.entries if e.kind == "dir" and _base(e.path) == "templates" and "/" not in e.path
+    )
+    scheduler = ""
+    if scheduler_modules(s):
+        s.env_vars["SCHEDULER_ENABLED"] = "true"
+        scheduler = 'SCHEDULER_ENABLED = os.environ.get("SCHEDULER_ENABLED", "true").lower() == "true"\n'
     return (
         docstring(s.describe(path), "Django settings, read from environment variables.")
         + "\nimport os\nfrom pathlib import Path\nfrom urllib.parse import unquote, urlparse\n\n"
@@ -119,15 +144,18 @@ def w_settings(s: Scaffolder, path: str) -> str:
         'PROJECT_NAME = os.environ.get("PROJECT_NAME", "\x00PROJECT_NAME\x00")\n'
         'SECRET_KEY = os.environ.get("DJANGO_SECRET_KEY", "insecure-development-key-change-me")\n'
         'DEBUG = os.environ.get("DJANGO_DEBUG", "false").lower() == "true"\n'
-        'ALLOWED_HOSTS = os.environ.get("DJANGO_ALLOWED_HOSTS", "localhost,127.0.0.1,0.0.0.0,testserver").split(",")\n\n'
-        "INSTALLED_APPS = [\n"
-        '    "django.contrib.auth",\n'
-        '    "django.contrib.contenttypes",\n'
-        f"{apps}"
+        'ALLOWED_HOSTS = os.environ.get("DJANGO_ALLOWED_HOSTS", "localhost,127.0.0.1,0.0.0.0,testserver").split(",")\n'
+        f"{scheduler}\n"
+        "INSTALLED_APPS = [\n" + "".join(f'    "django.contrib.{name}",\n' for name in contrib) + f"{apps}"
         "]\n\n"
-        "MIDDLEWARE = [\n"
-        '    "django.middleware.security.SecurityMiddleware",\n'
-        '    "django.middleware.common.CommonMiddleware",\n'
+        "MIDDLEWARE = [\n" + "".join(f'    "{name}",\n' for name in middleware) + "]\n\n"
+        "TEMPLATES = [\n"
+        "    {\n"
+        '        "BACKEND": "django.template.backends.django.DjangoTemplates",\n'
+        '        "DIRS": [' + ", ".join(f'BASE_DIR / "{d}"' for d in template_dirs) + "],\n"
+        '        "APP_DIRS": True,\n'
+        '        "OPTIONS": {"context_processors": [' + ", ".join(f'"{c}"' for c in processors) + "]},\n"
+        "    },\n"
         "]\n\n"
         f'ROOT_URLCONF = "{module_path(s.app_path)}"\n'
         f'WSGI_APPLICATION = "{module_path(s.django_project)}.wsgi.application"\n'
@@ -153,28 +181,70 @@ def w_settings(s: Scaffolder, path: str) -> str:
     )
 
 
+def has_admin(s: Scaffolder) -> bool:
+    return any(r == "django_admin" for r in s.roles.values())
+
+
+def scheduler_modules(s: Scaffolder) -> list[str]:
+    return sorted(p for p, r in s.roles.items() if r == "scheduler")
+
+
+def _app_urls(s: Scaffolder, app: str) -> str | None:
+    path = f"{app}/urls.py"
+    return path if s.roles.get(path) == "django_urls" and path != s.app_path else None
+
+
+def _model_routes(s: Scaffolder, app: str) -> tuple[list[str], list[str]]:
+    """(imports, path() lines relative to the app's prefix) of the app's list views."""
+    views = f"{app}/views.py"
+    if views not in s.roles:
+        return [], []
+    alias = f"{snake(_base(app))}_views"
+    module = module_path(views)
+    imports = [f"import {module} as {alias}\n"]
+    routes = [
+        f'    path("{plural(snake(m.cls)).replace("_", "-")}/", {alias}.{snake(m.cls)}_list, '
+        f'name="{snake(m.cls)}-list"),\n'
+        for m in _models_of(s, app)
+    ]
+    return (imports if routes else []), routes
+
+
 def w_urls(s: Scaffolder, path: str) -> str:
-    imports = []
-    routes = []
+    if path != s.app_path:
+        app = _app_of(s, path)
+        own_imports, own_routes = _model_routes(s, app)
+        return (
+            docstring(s.describe(path), f"The {_base(app)} app's routes (included under /{_base(app)}/).")
+            + "\nfrom django.urls import path\n\n"
+            + "".join(own_imports)
+            + f'\napp_name = "{snake(_base(app))}"\n\n'
+            + "urlpatterns = [\n"
+            + "".join(own_routes)
+            + "]\n"
+        )
+    imports: list[str] = []
+    routes: list[str] = []
     for app in s.django_apps:
-        views = f"{app}/views.py"
-        for model in _models_of(s, app):
-            if views in s.roles:
-                alias = f"{snake(_base(app))}_views"
-                line = (
-                    f"import {module_path(views)} as {alias}\n"
-                    if "." in module_path(views)
-                    else f"import {module_path(views)}\n"
-                )
-                if line not in imports:
-                    imports.append(line)
-                prefix = f"{_base(app).replace('_', '-')}/{plural(snake(model.cls)).replace('_', '-')}/"
-                routes.append(
-                    f'    path("{prefix}", {alias}.{snake(model.cls)}_list, name="{snake(model.cls)}-list"),\n'
-                )
+        prefix = _base(app).replace("_", "-")
+        if _app_urls(s, app) is not None:
+            routes.append(f'    path("{prefix}/", include("{module_path(f"{app}/urls.py")}")),\n')
+            continue
+        app_imports, app_routes = _model_routes(s, app)
+        imports.extend(line for line in app_imports if line not in imports)
+        routes.extend(line.replace('path("', f'path("{prefix}/', 1) for line in app_routes)
+    admin = has_admin(s)
+    if admin:
+        imports.append("from django.contrib import admin\n")
+        routes.insert(0, '    path("admin/", admin.site.urls),\n')
+    django_urls = (
+        "from django.urls import include, path\n" if "include(" in "".join(routes) else "from django.urls import path\n"
+    )
     return (
         docstring(s.describe(path), "URL routes: /health and one list route per model.")
-        + "\nfrom django.http import HttpRequest, JsonResponse\nfrom django.urls import path\n\n"
+        + "\nfrom django.http import HttpRequest, JsonResponse\n"
+        + django_urls
+        + "\n"
         + "".join(sorted(imports))
         + "\n\ndef health(request: HttpRequest) -> JsonResponse:\n"
         '    """Liveness check for load balancers and the Procfile\'s start-up check."""\n'
@@ -198,11 +268,24 @@ def list_routes(s: Scaffolder) -> list[str]:
 
 
 def w_wsgi(s: Scaffolder, path: str) -> str:
+    schedulers = scheduler_modules(s) if _base(path) == "wsgi.py" else []
+    start = ""
+    if schedulers:
+        # runserver and WSGI servers load this module: the in-process scheduler starts with the web app
+        start = (
+            "\n\ndef start_scheduler() -> None:\n"
+            '    """Start the in-process scheduler with the web app (unless SCHEDULER_ENABLED is false)."""\n'
+            "    from django.conf import settings\n\n"
+            + "".join(f"    import {module_path(p)} as scheduler_{i}\n" for i, p in enumerate(schedulers))
+            + "\n    if settings.SCHEDULER_ENABLED:\n"
+            + "".join(f"        scheduler_{i}.start()\n" for i in range(len(schedulers)))
+            + "\n\nstart_scheduler()\n"
+        )
     return (
         docstring(s.describe(path), "The WSGI application servers run.")
         + "\nimport os\n\nfrom django.core.wsgi import get_wsgi_application\n\n"
         f'os.environ.setdefault("DJANGO_SETTINGS_MODULE", "{module_path(s.settings_path)}")\n\n'
-        "application = get_wsgi_application()\n"
+        "application = get_wsgi_application()\n" + start
     )
 
 
@@ -422,6 +505,7 @@ def conftest(s: Scaffolder) -> str:
         '"""Test set-up: pytest-django runs the tests on a throwaway SQLite database."""\n\n'
         "import os\n\n"
         'os.environ.setdefault("DATABASE_URL", "sqlite:///:memory:")\n'
+        'os.environ["SCHEDULER_ENABLED"] = "false"\n'
     )
 
 

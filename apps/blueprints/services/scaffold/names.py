@@ -36,7 +36,12 @@ STOP_CLASSES = {
     "REST",
 }
 _CAMEL = re.compile(r"\b([A-Z][A-Za-z0-9]*[a-z][A-Za-z0-9]*)\b")
-_MODEL_WORD = re.compile(r"\b([A-Z][A-Za-z0-9]*)\s+(?:model|table|entity)s?\b")
+# "User model", "Item, Location and StockLevel models", "Order & Invoice tables"
+_MODEL_WORD = re.compile(
+    r"\b((?:[A-Z][A-Za-z0-9]*\s*(?:,\s*(?:and\s+|&\s+)?|\s+and\s+|\s*&\s*))*[A-Z][A-Za-z0-9]*)\s+"
+    r"(?:model|table|entity)s?\b"
+)
+_LIST_SEPARATOR = re.compile(r"\s*(?:,|\band\b|&)\s*")
 
 
 def module_path(path: str) -> str:
@@ -103,9 +108,9 @@ def model_names(text: str) -> list[str]:
     """Model names a description gives: `User model`, `GeneratedProject model`, CamelCase words."""
     found: list[str] = []
     for match in _MODEL_WORD.finditer(text):
-        name = match.group(1)
-        if name not in STOP_CLASSES and name not in found and not name.isupper():
-            found.append(name)
+        for name in _LIST_SEPARATOR.split(match.group(1)):
+            if name and name not in STOP_CLASSES and name not in found and not name.isupper():
+                found.append(name)
     for name in class_names(text):
         if name not in found and not name.endswith(
             ("Serializer", "Service", "Executor", "Caller", "Exporter", "Generator", "Class", "Task", "Handler")
