@@ -139,3 +139,50 @@ class RolloutItem(TimeStampedModel):
 
     def __str__(self) -> str:
         return f"rollout {self.rollout_id} item {self.pk} ({self.status})"
+
+
+class Adoption(Job):
+    """Linking a repository Kiln did not make (Copier or cruft made it) to a registered template version.
+
+    The job reads the repository's answers file, renders the recorded version with the recorded
+    answers as a generation (the base of its updates) and records the repository as that
+    generation's export target, after which it updates like any other.
+    """
+
+    project = models.ForeignKey("projects.Project", on_delete=models.CASCADE, related_name="adoptions")
+    provider = models.CharField(max_length=16)
+    connection = models.ForeignKey(
+        "projects.ProviderConnection", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    target = models.JSONField(default=dict, blank=True)
+    target_key = models.CharField(max_length=600, blank=True, default="")
+    branch = models.CharField(max_length=200, blank=True, default="")
+    template_slug = models.CharField(max_length=100, blank=True, default="", help_text="as asked; blank: by source")
+    version_label = models.CharField(max_length=100, blank=True, default="", help_text="as asked; blank: recorded")
+    answers_file = models.CharField(max_length=300, blank=True, default="")
+    recorded = models.JSONField(null=True, blank=True, help_text="{tool, source, version, answers} as read")
+    template = models.ForeignKey(
+        "templates.ProjectTemplate", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    version = models.CharField(max_length=100, blank=True, default="", help_text="the version linked")
+    generated = models.ForeignKey(
+        "projects.GeneratedProject", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    export = models.ForeignKey(
+        "projects.RepositoryExport", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="adoptions"
+    )
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(status__in=["pending", "running", "completed", "failed", "cancelled"]),
+                name="adoption_status_valid",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"adoption #{self.pk} of {self.target_key or self.provider}"

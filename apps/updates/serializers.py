@@ -7,8 +7,8 @@ from typing import Any
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from apps.projects.serializers import JobErrorSerializer, ProgressSerializer
-from apps.updates.models import Rollout, RolloutItem, TemplateUpdate, UpdateMode
+from apps.projects.serializers import JobErrorSerializer, ProgressSerializer, RepositoryTargetSerializer
+from apps.updates.models import Adoption, Rollout, RolloutItem, TemplateUpdate, UpdateMode
 from core.serializers import JSONObjectField, StrictInputSerializer, id_field
 
 
@@ -168,3 +168,39 @@ class DriftSerializer(serializers.Serializer):
     latest_version = serializers.CharField()
     behind = serializers.BooleanField()
     open_update = OpenUpdateSerializer(allow_null=True)
+
+
+class AdoptionCreateSerializer(StrictInputSerializer):
+    provider = serializers.ChoiceField(choices=[("github", "GitHub"), ("gitlab", "GitLab"), ("git", "Git remote")])
+    connection = id_field(required=False)
+    repository = RepositoryTargetSerializer(required=False, help_text="GitHub/GitLab: the repository to adopt")
+    remote_url = serializers.CharField(required=False, max_length=2000, help_text="git: the remote")
+    branch = serializers.CharField(required=False, max_length=200, help_text="git: the branch (default main)")
+    template = serializers.CharField(required=False, max_length=100, help_text="default: by the answers' source")
+    version = serializers.CharField(required=False, max_length=100, help_text="default: the recorded one")
+
+
+class AdoptionSerializer(serializers.ModelSerializer):
+    template = serializers.SlugRelatedField(slug_field="slug", read_only=True)  # type: ignore[var-annotated]
+    error = JobErrorSerializer(allow_null=True, read_only=True)
+
+    class Meta:
+        model = Adoption
+        fields = [
+            "id",
+            "status",
+            "provider",
+            "target",
+            "branch",
+            "answers_file",
+            "recorded",
+            "template",
+            "version",
+            "generated",
+            "export",
+            "error",
+            "created_at",
+            "started_at",
+            "finished_at",
+        ]
+        read_only_fields = fields

@@ -8,7 +8,7 @@ from django.conf import settings
 from django.db import InterfaceError, OperationalError
 
 from apps.projects.services.generation import JobBusy
-from apps.updates.models import Rollout, TemplateUpdate
+from apps.updates.models import Adoption, Rollout, TemplateUpdate
 from core.celery import app
 from core.jobs import new_lease_owner, register_job_kind
 
@@ -64,5 +64,27 @@ def advance_rollout(self, rollout_id: int) -> str:  # type: ignore[no-untyped-de
     return str(rollout.status)
 
 
+@app.task(
+    bind=True,
+    name="updates.execute_adoption",
+    acks_late=True,
+    autoretry_for=DB_ERRORS,
+    retry_backoff=2,
+    retry_backoff_max=60,
+    retry_jitter=True,
+    max_retries=8,
+)
+def execute_adoption(self, adoption_id: int) -> str:  # type: ignore[no-untyped-def]
+    """Adopt one repository (apps.updates.services.adoptions.adoption_execute)."""
+    from apps.updates.services.adoptions import adoption_execute
+
+    try:
+        adoption = adoption_execute(adoption_id=int(adoption_id), owner=new_lease_owner(self.request.id))
+    except JobBusy as busy:
+        raise self.retry(countdown=_countdown(busy.retry_in), max_retries=None) from None
+    return str(adoption.status)
+
+
 register_job_kind("template_update", TemplateUpdate, execute_template_update)
+register_job_kind("adoption", Adoption, execute_adoption)
 register_job_kind("rollout", Rollout, advance_rollout)

@@ -11,6 +11,7 @@ router.register(
     views.TemplateUpdateViewSet,
     basename="template-update",
 )
+router.register(r"projects/(?P<project_id>[^/.]+)/adoptions", views.AdoptionViewSet, basename="adoption")
 
 fleet = views.TemplateFleetViewSet
 urlpatterns = [

@@ -19,11 +19,13 @@ from apps.events.drf import STREAM_ACTION, STREAM_RESPONSES, JobLogsSerializer
 from apps.events.services import job_log_lines
 from apps.events.streams import event_stream_response
 from apps.projects.models import Role
-from apps.projects.permissions import ProjectRolePermission
+from apps.projects.permissions import CanExportRepository, ProjectRolePermission
 from apps.projects.views import ProjectScopedViewSet, _errors
 from apps.templates.services.catalog import template_get
-from apps.updates.models import Rollout, TemplateUpdate
+from apps.updates.models import Adoption, Rollout, TemplateUpdate
 from apps.updates.serializers import (
+    AdoptionCreateSerializer,
+    AdoptionSerializer,
     DriftSerializer,
     RolloutCreateSerializer,
     RolloutDetailSerializer,
@@ -31,7 +33,7 @@ from apps.updates.serializers import (
     UpdateCreateSerializer,
     UpdateSerializer,
 )
-from apps.updates.services import drift, rollouts, updates
+from apps.updates.services import adoptions, drift, rollouts, updates
 
 
 class CanStartUpdate(ProjectRolePermission):
@@ -191,3 +193,37 @@ class RolloutViewSet(viewsets.GenericViewSet):
             "skipped": rollouts.skipped_projects(rollout, request.user),
         }
         return Response(RolloutDetailSerializer(rollout, context=context).data)
+
+
+@extend_schema(parameters=[OpenApiParameter("project_id", OpenApiTypes.INT, OpenApiParameter.PATH)])
+@extend_schema_view(
+    list=extend_schema(operation_id="adoptions_list", summary="List a project's adoptions", tags=["updates"]),
+    retrieve=extend_schema(
+        operation_id="adoptions_retrieve",
+        summary="Get an adoption: the answers file read, the version linked, the generation and export it made",
+        tags=["updates"],
+    ),
+)
+class AdoptionViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ProjectScopedViewSet):
+    serializer_class = AdoptionSerializer
+    queryset = Adoption.objects.none()
+    permission_classes = [CanExportRepository]
+    lookup_url_kwarg = "id"
+
+    def get_queryset(self) -> QuerySet[Adoption]:
+        return adoptions.adoptions_of(self.get_project()).order_by("-created_at", "-id")
+
+    @extend_schema(
+        operation_id="adoptions_create",
+        summary="Adopt a repository Copier or cruft made, linking it to a registered template version (202)",
+        request=AdoptionCreateSerializer,
+        responses={202: AdoptionSerializer, **_errors(400, 401, 403, 404)},
+        tags=["updates"],
+    )
+    def create(self, request: Request, project_id: str) -> Response:
+        serializer = AdoptionCreateSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        adoption = adoptions.adoption_start(
+            project=self.get_project(), data=dict(serializer.validated_data), actor=request.user
+        )
+        return Response(AdoptionSerializer(adoption).data, status=status.HTTP_202_ACCEPTED)

@@ -229,6 +229,18 @@ class World:
         return row
 
     @functools.cached_property
+    def adoption(self) -> Any:
+        """An adoption of a git remote in Alpha (recorded, not run: the matrix checks who may read it)."""
+        from apps.updates.services.adoptions import adoption_start
+
+        return adoption_start(
+            project=self.project,
+            data={"provider": "git", "remote_url": "file:///nonexistent/adopted.git"},
+            actor=self.cast.alice,
+            enqueue=False,
+        )
+
+    @functools.cached_property
     def rollout(self) -> Any:
         """alice's rollout of the template (one item: the git export in Alpha)."""
         from apps.updates.services.rollouts import rollout_start
@@ -280,6 +292,7 @@ class World:
             "runs": lambda: self.run.pk,
             "updates": lambda: self.update.pk,
             "rollouts": lambda: self.rollout.pk,
+            "adoptions": lambda: self.adoption.pk,
         }
         if collection not in ids:
             raise AssertionError(f"no object to substitute for {{id}} of '{collection}'; add one to World.object_id")
@@ -358,6 +371,7 @@ MINIMAL_BODIES: dict[str, Callable[[World, str], dict[str, Any]]] = {
     "workflow_runs_create": lambda w, c: _json({"inputs": {}}),
     "updates_create": lambda w, c: (w.git_export and None) or _json({"mode": "preview"}),
     "rollouts_create": lambda w, c: (w.git_export and None) or _json({"mode": "preview"}),
+    "adoptions_create": lambda w, c: _json({"provider": "git", "remote_url": f"file:///nonexistent/{_slug(c)}.git"}),
 }
 
 

@@ -147,6 +147,10 @@ EXPECTED: dict[str, dict[str, int]] = {
     "rollouts_list": ANY_USER,
     "rollouts_retrieve": MEMBER_READ,
     "templates_drift": ANY_USER,
+    # adopting a repository records an export target: a maintainer, as exports
+    "adoptions_list": MEMBER_READ,
+    "adoptions_retrieve": MEMBER_READ,
+    "adoptions_create": _row(401, 404, 403, 403, 202, 202, 202, 404),
 }
 
 # Cells where Kiln contradicts API.md or is clearly wrong: the expected value above stays

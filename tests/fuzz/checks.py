@@ -224,6 +224,8 @@ D4_DEPENDS_ON_STATE: dict[str, tuple[int, frozenset[str], tuple[str, ...] | None
     "generated_create": (400, frozenset({"validation_error"}), ("parameters.",)),
     # the new version's parameter schema decides; `export` must be one of the project's exports
     "updates_create": (400, frozenset({"validation_error", "export_not_found"}), ("parameters.", "export")),
+    # the target's fields depend on `provider` and the caller's connections, as for exports
+    "adoptions_create": (400, _TARGET_CODES, None),
 }
 
 # F3: JSON fields the schema declares as "any value" but the API requires to be objects.

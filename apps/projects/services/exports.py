@@ -70,6 +70,9 @@ def _connection_for(actor: Any, connection_id: Any, provider_id: str) -> Provide
     return connection
 
 
+connection_for = _connection_for  # the same check for anything else that targets a provider (adoptions)
+
+
 def repository_export_start(
     *, generated: GeneratedProject, data: dict[str, Any], actor: Any, enqueue: bool = True
 ) -> RepositoryExport:

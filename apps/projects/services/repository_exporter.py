@@ -342,6 +342,34 @@ class ProposingProvider(Protocol):
         ...
 
 
+@dataclass(frozen=True)
+class ExistingRepository:
+    """A repository that exists on the provider (Kiln did not necessarily create it)."""
+
+    clone_url: str
+    web_url: str
+    full_name: str
+    repo_id: str
+    default_branch: str
+
+
+class AdoptingProvider(Protocol):
+    def lookup(
+        self, target: dict[str, Any], *, connection: ProviderConnection | None, token: str | None
+    ) -> ExistingRepository: ...
+
+
+def get_adopter(provider_id: str) -> AdoptingProvider:
+    """The provider module that finds an existing repository of a validated target (every git provider)."""
+    provider = get_provider(provider_id)
+    if not callable(getattr(provider, "lookup", None)):
+        raise ValidationFailed(
+            f"{provider_id} targets cannot be adopted; use github, gitlab or git.",
+            extra={"fields": {"provider": ["Not a git provider."]}},
+        )
+    return provider  # type: ignore[return-value]
+
+
 def get_proposer(provider_id: str) -> ProposingProvider | None:
     """The provider module if it opens pull/merge requests (GitHub, GitLab), else None (a git remote)."""
     provider = get_provider(provider_id)

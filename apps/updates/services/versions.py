@@ -75,7 +75,7 @@ def merge_policy(version: VersionRef, spec: UpdateSpec) -> MergePolicy:
 
 
 def new_answers(
-    *, generated: GeneratedProject, version: VersionRef, changed: Mapping[str, Any], renamed: Mapping[str, Any]
+    *, generated: GeneratedProject | None, version: VersionRef, changed: Mapping[str, Any], renamed: Mapping[str, Any]
 ) -> dict[str, Any]:
     """The answers the new version renders with: the recorded ones (after `rename_answers`)
     that the new version still asks, then the caller's changes; new questions take defaults
@@ -89,6 +89,23 @@ def new_answers(
             extra={"fields": {f"parameters.{name}": ["Not a parameter of this version."] for name in unknown}},
         )
     return {**kept, **changed}
+
+
+def template_for_source(source: str) -> ProjectTemplate | None:
+    """The registered git template whose URL is `source` (as an answers file records it), if any."""
+    return None  # templates have no git sources before TemplateVersion lands
+
+
+def version_for_recorded(template: ProjectTemplate, recorded: Any) -> str:
+    """The label of the version an answers file names (Copier: its `_commit` tag; cruft: a commit)."""
+    tag = recorded.version_tag
+    if tag == template.version:
+        return tag
+    raise NotFound(
+        f"Template '{template.slug}' has no version matching {recorded.version!r} recorded in {recorded.path}.",
+        code="version_not_found",
+        extra={"version": recorded.version, "available": [template.version]},
+    )
 
 
 def start_generation(*, project: Project, version: VersionRef, answers: dict[str, Any], actor: Any) -> GeneratedProject:

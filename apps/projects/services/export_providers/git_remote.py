@@ -9,7 +9,13 @@ from apps.projects.models import Provider, ProviderConnection
 from apps.projects.services.export_providers.common import build_and_push, recheck_user_url
 from apps.projects.services.git_names import validate_branch, validate_remote_url
 from apps.projects.services.gitops import GitAuth
-from apps.projects.services.repository_exporter import CleanTarget, ExportContext, ExportResult, register_provider
+from apps.projects.services.repository_exporter import (
+    CleanTarget,
+    ExistingRepository,
+    ExportContext,
+    ExportResult,
+    register_provider,
+)
 from core.exceptions import ValidationFailed
 from core.netguard import check_url
 
@@ -40,6 +46,13 @@ class GitRemoteProvider:
             check_url(url, field="remote_url")
         branch = validate_branch(data.get("branch") or "main")
         return CleanTarget(target={"remote_url": url}, branch=branch, remote_url=url, target_key=f"git|{url}|{branch}")
+
+    def lookup(
+        self, target: dict[str, Any], *, connection: ProviderConnection | None, token: str | None
+    ) -> ExistingRepository:
+        """A plain remote is its URL (checked again before git sees it); its branch is the target's."""
+        url = recheck_user_url(target["remote_url"], what="remote_url")
+        return ExistingRepository(clone_url=url, web_url="", full_name="", repo_id="", default_branch="")
 
     def export(self, ctx: ExportContext) -> ExportResult:
         url = recheck_user_url(ctx.export.target["remote_url"], what="remote_url")

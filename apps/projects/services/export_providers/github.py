@@ -46,6 +46,7 @@ from apps.projects.services.git_names import (
 from apps.projects.services.gitops import GitAuth
 from apps.projects.services.repository_exporter import (
     CleanTarget,
+    ExistingRepository,
     ExportContext,
     ExportFailed,
     ExportResult,
@@ -361,6 +362,29 @@ class GitHubProvider:
             raise ExportFailed("GitHub answered with a pull request Kiln cannot read.", code="provider_error") from None
         request.log(f"pull request #{number} {'opened' if opened else 'updated'}: {url}")
         return Proposal(number=number, url=url, created=bool(opened))
+
+    def lookup(
+        self, target: dict[str, Any], *, connection: ProviderConnection | None, token: str | None
+    ) -> ExistingRepository:
+        """`GET /repos/{owner}/{repo}` (owner: the target's, else the token's own login)."""
+        assert token is not None
+        gh = client(connection, token)
+        owner = target.get("owner") or with_retries(
+            lambda: _login(gh), classify=classify, what="reading the token user"
+        )
+        full_name = f"{owner}/{target['name']}"
+        repo = with_retries(lambda: _find(gh, repo_path(full_name)), classify=classify, what="reading the repository")
+        if repo is None:
+            raise ExportFailed(
+                f"GitHub has no repository {full_name} the token can see.", code="not_found", status_code=404
+            )
+        return ExistingRepository(
+            clone_url=check_provider_url(repo.clone_url, what="clone_url"),
+            web_url=repo.html_url,
+            full_name=repo.full_name,
+            repo_id=str(repo.id),
+            default_branch=repo.default_branch or "main",
+        )
 
     def proposal_state(self, ref: ProposalRef) -> str:
         """`GET /repos/{o}/{r}/pulls/{n}`: merged, closed (unmerged) or open."""

@@ -39,6 +39,7 @@ from apps.projects.services.git_names import (
 from apps.projects.services.gitops import GitAuth
 from apps.projects.services.repository_exporter import (
     CleanTarget,
+    ExistingRepository,
     ExportContext,
     ExportFailed,
     ExportResult,
@@ -343,6 +344,40 @@ class GitLabProvider:
         number, url = int(mr.iid), str(mr.web_url)
         request.log(f"merge request !{number} {'opened' if opened else 'updated'}: {url}")
         return Proposal(number=number, url=url, created=bool(opened))
+
+    def lookup(
+        self, target: dict[str, Any], *, connection: ProviderConnection | None, token: str | None
+    ) -> ExistingRepository:
+        """`GET /projects/:namespace%2F:name` (namespace: the target's, else the token user's)."""
+        assert token is not None
+        gl = client(connection, token)
+        namespace = target.get("namespace")
+        if not namespace:
+            with_retries(gl.auth, classify=classify, what="reading the token user")
+            assert gl.user is not None
+            namespace = gl.user.username
+        full_path = f"{namespace}/{target['name']}"
+
+        def find() -> Any:
+            try:
+                return gl.projects.get(full_path)
+            except GitlabGetError as exc:
+                if exc.response_code == 404:
+                    return None
+                raise
+
+        project = with_retries(find, classify=classify, what="reading the project")
+        if project is None:
+            raise ExportFailed(
+                f"GitLab has no project {full_path} the token can see.", code="not_found", status_code=404
+            )
+        return ExistingRepository(
+            clone_url=check_provider_url(project.http_url_to_repo, what="http_url_to_repo"),
+            web_url=project.web_url,
+            full_name=project.path_with_namespace,
+            repo_id=str(project.id),
+            default_branch=getattr(project, "default_branch", None) or "main",
+        )
 
     def proposal_state(self, ref: ProposalRef) -> str:
         """`GET /projects/:id/merge_requests/:iid`: merged, closed (or locked) or open."""
