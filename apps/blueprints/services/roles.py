@@ -76,6 +76,11 @@ ROLES = frozenset(
         "service",
         "scheduler",
         "queue",
+        "job",
+        "worker",
+        "cli",
+        "exceptions",
+        "utils",
         "celery_app",
         "middleware",
         "logger",
@@ -288,8 +293,6 @@ def _file_role(entry: Entry, entries: Sequence[Entry], stack: Stack) -> str:
         }
         if base in named:
             return named[base]
-        if base == "tasks.py":
-            return "queue"
     else:
         app = app_module(entries, stack)
         if app is not None and app.path == path:
@@ -312,8 +315,22 @@ def _file_role(entry: Entry, entries: Sequence[Entry], stack: Stack) -> str:
         return "logger"
     if base in {"scheduler.py", "schedule.py", "cron.py"} or "scheduler" in text or "apscheduler" in text:
         return "scheduler"
-    if base in {"queues.py", "queue.py", "worker.py", "workers.py", "tasks.py", "jobs.py"}:
+    if base in {"worker.py", "workers.py"}:
+        return "worker"
+    if base in {"queues.py", "queue.py"}:
         return "queue"
+    if (
+        base in {"tasks.py", "jobs.py"}
+        or re.search(r"_(?:job|task)s?\.py$", base)
+        or (folders and folders[-1] in {"jobs", "tasks"} and base != "__init__.py")
+    ):
+        return "job"
+    if base in {"cli.py", "__main__.py", "commands.py", "console.py"} or base.endswith("_cli.py"):
+        return "cli"
+    if base in {"exceptions.py", "errors.py"}:
+        return "exceptions"
+    if base in {"utils.py", "helpers.py", "utilities.py"}:
+        return "utils"
     if base in {"models.py"} or (folders and folders[-1] == "models") or re.search(r"_models?\.py$", base):
         return "models"
     if (

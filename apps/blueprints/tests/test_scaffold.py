@@ -68,3 +68,132 @@ def test_django_app_urls_are_included_not_copied():
     assert 'path("books/", shelf_views.book_list' in app_urls
     assert 'path("authors/", shelf_views.author_list' in app_urls
     assert "def health" not in app_urls
+
+
+def test_every_file_role_has_a_writer():
+    from apps.blueprints.services.roles import ROLES
+    from apps.blueprints.services.scaffold import django_stack
+    from apps.blueprints.services.scaffold.engine import WRITERS
+
+    folder_roles = {"package", "data_dir", "tests_dir", "alembic_dir", "alembic_versions"}
+    assert ROLES - folder_roles - set(WRITERS) - set(django_stack.WRITERS) == set()
+
+
+def test_no_module_of_the_documents_is_a_stub():
+    from pathlib import Path
+
+    here = Path(__file__).parent
+    for document in [*sorted((here / "seeds").glob("*.txt")), *sorted((here / "documents").glob("*.*"))]:
+        for path, text in files_of(document.read_text(encoding="utf-8")).items():
+            assert "def describe()" not in text, (document.name, path)
+
+
+HANDLERS = """```
+svc/
+├── main.py                  # FastAPI app
+├── db.py                    # SQLAlchemy engine
+├── models.py                # Order model
+├── services/
+│   ├── order_service.py     # Order CRUD operations
+│   └── pricing_engine.py    # computes prices
+└── steps/
+    ├── base.py              # Abstract Step class
+    ├── fetch.py             # fetches the input
+    └── store.py             # stores the output
+```
+"""
+
+
+def test_handlers_beside_an_abstract_base_subclass_it_and_the_package_registers_them():
+    files = files_of(HANDLERS)
+    assert "class Step(ABC):" in files["steps/base.py"]
+    assert "class FetchStep(Step):" in files["steps/fetch.py"]
+    assert "def execute(self, payload" in files["steps/fetch.py"]
+    init = files["steps/__init__.py"]
+    assert '"fetch": FetchStep,' in init and '"store": StoreStep,' in init
+    assert "def get_step(name: str) -> Step:" in init
+    tests = files["tests/test_app.py"]
+    assert "def test_steps_registry()" in tests and "def test_fetch_step_execute()" in tests
+
+
+def test_a_service_named_after_a_model_reads_and_writes_it():
+    files = files_of(HANDLERS)
+    service = files["services/order_service.py"]
+    assert "class OrderService:" in service
+    for method in ("def list_all(", "def get(", "def create(", "def delete("):
+        assert method in service
+    assert "from models import Order" in service
+    assert "def test_order_service_creates_reads_lists_and_deletes(db_session)" in files["tests/test_app.py"]
+    assert "def db_session():" in files["tests/conftest.py"]
+    # a service with no model keeps what it did
+    assert "class PricingEngine:" in files["services/pricing_engine.py"]
+    assert "def run(self, payload" in files["services/pricing_engine.py"]
+
+
+def test_jobs_workers_and_the_procfile_follow_the_queue():
+    rq = files_of(
+        "```\nq/\n├── app.py       # Flask app\n├── worker.py    # RQ worker\n├── jobs/\n"
+        "│   └── send_report.py  # emails the report\n└── config.py\n```\nUses RQ.\n"
+    )
+    assert rq["Procfile"] == "web: flask --app app:app run --host 0.0.0.0 --port $PORT\nworker: python -m worker\n"
+    assert "return Worker([Queue(name, connection=connection) for name in QUEUES]" in rq["worker.py"]
+    assert "def send_report(payload: dict[str, object] | None = None)" in rq["jobs/send_report.py"]
+    celery = files_of(
+        "```\nc/\n├── main.py       # FastAPI app\n├── celery_app.py # Celery app\n└── tasks.py      # tasks:\n"
+        "```\n- sync_accounts task\n- cleanup_sessions task\n"
+    )
+    assert "worker: celery -A celery_app worker --loglevel=INFO" in celery["Procfile"]
+
+
+def test_jobs_named_in_the_description_and_the_scheduler_registers_them():
+    files = files_of(DJANGO_JOBS)
+    jobs = files["reports/jobs.py"]
+    assert "def nightly_summary(payload" in jobs and "Summary.objects.create(" in jobs
+    assert "def cleanup_old_summaries(payload" in jobs and "created_at__lt=cutoff" in jobs
+    scheduler = files["reports/scheduler.py"]
+    assert 'scheduler.add_job(nightly_summary, "cron", hour=2, id="nightly_summary"' in scheduler
+    tests = files["tests/test_app.py"]
+    assert 'assert module.scheduler.get_job("cleanup_old_summaries") is not None' in tests
+    assert "def start_scheduler() -> None:" in files["site_project/wsgi.py"]
+
+
+DJANGO_JOBS = """```
+site/
+|-- manage.py
+|-- site_project/
+|   `-- settings.py
+`-- reports/                 - a Django app
+    |-- models.py            - Summary model
+    |-- views.py
+    |-- jobs.py              - the nightly_summary job and the cleanup_old_summaries job
+    `-- scheduler.py         - APScheduler set-up
+```
+"""
+
+
+def test_command_line_senders_parsers_clients_errors_and_helpers():
+    files = files_of(
+        """```
+tool/
+├── tool/
+│   ├── cli.py           # entry point: `python -m tool.cli sync a b`
+│   ├── errors.py        # RateLimitError
+│   ├── utils.py         # small helpers
+│   ├── mailer.py        # Mailer sends e-mail through SMTP
+│   ├── hook.py          # HookSender posts JSON to a webhook URL
+│   ├── lines.py         # LineParser reads key=value lines
+│   └── billing.py       # BillingClient for the billing API
+└── pyproject.toml
+```
+"""
+    )
+    cli = files["tool/cli.py"]
+    assert 'commands.add_parser("sync"' in cli and "def main(argv: list[str] | None = None) -> int:" in cli
+    assert 'tool = "tool.cli:main"' in files["pyproject.toml"]
+    assert 'include = ["tool*"]' in files["pyproject.toml"]
+    assert "class RateLimitError(ToolError):" in files["tool/errors.py"]
+    assert "def slugify(text: str) -> str:" in files["tool/utils.py"]
+    assert "smtplib.SMTP(self.host, self.port, timeout=10)" in files["tool/mailer.py"]
+    assert 'method="POST"' in files["tool/hook.py"] and "HOOK_SENDER_URL" in files[".env.example"]
+    assert "def parse(self, text: str)" in files["tool/lines.py"]
+    assert "def build_request(self, path: str" in files["tool/billing.py"]

@@ -1,16 +1,18 @@
 """Each structure document end to end, as a user would: register it as a blueprint, generate through
-the API, then in a fresh virtualenv install the project's own requirement files, run its tests (they
-must pass), `ruff check` it (clean), start its Procfile's `web:` line on a free port and GET /health → 200.
+the API (every path of the document exists), then in a fresh virtualenv install the project's own
+requirement files, run its tests (they must pass), `ruff check` it (clean), start its Procfile's `web:`
+line on a free port and GET /health → 200.
 
 Documents: the five seeds (`seeds/`) and the ones written for these tests (`documents/`: Flask + RQ,
 Django + APScheduler, a plain Python CLI, a Markdown document with a bare indented tree).
 
-Time (CI always starts from a fresh clone): each project gets a new virtualenv made by uv, which
-installs the project's requirement files from uv's wheel cache, `KILN_BLUEPRINT_UV_CACHE` (default
-`~/.cache/kiln/blueprint-uv`, outside the clone; kept between CI runs on one machine). A cold cache
-downloads each pinned wheel once for the whole run: every generated project pins the same versions
-(scaffold/pins.py). The app starts while its tests run. `KILN_BLUEPRINT_SEEDS` runs fewer documents
-locally: a number (the first N, seeds first) or names separated by commas (`000,flask_rq`).
+Time (CI always starts from a fresh clone): `test_document_generates_through_the_api[x]` generates and
+hands the project to a pool of two threads; `test_generated_project_installs_...[x]` waits for its run, so
+projects install, test and start while the next ones are generated. Each virtualenv is new (uv), filled
+from uv's wheel cache, `KILN_BLUEPRINT_UV_CACHE` (default `~/.cache/kiln/blueprint-uv`, outside the clone;
+kept between CI runs on one machine); a cold cache downloads each pinned wheel once for the whole run:
+every generated project pins the same versions (scaffold/pins.py). `KILN_BLUEPRINT_SEEDS` runs fewer
+documents locally: a number (the first N, seeds first) or names separated by commas (`000,flask_rq`).
 """
 
 from __future__ import annotations
@@ -23,6 +25,8 @@ import subprocess
 import sys
 import time
 import urllib.request
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
@@ -79,7 +83,7 @@ def clean_env(venv: Path) -> dict[str, str]:
         if not k.startswith(("DJANGO_", "DATABASE_URL", "CELERY_", "KILN_", "PYTEST_", "PYTHONPATH", "VIRTUAL_ENV"))
     }
     env["PATH"] = f"{venv / 'bin'}:{env.get('PATH', '')}"
-    env["PYTHONDONTWRITEBYTECODE"] = "1"
+    env.pop("PYTHONDONTWRITEBYTECODE", None)  # the server reuses the bytecode the tests' imports wrote
     return env
 
 
@@ -106,8 +110,8 @@ def test_selection_by_env_var():
     assert len(ALL_DOCUMENTS) == 9
 
 
-@pytest.mark.parametrize("document", DOCUMENTS, ids=document_id)
-def test_document_becomes_a_running_project(document, cast, api, run_jobs, tmp_path):
+def generate(document: Path, *, cast, api, run_jobs, folder: Path) -> Path:
+    """Register the document as a blueprint and generate it through the API; returns the project's folder."""
     client = api(cast.alice)
     slug = f"doc-{document_id(document).replace('_', '-')}"
     text = document.read_text(encoding="utf-8")
@@ -122,58 +126,98 @@ def test_document_becomes_a_running_project(document, cast, api, run_jobs, tmp_p
     assert started.status_code == 202, started.content
     detail = client.get(f"/api/v1/projects/{cast.project.pk}/generated/{started.json()['id']}/").json()
     assert detail["status"] == "completed", detail["error"]
-    project = tmp_path / "project"
+    project = folder / "project"
     generated_project_copy_to(generated=GeneratedProject.objects.get(pk=detail["id"]), destination=project)
-
     # every path of the document exists
     preview = client.post("/api/v1/blueprints/preview/", {"document": text}, format="json")
     assert preview.status_code == 200, preview.content
     for entry in preview.json()["entries"]:
         assert (project / entry["path"]).exists(), entry["path"]
+    return project
 
-    venv = tmp_path / "venv"
-    fresh_venv(project, venv)
+
+def run_project(project: Path) -> str:
+    """In a fresh virtualenv: install the project's requirement files, run its tests (they must pass), then
+    start the app from its Procfile's web line on $PORT while `ruff check` runs, and GET /health → 200.
+    Returns a one-line account; raises AssertionError naming what failed."""
+    venv = project.parent / "venv"
+    install = fresh_venv(project, venv)
     env = clean_env(venv)
-
-    # the app starts (its Procfile's web line on $PORT) while the project's tests and ruff run
-    web = (project / "Procfile").read_text().split("web:", 1)[1].strip()
-    port = free_port()
-    log = (tmp_path / "server.log").open("wb")
-    server = subprocess.Popen(
-        ["sh", "-c", f"exec {web}"],
+    tests = subprocess.run(
+        [str(venv / "bin" / "python"), "-m", "pytest", "-p", "no:cacheprovider"],
         cwd=project,
-        env={**env, "PORT": str(port)},
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
-    try:
-        tests = subprocess.run(
-            [str(venv / "bin" / "python"), "-m", "pytest", "-p", "no:cacheprovider"],
+    assert tests.returncode == 0, tests.stdout[-4000:] + tests.stderr[-2000:]
+    passed = re.search(r"\b(\d+) passed\b", tests.stdout)
+    assert passed and int(passed.group(1)) >= 2, tests.stdout[-2000:]  # /health and the imports at least
+    web = (project / "Procfile").read_text().split("web:", 1)[1].splitlines()[0].strip()
+    port = free_port()
+    log_path = project.parent / "server.log"
+    with log_path.open("wb") as log:
+        server = subprocess.Popen(
+            ["sh", "-c", f"exec {web}"],
             cwd=project,
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=300,
+            env={**env, "PORT": str(port)},
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
-        assert tests.returncode == 0, tests.stdout[-4000:] + tests.stderr[-2000:]
-        passed = re.search(r"\b(\d+) passed\b", tests.stdout)
-        assert passed and int(passed.group(1)) >= 2, tests.stdout[-2000:]  # /health and the imports at least
-        lint = subprocess.run(
-            [str(BIN / "ruff"), "check", "--no-cache", "."],
-            cwd=project,
-            capture_output=True,
-            text=True,
-            timeout=120,
-        )
-        assert lint.returncode == 0, lint.stdout[-4000:]
-        status = health(port, server, deadline=time.monotonic() + 60)
-        assert status == 200, (tmp_path / "server.log").read_text(errors="replace")[-3000:] or "no answer"
-    finally:
-        os.killpg(server.pid, signal.SIGTERM)
         try:
-            server.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            os.killpg(server.pid, signal.SIGKILL)
-            server.wait(timeout=10)
-        log.close()
+            lint = subprocess.run(
+                [str(BIN / "ruff"), "check", "--no-cache", "."],
+                cwd=project,
+                capture_output=True,
+                text=True,
+                timeout=120,
+            )
+            assert lint.returncode == 0, lint.stdout[-4000:]
+            status = health(port, server, deadline=time.monotonic() + 60)
+            assert status == 200, log_path.read_text(errors="replace")[-3000:] or "no answer"
+        finally:
+            os.killpg(server.pid, signal.SIGTERM)
+            try:
+                server.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                os.killpg(server.pid, signal.SIGKILL)
+                server.wait(timeout=10)
+    files = sum(1 for path in project.rglob("*") if path.is_file() and "__pycache__" not in path.parts)
+    return f"{files} files, {' + '.join(install)} installed, {passed.group(1)} tests passed, ruff clean, {web} → 200"
+
+
+@dataclass
+class Runs:
+    """Each generated project's run, in a pool of two threads (subprocesses only, no database there): a
+    project installs, tests and starts while the next one is generated, and both cores stay busy."""
+
+    pool: ThreadPoolExecutor
+    folders: pytest.TempPathFactory
+    started: dict[str, Future[str]] = field(default_factory=dict)
+
+    def start(self, document: Path, **fixtures: object) -> Future[str]:
+        key = document_id(document)
+        if key not in self.started:  # the generation test ran (or this is the run test, in another order)
+            project = generate(document, folder=self.folders.mktemp(f"doc-{key}"), **fixtures)
+            self.started[key] = self.pool.submit(run_project, project)
+        return self.started[key]
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="blueprint-run")
+    yield Runs(pool, tmp_path_factory)
+    pool.shutdown(wait=True, cancel_futures=True)
+
+
+@pytest.mark.parametrize("document", DOCUMENTS, ids=document_id)
+def test_document_generates_through_the_api(document, runs, cast, api, run_jobs):
+    runs.start(document, cast=cast, api=api, run_jobs=run_jobs)
+
+
+@pytest.mark.parametrize("document", DOCUMENTS, ids=document_id)
+def test_generated_project_installs_passes_its_tests_and_answers_health(document, runs, cast, api, run_jobs):
+    account = runs.start(document, cast=cast, api=api, run_jobs=run_jobs).result(timeout=900)
+    print(f"{document_id(document)}: {account}")

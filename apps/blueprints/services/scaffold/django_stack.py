@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from apps.blueprints.services.scaffold.names import docstring, module_path, plural, snake
+from apps.blueprints.services.scaffold.names import docstring, is_importable, module_path, plural, snake
 
 if TYPE_CHECKING:
     from apps.blueprints.services.scaffold.engine import Scaffolder, Writer
@@ -543,7 +543,11 @@ def test_module(s: Scaffolder, path: str) -> str:
                 f'    module = importlib.import_module("{module_path(task)}")\n'
                 '    assert module.process.apply(args=[{"id": 1}]).get() == {"processed": True, "id": 1}\n'
             )
-    return "".join(out)
+    from apps.blueprints.services.scaffold.engine import ensure_imports, scheduler_test, unit_tests_of
+
+    out.append(unit_tests_of(s, modules))
+    out.extend(scheduler_test(s, p) for p in scheduler_modules(s) if is_importable(p))
+    return ensure_imports("".join(out))
 
 
 WRITERS: dict[str, Writer] = {

@@ -21,11 +21,10 @@ from typing import Any
 
 from apps.blueprints.services.parser import Blueprint, Entry, default_project_name
 from apps.blueprints.services.roles import ROUTER_DIRS, alembic_dir, app_module
-from apps.blueprints.services.scaffold import django_stack
+from apps.blueprints.services.scaffold import django_stack, modules
 from apps.blueprints.services.scaffold.imports import sort_imports
 from apps.blueprints.services.scaffold.names import (
     camel,
-    class_names,
     docstring,
     is_importable,
     model_names,
@@ -39,8 +38,13 @@ from apps.blueprints.services.scaffold.pins import PINS
 from apps.blueprints.services.scaffold.texts import ALEMBIC_INI, ALEMBIC_SCRIPT_MAKO, GITIGNORE
 
 PROJECT_NAME = "\x00PROJECT_NAME\x00"
+PROJECT_SLUG = "\x00PROJECT_SLUG\x00"  # the name as a distribution name (pyproject.toml)
 DATABASE_URL = "\x00DATABASE_URL\x00"
-SENTINELS = {PROJECT_NAME: "{{ project_name }}", DATABASE_URL: "{{ database_url }}"}
+SENTINELS = {
+    PROJECT_NAME: "{{ project_name }}",
+    PROJECT_SLUG: "{{ project_name | lower | replace(' ', '-') }}",
+    DATABASE_URL: "{{ database_url }}",
+}
 _JINJA_MARKERS = re.compile(r"\{[{%#]")
 
 
@@ -142,6 +146,8 @@ class Scaffolder:
         self.settings_path = ""
         self.django_project = ""
         self.django_apps: list[str] = []
+        self.unit_tests: dict[str, str] = {}  # module path → test functions that exercise it (modules.py)
+        self.test_names: set[str] = set()
 
     # --- planning ---------------------------------------------------------------------------
 
@@ -460,7 +466,12 @@ def _settings_import(s: Scaffolder) -> str:
 
 def w_package_init(s: Scaffolder, path: str) -> str:
     name = _base(_dir(path)) or "package"
-    return docstring(s.describe(path), f"The {name} package.")
+    head = docstring(s.describe(path), f"The {name} package.")
+    registry = modules.package_registry(s, path) if path.endswith("/__init__.py") else None
+    if registry is None:
+        return head
+    s.unit_tests[path] = registry.tests
+    return head + registry.code
 
 
 def w_config(s: Scaffolder, path: str) -> str:
@@ -732,7 +743,7 @@ def w_app(s: Scaffolder, path: str) -> str:
     router_imports = [f"from {r.module} import router as {r.alias}\n" for r in s.routers]
     if s.framework == "fastapi":
         s.needs.update({"fastapi", "uvicorn"})
-        body_start = "".join(f"    {line}\n" for line in start) or "    pass\n"
+        body_start = "".join(f"    {line}\n" for line in start)
         body_stop = "".join(f"    {line}\n" for line in stop)
         includes = "".join(f"app.include_router({r.alias})\n" for r in s.routers)
         return (
@@ -958,14 +969,21 @@ def w_schemas(s: Scaffolder, path: str) -> str:
 
 def w_scheduler(s: Scaffolder, path: str) -> str:
     head = docstring(s.describe(path), "Scheduled jobs.")
+    jobs = modules.job_modules(s)
+    job_imports = "".join(f"from {s.mod(job)} import {func}\n" for job, func in jobs)
     if s.stack.scheduler == "apscheduler":
         s.needs.add("apscheduler")
+        adds = "".join(
+            f'    scheduler.add_job({func}, {modules.trigger(s, job, func)}, id="{func}", replace_existing=True)\n'
+            for job, func in jobs
+        )
         return (
             f"{head}\nimport logging\n\n"
             "from apscheduler.schedulers.background import BackgroundScheduler\n\n"
+            f"{job_imports}\n"
             'logger = logging.getLogger(__name__)\nscheduler = BackgroundScheduler(timezone="UTC")\n\n\n'
             "def heartbeat() -> str:\n"
-            '    """The job the scheduler runs every minute; replace or add jobs beside it."""\n'
+            '    """A job that shows the scheduler runs: logged every minute."""\n'
             '    logger.info("scheduler heartbeat")\n'
             '    return "ok"\n\n\n'
             "def start() -> None:\n"
@@ -973,23 +991,27 @@ def w_scheduler(s: Scaffolder, path: str) -> str:
             "    if scheduler.running:\n"
             "        return\n"
             '    scheduler.add_job(heartbeat, "interval", minutes=1, id="heartbeat", replace_existing=True)\n'
+            f"{adds}"
             "    scheduler.start()\n\n\n"
             "def shutdown() -> None:\n"
             "    if scheduler.running:\n"
             "        scheduler.shutdown(wait=False)\n"
         )
+    runs = "".join(f"    {func}()\n" for _job, func in jobs)
     return (
         f"{head}\nimport logging\nimport sched\nimport threading\nimport time\n\n"
+        f"{job_imports}\n"
         "logger = logging.getLogger(__name__)\n"
         "scheduler = sched.scheduler(time.monotonic, time.sleep)\n"
         "INTERVAL_SECONDS = 60.0\n"
         "_stop = threading.Event()\n\n\n"
         "def heartbeat() -> str:\n"
-        '    """The job the scheduler runs every minute; replace or add jobs beside it."""\n'
+        '    """A job that shows the scheduler runs: logged every minute."""\n'
         '    logger.info("scheduler heartbeat")\n'
         '    return "ok"\n\n\n'
         "def _tick() -> None:\n"
         "    heartbeat()\n"
+        f"{runs}"
         "    if not _stop.is_set():\n"
         "        scheduler.enter(INTERVAL_SECONDS, 1, _tick)\n\n\n"
         "def schedule() -> None:\n"
@@ -1108,45 +1130,9 @@ def w_middleware(s: Scaffolder, path: str) -> str:
     return _generic_module(s, path)
 
 
-def _generic_module(s: Scaffolder, path: str, *, suffix: str = "") -> str:
-    text = s.describe(path)
-    head = docstring(text, f"The {_base(path)[:-3]} module.")
-    classes = class_names(text)
-    stem = _base(path)[:-3] if not path.endswith("__init__.py") else _base(_dir(path))
-    if not classes:
-        classes = [camel(stem) + suffix] if suffix else []
-    abstract = "abstract" in text.lower()
-    if not classes:
-        summary = json.dumps(s.summary(path).split("\n")[0] or stem, ensure_ascii=False)
-        return (
-            f"{head}\n\n"
-            "def describe() -> dict[str, str]:\n"
-            '    """What this module is for (the structure document\'s description)."""\n'
-            f'    return {{"module": __name__, "summary": {summary}}}\n'
-        )
-    out = [head]
-    if abstract:
-        out.append("\nfrom abc import ABC, abstractmethod\n")
-    for index, name in enumerate(classes):
-        if abstract and index == 0:
-            out.append(
-                f"\n\nclass {name}(ABC):\n"
-                f'    """Base class: subclasses implement `handle`."""\n\n'
-                "    @abstractmethod\n"
-                "    def handle(self, payload: dict[str, object]) -> dict[str, object]:\n"
-                '        """Do the work for one payload and return the result."""\n'
-            )
-            continue
-        out.append(
-            f"\n\nclass {name}:\n"
-            f'    """{name}: one unit of this module\'s work."""\n\n'
-            f'    def __init__(self, name: str = "{snake(name)}") -> None:\n'
-            "        self.name = name\n\n"
-            "    def handle(self, payload: dict[str, object]) -> dict[str, object]:\n"
-            '        """Handle one payload; returns what was handled and by whom."""\n'
-            '        return {"handled_by": self.name, **payload}\n'
-        )
-    return "".join(out)
+def _generic_module(s: Scaffolder, path: str) -> str:
+    """A blueprint's own module: content for its kind (modules.py), with tests that exercise it."""
+    return modules.write(s, path, docstring(s.describe(path), f"The {modules.stem(path)} module."))
 
 
 def w_service(s: Scaffolder, path: str) -> str:
@@ -1352,7 +1338,8 @@ def w_compose(s: Scaffolder, path: str) -> str:
 
 
 def w_procfile(s: Scaffolder, path: str) -> str:
-    return f"web: {s.start_command()}\n"
+    worker = modules.worker_command(s)
+    return f"web: {s.start_command()}\n" + (f"worker: {worker}\n" if worker else "")
 
 
 def w_makefile(s: Scaffolder, path: str) -> str:
@@ -1389,10 +1376,51 @@ def w_text(s: Scaffolder, path: str) -> str:
 
 
 def w_pyproject(s: Scaffolder, path: str) -> str:
-    return (
-        f'[project]\nname = "{PROJECT_NAME}"\nversion = "0.1.0"\nrequires-python = ">=3.11"\n'
-        'dynamic = []\n\n[tool.pytest.ini_options]\ntestpaths = ["tests"]\n'
+    return ""  # written late: lists the requirements and the command lines
+
+
+def _requirement_lines(s: Scaffolder) -> tuple[list[str], list[str]]:
+    """(what the code needs to run, what its tests need) as pinned requirement lines."""
+    needs = set(s.needs) | ({"httpx2"} if s.framework == "fastapi" else set())
+    if "sqlalchemy_async" in needs:
+        needs.discard("sqlalchemy")
+    test_needs = {"pytest", "pytest_django", "httpx2"}
+    return sorted(PINS[n] for n in needs - test_needs), sorted(PINS[n] for n in needs & test_needs)
+
+
+def w_pyproject_late(s: Scaffolder, path: str) -> str:
+    runtime, tests = _requirement_lines(s)
+    packages = sorted(
+        {p.split("/")[0] for p, r in s.roles.items() if p.endswith("/__init__.py") and p.count("/") == 1}
+        - {"tests", "test"}
     )
+    modules_at_root = sorted(
+        p[:-3] for p in s.roles if "/" not in p and p.endswith(".py") and is_importable(p) and p != "conftest.py"
+    )
+    scripts = [
+        (module_path(p).split(".")[0] if _base(p) in {"cli.py", "__main__.py"} else _base(p)[:-3], module_path(p))
+        for p, r in sorted(s.roles.items())
+        if r == "cli" and is_importable(p)
+    ]
+
+    def quote(items: list[str]) -> str:
+        return "".join(f'    "{item}",\n' for item in items)
+
+    out = [
+        '[build-system]\nrequires = ["setuptools>=69"]\nbuild-backend = "setuptools.build_meta"\n\n',
+        f'[project]\nname = "{PROJECT_SLUG}"\nversion = "0.1.0"\n',
+        f'description = "{(s.bp.title or "").replace(chr(34), chr(39))[:200]}"\n',
+        'readme = "README.md"\nrequires-python = ">=3.11"\n',
+        "dependencies = [\n" + quote(runtime) + "]\n\n",
+        "[project.optional-dependencies]\ntest = [\n" + quote(tests) + "]\n",
+    ]
+    if scripts:
+        out.append("\n[project.scripts]\n" + "".join(f'{name} = "{module}:main"\n' for name, module in scripts))
+    out.append("\n[tool.setuptools]\n")
+    if modules_at_root:
+        out.append("py-modules = [" + ", ".join(f'"{m}"' for m in modules_at_root) + "]\n")
+    out.append("\n[tool.setuptools.packages.find]\ninclude = [" + ", ".join(f'"{p}*"' for p in packages) + "]\n")
+    return "".join(out)
 
 
 def w_doc(s: Scaffolder, path: str) -> str:
@@ -1406,6 +1434,7 @@ def w_doc(s: Scaffolder, path: str) -> str:
 
 
 def _run_steps(s: Scaffolder, *, title: str) -> str:
+    worker = modules.worker_command(s)
     install = " && ".join(
         f"pip install -r {p}" for p in sorted(p for p, r in s.roles.items() if r == "requirements" and "/" not in p)
     )
@@ -1423,9 +1452,11 @@ def _run_steps(s: Scaffolder, *, title: str) -> str:
         f"{migrate}"
         "python -m pytest                     # the tests\n"
         f"PORT=8000 {s.start_command()}\n"
-        'curl http://127.0.0.1:8000/health    # → {"status": "ok"}\n'
+        + (f"{worker}    # the background worker, in another shell\n" if worker else "")
+        + 'curl http://127.0.0.1:8000/health    # → {"status": "ok"}\n'
         "```\n\n"
-        f"The `Procfile` says the same: `web: {s.start_command()}` starts the app on `$PORT`.\n"
+        f"The `Procfile` says the same: `web: {s.start_command()}` starts the app on `$PORT`"
+        + (f"; `worker: {worker}` runs the background jobs.\n" if worker else ".\n")
     )
 
 
@@ -1470,8 +1501,8 @@ def w_requirements_late(s: Scaffolder, path: str) -> str:
         needs.discard("sqlalchemy")
     test_needs = {"pytest", "pytest_django"}
     if s.framework == "fastapi":
-        test_needs.add("httpx")
-        needs.add("httpx")
+        test_needs.add("httpx2")
+        needs.add("httpx2")
     base = _base(path).lower()
     separate_tests = any(
         r == "requirements" and re.search(r"test|dev", _base(p).lower()) and "/" not in p for p, r in s.roles.items()
@@ -1547,6 +1578,16 @@ def w_conftest(s: Scaffolder, path: str) -> str:
             f"{init}"
             "    return WSGIClient(app)\n"
         )
+    if s.orm == "sqlalchemy" and not s.orm_async:
+        out.append(
+            "\n\n@pytest.fixture\n"
+            "def db_session():\n"
+            '    """A session on the test database, its tables created."""\n'
+            f"    from {s.mod(s.database_path)} import SessionLocal, init_db\n\n"
+            "    init_db()\n"
+            "    with SessionLocal() as session:\n"
+            "        yield session\n"
+        )
     return "".join(out)
 
 
@@ -1599,12 +1640,48 @@ def w_test_late(s: Scaffolder, path: str) -> str:
             "    assert response.status_code == 200\n"
             f"    assert isinstance({_json_of(s)}, list)\n"
         )
+    out.append(unit_tests_of(s, modules))
     if path == primary:
         out.extend(_extra_tests(s))
-    text = "".join(out)
-    if "import pytest" not in text and "pytest." in text:
-        text = text.replace("\n\n\ndef test_health", "\nimport pytest\n\n\ndef test_health", 1)
-    return text
+    return ensure_imports("".join(out))
+
+
+def unit_tests_of(s: Scaffolder, modules_covered: list[str]) -> str:
+    """The tests modules.py wrote for the modules a test file covers."""
+    covered = set(modules_covered)
+    return "".join(tests for path, tests in sorted(s.unit_tests.items()) if s.mod(path) in covered)
+
+
+_TEST_IMPORTS = ("asyncio", "importlib", "json", "pytest")
+
+
+def ensure_imports(text: str) -> str:
+    """Add `import x` for each of _TEST_IMPORTS the test module uses (`x.`) and lacks, in its import block."""
+    missing = [name for name in _TEST_IMPORTS if f"{name}." in text and not re.search(rf"^import {name}$", text, re.M)]
+    if not missing:
+        return text
+    lines = "".join(f"import {name}\n" for name in missing)
+    first = re.search(r"^(?:import|from) \w", text, re.M)
+    if first is not None:
+        return text[: first.start()] + lines + text[first.start() :]
+    docstring_end = text.index('"""', 3) + 4 if text.startswith('"""') else 0
+    return text[:docstring_end] + "\n" + lines + text[docstring_end:]
+
+
+def scheduler_test(s: Scaffolder, path: str) -> str:
+    registered = ""
+    if s.stack.scheduler == "apscheduler":
+        registered = "".join(
+            f'    assert module.scheduler.get_job("{func}") is not None\n' for _job, func in modules.job_modules(s)
+        )
+    return (
+        f"\n\ndef test_scheduler_{snake(_base(path)[:-3])}_starts_and_stops() -> None:\n"
+        f'    module = importlib.import_module("{s.mod(path)}")\n'
+        '    assert module.heartbeat() == "ok"\n'
+        "    module.start()\n"
+        f"{registered}"
+        "    module.shutdown()\n"
+    )
 
 
 def _extra_tests(s: Scaffolder) -> list[str]:
@@ -1631,13 +1708,7 @@ def _extra_tests(s: Scaffolder) -> list[str]:
         )
     for path, role in sorted(s.roles.items()):
         if role == "scheduler" and is_importable(path):
-            out.append(
-                f"\n\ndef test_scheduler_{snake(_base(path)[:-3])}_starts_and_stops() -> None:\n"
-                f'    module = importlib.import_module("{s.mod(path)}")\n'
-                '    assert module.heartbeat() == "ok"\n'
-                "    module.start()\n"
-                "    module.shutdown()\n"
-            )
+            out.append(scheduler_test(s, path))
         if role == "queue" and is_importable(path):
             call = (
                 'module.process.apply(args=[{"id": 1}]).get()'
@@ -1680,6 +1751,11 @@ WRITERS: dict[str, Writer] = {
     "queue": w_queue,
     "celery_app": w_celery_app,
     "middleware": w_middleware,
+    "job": _generic_module,
+    "worker": _generic_module,
+    "cli": _generic_module,
+    "exceptions": _generic_module,
+    "utils": _generic_module,
     "logger": w_logger,
     "script": w_script,
     "module": w_module,
@@ -1713,6 +1789,7 @@ WRITERS: dict[str, Writer] = {
 }
 # Files that list what the other files need: written after all of them.
 LATE_WRITERS: dict[str, Writer] = {
+    "pyproject": w_pyproject_late,
     "requirements": w_requirements_late,
     "test": w_test_late,
     "env_file": w_env_file,

@@ -9,7 +9,7 @@ from __future__ import annotations
 PINS: dict[str, str] = {
     "fastapi": "fastapi==0.165.0",
     "uvicorn": "uvicorn==0.54.0",
-    "httpx": "httpx==0.28.1",
+    "httpx2": "httpx2==2.17.0",  # what starlette.testclient (FastAPI's TestClient) asks for
     "pydantic": "pydantic==2.14.4",
     "sqlalchemy": "SQLAlchemy==2.1.9",
     "sqlalchemy_async": "SQLAlchemy[asyncio]==2.1.9",
