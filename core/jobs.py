@@ -74,16 +74,20 @@ class JobStatus(models.TextChoices):
     COMPLETED = "completed", "Completed"
     FAILED = "failed", "Failed"
     CANCELLED = "cancelled", "Cancelled"
+    # stopped before doing anything outside until a person approves its plan (apps.approvals);
+    # no worker holds it, the reaper leaves it alone, and claim() will not run it
+    AWAITING_APPROVAL = "awaiting_approval", "Awaiting approval"
 
 
 TERMINAL_STATUSES = frozenset({JobStatus.COMPLETED, JobStatus.FAILED, JobStatus.CANCELLED})
-ACTIVE_STATUSES = frozenset({JobStatus.PENDING, JobStatus.RUNNING})
+# not finished: counted against the project's cap, protected from retention and deletion
+ACTIVE_STATUSES = frozenset({JobStatus.PENDING, JobStatus.RUNNING, JobStatus.AWAITING_APPROVAL})
 
 
 class Job(TimeStampedModel):
     """Status, progress, timings and the lease/delivery bookkeeping of a background job."""
 
-    status = models.CharField(max_length=16, choices=JobStatus.choices, default=JobStatus.PENDING, db_index=True)
+    status = models.CharField(max_length=32, choices=JobStatus.choices, default=JobStatus.PENDING, db_index=True)
     progress_done = models.PositiveIntegerField(default=0)
     progress_total = models.PositiveIntegerField(default=0)
     error = models.JSONField(null=True, blank=True, help_text="{code, message} of the last failure")
@@ -119,6 +123,7 @@ class ClaimOutcome(Enum):
     BUSY = "busy"
     POISONED = "poisoned"
     MISSING = "missing"
+    AWAITING_APPROVAL = "awaiting_approval"
 
 
 def new_lease_owner(task_id: str | None = None) -> str:
@@ -171,6 +176,8 @@ def claim(model: type[J], pk: Any, *, owner: str) -> Claim:
             return Claim(ClaimOutcome.MISSING)
         if job.status in TERMINAL_STATUSES:
             return Claim(ClaimOutcome.ALREADY_DONE)
+        if job.status == JobStatus.AWAITING_APPROVAL:
+            return Claim(ClaimOutcome.AWAITING_APPROVAL)  # a stray delivery: approval enqueues it again
         now = timezone.now()
         lease_live = job.lease_owner and job.lease_expires_at and job.lease_expires_at > now
         if job.status == JobStatus.RUNNING and lease_live and job.lease_owner != owner:
@@ -298,6 +305,17 @@ class Lease:
     def stop_keeping(self) -> None:
         """The caller gives the lease up by an UPDATE of its own: stop renewing it."""
         lease_keeper.drop(self)
+
+    def await_approval(self) -> bool:
+        """Park the job as `awaiting_approval`, lease given up; approving it enqueues it again."""
+        lease_keeper.drop(self)
+        updated = self._mine().update(
+            status=JobStatus.AWAITING_APPROVAL, lease_owner="", lease_expires_at=None, updated_at=timezone.now()
+        )
+        if updated:
+            announce_status(self.model, self.pk, JobStatus.AWAITING_APPROVAL)
+            transaction.on_commit(lambda: _changed(self.model, self.pk, JobStatus.AWAITING_APPROVAL))
+        return bool(updated)
 
     def release(self) -> None:
         """Give the job back (status pending) so a retried delivery can claim it at once."""

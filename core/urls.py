@@ -18,6 +18,7 @@ api_v1: list[URLPattern | URLResolver] = [
     path("", include("apps.projects.urls")),
     path("", include("apps.workflows.urls")),
     path("", include("apps.agents.urls")),
+    path("", include("apps.approvals.urls")),
     path("", include("apps.blueprints.urls")),
     path("", include("apps.updates.urls")),
 ]

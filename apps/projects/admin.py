@@ -8,6 +8,7 @@ from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest
 
+from apps.approvals.admin import decide, pending_of
 from apps.projects.models import (
     AuditEvent,
     GeneratedProject,
@@ -131,7 +132,7 @@ class RepositoryExportAdmin(admin.ModelAdmin):
     search_fields = ("remote_url", "remote_full_name", "commit_sha")
     list_select_related = ("generated", "generated__template", "generated__project")
     readonly_fields = [f.name for f in RepositoryExport._meta.fields] + ["duration"]
-    actions = ["retry_exports", "re_export"]
+    actions = ["retry_exports", "re_export", "approve_exports", "reject_exports"]
 
     @admin.display(description="duration (s)")
     def duration(self, obj: RepositoryExport) -> str:
@@ -151,6 +152,14 @@ class RepositoryExportAdmin(admin.ModelAdmin):
             except ApplicationError as exc:
                 self.message_user(request, f"#{export.pk}: {exc.message}", level=messages.WARNING)
         self.message_user(request, f"Retried {done} export(s).")
+
+    @admin.action(description="Approve the plans of exports awaiting approval")
+    def approve_exports(self, request: HttpRequest, queryset: QuerySet[RepositoryExport]) -> None:
+        decide(self, request, pending_of(export__in=queryset), approve=True)
+
+    @admin.action(description="Reject exports awaiting approval")
+    def reject_exports(self, request: HttpRequest, queryset: QuerySet[RepositoryExport]) -> None:
+        decide(self, request, pending_of(export__in=queryset), approve=False)
 
     @admin.action(description="Export again to the same target")
     def re_export(self, request: HttpRequest, queryset: QuerySet[RepositoryExport]) -> None:

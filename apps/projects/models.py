@@ -32,6 +32,10 @@ class Project(TimeStampedModel):
     generations_completed = models.PositiveIntegerField(default=0, editable=False)
     generated_bytes = models.PositiveBigIntegerField(default=0, editable=False)
     exports_completed = models.PositiveIntegerField(default=0, editable=False)
+    # GitHub/GitLab exports an agent starts (REST, workflows, MCP) wait for a person's approval
+    agent_exports_require_approval = models.BooleanField(
+        default=True, help_text="exports to GitHub/GitLab started by an agent wait for a maintainer's approval"
+    )
 
     class Meta:
         ordering = ["-created_at", "-id"]
@@ -202,6 +206,11 @@ class RepositoryExport(Job):
         null=True, blank=True, editable=False, help_text="when the first request to create the remote repository left"
     )
     pushed = models.BooleanField(default=False, help_text="False when the remote already had the commit")
+    repository_created = models.BooleanField(
+        default=False,
+        editable=False,
+        help_text="True when this export's own create request made the remote repository (never when it adopted one)",
+    )
     archive_path = models.CharField(
         max_length=500, blank=True, default="", help_text="the archive's key in the blob store"
     )
@@ -216,7 +225,7 @@ class RepositoryExport(Job):
         constraints = [
             models.CheckConstraint(condition=Q(provider__in=ExportProvider.values), name="export_provider_valid"),
             models.CheckConstraint(
-                condition=Q(status__in=["pending", "running", "completed", "failed", "cancelled"]),
+                condition=Q(status__in=["pending", "running", "completed", "failed", "cancelled", "awaiting_approval"]),
                 name="export_status_valid",
             ),
         ]

@@ -7,6 +7,7 @@ from typing import Any
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from apps.approvals.serializers import ApprovalSummarySerializer, latest_approval
 from apps.projects.models import (
     AuditEvent,
     ExportProvider,
@@ -27,7 +28,16 @@ class ProjectSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = Project
-        fields = ["id", "name", "slug", "description", "owner", "created_at", "updated_at"]
+        fields = [
+            "id",
+            "name",
+            "slug",
+            "description",
+            "owner",
+            "agent_exports_require_approval",
+            "created_at",
+            "updated_at",
+        ]
         read_only_fields = fields
 
 
@@ -42,6 +52,9 @@ class ProjectCreateSerializer(StrictInputSerializer):
 class ProjectUpdateSerializer(ProjectCreateSerializer):
     name = name_field(required=False)
     description = serializers.CharField(max_length=2000, required=False, allow_blank=True)
+    agent_exports_require_approval = serializers.BooleanField(
+        required=False, help_text="owner only, and never an agent: agents' GitHub/GitLab exports wait for approval"
+    )
 
 
 class MembershipSerializer(serializers.ModelSerializer):
@@ -142,6 +155,7 @@ class ArchiveSerializer(serializers.Serializer):
 class RepositoryExportSerializer(serializers.ModelSerializer):
     archive = serializers.SerializerMethodField()
     error = JobErrorSerializer(allow_null=True, read_only=True)
+    approval = serializers.SerializerMethodField()
 
     class Meta:
         model = RepositoryExport
@@ -159,12 +173,17 @@ class RepositoryExportSerializer(serializers.ModelSerializer):
             "pushed",
             "archive",
             "error",
+            "approval",
             "attempts",
             "created_at",
             "started_at",
             "finished_at",
         ]
         read_only_fields = fields
+
+    @extend_schema_field(ApprovalSummarySerializer(allow_null=True))
+    def get_approval(self, obj: RepositoryExport) -> dict[str, Any] | None:
+        return latest_approval(obj)
 
     @extend_schema_field(ArchiveSerializer(allow_null=True))
     def get_archive(self, obj: RepositoryExport) -> dict[str, Any] | None:

@@ -13,6 +13,9 @@ from rest_framework.filters import SearchFilter
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from apps.approvals import views as approval_views
+from apps.approvals.serializers import ApprovalDecisionSerializer, ApprovalRejectSerializer
+from apps.approvals.views import DECISION_ERRORS
 from apps.events.drf import STREAM_ACTION, STREAM_RESPONSES, JobLogsSerializer
 from apps.events.services import job_log_lines
 from apps.events.streams import event_stream_response
@@ -368,7 +371,11 @@ class RepositoryExportViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, 
     filterset_fields = ["status", "provider"]
 
     def get_queryset(self) -> QuerySet[RepositoryExport]:
-        return RepositoryExport.objects.filter(generated=self.get_generated()).order_by("-created_at", "-id")
+        return (
+            RepositoryExport.objects.filter(generated=self.get_generated())
+            .prefetch_related("approvals__decided_by")
+            .order_by("-created_at", "-id")
+        )
 
     @extend_schema(
         operation_id="exports_create",
@@ -415,6 +422,32 @@ class RepositoryExportViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, 
             filename=generated_project_archive_name(export.generated, extension),
             content_type=content_type,
         )
+
+    @extend_schema(
+        operation_id="exports_approve",
+        summary="Approve an export awaiting approval with the plan_sha256 you reviewed (maintainer, not an agent; 202)",
+        request=ApprovalDecisionSerializer,
+        responses={202: RepositoryExportSerializer, **DECISION_ERRORS},
+        tags=["exports"],
+    )
+    @action(detail=True, methods=["post"])
+    def approve(self, request: Request, project_id: str, generated_id: str, id: str) -> Response:
+        export = self.get_object()
+        approval_views.approve(request, approval_views.pending_approval(export=export))
+        return Response(RepositoryExportSerializer(self.get_object()).data, status=status.HTTP_202_ACCEPTED)
+
+    @extend_schema(
+        operation_id="exports_reject",
+        summary="Reject an export awaiting approval: it ends cancelled with code rejected",
+        request=ApprovalRejectSerializer,
+        responses={200: RepositoryExportSerializer, **DECISION_ERRORS},
+        tags=["exports"],
+    )
+    @action(detail=True, methods=["post"])
+    def reject(self, request: Request, project_id: str, generated_id: str, id: str) -> Response:
+        export = self.get_object()
+        approval_views.reject(request, approval_views.pending_approval(export=export))
+        return Response(RepositoryExportSerializer(self.get_object()).data)
 
     @extend_schema(
         operation_id="exports_retry",

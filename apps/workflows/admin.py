@@ -4,6 +4,7 @@ from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest
 
+from apps.approvals.admin import decide, pending_of
 from apps.workflows.models import StepRun, Workflow, WorkflowRun
 from apps.workflows.services import workflow_executor
 from core.exceptions import ApplicationError
@@ -21,7 +22,18 @@ class StepRunInline(admin.TabularInline):
     model = StepRun
     extra = 0
     can_delete = False
-    fields = ("index", "step_id", "type", "status", "attempt", "started_at", "finished_at", "error", "output")
+    fields = (
+        "index",
+        "step_id",
+        "type",
+        "status",
+        "attempt",
+        "started_at",
+        "finished_at",
+        "error",
+        "output",
+        "compensation",
+    )
     readonly_fields = fields
     max_num = 0
 
@@ -34,7 +46,7 @@ class WorkflowRunAdmin(admin.ModelAdmin):
     list_select_related = ("workflow", "actor", "agent")
     readonly_fields = [f.name for f in WorkflowRun._meta.fields]
     inlines = [StepRunInline]
-    actions = ["retry_runs", "cancel_runs"]
+    actions = ["retry_runs", "cancel_runs", "approve_runs", "reject_runs"]
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
@@ -54,3 +66,11 @@ class WorkflowRunAdmin(admin.ModelAdmin):
                 workflow_executor.workflow_run_cancel(run=run, actor=run.actor)
             except ApplicationError as exc:
                 self.message_user(request, f"#{run.pk}: {exc.message}", level=messages.WARNING)
+
+    @admin.action(description="Approve the plans of runs awaiting approval")
+    def approve_runs(self, request: HttpRequest, queryset: QuerySet[WorkflowRun]) -> None:
+        decide(self, request, pending_of(run__in=queryset), approve=True)
+
+    @admin.action(description="Reject runs awaiting approval")
+    def reject_runs(self, request: HttpRequest, queryset: QuerySet[WorkflowRun]) -> None:
+        decide(self, request, pending_of(run__in=queryset), approve=False)

@@ -43,7 +43,7 @@ class WorkflowRun(Job):
         ordering = ["-created_at", "-id"]
         constraints = [
             models.CheckConstraint(
-                condition=Q(status__in=["pending", "running", "completed", "failed", "cancelled"]),
+                condition=Q(status__in=["pending", "running", "completed", "failed", "cancelled", "awaiting_approval"]),
                 name="run_status_valid",
             ),
         ]
@@ -59,6 +59,9 @@ class StepStatus(models.TextChoices):
     FAILED = "failed", "Failed"
     SKIPPED = "skipped", "Skipped"
     CANCELLED = "cancelled", "Cancelled"
+    AWAITING_APPROVAL = "awaiting_approval", "Awaiting approval"
+    # a repo_creation step whose repository was deleted after a later step failed
+    COMPENSATED = "compensated", "Compensated"
 
 
 class StepRun(TimeStampedModel):
@@ -66,13 +69,16 @@ class StepRun(TimeStampedModel):
     index = models.PositiveIntegerField()
     step_id = models.CharField(max_length=64)
     type = models.CharField(max_length=64)
-    status = models.CharField(max_length=16, choices=StepStatus.choices, default=StepStatus.PENDING)
+    status = models.CharField(max_length=32, choices=StepStatus.choices, default=StepStatus.PENDING)
     attempt = models.PositiveIntegerField(default=0)
     rendered_input = models.JSONField(null=True, blank=True)
     output = models.JSONField(null=True, blank=True)
     error = models.JSONField(null=True, blank=True)
     logs = models.JSONField(default=list, blank=True)
     checkpoints = models.JSONField(default=dict, blank=True, help_text="ids recorded by the step, for redelivery")
+    compensation = models.JSONField(
+        null=True, blank=True, help_text="what undoing the step did after a later step failed: {outcome, ...}"
+    )
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
 

@@ -5,6 +5,7 @@ from typing import Any
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from apps.approvals.serializers import ApprovalSummarySerializer, latest_approval
 from apps.projects.serializers import JobErrorSerializer
 from apps.workflows.models import StepRun, Workflow, WorkflowRun
 from core.serializers import JSONObjectField, StrictInputSerializer, id_field, name_field, validate_display_name
@@ -56,13 +57,25 @@ class StepRunSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = StepRun
-        fields = ["id", "type", "status", "attempt", "rendered_input", "output", "error", "started_at", "finished_at"]
+        fields = [
+            "id",
+            "type",
+            "status",
+            "attempt",
+            "rendered_input",
+            "output",
+            "error",
+            "compensation",
+            "started_at",
+            "finished_at",
+        ]
         read_only_fields = fields
 
 
 class WorkflowRunSerializer(serializers.ModelSerializer):
     steps = serializers.SerializerMethodField()
     error = JobErrorSerializer(allow_null=True, read_only=True)
+    approval = serializers.SerializerMethodField()
     actor = serializers.CharField(source="actor.username", read_only=True, allow_null=True)
 
     class Meta:
@@ -75,6 +88,7 @@ class WorkflowRunSerializer(serializers.ModelSerializer):
             "outputs",
             "steps",
             "error",
+            "approval",
             "attempts",
             "actor",
             "agent",
@@ -83,6 +97,10 @@ class WorkflowRunSerializer(serializers.ModelSerializer):
             "finished_at",
         ]
         read_only_fields = fields
+
+    @extend_schema_field(ApprovalSummarySerializer(allow_null=True))
+    def get_approval(self, obj: WorkflowRun) -> dict[str, Any] | None:
+        return latest_approval(obj)
 
     @extend_schema_field(StepRunSerializer(many=True))
     def get_steps(self, obj: WorkflowRun) -> list[dict[str, Any]]:

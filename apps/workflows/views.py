@@ -15,6 +15,9 @@ from rest_framework.response import Response
 
 from apps.agents.models import Agent
 from apps.agents.services.agents import agent_for_user
+from apps.approvals import views as approval_views
+from apps.approvals.serializers import ApprovalDecisionSerializer, ApprovalRejectSerializer
+from apps.approvals.views import DECISION_ERRORS
 from apps.events.drf import STREAM_ACTION, STREAM_RESPONSES
 from apps.events.streams import event_stream_response
 from apps.workflows.models import Workflow, WorkflowRun
@@ -139,7 +142,11 @@ class WorkflowRunViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, views
     filterset_class = RunFilter
 
     def get_queryset(self) -> QuerySet[WorkflowRun]:
-        return executor.runs_visible_to(self.request.user).prefetch_related("step_runs").order_by("-created_at", "-id")
+        return (
+            executor.runs_visible_to(self.request.user)
+            .prefetch_related("step_runs", "approvals__decided_by")
+            .order_by("-created_at", "-id")
+        )
 
     @extend_schema(
         operation_id="runs_logs",
@@ -177,6 +184,30 @@ class WorkflowRunViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, views
     def cancel(self, request: Request, id: str) -> Response:
         run = executor.workflow_run_cancel(run=self.get_object(), actor=request.user)
         return Response(WorkflowRunSerializer(run).data)
+
+    @extend_schema(
+        operation_id="runs_approve",
+        summary="Approve the step a run waits at, with the plan_sha256 you reviewed (maintainer, not an agent; 202)",
+        request=ApprovalDecisionSerializer,
+        responses={202: WorkflowRunSerializer, **DECISION_ERRORS},
+        tags=["runs"],
+    )
+    @action(detail=True, methods=["post"])
+    def approve(self, request: Request, id: str) -> Response:
+        approval_views.approve(request, approval_views.pending_approval(run=self.get_object()))
+        return Response(WorkflowRunSerializer(self.get_object()).data, status=status.HTTP_202_ACCEPTED)
+
+    @extend_schema(
+        operation_id="runs_reject",
+        summary="Reject the step a run waits at: the run ends cancelled with code rejected",
+        request=ApprovalRejectSerializer,
+        responses={200: WorkflowRunSerializer, **DECISION_ERRORS},
+        tags=["runs"],
+    )
+    @action(detail=True, methods=["post"])
+    def reject(self, request: Request, id: str) -> Response:
+        approval_views.reject(request, approval_views.pending_approval(run=self.get_object()))
+        return Response(WorkflowRunSerializer(self.get_object()).data)
 
     @extend_schema(
         operation_id="runs_retry",

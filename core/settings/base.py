@@ -53,6 +53,7 @@ INSTALLED_APPS = [
     "apps.projects",
     "apps.workflows",
     "apps.agents",
+    "apps.approvals",
     "apps.storage",
     "apps.events",
     "apps.updates",
@@ -189,6 +190,8 @@ SPECTACULAR_SETTINGS = {
     "ENUM_NAME_OVERRIDES": {
         "JobStatusEnum": "core.jobs.JobStatus",
         "StepStatusEnum": "apps.workflows.models.StepStatus",
+        "ApprovalStatusEnum": "apps.approvals.models.ApprovalStatus",
+        "ApprovalReasonEnum": "apps.approvals.models.ApprovalReason",
         "ExportProviderEnum": "apps.projects.models.ExportProvider",
         "ConnectionProviderEnum": "apps.projects.models.Provider",
         "RoleEnum": "apps.projects.models.Role",

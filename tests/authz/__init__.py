@@ -265,6 +265,43 @@ class World:
         row, _token = agent_token_issue(agent=self.agent, name="target")
         return row
 
+    @functools.cached_property
+    def awaiting_export(self) -> Any:
+        """A zip export of the generation waiting for approval, requested by the agent (as if it were gated)."""
+        from apps.approvals.services import approval_request
+        from apps.projects.models import RepositoryExport
+        from apps.projects.services.exports import repository_export_start
+
+        row = repository_export_start(
+            generated=self.generated, data={"provider": "zip"}, actor=self.cast.alice, enqueue=False
+        )
+        RepositoryExport.objects.filter(pk=row.pk).update(status="awaiting_approval", created_by=self.agent.user)
+        row.refresh_from_db()
+        approval_request(kind="export", project=self.project, actor=self.agent.user, reason="agent_export", export=row)
+        return row
+
+    @functools.cached_property
+    def awaiting_run(self) -> Any:
+        """A run of alice's that waits at a `requires_approval` step."""
+        from apps.workflows.services.workflow_executor import workflow_create, workflow_run_start
+
+        gated = [{**WORKFLOW_STEPS[0], "requires_approval": True}]
+        workflow = workflow_create(actor=self.cast.alice, name="Gated", project=self.project.pk, steps=gated)
+        with self._run_jobs():
+            run = workflow_run_start(workflow=workflow, inputs={}, actor=self.cast.alice)
+        run.refresh_from_db()
+        assert run.status == "awaiting_approval", (run.status, run.error)
+        return run
+
+    def pending_approval(self, **job: Any) -> Any:
+        from apps.approvals.models import Approval
+
+        return Approval.objects.get(status="pending", **job)
+
+    @property
+    def approval(self) -> Any:
+        return self.pending_approval(export=self.awaiting_export)
+
     def value(self, name: str) -> Any:
         """The id substituted for a path placeholder that is not `{id}`."""
         values: dict[str, Callable[[], Any]] = {
@@ -293,6 +330,7 @@ class World:
             "updates": lambda: self.update.pk,
             "rollouts": lambda: self.rollout.pk,
             "adoptions": lambda: self.adoption.pk,
+            "approvals": lambda: self.approval.pk,
         }
         if collection not in ids:
             raise AssertionError(f"no object to substitute for {{id}} of '{collection}'; add one to World.object_id")
@@ -302,6 +340,9 @@ class World:
         """`path` with its placeholders filled; `overrides` replace `{id}` of a collection
         (`runs=5`) or a named parameter (`project_id=7`)."""
         parts = path.split("/")
+        if parts[-2:-1] in (["approve"], ["reject"]):
+            # decisions need a job that waits for one
+            overrides = {"exports": self.awaiting_export.pk, "runs": self.awaiting_run.pk, **overrides}
         for index, part in enumerate(parts):
             if part == "{id}":
                 collection = parts[index - 1]
@@ -372,6 +413,12 @@ MINIMAL_BODIES: dict[str, Callable[[World, str], dict[str, Any]]] = {
     "updates_create": lambda w, c: (w.git_export and None) or _json({"mode": "preview"}),
     "rollouts_create": lambda w, c: (w.git_export and None) or _json({"mode": "preview"}),
     "adoptions_create": lambda w, c: _json({"provider": "git", "remote_url": f"file:///nonexistent/{_slug(c)}.git"}),
+    "exports_approve": lambda w, c: _json({"plan_sha256": w.pending_approval(export=w.awaiting_export).plan_sha256}),
+    "exports_reject": lambda w, c: _json({}),
+    "runs_approve": lambda w, c: _json({"plan_sha256": w.pending_approval(run=w.awaiting_run).plan_sha256}),
+    "runs_reject": lambda w, c: _json({}),
+    "approvals_approve": lambda w, c: _json({"plan_sha256": w.approval.plan_sha256}),
+    "approvals_reject": lambda w, c: _json({"comment": "no"}),
 }
 
 

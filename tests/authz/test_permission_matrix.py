@@ -151,6 +151,16 @@ EXPECTED: dict[str, dict[str, int]] = {
     "adoptions_list": MEMBER_READ,
     "adoptions_retrieve": MEMBER_READ,
     "adoptions_create": _row(401, 404, 403, 403, 202, 202, 202, 404),
+    # approvals: a person with the maintainer/owner role decides; never an agent (the in-scope
+    # agent requested the export approval: self_approval 403). The jobs wait for a decision.
+    "exports_approve": _row(401, 404, 403, 403, 202, 202, 403, 404),
+    "exports_reject": _row(401, 404, 403, 403, 200, 200, 403, 404),
+    "runs_approve": _row(401, 404, 403, 403, 202, 202, 403, 404),
+    "runs_reject": _row(401, 404, 403, 403, 200, 200, 403, 404),
+    "approvals_list": ANY_USER,
+    "approvals_retrieve": _row(401, 404, 404, 404, 200, 200, 404, 404),
+    "approvals_approve": _row(401, 404, 404, 404, 202, 202, 404, 404),
+    "approvals_reject": _row(401, 404, 404, 404, 200, 200, 404, 404),
 }
 
 # Cells where Kiln contradicts API.md or is clearly wrong: the expected value above stays

@@ -39,6 +39,9 @@ TOOLS = {
     "read_file",
     "export_generation",
     "get_export",
+    "preview_update",
+    "propose_update",
+    "get_update",
 }
 
 

@@ -37,8 +37,9 @@ def _compare(where: str, tool: dict[str, Any], rest: dict[str, Any]) -> list[str
     problems = []
     if "any" not in _types(rest) and not _types(tool) <= _types(rest):
         problems.append(f"{where}: type {sorted(_types(tool))} is not among REST's {sorted(_types(rest))}")
-    if "enum" in rest and sorted(map(str, tool.get("enum", []))) != sorted(map(str, rest["enum"])):
-        problems.append(f"{where}: choices {tool.get('enum')} differ from REST's {rest['enum']}")
+    if "enum" in rest and not (tool.get("enum") and set(map(str, tool["enum"])) <= set(map(str, rest["enum"]))):
+        # a tool may offer fewer choices (propose_update: no preview), never one REST refuses
+        problems.append(f"{where}: choices {tool.get('enum')} are not among REST's {rest['enum']}")
     if rest.get("maxLength") != tool.get("maxLength") and "maxLength" in rest:
         problems.append(f"{where}: maxLength {tool.get('maxLength')} differs from REST's {rest['maxLength']}")
     if "minimum" in rest and tool.get("minimum", float("-inf")) < rest["minimum"]:
@@ -125,8 +126,10 @@ def test_the_check_catches_drift():
 
     wrong_type = drifted(connection={"type": "string"})
     assert any("connection: type" in p for p in disagreements(wrong_type, operation))
-    wrong_choices = drifted(provider={"type": "string", "enum": ["github", "zip"]})
+    wrong_choices = drifted(provider={"type": "string", "enum": ["github", "zip", "ftp"]})
     assert any("provider: choices" in p for p in disagreements(wrong_choices, operation))
+    no_choices = drifted(provider={"type": "string"})
+    assert any("provider: choices" in p for p in disagreements(no_choices, operation))
     invented = drifted(force_push={"type": "boolean"})
     assert any("force_push: no such field" in p for p in disagreements(invented, operation))
     nested = drifted(repository={**props["repository"], "properties": {"name": {"type": "string", "maxLength": 999}}})

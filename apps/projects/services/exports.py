@@ -17,10 +17,11 @@ from celery.exceptions import SoftTimeLimitExceeded
 from django.db import transaction
 from django.utils import timezone
 
+from apps.approvals.services import approval_request, export_approval_reason
 from apps.projects.models import ExportProvider, GeneratedProject, Project, ProviderConnection, RepositoryExport, Role
 from apps.projects.services.generation import JobBusy
 from apps.projects.services.projects import require_role
-from apps.projects.services.repository_exporter import ExportResult, RepositoryExporter, get_provider
+from apps.projects.services.repository_exporter import ExportFailed, ExportResult, RepositoryExporter, get_provider
 from apps.storage.blobs import BlobRef, blob_key, blob_writes
 from core.exceptions import ApplicationError, Conflict, Gone, NotFound, ValidationFailed
 from core.jobs import (
@@ -33,6 +34,7 @@ from core.jobs import (
     enqueue_on_commit,
     error_payload,
     job_log,
+    job_status_changed,
     retry_fields,
 )
 
@@ -74,9 +76,14 @@ connection_for = _connection_for  # the same check for anything else that target
 
 
 def repository_export_start(
-    *, generated: GeneratedProject, data: dict[str, Any], actor: Any, enqueue: bool = True
+    *, generated: GeneratedProject, data: dict[str, Any], actor: Any, enqueue: bool = True, approved: bool = False
 ) -> RepositoryExport:
-    """Validate the target fully, record the export and enqueue it after commit."""
+    """Validate the target fully, record the export and enqueue it after commit.
+
+    An agent's export to GitHub/GitLab in a project that requires approval is recorded
+    `awaiting_approval` with its plan instead, and enqueued only once a person approves it
+    (`apps.approvals`). `approved`: a workflow step whose run already passed that gate.
+    """
     require_role(actor=actor, project=generated.project, minimum=Role.MAINTAINER, action="export repositories")
     provider_id = data.get("provider")
     if provider_id not in ExportProvider.values:
@@ -93,6 +100,7 @@ def repository_export_start(
             code="generation_not_ready",
             extra={"status": generated.status},
         )
+    gate = None if approved else export_approval_reason(actor=actor, project=generated.project, provider=provider_id)
     with transaction.atomic():
         Project.objects.select_for_update().filter(pk=generated.project_id).first()
         check_capacity(RepositoryExport.objects.filter(generated__project_id=generated.project_id), what="exports")
@@ -105,11 +113,39 @@ def repository_export_start(
             branch=clean.branch or "",
             remote_url=clean.remote_url,
             created_by=actor if getattr(actor, "is_authenticated", False) else None,
-            enqueued_at=timezone.now(),
+            enqueued_at=None if gate else timezone.now(),
+            status=JobStatus.AWAITING_APPROVAL if gate else JobStatus.PENDING,
         )
-        if enqueue:
+        if gate:
+            approval_request(kind="export", project=generated.project, actor=actor, reason=gate, export=export)
+            job_log(RepositoryExport, export.pk, "INFO waiting for a maintainer's approval before publishing")
+        elif enqueue:
             _enqueue(export)
     return export
+
+
+def repository_export_approved(*, export_id: int) -> None:
+    """Its approval was granted: the export goes back to `pending` and is enqueued (caller's transaction)."""
+    now = timezone.now()
+    if RepositoryExport.objects.filter(pk=export_id, status=JobStatus.AWAITING_APPROVAL).update(
+        status=JobStatus.PENDING, enqueued_at=now, updated_at=now
+    ):
+        job_log(RepositoryExport, export_id, "INFO approved; queued")
+        announce_status(RepositoryExport, export_id, JobStatus.PENDING)
+        _enqueue(RepositoryExport(pk=export_id))
+
+
+def repository_export_rejected(*, export_id: int, error: dict[str, Any]) -> None:
+    """Its approval was refused: the export ends `cancelled` with that error (caller's transaction)."""
+    now = timezone.now()
+    payload = error_payload(error["code"], error["message"])
+    if RepositoryExport.objects.filter(pk=export_id, status=JobStatus.AWAITING_APPROVAL).update(
+        status=JobStatus.CANCELLED, error=payload, finished_at=now, updated_at=now
+    ):
+        announce_status(RepositoryExport, export_id, JobStatus.CANCELLED, payload)
+        transaction.on_commit(
+            lambda: job_status_changed.send(sender=RepositoryExport, pk=export_id, status=JobStatus.CANCELLED)
+        )
 
 
 def _enqueue(export: RepositoryExport) -> None:
@@ -180,6 +216,52 @@ class _Cancelled(Exception):
     pass
 
 
+def repository_export_compensate(*, export_id: int) -> dict[str, Any]:
+    """Undo what an export created, after a later step of its workflow run failed.
+
+    Only the remote repository this export's own create request made (`repository_created`, the
+    recorded id) is deleted, through its provider module; an adopted or pre-existing repository
+    is kept. The outcome is returned (and logged on the export), never raised: a failed deletion
+    is reported once, not retried again and again.
+    """
+    export = RepositoryExport.objects.select_related("connection").filter(pk=export_id).first()
+    now = timezone.now().isoformat()
+    if export is None:
+        return {"outcome": "kept", "reason": f"export {export_id} no longer exists", "at": now}
+    where = {"export": export.pk, "repository": export.remote_full_name, "remote_repo_id": export.remote_repo_id}
+    provider = get_provider(export.provider)
+    delete = getattr(provider, "delete_repository", None)
+    if not export.repository_created or not export.remote_repo_id or delete is None:
+        reason = (
+            "the repository existed before this run (adopted), so it is kept"
+            if export.remote_repo_id
+            else "this export created no repository"
+        )
+        return {"outcome": "kept", "reason": reason, "at": now, **where}
+    from apps.projects.services.secrets import SecretUnreadable, decrypt_secret
+
+    try:
+        if export.connection is None:
+            raise ExportFailed("The export's connection was deleted.", code="connection_missing")
+        try:
+            token = decrypt_secret(export.connection.token_encrypted)
+        except SecretUnreadable:
+            raise ExportFailed("The connection's token cannot be decrypted.", code="connection_unreadable") from None
+        outcome = delete(
+            connection=export.connection,
+            token=token,
+            remote_repo_id=export.remote_repo_id,
+            full_name=export.remote_full_name,
+        )
+    except ApplicationError as exc:
+        job_log(RepositoryExport, export.pk, f"ERROR deleting {export.remote_full_name} failed: {exc.message}")
+        return {"outcome": "failed", "error": error_payload(exc.code, exc.message), "at": now, **where}
+    job_log(
+        RepositoryExport, export.pk, f"WARNING {export.remote_full_name} {outcome.replace('_', ' ')} (compensation)"
+    )
+    return {"outcome": outcome, "at": now, **where}
+
+
 ARCHIVE_PROVIDERS = frozenset({ExportProvider.ZIP, ExportProvider.TAR_GZ})
 
 
@@ -220,9 +302,18 @@ def repository_export_retry(*, export: RepositoryExport, actor: Any) -> Reposito
             raise Conflict(
                 f"The export is {row.status}; only failed or cancelled exports can be retried.", code="not_retryable"
             )
-        RepositoryExport.objects.filter(pk=row.pk).update(**retry_fields(row))
+        # a retry by an agent is gated like a start: the attempt waits for approval again
+        gate = export_approval_reason(actor=actor, project=export.generated.project, provider=row.provider)
+        fields = retry_fields(row)
+        if gate:
+            fields.update(status=JobStatus.AWAITING_APPROVAL, enqueued_at=None)
+        RepositoryExport.objects.filter(pk=row.pk).update(**fields)
         job_log(RepositoryExport, row.pk, f"INFO retried: attempt {row.attempts + 1}")
-        announce_status(RepositoryExport, row.pk, JobStatus.PENDING)
-        _enqueue(row)
+        announce_status(RepositoryExport, row.pk, fields["status"])
+        if gate:
+            row.refresh_from_db()
+            approval_request(kind="export", project=export.generated.project, actor=actor, reason=gate, export=row)
+        else:
+            _enqueue(row)
     export.refresh_from_db()
     return export

@@ -61,6 +61,13 @@ def project_create(*, owner: Any, name: str, description: str = "") -> Project:
 def project_update(*, project: Project, actor: Any, **changes: Any) -> Project:
     require_role(actor=actor, project=project, minimum=Role.MAINTAINER, action="edit the project")
     fields = []
+    if "agent_exports_require_approval" in changes:
+        # the gate that keeps agents' publications in front of a person: only a person who owns the project
+        require_role(actor=actor, project=project, minimum=Role.OWNER, action="change the approval setting")
+        if getattr(actor, "agent_identity", None) is not None:
+            raise PermissionDenied("Agents cannot change whether their own exports need approval.")
+        project.agent_exports_require_approval = bool(changes["agent_exports_require_approval"])
+        fields.append("agent_exports_require_approval")
     for field in ("name", "description"):
         if field in changes:
             setattr(project, field, changes[field])

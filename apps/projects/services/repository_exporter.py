@@ -73,6 +73,8 @@ class ExportContext:
     record: Callable[..., None]
     heartbeat: Callable[[], None]
     logs: list[str] = field(default_factory=list)
+    # set by a provider that adopted a repository an earlier Kiln export created (not this export's)
+    adopted_repository: bool = False
 
     def files(self) -> list[SourceFile]:
         """The generation's recorded files, sorted by path."""

@@ -21,6 +21,7 @@ from jinja2 import TemplateSyntaxError, Undefined, nodes
 from jinja2.parser import Parser
 from jsonschema import Draft202012Validator
 
+from apps.approvals.services import approvals_withdraw
 from apps.projects.models import Project, Role
 from apps.projects.selectors import projects_visible_to
 from apps.projects.services.projects import require_role
@@ -28,6 +29,7 @@ from apps.workflows.models import StepRun, StepStatus, Workflow, WorkflowRun
 from apps.workflows.services.step_executors import STEP_EXECUTORS, StepContext, get_step_executor, run_step
 from core.exceptions import ApplicationError, Conflict, NotFound, PermissionDenied, ValidationFailed
 from core.jobs import (
+    ACTIVE_STATUSES,
     ClaimOutcome,
     JobStatus,
     announce,
@@ -37,6 +39,7 @@ from core.jobs import (
     enqueue_on_commit,
     error_payload,
     job_log,
+    job_status_changed,
     retry_fields,
 )
 from core.json_schema import UserSchemaError, check_user_schema, iter_user_schema_errors
@@ -49,6 +52,8 @@ EXPRESSION = re.compile(r"\$\{\{\s*(.+?)\s*\}\}", re.DOTALL)
 WHOLE_EXPRESSION = re.compile(r"^\s*\$\{\{\s*(.+?)\s*\}\}\s*$", re.DOTALL)
 STEP_ID = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]{0,63}$")
 MAX_STEPS = 50
+# `requires_approval: true` stops the run before the step until a person approves its plan
+STEP_KEYS = frozenset({"id", "type", "input", "if", "requires_approval"})
 
 _env = make_environment()
 UNSTORABLE = {
@@ -120,7 +125,7 @@ def validate_steps(steps: Any, inputs_schema: dict[str, Any]) -> list[dict[str, 
         where = f"steps[{index}]"
         if not isinstance(step, dict):
             raise ValidationFailed(f"{where} must be an object.", extra={"fields": {where: ["Expected an object."]}})
-        unknown = sorted(set(step) - {"id", "type", "input", "if"})
+        unknown = sorted(set(step) - STEP_KEYS)
         if unknown:
             raise ValidationFailed(
                 f"{where} has unknown keys: {', '.join(unknown)}.",
@@ -162,6 +167,11 @@ def validate_steps(steps: Any, inputs_schema: dict[str, Any]) -> list[dict[str, 
             raise ValidationFailed(
                 f"Invalid input for step '{step_id}': {first}: {errors[first][0]}", extra={"fields": errors}
             )
+        if "requires_approval" in step and not isinstance(step["requires_approval"], bool):
+            raise ValidationFailed(
+                f"Step '{step_id}': requires_approval must be true or false.",
+                extra={"fields": {f"{where}.requires_approval": ["Must be a boolean."]}},
+            )
         condition = step.get("if")
         expressions = _expressions_in(data)
         if condition is not None:
@@ -189,7 +199,7 @@ def validate_steps(steps: Any, inputs_schema: dict[str, Any]) -> list[dict[str, 
                         extra={"fields": {where: [f"Unknown input '{name}'."]}},
                     )
         seen.append(step_id)
-        cleaned.append({key: step[key] for key in ("id", "type", "input", "if") if key in step})
+        cleaned.append({key: step[key] for key in ("id", "type", "input", "if", "requires_approval") if key in step})
     return cleaned
 
 
@@ -343,7 +353,7 @@ def workflow_update(*, workflow: Workflow, actor: Any, **changes: Any) -> Workfl
 
 def workflow_delete(*, workflow: Workflow, actor: Any) -> None:
     _require_manage(workflow.project, workflow.created_by, actor, "delete workflows")
-    if workflow.runs.filter(status__in=[JobStatus.PENDING, JobStatus.RUNNING]).exists():
+    if workflow.runs.filter(status__in=ACTIVE_STATUSES).exists():
         raise Conflict("The workflow has runs in progress; cancel them first.", code="workflow_busy")
     workflow.delete()
 
@@ -473,6 +483,15 @@ def workflow_run_cancel(*, run: WorkflowRun, actor: Any) -> WorkflowRun:
             announce_status(WorkflowRun, row.pk, JobStatus.CANCELLED)
         elif row.status == JobStatus.RUNNING:
             WorkflowRun.objects.filter(pk=row.pk).update(cancel_requested=True, updated_at=now)
+        elif row.status == JobStatus.AWAITING_APPROVAL:
+            WorkflowRun.objects.filter(pk=row.pk).update(
+                status=JobStatus.CANCELLED, cancel_requested=True, finished_at=now, updated_at=now
+            )
+            StepRun.objects.filter(run=row, status__in=[StepStatus.PENDING, StepStatus.AWAITING_APPROVAL]).update(
+                status=StepStatus.CANCELLED
+            )
+            approvals_withdraw(run=row)
+            announce_status(WorkflowRun, row.pk, JobStatus.CANCELLED)
         else:
             raise Conflict(f"The run is already {row.status}.", code="not_cancellable")
     run.refresh_from_db()
@@ -492,6 +511,10 @@ def workflow_run_retry(*, run: WorkflowRun, actor: Any) -> WorkflowRun:
         StepRun.objects.filter(
             run=row, status__in=[StepStatus.FAILED, StepStatus.CANCELLED, StepStatus.RUNNING]
         ).update(status=StepStatus.PENDING, error=None, checkpoints={})
+        # a step whose repository was deleted runs again (a new export creates it again)
+        StepRun.objects.filter(run=row, status=StepStatus.COMPENSATED).update(
+            status=StepStatus.PENDING, error=None, checkpoints={}, output=None, compensation=None
+        )
         WorkflowRun.objects.filter(pk=row.pk).update(**{**retry_fields(row), "started_at": row.started_at})
         job_log(WorkflowRun, row.pk, f"INFO retried: attempt {row.attempts + 1}")
         announce_status(WorkflowRun, row.pk, JobStatus.PENDING)
@@ -506,6 +529,95 @@ def _context(run: WorkflowRun) -> dict[str, Any]:
         for s in StepRun.objects.filter(run=run).only("step_id", "output", "status")
     }
     return {"inputs": run.inputs, "steps": steps}
+
+
+def render_step_input(run: WorkflowRun, step_id: str) -> tuple[int, dict[str, Any], Any]:
+    """(index, step, input rendered from the run's inputs and earlier outputs as they are now)."""
+    index, step = next((i, s) for i, s in enumerate(run.steps_snapshot) if s["id"] == step_id)
+    return index, step, render_value(step.get("input", {}), _context(run))
+
+
+def _approval_reason(run: WorkflowRun, step: dict[str, Any], rendered: Any) -> str | None:
+    from apps.approvals.models import ApprovalReason
+
+    if step.get("requires_approval"):
+        return ApprovalReason.REQUIRES_APPROVAL
+    executor = get_step_executor(step["type"])
+    return executor.approval_reason(run.actor, rendered) if executor.approval_reason is not None else None
+
+
+def _gate(
+    run: WorkflowRun, step_run: StepRun, step: dict[str, Any], rendered: Any, lease: Any
+) -> tuple[Any, bool] | None:
+    """(input to run the step with, whether it was approved); None when the run stops here for now.
+
+    A step that needs approval asks for it once per attempt of the run (the plan is recorded with
+    the approval), parks the run `awaiting_approval` and returns None; after approval the step
+    runs with the approved plan's input exactly.
+    """
+    from apps.approvals.models import Approval, ApprovalStatus
+    from apps.approvals.services import approval_request
+
+    reason = _approval_reason(run, step, rendered)
+    if reason is None:
+        return rendered, False
+    approval = Approval.objects.filter(run=run, step_id=step_run.step_id, attempt=run.attempts).first()
+    if approval is not None and approval.status == ApprovalStatus.APPROVED:
+        return approval.plan["input"], True
+    if approval is not None and approval.status != ApprovalStatus.PENDING:
+        lease.finish(JobStatus.CANCELLED)  # rejected or withdrawn: the run is ending
+        return None
+    with transaction.atomic():
+        if approval is None:
+            StepRun.objects.filter(pk=step_run.pk).update(status=StepStatus.AWAITING_APPROVAL, rendered_input=rendered)
+            plan_project = _step_project(run, step, rendered)
+            approval_request(
+                kind="run_step", project=plan_project, actor=run.actor, reason=reason, run=run, step_id=step_run.step_id
+            )
+            job_log(WorkflowRun, run.pk, f"[{step_run.step_id}] INFO waiting for approval ({reason})")
+        lease.await_approval()
+    return None
+
+
+def _step_project(run: WorkflowRun, step: dict[str, Any], rendered: Any) -> Project | None:
+    """The project whose maintainers decide: the workflow's, else the one the step works in."""
+    if run.workflow.project_id is not None:
+        return run.workflow.project
+    executor = get_step_executor(step["type"])
+    described = executor.plan(rendered) if executor.plan is not None else {}
+    project = described.get("project") if isinstance(described, dict) else None
+    return Project.objects.filter(pk=project["id"]).first() if isinstance(project, dict) else None
+
+
+def workflow_run_approved(*, run_id: int, step_id: str) -> None:
+    """The step's approval was granted: the run goes back to `pending` and is enqueued (caller's tx)."""
+    now = timezone.now()
+    if WorkflowRun.objects.filter(pk=run_id, status=JobStatus.AWAITING_APPROVAL).update(
+        status=JobStatus.PENDING, enqueued_at=now, delivery_count=0, updated_at=now
+    ):
+        StepRun.objects.filter(run_id=run_id, step_id=step_id, status=StepStatus.AWAITING_APPROVAL).update(
+            status=StepStatus.PENDING
+        )
+        job_log(WorkflowRun, run_id, f"[{step_id}] INFO approved; the run continues")
+        announce_status(WorkflowRun, run_id, JobStatus.PENDING)
+        _enqueue(WorkflowRun(pk=run_id))
+
+
+def workflow_run_rejected(*, run_id: int, step_id: str, error: dict[str, Any]) -> None:
+    """The step's approval was refused: the run ends `cancelled` with that error (caller's tx)."""
+    now = timezone.now()
+    payload = error_payload(error["code"], f"Step '{step_id}': {error['message']}", {"step": step_id})
+    if WorkflowRun.objects.filter(pk=run_id, status=JobStatus.AWAITING_APPROVAL).update(
+        status=JobStatus.CANCELLED, error=payload, finished_at=now, updated_at=now
+    ):
+        StepRun.objects.filter(run_id=run_id, step_id=step_id).update(
+            status=StepStatus.CANCELLED, error={"code": error["code"], "message": error["message"]}
+        )
+        StepRun.objects.filter(run_id=run_id, status=StepStatus.PENDING).update(status=StepStatus.CANCELLED)
+        announce_status(WorkflowRun, run_id, JobStatus.CANCELLED, payload)
+        transaction.on_commit(
+            lambda: job_status_changed.send(sender=WorkflowRun, pk=run_id, status=JobStatus.CANCELLED)
+        )
 
 
 def workflow_run_advance(*, run_id: int, owner: str) -> bool:
@@ -567,11 +679,21 @@ def workflow_run_advance(*, run_id: int, owner: str) -> bool:
             attempt=step_run.attempt + 1,
         )
         job_log(WorkflowRun, run.pk, f"[{step_run.step_id}] ERROR {exc.code}: {exc.message}")
-        lease.finish(
-            JobStatus.FAILED,
-            error=error_payload(exc.code, f"Step '{step_run.step_id}': {exc.message}", {"step": step_run.step_id}),
-        )
+        _finish_failed(run, lease, step_run.step_id, exc.code, f"Step '{step_run.step_id}': {exc.message}")
         return False
+
+    try:
+        gated = _gate(run, step_run, step, rendered, lease)
+    except ApplicationError as exc:  # the plan cannot be made (e.g. its generation is gone)
+        now = timezone.now()
+        StepRun.objects.filter(pk=step_run.pk).update(
+            status=StepStatus.FAILED, error={"code": exc.code, "message": exc.message}, started_at=now, finished_at=now
+        )
+        _finish_failed(run, lease, step_run.step_id, exc.code, f"Step '{step_run.step_id}': {exc.message}")
+        return False
+    if gated is None:
+        return False
+    rendered, approved = gated
 
     started = timezone.now()
     StepRun.objects.filter(pk=step_run.pk).update(
@@ -594,6 +716,7 @@ def workflow_run_advance(*, run_id: int, owner: str) -> bool:
         agent=run.agent,
         checkpoints=dict(step_run.checkpoints),
         save_checkpoint=save_checkpoint,
+        approved=approved,
     )
     lease.heartbeat(done=step_run.index, total=len(run.steps_snapshot))
     job_log(WorkflowRun, run.pk, f"[{step_run.step_id}] INFO {step['type']} started (attempt {step_run.attempt + 1})")
@@ -610,14 +733,57 @@ def workflow_run_advance(*, run_id: int, owner: str) -> bool:
     job_log(WorkflowRun, run.pk, f"[{step_run.step_id}] INFO {outcome.status} in {outcome.duration:.2f}s")
     if outcome.status != "completed":
         error = outcome.error or {"code": "step_failed", "message": "failed"}
-        lease.finish(
-            JobStatus.FAILED,
-            error=error_payload(
-                error["code"], f"Step '{step_run.step_id}' failed: {error['message']}", {"step": step_run.step_id}
-            ),
+        _finish_failed(
+            run, lease, step_run.step_id, error["code"], f"Step '{step_run.step_id}' failed: {error['message']}"
         )
         return False
     return _step_done(run, lease)
+
+
+def _finish_failed(run: WorkflowRun, lease: Any, step_id: str, code: str, message: str) -> None:
+    """The run fails at `step_id`; first, what earlier steps asked to undo on failure is undone."""
+    extra: dict[str, Any] = {"step": step_id}
+    compensated = _compensate(run)
+    if compensated:
+        extra["compensation"] = compensated
+    lease.finish(JobStatus.FAILED, error=error_payload(code, message, extra))
+
+
+def _compensate(run: WorkflowRun) -> list[dict[str, Any]]:
+    """Delete the repositories this run created with `on_failure: delete_created_repository`.
+
+    Each completed such step is compensated once, latest first: its export's own repository is
+    deleted through the provider (never an adopted one), and the outcome is recorded on the step
+    (`compensated` when deleted or already gone). A failed deletion is recorded and not tried again.
+    """
+    from apps.projects.services.exports import repository_export_compensate
+    from apps.workflows.services.step_executors.repo_creation_step import DELETE_CREATED_REPOSITORY
+
+    results = []
+    steps = StepRun.objects.filter(
+        run=run, type="repo_creation", status=StepStatus.COMPLETED, compensation__isnull=True
+    ).order_by("-index")
+    for step_run in steps:
+        data = step_run.rendered_input if isinstance(step_run.rendered_input, dict) else {}
+        if data.get("on_failure") != DELETE_CREATED_REPOSITORY:
+            continue
+        export_id = (step_run.output or {}).get("export_id")
+        result = (
+            repository_export_compensate(export_id=int(export_id))
+            if export_id
+            else {"outcome": "kept", "reason": "the step recorded no export"}
+        )
+        done = result["outcome"] in ("deleted", "already_gone")
+        StepRun.objects.filter(pk=step_run.pk).update(
+            status=StepStatus.COMPENSATED if done else StepStatus.COMPLETED, compensation=result
+        )
+        detail = result.get("repository") or ""
+        level = "WARNING" if result["outcome"] != "failed" else "ERROR"
+        job_log(
+            WorkflowRun, run.pk, f"[{step_run.step_id}] {level} compensation: {result['outcome']} {detail}".rstrip()
+        )
+        results.append({"step": step_run.step_id, **result})
+    return results
 
 
 def _step_done(run: WorkflowRun, lease: Any) -> bool:

@@ -5,7 +5,7 @@ See `registry.py`. One module per area; a new tool is one `@register_tool` entry
 
 from __future__ import annotations
 
-from apps.agents.services.tools import catalog, exports, generation, projects  # noqa: F401 - registers the tools
+from apps.agents.services.tools import catalog, exports, generation, projects, updates  # noqa: F401 - registers the tools
 from apps.agents.services.tools.registry import (
     TOOLS,
     AgentTool,

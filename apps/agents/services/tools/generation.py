@@ -22,7 +22,7 @@ from apps.projects.serializers import (
 )
 from apps.projects.services import generation
 from core.exceptions import NotFound
-from core.jobs import TERMINAL_STATUSES
+from core.jobs import JobStatus
 from core.serializers import MAX_ID
 
 GENERATED_ARGUMENT = {
@@ -36,6 +36,7 @@ PARAMETERS_ARGUMENT = {
     "description": "Values for the template's parameters (get_template shows their JSON Schema); "
     "parameters left out take their defaults.",
 }
+MOVING = frozenset({JobStatus.PENDING, JobStatus.RUNNING})
 FILE_URI = "kiln://projects/{project}/generated/{generated}/files/{path}"
 
 
@@ -47,8 +48,8 @@ def follow_job(call: ToolCall, load: Callable[[], Any], *, label: str, done: Cal
     """Follow a job the tool just started while the client listens for progress.
 
     Without a progress token the job's row is returned at once (poll it with the get_* tool).
-    With one, the call keeps reporting `done/total` until the job ends or
-    KILN_MCP_FOLLOW_SECONDS pass, then returns the row as it is then.
+    With one, the call keeps reporting `done/total` until the job ends (or waits for approval)
+    or KILN_MCP_FOLLOW_SECONDS pass, then returns the row as it is then.
     """
     row = load()
     if not call.wants_progress:
@@ -61,7 +62,8 @@ def follow_job(call: ToolCall, load: Callable[[], Any], *, label: str, done: Cal
         if current != last:
             call.progress(current[0], current[1] or None, f"{label} {row.status}")
             last = current
-        if row.status in TERMINAL_STATUSES or time.monotonic() >= deadline:
+        # a finished job, or one that waits for a person (awaiting_approval), is returned as it is
+        if row.status not in MOVING or time.monotonic() >= deadline:
             return row
         time.sleep(delay)
         delay = min(delay * 1.5, 1.0)

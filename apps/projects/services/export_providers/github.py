@@ -266,6 +266,11 @@ class GitHubProvider:
     connection_provider: str | None = Provider.GITHUB
     git_username = "x-access-token"
 
+    def delete_repository(
+        self, *, connection: ProviderConnection | None, token: str, remote_repo_id: str, full_name: str
+    ) -> str:
+        return delete_repository(connection=connection, token=token, remote_repo_id=remote_repo_id, full_name=full_name)
+
     def clean_target(self, data: dict[str, Any], *, connection: ProviderConnection | None) -> CleanTarget:
         repo, target, branch = clean_repository(data, label="GitHub", fields=REPOSITORY_FIELDS, max_description=350)
         if repo.get("owner"):
@@ -443,7 +448,10 @@ class GitHubProvider:
                 raise
 
         repo = with_retries(create_or_adopt, classify=classify, what="creating the repository", ctx=ctx)
-        ctx.record(remote_repo_id=str(repo.id), remote_full_name=repo.full_name)
+        # with its id, whether this export made it: only such a repository may ever be deleted by Kiln
+        ctx.record(
+            remote_repo_id=str(repo.id), remote_full_name=repo.full_name, repository_created=not ctx.adopted_repository
+        )
         ctx.log(f"repository {repo.full_name} (id {repo.id}) ready")
         return repo
 
@@ -530,6 +538,7 @@ class GitHubProvider:
         ).exclude(pk=ctx.export.pk)
         if ours.exists():
             ctx.log(f"repository {repo.full_name} was created by an earlier Kiln export to this target; adopting it")
+            ctx.adopted_repository = True
             return repo
         if created_by_this_export(
             ctx, full_name=repo.full_name, created_at=repo.created_at, empty=repo.size == 0, since=since
@@ -549,6 +558,27 @@ class GitHubProvider:
             ctx.log(f"creation answered with an error but {repo.full_name} exists, new and empty; adopting it")
             return repo
         return None
+
+
+def delete_repository(*, connection: ProviderConnection | None, token: str, remote_repo_id: str, full_name: str) -> str:
+    """`DELETE /repos/{owner}/{repo}` of a repository an export created; "deleted" or "already_gone".
+
+    Only while that name still leads to the recorded id: a repository renamed away and replaced
+    by another of the same name is refused (`repository_replaced`), never deleted in its place.
+    """
+    gh = client(connection, token)
+    path = repo_path(full_name)
+    repo = with_retries(lambda: _find(gh, path), classify=classify, what="reading the repository")
+    if repo is None:
+        return "already_gone"
+    if str(repo.id) != remote_repo_id:
+        raise ExportFailed(
+            f"{full_name} is now another repository (id {repo.id}, not {remote_repo_id}); it was not deleted.",
+            code="repository_replaced",
+            status_code=409,
+        )
+    with_retries(lambda: _call(gh, "DELETE", path), classify=classify, what="deleting the repository")
+    return "deleted"
 
 
 def verify(connection: ProviderConnection, token: str) -> str:

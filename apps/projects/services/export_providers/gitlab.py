@@ -20,7 +20,13 @@ from typing import Any
 import gitlab
 import requests
 from django.conf import settings
-from gitlab.exceptions import GitlabAuthenticationError, GitlabCreateError, GitlabError, GitlabGetError
+from gitlab.exceptions import (
+    GitlabAuthenticationError,
+    GitlabCreateError,
+    GitlabDeleteError,
+    GitlabError,
+    GitlabGetError,
+)
 from gitlab.v4.objects import Project as GitlabProject
 
 from apps.projects.models import Provider, ProviderConnection, RepositoryExport
@@ -269,6 +275,11 @@ class GitLabProvider:
     connection_provider: str | None = Provider.GITLAB
     git_username = "oauth2"
 
+    def delete_repository(
+        self, *, connection: ProviderConnection | None, token: str, remote_repo_id: str, full_name: str
+    ) -> str:
+        return delete_project(connection=connection, token=token, remote_repo_id=remote_repo_id, full_name=full_name)
+
     def clean_target(self, data: dict[str, Any], *, connection: ProviderConnection | None) -> CleanTarget:
         repo, target, branch = clean_repository(data, label="GitLab", fields=REPOSITORY_FIELDS, max_description=2000)
         validate_gitlab_path(target["name"])
@@ -451,7 +462,12 @@ class GitLabProvider:
                 raise
 
         project = with_retries(create_or_adopt, classify=classify, what="creating the project", ctx=ctx)
-        ctx.record(remote_repo_id=str(project.id), remote_full_name=project.path_with_namespace)
+        # with its id, whether this export made it: only such a project may ever be deleted by Kiln
+        ctx.record(
+            remote_repo_id=str(project.id),
+            remote_full_name=project.path_with_namespace,
+            repository_created=not ctx.adopted_repository,
+        )
         ctx.log(f"project {project.path_with_namespace} (id {project.id}) ready")
         return project
 
@@ -473,6 +489,7 @@ class GitLabProvider:
         ).exclude(pk=ctx.export.pk)
         if ours.exists():
             ctx.log(f"project {full_path} was created by an earlier Kiln export to this target; adopting it")
+            ctx.adopted_repository = True
             return project
         created_at = _parse_time(getattr(project, "created_at", None))
         if created_by_this_export(
@@ -525,6 +542,23 @@ class GitLabProvider:
             return decision
 
         with_retries(ensure, classify=classify_update, what="setting the default branch", ctx=ctx)
+
+
+def delete_project(*, connection: ProviderConnection | None, token: str, remote_repo_id: str, full_name: str) -> str:
+    """`DELETE /projects/:id` of a project an export created, by its recorded id (ids are never
+    reused); "deleted" (GitLab may keep it marked for deletion a while) or "already_gone"."""
+    gl = client(connection, token)
+
+    def delete() -> str:
+        try:
+            gl.projects.delete(int(remote_repo_id))
+        except GitlabDeleteError as exc:
+            if exc.response_code == 404:
+                return "already_gone"
+            raise
+        return "deleted"
+
+    return with_retries(delete, classify=classify, what="deleting the project")
 
 
 def verify(connection: ProviderConnection, token: str) -> str:

@@ -71,6 +71,8 @@ class StepContext:
     logs: list[str] = field(default_factory=list)
     checkpoints: dict[str, Any] = field(default_factory=dict)
     save_checkpoint: Callable[[str, Any], None] | None = None
+    # the step passed an approval gate: its input is the approved plan's (apps.approvals)
+    approved: bool = False
     logger: logging.Logger = field(init=False)
 
     def __post_init__(self) -> None:
@@ -104,6 +106,11 @@ class StepExecutor:
     handler: Handler
     examples: tuple[dict[str, Any], ...] = ()
     supports_dry_run: bool = False
+    # What an approver is shown besides the rendered input (the target, the files' manifest hash);
+    # computed from the current rows, so a change since the request changes the plan's hash.
+    plan: Callable[[dict[str, Any]], dict[str, Any]] | None = None
+    # Why this input must wait for a person before running as `actor` (None: it need not).
+    approval_reason: Callable[[Any, dict[str, Any]], str | None] | None = None
 
 
 STEP_EXECUTORS: dict[str, StepExecutor] = {}
@@ -117,6 +124,8 @@ def register_step(
     output_schema: dict[str, Any],
     examples: tuple[dict[str, Any], ...] = (),
     supports_dry_run: bool = False,
+    plan: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
+    approval_reason: Callable[[Any, dict[str, Any]], str | None] | None = None,
 ) -> Callable[[Handler], Handler]:
     def decorator(handler: Handler) -> Handler:
         if type_id in STEP_EXECUTORS:
@@ -131,6 +140,8 @@ def register_step(
             handler=handler,
             examples=examples,
             supports_dry_run=supports_dry_run,
+            plan=plan,
+            approval_reason=approval_reason,
         )
         return handler
 

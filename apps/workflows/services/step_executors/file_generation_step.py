@@ -50,6 +50,25 @@ def _require_access(context: StepContext, generated_id: int) -> None:
     require_role(actor=context.actor, project=generated.project, minimum=Role.DEVELOPER, action="generate projects")
 
 
+def plan(data: dict[str, Any]) -> dict[str, Any]:
+    """What an approver sees besides the input: the template as the catalog has it now."""
+    from apps.templates.services.catalog import template_get
+
+    project: Project | None
+    if "generated" in data:
+        generated = GeneratedProject.objects.select_related("template", "project").get(pk=data["generated"])
+        template, version = generated.template, generated.template_version
+        project = generated.project
+    else:
+        template = template_get(slug=data["template"])
+        version = template.version
+        project = Project.objects.filter(pk=data["project"]).first()
+    return {
+        "project": {"id": project.pk, "slug": project.slug} if project is not None else None,
+        "template": {"slug": template.slug, "version": version, "checksum": template.checksum},
+    }
+
+
 @register_step(
     type_id="file_generation",
     description="Render a template with parameters into a new generated project.",
@@ -59,6 +78,7 @@ def _require_access(context: StepContext, generated_id: int) -> None:
         {"project": 1, "template": "python-package", "parameters": {"project_name": "demo"}},
         {"generated": 42},
     ),
+    plan=plan,
 )
 def file_generation(context: StepContext, data: dict[str, Any]) -> dict[str, Any]:
     generated_id = data.get("generated")
