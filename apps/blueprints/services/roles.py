@@ -240,7 +240,9 @@ def _file_role(entry: Entry, entries: Sequence[Entry], stack: Stack) -> str:
         return "dockerfile"
     if lower.startswith(("docker-compose", "compose")) and lower.endswith((".yml", ".yaml")):
         return "compose"
-    if lower.startswith("requirements") and lower.endswith((".txt", ".in")):
+    if (lower.startswith("requirements") or (folders and folders[-1] == "requirements")) and lower.endswith(
+        (".txt", ".in")
+    ):
         return "requirements"
     if lower == ".env" or lower.startswith(".env."):
         return "env_file"

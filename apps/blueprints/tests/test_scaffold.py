@@ -197,3 +197,39 @@ tool/
     assert 'method="POST"' in files["tool/hook.py"] and "HOOK_SENDER_URL" in files[".env.example"]
     assert "def parse(self, text: str)" in files["tool/lines.py"]
     assert "def build_request(self, path: str" in files["tool/billing.py"]
+
+
+def test_tests_outside_tests_folder_are_collected_with_the_fixtures():
+    files = files_of(
+        "```\n.\n├── app.py          # Flask app\n├── models.py       # Item model\n└── test_app.py\n```\n"
+    )
+    assert "testpaths = .\n" in files["pytest.ini"]
+    assert "conftest.py" in files and "tests/conftest.py" not in files
+    django = files_of(
+        "```\nshop\\\n|-- manage.py\n|-- config\\\n|   `-- settings.py\n`-- products\\      # products app\n"
+        "    |-- models.py      # Product model\n    |-- views.py\n    `-- tests\\\n        `-- test_products.py\n```\n"
+    )
+    assert "testpaths = products\n" in django["pytest.ini"]
+    assert "conftest.py" in django
+
+
+def test_a_requirements_folder_holds_the_pins_and_the_root_file_includes_it():
+    files = files_of(
+        "```\napi/\n|-- manage.py\n|-- config/\n|   `-- settings.py   # Django settings\n|-- shop/\n"
+        "|   `-- models.py     # Order model\n`-- requirements/\n    |-- base.txt\n    `-- dev.txt\n```\n"
+    )
+    assert files["requirements.txt"] == "-r requirements/base.txt\n"
+    assert files["requirements/base.txt"].startswith("Django==")
+    assert "pytest" not in files["requirements/base.txt"]
+    assert (
+        files["requirements/dev.txt"].startswith("-r base.txt\n") and "pytest-django==" in files["requirements/dev.txt"]
+    )
+    assert "pip install -r requirements/dev.txt" in files["README.md"]
+
+
+def test_the_error_hierarchy_root_is_the_one_the_document_names():
+    files = files_of(
+        "```\nledger/\n├── main.py        # FastAPI app\n└── errors.py      # LedgerError hierarchy\n```\n"
+    )
+    assert "class LedgerError(Exception):" in files["errors.py"]
+    assert "class NotFoundError(LedgerError):" in files["errors.py"]

@@ -68,7 +68,10 @@ def uv(*args: str, timeout: int = 600) -> None:
 
 def fresh_venv(project: Path, venv: Path) -> list[str]:
     """A new virtualenv holding exactly what the project's requirement files install; returns them."""
-    install = sorted(path.name for path in project.glob("requirements*.txt"))
+    install = [
+        str(path.relative_to(project))
+        for path in [*sorted(project.glob("requirements*.txt")), *sorted(project.glob("requirements/*.txt"))]
+    ]
     assert install, "the project has no requirements file"
     uv("venv", "--quiet", "--no-config", "--python", sys.executable, str(venv))
     requirements = [arg for name in install for arg in ("-r", str(project / name))]

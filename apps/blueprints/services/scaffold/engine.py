@@ -198,8 +198,22 @@ class Scaffolder:
         for path, role in self.roles.items():
             if role == "test":
                 self.tests.append(path)
-        if "tests/conftest.py" not in self.roles:
-            self.file_role("tests/conftest.py", "conftest")
+        # the fixtures must reach every test: tests/conftest.py when all tests are below tests/, else the root's
+        conftest = "tests/conftest.py" if set(self.test_folders()) == {"tests"} else "conftest.py"
+        if conftest not in self.roles:
+            self.file_role(conftest, "conftest")
+
+    def test_folders(self) -> list[str]:
+        """The top folders holding the project's tests ("." for tests at the root): pytest's testpaths."""
+        return sorted({p.split("/")[0] if "/" in p else "." for p in self.tests})
+
+    def install_files(self) -> list[str]:
+        """The requirement files a developer installs (runtime and tests): the root's requirements*.txt, or the
+        development/test files of a requirements/ folder (they include the runtime file)."""
+        root = sorted(p for p, r in self.roles.items() if r == "requirements" and "/" not in p)
+        folder = sorted(p for p, r in self.roles.items() if r == "requirements" and p.startswith("requirements/"))
+        dev = [p for p in folder if re.search(r"test|dev|local", _base(p).lower())]
+        return dev or root
 
     def _free(self, folder: str, names: list[str]) -> str:
         for name in names:
@@ -398,7 +412,7 @@ class Scaffolder:
             files=files,
             parameters=self.parameters(),
             start_command=self.start_command(),
-            install=sorted(p for p, r in self.roles.items() if r == "requirements" and "/" not in p),
+            install=self.install_files(),
         )
 
     def parameters(self) -> dict[str, Any]:
@@ -1302,7 +1316,8 @@ def w_gitignore(s: Scaffolder, path: str) -> str:
 
 
 def w_pytest_ini(s: Scaffolder, path: str) -> str:
-    lines = ["[pytest]", "testpaths = tests", "pythonpath = .", "addopts = -q -p no:cacheprovider"]
+    testpaths = " ".join(s.test_folders())
+    lines = ["[pytest]", f"testpaths = {testpaths}", "pythonpath = .", "addopts = -q -p no:cacheprovider"]
     if s.framework == "django":
         lines.append(f"DJANGO_SETTINGS_MODULE = {s.mod(s.settings_path)}")
     return "\n".join(lines) + "\n"
@@ -1435,9 +1450,7 @@ def w_doc(s: Scaffolder, path: str) -> str:
 
 def _run_steps(s: Scaffolder, *, title: str) -> str:
     worker = modules.worker_command(s)
-    install = " && ".join(
-        f"pip install -r {p}" for p in sorted(p for p, r in s.roles.items() if r == "requirements" and "/" not in p)
-    )
+    install = " && ".join(f"pip install -r {p}" for p in s.install_files())
     migrate = ""
     if s.stack.migrations == "alembic":
         migrate = "alembic upgrade head                 # create the tables\n"
@@ -1495,23 +1508,30 @@ def w_requirements(s: Scaffolder, path: str) -> str:
     return ""  # written late: after every module said what it needs
 
 
+_DEV_REQUIREMENTS = re.compile(r"test|dev|local")
+
+
 def w_requirements_late(s: Scaffolder, path: str) -> str:
-    needs = set(s.needs)
-    if "sqlalchemy_async" in needs:
-        needs.discard("sqlalchemy")
-    test_needs = {"pytest", "pytest_django"}
-    if s.framework == "fastapi":
-        test_needs.add("httpx2")
-        needs.add("httpx2")
-    base = _base(path).lower()
-    separate_tests = any(
-        r == "requirements" and re.search(r"test|dev", _base(p).lower()) and "/" not in p for p, r in s.roles.items()
-    )
-    if re.search(r"test|dev", base):
-        lines = ["-r requirements.txt", *sorted(PINS[n] for n in needs & test_needs)]
+    """Pinned requirements: runtime pins in the runtime file, test pins in a test/dev file that includes it
+    (`-r`); a root requirements.txt beside a requirements/ folder includes the folder's runtime file."""
+    runtime, tests = _requirement_lines(s)
+    folder = _dir(path)
+    siblings = sorted(p for p, r in s.roles.items() if r == "requirements" and _dir(p) == folder and p != path)
+    runtime_siblings = [p for p in siblings if not _DEV_REQUIREMENTS.search(_base(p).lower())]
+    if folder == "" and not _DEV_REQUIREMENTS.search(_base(path).lower()):
+        nested = sorted(
+            p
+            for p, r in s.roles.items()
+            if r == "requirements" and _dir(p) == "requirements" and not _DEV_REQUIREMENTS.search(_base(p).lower())
+        )
+        if nested:
+            return f"-r {nested[0]}\n"
+    if _DEV_REQUIREMENTS.search(_base(path).lower()):
+        include = sorted(runtime_siblings, key=lambda p: (_base(p) != "base.txt", _base(p) != "requirements.txt", p))
+        lines = [f"-r {_base(include[0])}", *tests] if include else [*runtime, *tests]
     else:
-        chosen = needs - test_needs if separate_tests else needs
-        lines = sorted(PINS[n] for n in chosen)
+        has_dev = any(_DEV_REQUIREMENTS.search(_base(p).lower()) for p in siblings)
+        lines = runtime if has_dev else sorted(runtime + tests)
     return "\n".join(lines) + "\n"
 
 

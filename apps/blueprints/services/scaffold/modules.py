@@ -942,9 +942,14 @@ def w_cli(s: Scaffolder, path: str) -> Unit:
 
 
 def w_exceptions(s: Scaffolder, path: str) -> Unit:
-    top = camel(s.mod(path).split(".")[0]) if "." in s.mod(path) else "App"
-    root = f"{top}Error"
-    named = [n for n in class_names(s.describe(path)) if n.endswith(("Error", "Exception")) and n != root]
+    parts = [part for part in s.mod(path).split(".")[:-1] if part not in {"src", "lib"}]
+    named = [n for n in class_names(s.describe(path)) if n.endswith(("Error", "Exception"))]
+    # "LedgerError hierarchy", "Base: ShopError": the first error the description names is the root
+    if named and re.search(r"\bhierarch|\bbase\b|\broot\b|\bparent\b", s.describe(path), re.IGNORECASE):
+        root = named.pop(0)
+    else:
+        root = f"{camel(parts[0]) if parts else 'App'}Error"
+    named = [n for n in named if n != root]
     pairs = [
         ("NotFoundError", 404, "Something asked for does not exist."),
         ("InvalidInputError", 400, "The input is not valid."),
