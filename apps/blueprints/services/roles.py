@@ -113,6 +113,12 @@ ROLES = frozenset(
         "gitkeep",
         "pytest_ini",
         "alembic_ini",
+        "ci",
+        "setup_cfg",
+        "precommit",
+        "html",
+        "css",
+        "js",
         "readme",
         "doc",
         "procfile",
@@ -231,6 +237,9 @@ def _file_role(entry: Entry, entries: Sequence[Entry], stack: Stack) -> str:
         "procfile": "procfile",
         "makefile": "makefile",
         "pyproject.toml": "pyproject",
+        "setup.cfg": "setup_cfg",
+        ".pre-commit-config.yaml": "precommit",
+        ".gitlab-ci.yml": "ci",
         "__init__.py": "package_init",
         "conftest.py": "conftest",
     }
@@ -254,9 +263,15 @@ def _file_role(entry: Entry, entries: Sequence[Entry], stack: Stack) -> str:
         return "sqlite_db"
     if lower.endswith((".key", ".pem", ".crt")):
         return "key"
+    if folders[:2] == [".github", "workflows"] and lower.endswith((".yml", ".yaml")):
+        return "ci"
     if not lower.endswith(".py"):
         suffix = lower.rsplit(".", 1)[-1] if "." in lower else ""
         return {
+            "html": "html",
+            "htm": "html",
+            "css": "css",
+            "js": "js",
             "md": "doc",
             "rst": "doc",
             "json": "json",
@@ -301,6 +316,8 @@ def _file_role(entry: Entry, entries: Sequence[Entry], stack: Stack) -> str:
             return "app"
         if base in {"main.py", "run.py"} and app is not None and "/" not in path:
             return "entry"
+        if base == "__main__.py" and stack.framework != "plain" and re.search(r"\b(?:serve|server|start|run)", text):
+            return "entry"
     if base in {"celery.py", "celery_app.py"}:
         return "celery_app"
     if base in {"dependencies.py", "deps.py"}:
@@ -331,7 +348,7 @@ def _file_role(entry: Entry, entries: Sequence[Entry], stack: Stack) -> str:
         return "cli"
     if base in {"exceptions.py", "errors.py"}:
         return "exceptions"
-    if base in {"utils.py", "helpers.py", "utilities.py"}:
+    if lower in {"utils.py", "helpers.py", "utilities.py"}:
         return "utils"
     if base in {"models.py"} or (folders and folders[-1] == "models") or re.search(r"_models?\.py$", base):
         return "models"

@@ -233,3 +233,51 @@ def test_the_error_hierarchy_root_is_the_one_the_document_names():
     )
     assert "class LedgerError(Exception):" in files["errors.py"]
     assert "class NotFoundError(LedgerError):" in files["errors.py"]
+
+
+KITCHEN = """```
+my-service/
+├── .github/
+│   └── workflows/
+│       └── ci.yml              # lint and test on push
+├── app/
+│   ├── __main__.py             # python -m app starts the server
+│   ├── main.py                 # FastAPI application
+│   ├── data-loader.py          # loads CSV fixtures
+│   ├── Utils.py                # misc helpers
+│   ├── templates/
+│   │   └── index.html
+│   └── static/
+│       └── app.css
+├── scripts/
+│   ├── deploy.sh               # deploy to production
+│   └── cleanup.sh
+├── docs/
+│   └── ARCHITECTURE.md
+├── .pre-commit-config.yaml
+└── setup.cfg
+```
+"""
+
+
+def test_files_of_other_kinds_have_working_content():
+    files = files_of(KITCHEN)
+    ci = files[".github/workflows/ci.yml"]
+    assert "actions/setup-python@v5" in ci and "pip install -r requirements.txt ruff" in ci
+    assert "python -m pytest" in ci
+    assert "uvicorn.run(app" in files["app/__main__.py"]
+    assert files["app/data-loader.py"].startswith("# ruff: noqa: N999")
+    assert "def slugify(text: str) -> str:" in files["app/Utils.py"]
+    assert (
+        "<!doctype html>" in files["app/templates/index.html"]
+        and 'href="/app/static/app.css"' in files["app/templates/index.html"]
+    )
+    assert "font-family" in files["app/static/app.css"]
+    assert 'docker build -t "$IMAGE" .' in files["scripts/deploy.sh"]
+    assert "rm -rf .pytest_cache" in files["scripts/cleanup.sh"]
+    assert (
+        "## Stack" in files["docs/ARCHITECTURE.md"]
+        and "`ci.yml`: lint and test on push" in files["docs/ARCHITECTURE.md"]
+    )
+    assert "entry: ruff check --fix" in files[".pre-commit-config.yaml"]
+    assert files["setup.cfg"].startswith("[metadata]\nname = my-service\n")

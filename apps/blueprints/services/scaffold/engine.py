@@ -21,7 +21,7 @@ from typing import Any
 
 from apps.blueprints.services.parser import Blueprint, Entry, default_project_name
 from apps.blueprints.services.roles import ROUTER_DIRS, alembic_dir, app_module
-from apps.blueprints.services.scaffold import django_stack, modules
+from apps.blueprints.services.scaffold import django_stack, files, modules
 from apps.blueprints.services.scaffold.imports import sort_imports
 from apps.blueprints.services.scaffold.names import (
     camel,
@@ -120,6 +120,17 @@ def _dir(path: str) -> str:
 
 def _join(folder: str, name: str) -> str:
     return f"{folder}/{name}" if folder else name
+
+
+def _invalid_module_name(path: str, files: dict[str, ScaffoldFile]) -> bool:
+    """Whether ruff's N999 flags the module: a module of a package whose name is not lowercase snake case,
+    except migration names (`0001_initial`) in migrations/ and versions/ folders."""
+    stem = _base(path)[:-3]
+    if f"{_dir(path)}/__init__.py" not in files:
+        return False
+    if _base(_dir(path)) in {"migrations", "versions"} and re.match(r"^\d+_[a-z0-9_]*$", stem):
+        return False
+    return bool(re.search(r"[A-Z]", stem)) or not stem.isidentifier()
 
 
 class Scaffolder:
@@ -405,7 +416,7 @@ class Scaffolder:
             content = item.content
             if path.endswith(".py"):
                 content = sort_imports(content, first_party)
-                if re.search(r"[A-Z]", _base(path)):
+                if _invalid_module_name(path, self.files):
                     content = "# ruff: noqa: N999 - the module name comes from the structure document\n" + content
             files[path] = ScaffoldFile(_finish(content), item.mode, item.extra)
         return Scaffold(
@@ -1181,29 +1192,6 @@ def w_script(s: Scaffolder, path: str) -> str:
     )
 
 
-def w_shell(s: Scaffolder, path: str) -> str:
-    stem = _base(path)[:-3].lower()
-    depth = path.count("/")
-    cd = 'cd "$(dirname "$0")' + "/.." * depth + '"\n'
-    summary = s.summary(path)
-    comment = f"# {summary}\n" if summary else ""
-    if "test" in stem:
-        command = 'exec python -m pytest "$@"\n'
-    elif "migrat" in stem and s.stack.migrations == "alembic":
-        command = "exec alembic upgrade head\n"
-    elif "migrat" in stem and s.framework == "django":
-        command = "exec python manage.py migrate\n"
-    elif any(word in stem for word in ("start", "run", "serve", "entrypoint")):
-        command = 'export PORT="${PORT:-8000}"\nexec ' + s.start_command() + "\n"
-    elif "lint" in stem:
-        command = 'exec ruff check . "$@"\n'
-    elif "install" in stem or "setup" in stem:
-        command = "exec python -m pip install -r requirements.txt\n"
-    else:
-        command = f'echo "{stem}: {summary.replace(chr(34), chr(39)) or "no steps yet"}"\n'
-    return f"#!/usr/bin/env bash\n{comment}set -euo pipefail\n{cd}{command}"
-
-
 def w_alembic_env(s: Scaffolder, path: str) -> str:
     head = docstring(s.describe(path), "Alembic's environment: the database URL and the models' metadata.")
     common = (
@@ -1445,6 +1433,8 @@ def w_doc(s: Scaffolder, path: str) -> str:
         return s.bp_source or _readme(s)
     if any(word in name for word in ("setup", "install", "run", "getting")):
         return _run_steps(s, title=f"# {PROJECT_NAME}: set-up and run\n")
+    if files.is_architecture(path):
+        return files.architecture(s, path)
     return f"# {_base(path)}\n\n{s.describe(path) or 'Notes about ' + PROJECT_NAME + '.'}\n"
 
 
@@ -1785,7 +1775,7 @@ WRITERS: dict[str, Writer] = {
     "alembic_ini": w_alembic_ini,
     "conftest": w_conftest,
     "test": w_test,
-    "shell": w_shell,
+    "shell": files.w_shell,
     "dockerfile": w_dockerfile,
     "dockerignore": w_dockerignore,
     "compose": w_compose,
@@ -1799,6 +1789,12 @@ WRITERS: dict[str, Writer] = {
     "doc": w_doc,
     "procfile": w_procfile,
     "makefile": w_makefile,
+    "ci": files.w_ci,
+    "setup_cfg": files.w_setup_cfg,
+    "precommit": files.w_precommit,
+    "html": files.w_html,
+    "css": files.w_css,
+    "js": files.w_js,
     "sqlite_db": w_empty,
     "key": w_empty,
     "json": w_json,
