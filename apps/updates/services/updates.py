@@ -136,10 +136,21 @@ def _target(generated: GeneratedProject, export_id: Any) -> RepositoryExport:
         pk = int(export_id)
     except (TypeError, ValueError):
         raise ValidationFailed("export must be an id.", extra={"fields": {"export": ["Invalid id."]}}) from None
-    export = RepositoryExport.objects.filter(pk=pk, generated__project_id=generated.project_id).first()
+    export = (
+        RepositoryExport.objects.filter(pk=pk, generated__project_id=generated.project_id)
+        .select_related("generated")
+        .first()
+    )
     if export is None:
         raise ValidationFailed(
             "No such export in this project.", code="export_not_found", extra={"fields": {"export": ["Unknown."]}}
+        )
+    if export.generated.template_id != generated.template_id:
+        raise ValidationFailed(
+            f"Export {export.pk} is a repository of another template; an update brings a repository to a new "
+            "version of the template it was made from.",
+            code="export_not_found",
+            extra={"fields": {"export": ["A repository of another template."]}},
         )
     if export.provider not in GIT_TARGETS or export.status != JobStatus.COMPLETED:
         raise Conflict(

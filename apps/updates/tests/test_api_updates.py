@@ -107,6 +107,16 @@ def test_bad_input_is_a_coded_400_naming_the_field(api: Any, cast: Any, exported
     assert not target.generated.updates.exists()
 
 
+def test_an_export_of_another_template_is_refused(api: Any, cast: Any, exported: Any, make_template: Any) -> None:
+    from apps.updates.tests.conftest import export_to, generate
+
+    target = exported("github")
+    other = make_template({"a.txt": "a\n"}, slug="other")
+    elsewhere = export_to(generate(cast.project, cast.alice, other.slug), cast.alice, {"provider": "zip"})
+    response = api(cast.alice).post(url(target), {"mode": "preview", "export": elsewhere.pk}, format="json")
+    assert response.status_code == 400 and response.json()["extra"]["fields"]["export"]
+
+
 def test_unknown_version_is_404(api: Any, cast: Any, exported: Any) -> None:
     target = exported("github")
     response = api(cast.alice).post(url(target), {"mode": "preview", "to_version": "9.9.9"}, format="json")
