@@ -57,6 +57,7 @@ CODE_WORDS = re.compile(r"\b(?:api|implements?|logic|module|service|handlers?|in
 ROLES = frozenset(
     {
         "package",
+        "source_root",
         "data_dir",
         "tests_dir",
         "alembic_dir",
@@ -166,6 +167,18 @@ def alembic_dir(entries: Sequence[Entry], stack: Stack) -> str | None:
         if _base(entry.path) == "script.py.mako":
             return entry.path.rsplit("/", 1)[0] if "/" in entry.path else None
     return None
+
+
+def source_root(entries: Sequence[Entry]) -> str:
+    """`src` when the tree keeps its packages in a top-level src/ folder that is not a package itself
+    (the src layout: `src/<package>/...`), else ""."""
+    paths = {e.path for e in entries}
+    if "src" not in paths or "src/__init__.py" in paths:
+        return ""
+    children = [e for e in entries if e.path.startswith("src/") and e.path.count("/") == 1]
+    packages = [e for e in children if e.kind == "dir" and re.match(r"^[A-Za-z_][A-Za-z0-9_]*$", e.name)]
+    modules = [e for e in children if e.kind == "file" and e.path.endswith(".py")]
+    return "src" if packages and not modules else ""
 
 
 def is_package_dir(entry: Entry, entries: Sequence[Entry], stack: Stack) -> bool:
@@ -382,6 +395,8 @@ def assign_role(entry: Entry, entries: Sequence[Entry], stack: Stack) -> str:
             return "alembic_versions"
         if base in {"tests", "test"}:
             return "tests_dir"
+        if entry.path == source_root(entries):
+            return "source_root"
         if is_package_dir(entry, entries, stack):
             return "package"
         return "data_dir"

@@ -75,7 +75,7 @@ def test_every_file_role_has_a_writer():
     from apps.blueprints.services.scaffold import django_stack
     from apps.blueprints.services.scaffold.engine import WRITERS
 
-    folder_roles = {"package", "data_dir", "tests_dir", "alembic_dir", "alembic_versions"}
+    folder_roles = {"package", "source_root", "data_dir", "tests_dir", "alembic_dir", "alembic_versions"}
     assert ROLES - folder_roles - set(WRITERS) - set(django_stack.WRITERS) == set()
 
 
@@ -281,3 +281,21 @@ def test_files_of_other_kinds_have_working_content():
     )
     assert "entry: ruff check --fix" in files[".pre-commit-config.yaml"]
     assert files["setup.cfg"].startswith("[metadata]\nname = my-service\n")
+
+
+def test_the_src_layout_keeps_src_out_of_module_names():
+    document = (
+        "```\nledger/\n├── src/\n│   └── ledger/\n│       ├── main.py        # FastAPI app\n"
+        "│       ├── models.py      # Account model\n│       └── services/\n"
+        "│           └── account_service.py  # account CRUD\n├── migrations/     # Alembic\n"
+        "│   └── env.py\n└── pyproject.toml\n```\n"
+    )
+    blueprint = parse_document(document)
+    assert blueprint.entry("src").role == "source_root"
+    files = files_of(document)
+    assert "src/__init__.py" not in files
+    assert files["Procfile"].startswith("web: env PYTHONPATH=src uvicorn ledger.main:app ")
+    assert "pythonpath = . src\n" in files["pytest.ini"]
+    assert "from ledger.models import Account" in files["src/ledger/services/account_service.py"]
+    assert 'where = ["src"]' in files["pyproject.toml"] and 'include = ["ledger*"]' in files["pyproject.toml"]
+    assert "prepend_sys_path = .:src\n" in files["alembic.ini"]

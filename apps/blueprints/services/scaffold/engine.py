@@ -20,10 +20,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from apps.blueprints.services.parser import Blueprint, Entry, default_project_name
-from apps.blueprints.services.roles import ROUTER_DIRS, alembic_dir, app_module
+from apps.blueprints.services.roles import ROUTER_DIRS, alembic_dir, app_module, source_root
 from apps.blueprints.services.scaffold import django_stack, files, modules
 from apps.blueprints.services.scaffold.imports import sort_imports
 from apps.blueprints.services.scaffold.names import (
+    SOURCE_ROOT,
     camel,
     docstring,
     is_importable,
@@ -409,7 +410,7 @@ class Scaffolder:
                 self.files[path].content = LATE_WRITERS[role](self, path)
         first_party: set[str] = set()
         for path in self.files:
-            parts = path.removesuffix(".py").split("/")
+            parts = module_path(path).split(".") if path.endswith(".py") else path.split("/")
             first_party.update(".".join(parts[:n]) for n in range(1, len(parts) + 1))
         files = {}
         for path, item in self.files.items():
@@ -452,6 +453,14 @@ class Scaffolder:
         return "sqlite+aiosqlite:///./app.db" if self.orm_async else "sqlite:///./app.db"
 
     def start_command(self) -> str:
+        return self.run_prefix() + self._start_command()
+
+    def run_prefix(self) -> str:
+        """What a command needs in front to import the project's packages (the src layout's folder)."""
+        root = source_root(self.bp.entries)
+        return f"env PYTHONPATH={root} " if root else ""
+
+    def _start_command(self) -> str:
         if self.framework == "django":
             return "python manage.py runserver 0.0.0.0:$PORT --noreload"
         module = module_path(self.app_path)
@@ -1277,7 +1286,11 @@ def w_alembic_script(s: Scaffolder, path: str) -> str:
 
 
 def w_alembic_ini(s: Scaffolder, path: str) -> str:
-    return ALEMBIC_INI.format(location=s.alembic_location)
+    text = ALEMBIC_INI.format(location=s.alembic_location)
+    root = source_root(s.bp.entries)
+    if root:  # env.py imports the models from the src layout's packages (separator: path_separator = os)
+        text = text.replace("prepend_sys_path = .\n", f"prepend_sys_path = .:{root}\n")
+    return text
 
 
 def w_gitkeep(s: Scaffolder, path: str) -> str:
@@ -1305,7 +1318,8 @@ def w_gitignore(s: Scaffolder, path: str) -> str:
 
 def w_pytest_ini(s: Scaffolder, path: str) -> str:
     testpaths = " ".join(s.test_folders())
-    lines = ["[pytest]", f"testpaths = {testpaths}", "pythonpath = .", "addopts = -q -p no:cacheprovider"]
+    pythonpath = " ".join([".", *filter(None, [source_root(s.bp.entries)])])
+    lines = ["[pytest]", f"testpaths = {testpaths}", f"pythonpath = {pythonpath}", "addopts = -q -p no:cacheprovider"]
     if s.framework == "django":
         lines.append(f"DJANGO_SETTINGS_MODULE = {s.mod(s.settings_path)}")
     return "\n".join(lines) + "\n"
@@ -1422,7 +1436,15 @@ def w_pyproject_late(s: Scaffolder, path: str) -> str:
     out.append("\n[tool.setuptools]\n")
     if modules_at_root:
         out.append("py-modules = [" + ", ".join(f'"{m}"' for m in modules_at_root) + "]\n")
-    out.append("\n[tool.setuptools.packages.find]\ninclude = [" + ", ".join(f'"{p}*"' for p in packages) + "]\n")
+    root = source_root(s.bp.entries)
+    if root:  # the src layout: the packages are found below it
+        packages = sorted(
+            {p.split("/")[1] for p, r in s.roles.items() if p.startswith(root + "/") and p.count("/") >= 2}
+        )
+        out.append(f'\n[tool.setuptools.packages.find]\nwhere = ["{root}"]\n')
+    else:
+        out.append("\n[tool.setuptools.packages.find]\n")
+    out.append("include = [" + ", ".join(f'"{p}*"' for p in packages) + "]\n")
     return "".join(out)
 
 
@@ -1817,7 +1839,11 @@ def scaffold(blueprint: Blueprint, *, source: str = "") -> Scaffold:
     """Every file of the project the blueprint describes (see the module docstring)."""
     scaffolder = Scaffolder(blueprint)
     scaffolder.bp_source = source
-    return scaffolder.build()
+    token = SOURCE_ROOT.set(source_root(blueprint.entries))
+    try:
+        return scaffolder.build()
+    finally:
+        SOURCE_ROOT.reset(token)
 
 
 __all__ = ["Entry", "Scaffold", "ScaffoldFile", "Scaffolder", "scaffold"]

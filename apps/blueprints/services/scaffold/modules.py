@@ -886,10 +886,10 @@ def worker_command(s: Scaffolder) -> str | None:
     """The Procfile's `worker:` command, when the project has a queue to work on."""
     worker = next((p for p in sorted(s.roles) if s.roles[p] == "worker" and is_name(stem(p))), None)
     if worker is not None and (s.stack.queue in {"rq", "celery"} or any(r == "queue" for r in s.roles.values())):
-        return f"python -m {s.mod(worker)}"
+        return f"{s.run_prefix()}python -m {s.mod(worker)}"
     app = _celery_app(s)
     if s.stack.queue == "celery" and app is not None:
-        return f"celery -A {app.split(':')[0]} worker --loglevel=INFO"
+        return f"{s.run_prefix()}celery -A {app.split(':')[0]} worker --loglevel=INFO"
     return None
 
 

@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import keyword
 import re
+from contextvars import ContextVar
+
+# the folder that holds the project's packages (`src` in the src layout): module names start below it
+SOURCE_ROOT: ContextVar[str] = ContextVar("blueprint_source_root", default="")
 
 STOP_CLASSES = {
     "FastAPI",
@@ -45,7 +49,11 @@ _LIST_SEPARATOR = re.compile(r"\s*(?:,|\band\b|&)\s*")
 
 
 def module_path(path: str) -> str:
-    """`app/api/routes/auth.py` → `app.api.routes.auth`; a package folder → its dotted path."""
+    """`app/api/routes/auth.py` → `app.api.routes.auth`; a package folder → its dotted path; below the
+    source root (`src/shop/api.py` in the src layout) the root is not part of the name (`shop.api`)."""
+    root = SOURCE_ROOT.get()
+    if root and path.startswith(root + "/"):
+        path = path[len(root) + 1 :]
     if path.endswith("/__init__.py"):
         path = path[: -len("/__init__.py")]
     elif path.endswith(".py"):
