@@ -343,6 +343,7 @@ class LeaseKeeper:
         self._leases: dict[int, Lease] = {}
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
+        self._wake = threading.Event()  # a new lease: look at the (maybe shorter) lease period again
         self._pid = os.getpid()
 
     def keep(self, lease: Lease) -> None:
@@ -350,6 +351,7 @@ class LeaseKeeper:
             if self._pid != os.getpid():  # a forked child: the parent's thread and leases are not ours
                 self._leases, self._thread, self._pid = {}, None, os.getpid()
             self._leases[id(lease)] = lease
+            self._wake.set()
             if self._thread is None:
                 self._thread = threading.Thread(target=self._run, name="kiln-lease-keeper", daemon=True)
                 self._thread.start()
@@ -372,9 +374,16 @@ class LeaseKeeper:
             return list(self._leases.values())
 
     def _run(self) -> None:
+        last = time.monotonic()
         try:
             while True:
-                time.sleep(max(settings.KILN_JOB_LEASE_SECONDS / 4, 0.05))
+                # every quarter lease; a new lease wakes the thread to look at the period again
+                remaining = last + max(settings.KILN_JOB_LEASE_SECONDS / 4, 0.05) - time.monotonic()
+                if remaining > 0:
+                    self._wake.wait(remaining)
+                    self._wake.clear()
+                    continue
+                last = time.monotonic()
                 with self._lock:
                     leases = list(self._leases.values())
                     if not leases:

@@ -10,7 +10,7 @@ Item 2: a render that allocates past the render memory limit fails `limit_exceed
 naming the file, and the worker (the pool child that ran the job included) survives and
 runs the next job.
 
-The worker runs with a 1 s lease (renewed every 0.25 s), a 4 s render time limit and a
+The worker runs with a 2 s lease (renewed every 0.5 s), a 6 s render time limit and a
 256 MiB render memory limit.
 """
 
@@ -28,8 +28,8 @@ from tests.integration.harness import Worker
 pytestmark = [pytest.mark.integration]
 
 TERMINAL = {"completed", "failed", "cancelled"}
-LEASE_SECONDS = 1
-RENDER_SECONDS = 4
+LEASE_SECONDS = 2
+RENDER_SECONDS = 6
 MEMORY_LIMIT = 256 * 1024 * 1024
 
 
