@@ -250,6 +250,9 @@ MAX_FILE_SIZE = env_int("MAX_FILE_SIZE", 10 * 1024 * 1024)
 KILN_MAX_FILES = env_int("KILN_MAX_FILES", 20_000)
 KILN_MAX_TOTAL_BYTES = env_int("KILN_MAX_TOTAL_BYTES", 256 * 1024 * 1024)
 KILN_RENDER_TIME_LIMIT = env_float("KILN_RENDER_TIME_LIMIT", 300.0)
+# Renders run in a forked child whose address space may grow this much (bytes); 0 renders in
+# the calling process without a hard memory limit (core/bounded.py).
+KILN_RENDER_MEMORY_LIMIT = env_int("KILN_RENDER_MEMORY_LIMIT", 512 * 1024 * 1024)
 KILN_BUILTIN_TEMPLATES_DIR = BASE_DIR / "apps" / "templates" / "builtin_templates"
 KILN_TEMPLATES_DIR = env_path("KILN_TEMPLATES_DIR", DATA_DIR / "templates")
 KILN_TEMPLATE_CACHE_DIR = env_path("KILN_TEMPLATE_CACHE_DIR", DATA_DIR / "template-cache")

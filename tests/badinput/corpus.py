@@ -251,7 +251,10 @@ SANDBOX_CASES = [
     ),
     dry("sandbox-namespace-init-globals", "sandbox-escape", "{{ namespace.__init__.__globals__ }}", _SEC, _FORBIDS),
     dry("sandbox-self-init", "sandbox-escape", "{{ self.__init__ }}", _SEC, _FORBIDS),
-    dry("sandbox-lipsum-globals", "sandbox-escape", "{{ lipsum.__globals__ }}", _SEC, _FORBIDS),
+    # lipsum is no longer a global (issue 21 item 19): nothing to reach through
+    dry(
+        "sandbox-lipsum-globals", "sandbox-escape", "{{ lipsum.__globals__ }}", "template_variable_missing", "undefined"
+    ),
     dry("sandbox-range-globals", "sandbox-escape", "{{ range.__globals__ }}", _SEC, _FORBIDS),
     dry("sandbox-dunder-method-call", "sandbox-escape", "{{ name.__len__() }}", _SEC, _FORBIDS),
     dry("sandbox-mutate-dict", "sandbox-escape", "{% set d = {} %}{{ d.update({'a': 1}) }}", _SEC, _FORBIDS),
@@ -1711,6 +1714,69 @@ ISSUE21_RENDER_CASES = [
     ),
     _git("branch-refs-tags", _R, _BRANCH, "short name", branch="refs/tags/v1"),
     _git("branch-double-refs-heads", _R, _BRANCH, "short name", branch="refs/heads/refs/heads/x"),
+    # item 2: every operation that grows a value is checked before it runs ...
+    gen(
+        "render-issue21-doubling",
+        "render-bomb",
+        {"bomb.txt": "{% set a='a'*10000000 %}\n" + "{% set a=a~a %}\n" * 5 + "{{ a }}\n"},
+        _LIMIT,
+        "20000000",
+    ),
+    dry("bomb-plus-strings", "render-bomb", "{{ ('a' * 6000000 + 'b' * 6000000)|length }}", _LIMIT),
+    dry("bomb-plus-lists", "render-bomb", "{{ ([0] * 1000000 + [0] * 1000000)|length }}", _LIMIT),
+    dry(
+        "bomb-set-block",
+        "render-bomb",
+        "{% set x %}{% for i in range(100000) %}{{ 'y' * 200 }}{% endfor %}{% endset %}{{ x|length }}",
+        _LIMIT,
+    ),
+    dry("bomb-indent-lines", "render-bomb", "{{ ('x\n' * 3000000)|indent(4)|length }}", _LIMIT),
+    dry("bomb-tojson-indent", "render-bomb", "{{ ([[[[1]]]] * 500000)|tojson(indent=100)|length }}", _LIMIT),
+    dry(
+        "bomb-wordwrap-wrapstring",
+        "render-bomb",
+        "{{ ('ab ' * 200000)|wordwrap(2, wrapstring='x' * 100)|length }}",
+        _LIMIT,
+    ),
+    dry("bomb-sum-start-list", "render-bomb", "{{ ([[0] * 1000] * 2000)|sum(start=[])|length }}", _LIMIT),
+    dry("bomb-format-many-wide-fields", "render-bomb", "{{ ('%99999s' * 300)|format(*([''] * 300))|length }}", _LIMIT),
+    dry(
+        "bomb-str-format-many-wide-fields",
+        "render-bomb",
+        "{{ ('{:99999}' * 300).format(*([''] * 300))|length }}",
+        _LIMIT,
+    ),
+    dry("bomb-translate", "render-bomb", "{{ ('a' * 1000000).translate({97: 'b' * 100})|length }}", _LIMIT),
+    # ... and what the checks miss meets the render process's memory limit
+    gen(
+        "bomb-memory-beyond-the-checks",
+        "render-bomb",
+        {
+            "hog.txt": "{% set a = 'a' * 9000000 %}{% set l = ["
+            + ", ".join(f"a ~ {i}" for i in range(100))
+            + "] %}{{ l|length }}"
+        },
+        "limit_exceeded",
+        "render memory limit",
+        settings={"KILN_RENDER_MEMORY_LIMIT": 256 * 1024 * 1024},
+    ),
+    api_call(
+        "expr-concat-above-the-cap",
+        {"operation": "projects_list", "query": {"q": "${{ (('x' * 600000) ~ ('x' * 600000))|length }}"}},
+        "output_limit_exceeded",
+        category="expression-sandbox",
+    ),
+    # item 19: no default global that is a function, no object's repr in the output
+    dry("lipsum-not-a-global", "sandbox-escape", "{{ lipsum }}", "template_variable_missing", "undefined"),
+    dry("method-repr-not-written", "sandbox-escape", "{{ name.upper }}", "template_error", "cannot be written as text"),
+    dry("generator-repr-not-written", "sandbox-escape", "{{ [name]|map('upper') }}", "template_error", "as text"),
+    dry("cycler-repr-not-written", "sandbox-escape", "{{ cycler('a') }}", "template_error", "as text"),
+    api_call(
+        "expr-function-not-a-value",
+        {"operation": "projects_list", "query": {"q": "${{ range }}"}},
+        "template_error",
+        category="expression-sandbox",
+    ),
     # item 15: step references are literal ids
     *[
         http(

@@ -19,6 +19,7 @@ from __future__ import annotations
 import time
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -116,3 +117,53 @@ def test_a_render_longer_than_the_lease_runs_once_and_ends_render_time_limit(on_
     assert received == 1, on_worker.log.read_text(errors="replace")[-3000:]
     assert RENDER_SECONDS <= elapsed < RENDER_SECONDS + 20
     assert not GeneratedProject.objects.filter(status__in=["pending", "running"]).exists()
+
+
+ISSUE_TEMPLATE = "{% set a='a'*10000000 %}\n" + "{% set a=a~a %}\n" * 5 + "{{ a }}\n"
+BEYOND_THE_CHECKS = (
+    "{% set a = 'a' * 9000000 %}{% set l = [" + ", ".join(f"a ~ {i}" for i in range(60)) + "] %}{{ l|length }}\n"
+)
+
+
+def _peak_rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def test_renders_over_the_limits_fail_coded_and_the_worker_survives(on_worker, make_template):
+    from apps.projects.services.generation import generated_project_start
+    from apps.projects.services.projects import project_create
+    from apps.projects.tests.factories import UserFactory
+
+    user = UserFactory(username=f"hog-{uuid.uuid4().hex[:6]}")
+    project = project_create(owner=user, name=f"Hog {uuid.uuid4().hex[:6]}")
+    pool = set(on_worker.children())
+    assert pool, "the worker has no pool process"
+
+    def generate(files: dict[str, str]) -> Any:
+        template = make_template(files, slug=f"t-{uuid.uuid4().hex[:6]}")
+        row = generated_project_start(project=project, template_slug=template.slug, parameters={}, actor=user)
+        return _run(row, reap=False)
+
+    started = time.monotonic()
+    bomb = generate({"ok.txt": "fine\n", "bomb.txt": ISSUE_TEMPLATE})
+    bomb_seconds = time.monotonic() - started
+    started = time.monotonic()
+    hog = generate({"ok.txt": "fine\n", "hog.txt": BEYOND_THE_CHECKS})
+    hog_seconds = time.monotonic() - started
+    after = generate({"ok.txt": "fine {{ 1 + 1 }}\n"})
+    peaks = {pid: _peak_rss_mb(pid) for pid in on_worker.children()}
+    print(
+        f"issue template: {bomb.status} {bomb.error['code']} in {bomb_seconds:.2f}s; "
+        f"beyond the checks: {hog.status} {hog.error['code']} in {hog_seconds:.2f}s; "
+        f"pool processes' peak RSS (MB): {peaks}"
+    )
+    assert bomb.status == "failed" and bomb.error["code"] == "output_limit_exceeded", bomb.error
+    assert bomb.error["extra"] == {"file": "bomb.txt", "line": 2}
+    assert hog.status == "failed" and hog.error["code"] == "limit_exceeded", hog.error
+    assert hog.error["extra"]["file"] == "hog.txt"
+    assert after.status == "completed", after.error
+    assert set(peaks) == pool, "a pool process was lost and replaced"
+    assert max(peaks.values()) < MEMORY_LIMIT / (1024 * 1024), peaks  # the 540 MB never lived in the worker

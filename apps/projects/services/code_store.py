@@ -4,7 +4,8 @@ A template of N files used to leave N bytecode-cache files behind (Jinja's
 `FileSystemBytecodeCache`): N file creations on the first generation and N opens on
 every later one. `CompiledCodeStore` keeps them in a single file instead:
 
-    header   MAGIC, then a marshalled (python cache tag, Jinja version) pair
+    header   MAGIC, then a marshalled (python cache tag, Jinja version, Kiln code generator
+             version) triple
     blobs    marshalled code objects, back to back
     index    marshalled {name: (source digest, offset, length)}
     trailer  8-byte little-endian offset of the index, then MAGIC
@@ -28,19 +29,35 @@ import struct
 import sys
 import threading
 import uuid
+import weakref
 from pathlib import Path
 from types import CodeType, TracebackType
 from typing import IO
 
 import jinja2
 
+from core.sandbox import CODEGEN_VERSION
+
 logger = logging.getLogger("kiln.generation")
 
 MAGIC = b"KILNJC1\n"
 _TRAILER = struct.Struct("<Q")
-_TAG = marshal.dumps((sys.implementation.cache_tag, jinja2.__version__))
+_TAG = marshal.dumps((sys.implementation.cache_tag, jinja2.__version__, CODEGEN_VERSION))
 _HEADER = MAGIC + _TAG
 _Index = dict[str, tuple[str, int, int]]
+
+
+_OPEN_STORES: weakref.WeakSet[CompiledCodeStore] = weakref.WeakSet()
+
+
+def _new_locks_after_fork() -> None:
+    """A render runs in a forked child (core.bounded): a lock another thread of the parent held
+    at the fork would never be released there."""
+    for store in list(_OPEN_STORES):
+        store._lock = threading.Lock()
+
+
+os.register_at_fork(after_in_child=_new_locks_after_fork)
 
 
 class CompiledCodeStore:
@@ -57,6 +74,7 @@ class CompiledCodeStore:
         self._blob: bytes | None = None
         self._file: IO[bytes] | None = None
         self._lock = threading.Lock()
+        _OPEN_STORES.add(self)
         try:
             self._open(in_memory)
         except FileNotFoundError:

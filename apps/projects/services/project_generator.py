@@ -19,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import fnmatch
 import hashlib
+import logging
 import os
 import re
 import threading
@@ -37,17 +38,19 @@ from jinja2.sandbox import SecurityError
 from apps.projects.services.code_store import CompiledCodeStore, StoreWriter
 from apps.projects.services.parallel_compile import CompileHelpers, compile_many
 from apps.templates.services.catalog import TemplateManifest, iter_template_files
+from core.bounded import Channel, Failure, LocalChannel, run_bounded
 from core.exceptions import ApplicationError
 from core.safe_paths import DuplicatePath, PathSet, UnsafePath, clean_relative_path
 from core.sandbox import (
     KilnSandbox,
     RenderLimitExceeded,
-    RenderTimeExceeded,
     check_deadline,
     make_environment,
     plain_context,
     render_limits,
 )
+
+logger = logging.getLogger("kiln.generation")
 
 JINJA_MARKERS = (b"{{", b"{%", b"{#")
 _PATH_MARKERS = tuple(marker.decode() for marker in JINJA_MARKERS)
@@ -91,6 +94,18 @@ class GenerationResult:
     def file_count(self) -> int:
         return len(self.files)
 
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "files": [[f.path, f.size, f.sha256, f.mode, f.is_binary] for f in self.files],
+            "total_bytes": self.total_bytes,
+            "content_sha256": self.content_sha256,
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> GenerationResult:
+        files = [ManifestEntry(str(p), int(n), str(h), int(m), bool(b)) for p, n, h, m, b in data["files"]]
+        return cls(files=files, total_bytes=int(data["total_bytes"]), content_sha256=str(data["content_sha256"]))
+
 
 def manifest_sha256(entries: Iterable[ManifestEntry]) -> str:
     """The hash of the sorted manifest: path, mode and content hash of every file."""
@@ -107,8 +122,34 @@ class OutputSink(Protocol):
 class NullSink:
     """Writes nothing: a dry run only hashes."""
 
+    fork_safe = True  # used in the render process as it is
+
     def add(self, path: str, data: bytes, mode: int, sha256: str) -> None:
         return None
+
+
+class _PipeSink:
+    """In the render process: hands each file to the caller's sink over the pipe."""
+
+    def __init__(self, channel: Channel) -> None:
+        self.channel = channel
+
+    def add(self, path: str, data: bytes, mode: int, sha256: str) -> None:
+        self.channel.send({"t": "file", "path": path, "mode": mode, "sha256": sha256}, data)
+
+
+class _PipeProgress:
+    """In the render process: progress for the caller, at most every 0.2 s and at the end."""
+
+    def __init__(self, channel: Channel) -> None:
+        self.channel = channel
+        self._last = 0.0
+
+    def __call__(self, done: int, total: int) -> None:
+        now = time.monotonic()
+        if done == total or now - self._last >= 0.2:
+            self._last = now
+            self.channel.send({"t": "progress", "done": done, "total": total})
 
 
 def _is_templated(text: str) -> bool:
@@ -383,8 +424,16 @@ def _render_error(exc: BaseException, rel: str, name: str, *, path: bool) -> Gen
     extra: dict[str, Any] = {"file": rel}
     if line and not path:
         extra["line"] = line
-    if isinstance(exc, (RenderLimitExceeded, RenderTimeExceeded)):
+    if isinstance(exc, ApplicationError):  # the sandbox's limits, objects that are not text
         return GenerationFailed(f"{exc.message} (in {where})", code=exc.code, extra=extra)
+    if isinstance(exc, MemoryError):
+        memory = settings.KILN_RENDER_MEMORY_LIMIT
+        limit = f"the render memory limit of {memory // (1024 * 1024)} MiB" if memory > 0 else "the memory available"
+        return GenerationFailed(
+            f"Rendering needed more memory than {limit} (in {where}).",
+            code="limit_exceeded",
+            extra={**extra, "limit": memory},
+        )
     if isinstance(exc, SecurityError):
         return GenerationFailed(
             f"The template tried an operation the sandbox forbids in {where}: {exc}",
@@ -416,6 +465,72 @@ class ProjectGenerator:
         progress: Callable[[int, int], None] | None = None,
         time_limit: float | None = None,
     ) -> GenerationResult:
+        """Render every file into `sink`, in a bounded child process (`core.bounded`).
+
+        The child renders under KILN_RENDER_MEMORY_LIMIT and the time limit; a sink that can
+        work in the child (`fork_safe`: a dry run's NullSink) is used there, any other (the
+        job's blob writer, which talks to the database and the store) gets the files over the
+        pipe. `progress` runs here, in the
+        caller, so it may use the database and raise to cancel (the child is then killed).
+        """
+        seconds = time_limit or settings.KILN_RENDER_TIME_LIMIT
+        memory = settings.KILN_RENDER_MEMORY_LIMIT
+        entries = self.prepared.entries
+
+        def work(channel: Channel) -> dict[str, Any]:
+            if isinstance(channel, LocalChannel):
+                result = self._render_here(parameters, sink, progress=progress, seconds=seconds, at=None)
+            else:
+                target = sink if getattr(sink, "fork_safe", False) else _PipeSink(channel)
+                report = _PipeProgress(channel) if progress is not None else None
+                result = self._render_here(parameters, target, progress=report, seconds=seconds, at=channel.at)
+            return result.as_json()
+
+        def on_message(header: dict[str, Any], payload: bytes) -> None:
+            if header["t"] == "file":
+                sink.add(header["path"], payload, header["mode"], header["sha256"])
+            elif header["t"] == "progress" and progress is not None:
+                progress(header["done"], header["total"])
+
+        def on_failure(failure: Failure) -> BaseException:
+            rel = entries[failure.index].rel if 0 <= failure.index < len(entries) else None
+            where = f" (in {rel})" if rel else ""
+            extra: dict[str, Any] = {"file": rel} if rel else {}
+            if failure.kind == "memory":
+                return GenerationFailed(
+                    f"Rendering needed more memory than the render memory limit of {memory // (1024 * 1024)} MiB"
+                    f"{where}.",
+                    code="limit_exceeded",
+                    extra={**extra, "limit": memory},
+                )
+            if failure.kind == "time":
+                return GenerationFailed(
+                    f"Rendering took longer than the render time limit{where}.", code="render_time_limit", extra=extra
+                )
+            logger.error("render process failed%s: %s", where, failure.detail)
+            return ApplicationError(
+                f"The render process failed{where}; the error was logged.", code="render_failed", status_code=500
+            )
+
+        value = run_bounded(
+            work,
+            memory=memory,
+            seconds=seconds,
+            on_message=on_message,
+            on_failure=on_failure,
+            error_class=GenerationFailed,
+        )
+        return GenerationResult.from_json(value)
+
+    def _render_here(
+        self,
+        parameters: dict[str, Any],
+        sink: OutputSink,
+        *,
+        progress: Callable[[int, int], None] | None,
+        seconds: float,
+        at: Callable[[int], None] | None,
+    ) -> GenerationResult:
         context = plain_context(parameters)
         entries = self.prepared.entries
         total = len(entries)
@@ -427,8 +542,10 @@ class ProjectGenerator:
         manifest: list[ManifestEntry] = []
         total_bytes = 0
         folder = self.prepared.folder
-        with render_limits(seconds=time_limit or settings.KILN_RENDER_TIME_LIMIT, max_bytes=max_file):
+        with render_limits(seconds=seconds, max_bytes=max_file):
             for done, entry in enumerate(entries, start=1):
+                if at is not None:
+                    at(done - 1)
                 path = self._render_path(entry, context, segments)
                 if path is not None:
                     self._claim(outputs, sources, path, entry.rel)

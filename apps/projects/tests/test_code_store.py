@@ -112,6 +112,7 @@ def test_an_edited_source_is_recompiled_even_under_the_same_checksum(make_templa
 
 
 def test_large_templates_read_code_per_render_and_survive_a_removed_store(make_template, settings, compiles):
+    settings.KILN_RENDER_MEMORY_LIMIT = 0  # render in this process, where the compile counter can see it
     template = make_template(FILES, parameters=PARAMS)
     fresh_process()
     expected = render(template)

@@ -223,8 +223,10 @@ def test_context_is_plain_json(cast, make_template):
     assert generated.error["code"] == "template_security_violation"
 
 
-def test_each_templated_path_segment_renders_once_per_generation(cast, make_template, monkeypatch):
+def test_each_templated_path_segment_renders_once_per_generation(cast, make_template, monkeypatch, settings):
     from jinja2 import Template
+
+    settings.KILN_RENDER_MEMORY_LIMIT = 0  # render in this process, where the counter can see it
 
     files = {f"src/{{{{ name }}}}/m{i}.py": f"X = {i}\n" for i in range(6)}
     files["{% if with_extra %}extra{% endif %}/a.txt"] = "a\n"

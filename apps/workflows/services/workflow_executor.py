@@ -15,6 +15,7 @@ import logging
 import re
 from typing import Any
 
+from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 from jinja2 import TemplateSyntaxError, Undefined, nodes
@@ -27,6 +28,7 @@ from apps.projects.selectors import projects_visible_to
 from apps.projects.services.projects import require_role
 from apps.workflows.models import StepRun, StepStatus, Workflow, WorkflowRun
 from apps.workflows.services.step_executors import STEP_EXECUTORS, StepContext, get_step_executor, run_step
+from core.bounded import Channel, Failure, run_bounded
 from core.exceptions import ApplicationError, Conflict, NotFound, PermissionDenied, ValidationFailed
 from core.jobs import (
     ACTIVE_STATUSES,
@@ -43,7 +45,7 @@ from core.jobs import (
     retry_fields,
 )
 from core.json_schema import UserSchemaError, check_user_schema, iter_user_schema_errors
-from core.sandbox import make_environment, plain_context, render_limits
+from core.sandbox import KilnRange, make_environment, measure, plain_context, render_limits
 from core.values import refuse_unstorable_value, unstorable_reason
 
 logger = logging.getLogger("kiln.workflows")
@@ -270,22 +272,82 @@ def _references(expression: str, *, step_id: str, where: str) -> tuple[set[str],
 # --- expressions ----------------------------------------------------------------------------
 
 
+EXPRESSION_MAX_BYTES = 1024 * 1024  # one expression's value
+STEP_INPUT_MAX_BYTES = 4 * 1024 * 1024  # a step's whole rendered input
+EXPRESSION_SECONDS = 5.0  # one expression
+STEP_INPUT_SECONDS = 30.0  # all of a step's expressions
+SKIP = object()
+
+
 def evaluate(expression: str, context: dict[str, Any]) -> Any:
+    """An expression's value: plain JSON data of at most EXPRESSION_MAX_BYTES, or ExpressionError."""
     try:
-        with render_limits(seconds=5, max_bytes=1024 * 1024):
+        with render_limits(seconds=EXPRESSION_SECONDS, max_bytes=EXPRESSION_MAX_BYTES):
             value = _env.compile_expression(expression, undefined_to_none=False)(**context)
             if isinstance(value, Undefined):
                 # StrictUndefined raises only when used, which would be outside this `try`
                 raise ExpressionError(f"Expression '{expression}' failed: {value._undefined_message}")
-            return plain_context(value) if _is_plain(value) else str(value)
-    except ApplicationError:
-        raise
+            if isinstance(value, KilnRange):
+                value = list(value)
+            measure(value)  # within the cap, and data: a function or a generator has no JSON value
+            return plain_context(value)
+    except ApplicationError as exc:
+        raise ExpressionError(f"Expression '{expression}' failed: {exc.message}", code=exc.code) from None
+    except MemoryError:
+        raise  # the render process reports it (limit_exceeded)
     except Exception as exc:
         raise ExpressionError(f"Expression '{expression}' failed: {exc}") from None
 
 
-def _is_plain(value: Any) -> bool:
-    return value is None or isinstance(value, (str, int, float, bool, list, dict))
+def step_input(step: dict[str, Any], context: dict[str, Any]) -> Any:
+    """The step's input with its expressions evaluated, or SKIP when its `if` is false.
+
+    Evaluated in a bounded child process (`core.bounded`): under the render memory limit, at
+    most STEP_INPUT_SECONDS, whatever the sandbox's own checks miss; the result is checked
+    to be storable (no NUL, lone surrogate or NaN: jsonb refuses them).
+    """
+
+    def work(channel: Channel) -> Any:
+        condition = step.get("if")
+        if condition is not None and not condition_holds(condition, context):
+            return {"skip": True}
+        rendered = render_value(step.get("input", {}), context)
+        with render_limits(seconds=EXPRESSION_SECONDS, max_bytes=STEP_INPUT_MAX_BYTES):
+            measure(rendered)
+        return {"input": rendered}
+
+    def on_failure(failure: Failure) -> BaseException:
+        if failure.kind == "memory":
+            limit = settings.KILN_RENDER_MEMORY_LIMIT
+            return ExpressionError(
+                f"Evaluating the step's expressions needed more memory than the limit of {limit // (1024 * 1024)} MiB.",
+                code="limit_exceeded",
+                extra={"limit": limit},
+            )
+        if failure.kind == "time":
+            return ExpressionError(
+                f"Evaluating the step's expressions took longer than {STEP_INPUT_SECONDS:.0f} s.",
+                code="render_time_limit",
+            )
+        logger.error("expression process failed: %s", failure.detail)
+        return ApplicationError(
+            "Evaluating the step's expressions failed; the error was logged.", code="render_failed", status_code=500
+        )
+
+    outcome = run_bounded(
+        work,
+        memory=settings.KILN_RENDER_MEMORY_LIMIT,
+        seconds=STEP_INPUT_SECONDS,
+        on_failure=on_failure,
+        error_class=ExpressionError,
+    )
+    if outcome.get("skip"):
+        return SKIP
+    rendered = outcome["input"]
+    unstorable = unstorable_reason(rendered)
+    if unstorable is not None:  # '\x00', '\ud800' or a NaN from an expression: jsonb refuses them
+        raise ExpressionError(f"The step's input renders to a value with {UNSTORABLE[unstorable]}")
+    return rendered
 
 
 def render_value(value: Any, context: dict[str, Any]) -> Any:
@@ -293,12 +355,31 @@ def render_value(value: Any, context: dict[str, Any]) -> Any:
         whole = WHOLE_EXPRESSION.match(value)
         if whole:
             return evaluate(whole.group(1), context)
-        return EXPRESSION.sub(lambda m: _text(evaluate(m.group(1), context)), value)
+        return _interpolate(value, context)
     if isinstance(value, dict):
         return {key: render_value(item, context) for key, item in value.items()}
     if isinstance(value, list):
         return [render_value(item, context) for item in value]
     return value
+
+
+def _interpolate(value: str, context: dict[str, Any]) -> str:
+    """A string with expressions in it, each replaced by its text; the text is sized as it grows."""
+    parts: list[str] = []
+    size = 0
+    position = 0
+    for match in EXPRESSION.finditer(value):
+        parts.append(value[position : match.start()])
+        parts.append(_text(evaluate(match.group(1), context)))
+        size += len(parts[-1]) + len(parts[-2])
+        if size > STEP_INPUT_MAX_BYTES:
+            raise ExpressionError(
+                f"The step's input renders to a text of more than {STEP_INPUT_MAX_BYTES} characters.",
+                code="output_limit_exceeded",
+            )
+        position = match.end()
+    parts.append(value[position:])
+    return "".join(parts)
 
 
 def _text(value: Any) -> str:
@@ -655,8 +736,8 @@ def workflow_run_advance(*, run_id: int, owner: str) -> bool:
     step = run.steps_snapshot[step_run.index]
     context = _context(run)
     try:
-        condition = step.get("if")
-        if condition is not None and not condition_holds(condition, context):
+        rendered = step_input(step, context)
+        if rendered is SKIP:
             StepRun.objects.filter(pk=step_run.pk).update(
                 status=StepStatus.SKIPPED,
                 started_at=timezone.now(),
@@ -665,10 +746,6 @@ def workflow_run_advance(*, run_id: int, owner: str) -> bool:
             )
             job_log(WorkflowRun, run.pk, f"[{step_run.step_id}] INFO condition false; skipped")
             return _step_done(run, lease)
-        rendered = render_value(step.get("input", {}), context)
-        unstorable = unstorable_reason(rendered)
-        if unstorable is not None:  # '\x00', '\ud800' or a NaN from an expression: jsonb refuses them
-            raise ExpressionError(f"The step's input renders to a value with {UNSTORABLE[unstorable]}")
     except ApplicationError as exc:
         now = timezone.now()
         StepRun.objects.filter(pk=step_run.pk).update(
