@@ -35,6 +35,7 @@ import resource
 import select
 import signal
 import struct
+import threading
 import time
 from collections.abc import Callable
 from typing import Any
@@ -45,6 +46,7 @@ logger = logging.getLogger("kiln.bounded")
 
 _FRAME = struct.Struct("<II")  # header length, payload length
 _MAX_HEADER = 256 * 1024 * 1024
+_FLUSH_BYTES = 256 * 1024
 _GRACE_SECONDS = 2.0  # at most: the child's own, more precise, time-limit error comes first
 _OUT_OF_MEMORY_EXIT = 3
 _RESET_SIGNALS = ("SIGTERM", "SIGINT", "SIGHUP", "SIGQUIT", "SIGUSR1", "SIGUSR2", "SIGALRM", "SIGCHLD", "SIGPIPE")
@@ -60,15 +62,33 @@ def available() -> bool:
 
 
 class Channel:
-    """The child's end of the pipe: `send(header, payload)`, plus a shared word for `where`."""
+    """The child's end of the pipe: `send(header, payload)`, plus a shared word for `at`.
+
+    Frames are gathered and written in blocks of _FLUSH_BYTES (a thousand small files are a
+    few writes, not a thousand wake-ups of the caller); `urgent` frames (progress, the
+    answer) are written at once.
+    """
 
     def __init__(self, fd: int, where: mmap.mmap) -> None:
         self._fd = fd
         self._where = where
+        self._buffer: list[bytes] = []
+        self._buffered = 0
 
-    def send(self, header: dict[str, Any], payload: bytes = b"") -> None:
+    def send(self, header: dict[str, Any], payload: bytes = b"", *, urgent: bool = False) -> None:
         data = json.dumps(header, ensure_ascii=True, separators=(",", ":")).encode("ascii")
-        frame = memoryview(_FRAME.pack(len(data), len(payload)) + data + payload)
+        self._buffer.append(_FRAME.pack(len(data), len(payload)) + data)
+        if payload:
+            self._buffer.append(payload)
+        self._buffered += _FRAME.size + len(data) + len(payload)
+        if urgent or self._buffered >= _FLUSH_BYTES:
+            self.flush()
+
+    def flush(self) -> None:
+        if not self._buffer:
+            return
+        frame = memoryview(b"".join(self._buffer))
+        self._buffer, self._buffered = [], 0
         while frame:
             written = os.write(self._fd, frame)
             frame = frame[written:]
@@ -138,9 +158,12 @@ class LocalChannel(Channel):
     def __init__(self, on_message: Callable[[dict[str, Any], bytes], None] | None) -> None:
         self._on_message = on_message
 
-    def send(self, header: dict[str, Any], payload: bytes = b"") -> None:
+    def send(self, header: dict[str, Any], payload: bytes = b"", *, urgent: bool = False) -> None:
         if self._on_message is not None and header.get("t") not in ("ok",):
             self._on_message(header, payload)
+
+    def flush(self) -> None:
+        return None
 
     def at(self, index: int) -> None:
         return None
@@ -167,20 +190,21 @@ def _child(work: Callable[[Channel], Any], channel: Channel, *, memory: int, sec
             result = work(channel)
         except MemoryError:
             code = _OUT_OF_MEMORY_EXIT
-            channel.send({"t": "memory"})
+            channel.send({"t": "memory"}, urgent=True)
         except ApplicationError as exc:
             channel.send(
-                {"t": "error", "code": exc.code, "message": exc.message, "extra": exc.extra, "status": exc.status_code}
+                {"t": "error", "code": exc.code, "message": exc.message, "extra": exc.extra, "status": exc.status_code},
+                urgent=True,
             )
             code = 0
         except OSError as exc:
-            channel.send({"t": "oserror", "errno": exc.errno, "strerror": exc.strerror or str(exc)})
+            channel.send({"t": "oserror", "errno": exc.errno, "strerror": exc.strerror or str(exc)}, urgent=True)
             code = 0
         except BaseException as exc:  # a bug: reported, the caller decides
-            channel.send({"t": "crash", "detail": f"{type(exc).__name__}: {exc}"[:2000]})
+            channel.send({"t": "crash", "detail": f"{type(exc).__name__}: {exc}"[:2000]}, urgent=True)
             code = 0
         else:
-            channel.send({"t": "ok", "value": result})
+            channel.send({"t": "ok", "value": result}, urgent=True)
             code = 0
     except MemoryError:
         code = _OUT_OF_MEMORY_EXIT
@@ -190,22 +214,30 @@ def _child(work: Callable[[Channel], Any], channel: Channel, *, memory: int, sec
         os._exit(code)
 
 
-def _read_exact(fd: int, size: int, deadline: float) -> bytes | None:
-    chunks = []
-    remaining = size
-    while remaining:
-        timeout = deadline - time.monotonic()
-        if timeout <= 0:
-            raise TimeoutError
-        ready, _, _ = select.select([fd], [], [], timeout)
-        if not ready:
-            continue
-        chunk = os.read(fd, min(remaining, 1 << 20))
-        if not chunk:
-            return None
-        chunks.append(chunk)
-        remaining -= len(chunk)
-    return b"".join(chunks)
+class _Reader:
+    """The caller's end: reads what is there (up to 1 MiB at a time) and cuts frames from it."""
+
+    def __init__(self, fd: int, deadline: float) -> None:
+        self.fd = fd
+        self.deadline = deadline
+        self.buffer = bytearray()
+
+    def take(self, size: int) -> bytes | None:
+        """`size` bytes; None at the end of the stream; TimeoutError past the deadline."""
+        while len(self.buffer) < size:
+            timeout = self.deadline - time.monotonic()
+            if timeout <= 0:
+                raise TimeoutError
+            ready, _, _ = select.select([self.fd], [], [], timeout)
+            if not ready:
+                continue
+            chunk = os.read(self.fd, 1 << 20)
+            if not chunk:
+                return None
+            self.buffer += chunk
+        data = bytes(self.buffer[:size])
+        del self.buffer[:size]
+        return data
 
 
 def _parent(
@@ -220,17 +252,18 @@ def _parent(
     deadline = time.monotonic() + seconds + _grace(seconds)
     answer: dict[str, Any] | None = None
     reaped = False
+    reader = _Reader(fd, deadline)
     try:
         while True:
             try:
-                head = _read_exact(fd, _FRAME.size, deadline)
+                head = reader.take(_FRAME.size)
                 if head is None:
                     break
                 header_size, payload_size = _FRAME.unpack(head)
                 if header_size > _MAX_HEADER:
                     raise ValueError("frame header too large")
-                raw = _read_exact(fd, header_size, deadline)
-                payload = _read_exact(fd, payload_size, deadline) if payload_size else b""
+                raw = reader.take(header_size)
+                payload = reader.take(payload_size) if payload_size else b""
             except TimeoutError:
                 index = struct.unpack_from("<q", where, 0)[0]
                 _kill(pid)
@@ -241,11 +274,15 @@ def _parent(
             header = json.loads(raw)
             kind = header.get("t")
             if kind in ("ok", "error", "oserror", "crash", "memory"):
-                answer = header
-                continue
+                answer = header  # always the last frame: no need to wait for the child to unmap itself
+                break
             if on_message is not None:
                 on_message(header, payload)
-        status = _wait(pid)
+        if answer is None:
+            status = _wait(pid)
+        else:
+            status = 0
+            _reap_later(pid)
         reaped = True
     finally:
         if not reaped:  # cancelled, a soft time limit, a bad frame: the child must not outlive us
@@ -277,6 +314,16 @@ def _wait(pid: int) -> int:
         except ChildProcessError:
             return 0
         return os.waitstatus_to_exitcode(status)
+
+
+def _reap_later(pid: int) -> None:
+    """Collect a child that answered and is exiting, without waiting for it here."""
+    try:
+        done, _ = os.waitpid(pid, os.WNOHANG)
+    except ChildProcessError:
+        return
+    if not done:
+        threading.Thread(target=_wait, args=(pid,), name="kiln-render-reaper", daemon=True).start()
 
 
 def _kill(pid: int) -> None:

@@ -149,7 +149,7 @@ class _PipeProgress:
         now = time.monotonic()
         if done == total or now - self._last >= 0.2:
             self._last = now
-            self.channel.send({"t": "progress", "done": done, "total": total})
+            self.channel.send({"t": "progress", "done": done, "total": total}, urgent=True)
 
 
 def _is_templated(text: str) -> bool:
