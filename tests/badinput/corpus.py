@@ -1766,6 +1766,21 @@ ISSUE21_RENDER_CASES = [
         "output_limit_exceeded",
         category="expression-sandbox",
     ),
+    # the class: what Jinja or Python cannot compile is the template's error, not a 500
+    dry(
+        "template-parens-nested-too-deeply",
+        "template-source",
+        "{{ " + "(" * 600 + "1" + ")" * 600 + " }}",
+        "template_syntax_error",
+        "nested too deeply",
+    ),
+    dry(
+        "template-blocks-nested-too-deeply",
+        "template-source",
+        "{% for i in x %}" * 25 + "{% endfor %}" * 25,
+        "template_syntax_error",
+        "nested too deeply",
+    ),
     # item 19: no default global that is a function, no object's repr in the output
     dry("lipsum-not-a-global", "sandbox-escape", "{{ lipsum }}", "template_variable_missing", "undefined"),
     dry("method-repr-not-written", "sandbox-escape", "{{ name.upper }}", "template_error", "cannot be written as text"),

@@ -343,6 +343,15 @@ class PreparedTemplate:
             ) from None
         except UnicodeDecodeError:
             raise GenerationFailed(f"{rel} is not valid UTF-8.", code="template_error", extra={"file": rel}) from None
+        except (RecursionError, SyntaxError):
+            # Jinja's parser recurses per nesting level and Python refuses code nested more than
+            # 20 blocks or 100 indents: a template nested that deep cannot be compiled
+            where = f"the path of '{rel}'" if path else rel
+            raise GenerationFailed(
+                f"Template syntax error in {where}: blocks or expressions are nested too deeply.",
+                code="template_syntax_error",
+                extra={"file": rel},
+            ) from None
 
     def _template(self, code: CodeType) -> Template:
         # One plain dict of the sandbox's globals shared by every file of the template: Jinja's

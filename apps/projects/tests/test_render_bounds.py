@@ -260,3 +260,23 @@ def test_a_render_from_a_request_thread_runs_in_its_own_process(cast, make_templ
     thread.start()
     thread.join(timeout=60)
     assert outcomes == {"error": ("template_error", {"file": "b.txt", "line": 1})}
+
+
+@pytest.mark.parametrize(
+    "source",
+    [
+        "{{ " + "(" * 600 + "1" + ")" * 600 + " }}",
+        "{{ " + "[" * 600 + "]" * 600 + " }}",
+        "{% for i in x %}" * 25 + "{% endfor %}" * 25,
+        "{% if x %}" * 120 + "{% endif %}" * 120,
+    ],
+    ids=["parens", "lists", "for-blocks", "if-blocks"],
+)
+def test_a_template_nested_too_deeply_to_compile_is_a_syntax_error(cast, make_template, source):
+    """Jinja's parser recursed (RecursionError) and Python refused the code (SyntaxError,
+    IndentationError): a 500 for a dry run, a job that never finished. Now a coded failure."""
+    template = make_template({"ok.txt": "ok\n", "deep.txt": source})
+    with pytest.raises(ApplicationError) as caught:
+        generated_project_dry_run(project=cast.project, template_slug=template.slug, parameters={}, actor=cast.dave)
+    assert caught.value.code == "template_syntax_error", caught.value.message
+    assert caught.value.extra["file"] == "deep.txt"
