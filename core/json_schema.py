@@ -41,7 +41,14 @@ from referencing.jsonschema import DRAFT202012
 
 from core.values import MAX_JSON_DEPTH, unstorable_reason
 
-__all__ = ["UserSchemaError", "check_user_schema", "iter_user_schema_errors", "user_pattern_search"]
+__all__ = [
+    "MissingProperty",
+    "UserSchemaError",
+    "check_user_schema",
+    "iter_user_schema_errors",
+    "json_shown",
+    "user_pattern_search",
+]
 
 _REF_KEYWORDS = ("$ref", "$dynamicRef")
 # keywords whose values are data, not schemas: a "$ref" key in there is just a key
@@ -358,14 +365,116 @@ def _counted(keyword: Callable[..., Any]) -> Callable[..., Any]:
     return counted
 
 
+# --- messages in JSON spelling ----------------------------------------------------------------------
+#
+# jsonschema words its messages with Python's repr (None, True, {'a': 1}); the people reading them
+# wrote JSON, YAML or a form. Each keyword's own errors are reworded here with the values in JSON
+# (null, true, {"a": 1}), and a `pattern` mismatch shows the schema's `description` (written for
+# people) instead of the raw regex when the schema has one.
+
+_MESSAGE_CHARS = 200
+_DESCRIPTION_CHARS = 300
+
+
+def json_shown(value: Any, limit: int = _MESSAGE_CHARS) -> str:
+    """`value` as JSON for a message (null, true, "text", [1, 2]), cut to `limit` characters."""
+    try:
+        text = json.dumps(value, ensure_ascii=False, sort_keys=False, default=str)
+    except (TypeError, ValueError, RecursionError):
+        text = str(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
 def _shorten(value: Any) -> str:
-    text = repr(value)
-    return text if len(text) <= 200 else text[:197] + "..."
+    return json_shown(value)
+
+
+def _joined(values: Any) -> str:
+    if isinstance(values, list):
+        return " or ".join(json_shown(each, 80) for each in values)
+    return json_shown(values)
+
+
+def _plural(count: int, word: str) -> str:
+    return f"{count} {word}" if count == 1 else f"{count} {word}s"
+
+
+def _type_message(value: Any, instance: Any, schema: Any) -> str:
+    return f"{json_shown(instance)} is not of type {_joined(value)}"
+
+
+def _not_message(value: Any, instance: Any, schema: Any) -> str:
+    if isinstance(value, dict) and set(value) <= {"enum", "const", "description", "title"}:
+        return f"{json_shown(instance)} is not allowed (a reserved value)"
+    return f"{json_shown(instance)} is not allowed here (it matches a schema it must not match)"
+
+
+_MESSAGES: dict[str, Callable[[Any, Any, Any], str]] = {
+    "type": _type_message,
+    "enum": lambda v, i, s: f"{json_shown(i)} is not one of {json_shown(v)}",
+    "const": lambda v, i, s: f"{json_shown(v)} was expected, not {json_shown(i)}",
+    "minimum": lambda v, i, s: f"{json_shown(i)} is less than the minimum of {json_shown(v)}",
+    "maximum": lambda v, i, s: f"{json_shown(i)} is greater than the maximum of {json_shown(v)}",
+    "exclusiveMinimum": lambda v, i, s: f"{json_shown(i)} is less than or equal to the minimum of {json_shown(v)}",
+    "exclusiveMaximum": lambda v, i, s: f"{json_shown(i)} is greater than or equal to the maximum of {json_shown(v)}",
+    "multipleOf": lambda v, i, s: f"{json_shown(i)} is not a multiple of {json_shown(v)}",
+    "minLength": lambda v, i, s: f"{json_shown(i)} is too short (at least {_plural(v, 'character')})",
+    "maxLength": lambda v, i, s: f"{json_shown(i)} is too long (at most {_plural(v, 'character')})",
+    "minItems": lambda v, i, s: f"{json_shown(i)} is too short (at least {_plural(v, 'item')})",
+    "maxItems": lambda v, i, s: f"{json_shown(i)} is too long (at most {_plural(v, 'item')})",
+    "minProperties": lambda v, i, s: f"{json_shown(i)} has too few properties (at least {v})",
+    "maxProperties": lambda v, i, s: f"{json_shown(i)} has too many properties (at most {v})",
+    "uniqueItems": lambda v, i, s: f"{json_shown(i)} has non-unique elements",
+    "format": lambda v, i, s: f"{json_shown(i)} is not a valid {json_shown(v)}",
+    "anyOf": lambda v, i, s: f"{json_shown(i)} is not valid under any of the given schemas",
+    "oneOf": lambda v, i, s: f"{json_shown(i)} is not valid under exactly one of the given schemas",
+    "not": _not_message,
+}
+
+
+def _reworded(keyword: str, function: Callable[..., Any]) -> Callable[..., Any]:
+    """`function`'s own errors (not those of the subschemas it descends into) in JSON spelling."""
+    message_of = _MESSAGES.get(keyword)
+    if message_of is None:
+        return function
+
+    def reworded(validator: Any, value: Any, instance: Any, schema: Any) -> Iterator[ValidationError]:
+        for error in function(validator, value, instance, schema) or ():
+            if error.validator is _UNSET:  # raised by this keyword, not descended into
+                error.message = message_of(value, instance, schema)
+            yield error
+
+    return reworded
+
+
+_UNSET = ValidationError("probe").validator  # jsonschema's "not set yet" marker
+
+
+class MissingProperty(ValidationError):
+    """A `required` error; `name` is the missing property (its message is in JSON spelling)."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__(f"{json_shown(name)} is a required property")
+        self.name = name
+
+
+def _required(validator: Any, required: Any, instance: Any, schema: Any) -> Iterator[ValidationError]:
+    if validator.is_type(instance, "object"):
+        for name in required:
+            if name not in instance:
+                yield MissingProperty(name)
 
 
 def _pattern(validator: Any, pattern: str, instance: Any, schema: Any) -> Iterator[ValidationError]:
     if validator.is_type(instance, "string") and not _search(pattern, instance):
-        yield ValidationError(f"{_shorten(instance)} does not match {_shorten(pattern)}")
+        description = schema.get("description") if isinstance(schema, dict) else None
+        if isinstance(description, str) and description.strip():
+            text = " ".join(description.split())
+            if len(text) > _DESCRIPTION_CHARS:
+                text = text[: _DESCRIPTION_CHARS - 3] + "..."
+            yield ValidationError(f"{_shorten(instance)} does not match the expected form: {text}")
+        else:
+            yield ValidationError(f"{_shorten(instance)} does not match the pattern {_shorten(pattern)}")
 
 
 def _search(pattern: str, text: str) -> bool:
@@ -399,12 +508,12 @@ def _additional_properties(validator: Any, additional: Any, instance: Any, schem
             yield from validator.descend(instance[extra], additional, path=extra)
     elif not additional and extras:
         if patterns:
-            joined = ", ".join(repr(each) for each in sorted(extras))
+            joined = ", ".join(json_shown(each, 80) for each in sorted(extras))
             verb = "does" if len(extras) == 1 else "do"
-            listed = ", ".join(repr(each) for each in sorted(patterns))
+            listed = ", ".join(json_shown(each, 80) for each in sorted(patterns))
             yield ValidationError(f"{joined} {verb} not match any of the regexes: {listed}")
         else:
-            shown = ", ".join(repr(each) for each in sorted(extras, key=str))
+            shown = ", ".join(json_shown(each, 80) for each in sorted(extras, key=str))
             verb = "was" if len(extras) == 1 else "were"
             yield ValidationError(f"Additional properties are not allowed ({shown} {verb} unexpected)")
 
@@ -425,12 +534,13 @@ _METASCHEMA_FORMATS = FormatChecker()
 _METASCHEMA_FORMATS.checks("regex")(lambda instance: True)
 
 _KEYWORDS = {
-    keyword: _counted(function)
+    keyword: _counted(_reworded(keyword, function))
     for keyword, function in {
         **Draft202012Validator.VALIDATORS,
         "pattern": _pattern,
         "patternProperties": _pattern_properties,
         "additionalProperties": _additional_properties,
+        "required": _required,
     }.items()
 }
 UserSchemaValidator = validators.extend(Draft202012Validator, _KEYWORDS)

@@ -9,7 +9,7 @@ import pytest
 
 from apps.templates.models import ProjectTemplate
 from apps.templates.tests.test_api_templates import make_zip, upload
-from core.json_schema import UserSchemaError, check_user_schema, iter_user_schema_errors
+from core.json_schema import MissingProperty, UserSchemaError, check_user_schema, iter_user_schema_errors
 
 
 @pytest.fixture
@@ -33,7 +33,7 @@ LOCAL = {
 def test_references_inside_the_schema_are_accepted_and_used():
     check_user_schema(LOCAL)
     errors = sorted(e.message for e in iter_user_schema_errors(LOCAL, {"n": 0, "who": 5}))
-    assert errors == ["0 is less than the minimum of 1", "5 is not of type 'string'"]
+    assert errors == ["0 is less than the minimum of 1", '5 is not of type "string"']
 
 
 @pytest.mark.parametrize(
@@ -135,3 +135,39 @@ def test_workflow_inputs_schema_with_a_remote_reference_is_400(api, cast, schema
     assert response.json()["code"] == "validation_error"
     assert "inputs_schema" in response.json()["extra"]["fields"]
     assert hits == []
+
+
+def test_messages_name_values_in_json_spelling():
+    schema = {
+        "type": "object",
+        "required": ["a b"],
+        "additionalProperties": False,
+        "properties": {
+            "n": {"type": ["integer", "null"], "minimum": 1},
+            "flag": {"const": True},
+            "items": {"type": "array", "minItems": 2, "uniqueItems": True},
+            "word": {"type": "string", "maxLength": 3, "not": {"enum": ["and"]}},
+            "mail": {"type": "string", "format": "email"},
+            "nested": {"type": "object", "required": ["inner"]},
+        },
+    }
+    value = {"n": 0.5, "flag": None, "items": [None], "word": "and", "mail": "x", "nested": {}, "zz": False}
+    found = {(".".join(map(str, e.absolute_path)), e.message) for e in iter_user_schema_errors(schema, value)}
+    assert found == {
+        ("", '"a b" is a required property'),
+        ("", 'Additional properties are not allowed ("zz" was unexpected)'),
+        ("n", '0.5 is not of type "integer" or "null"'),
+        ("n", "0.5 is less than the minimum of 1"),
+        ("flag", "true was expected, not null"),
+        ("items", "[null] is too short (at least 2 items)"),
+        ("word", '"and" is not allowed (a reserved value)'),
+        ("mail", '"x" is not a valid "email"'),
+        ("nested", '"inner" is a required property'),
+    }
+    (missing,) = [e for e in iter_user_schema_errors(schema, {"a b": 1, "nested": {}}) if e.validator == "required"]
+    assert (
+        isinstance(missing, MissingProperty) and missing.name == "inner" and list(missing.absolute_path) == ["nested"]
+    )
+    long = {"type": "string", "pattern": "^x$", "description": "word " * 200}
+    (error,) = iter_user_schema_errors(long, "y")
+    assert error.message.startswith('"y" does not match the expected form: word word') and len(error.message) < 400

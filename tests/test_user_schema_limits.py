@@ -125,7 +125,7 @@ def test_recursion_through_the_value_stays_allowed():
     tree = {"type": "object", "properties": {"children": {"type": "array", "items": {"$ref": "#"}}}}
     check_user_schema(tree)
     value = {"children": [{"children": [{"children": []}]}, {"children": 5}]}
-    assert _errors(tree, value) == ["5 is not of type 'array'"]
+    assert _errors(tree, value) == ['5 is not of type "array"']
 
 
 def test_exponential_in_place_fan_out_is_refused():

@@ -139,7 +139,7 @@ def test_a_failing_validator_is_a_field_error(tmp_path: Path) -> None:
     assert (error.status_code, error.code) == (400, "validation_error")
     assert error.extra["fields"] == {
         "parameters.port": ["Validation error for question 'port': Port 80 is privileged"],
-        "parameters.kind": ["Invalid choice for 'kind': 'c' is not in ['a', 'b']"],
+        "parameters.kind": ['Invalid choice for \'kind\': "c" is not one of ["a", "b"]'],
     }
 
 

@@ -52,7 +52,7 @@ from core.jobs import (
     job_log,
     retry_fields,
 )
-from core.json_schema import UserSchemaError, iter_user_schema_errors
+from core.json_schema import MissingProperty, UserSchemaError, iter_user_schema_errors
 from core.values import refuse_unstorable_value
 
 logger = logging.getLogger("kiln.generation")
@@ -101,9 +101,8 @@ def parameters_validate(*, template: ProjectTemplate, parameters: Any) -> dict[s
         if error.validator == "additionalProperties" and unknown:
             continue
         path = ".".join(str(p) for p in error.absolute_path)
-        if error.validator == "required":
-            missing = error.message.split("'")[1] if "'" in error.message else ""
-            path = missing or path
+        if isinstance(error, MissingProperty):
+            path = ".".join([*(str(p) for p in error.absolute_path), error.name])
         key = f"parameters.{path}" if path else "parameters"
         errors.setdefault(key, []).append(error.message)
     if errors:

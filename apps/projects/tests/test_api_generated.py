@@ -192,3 +192,35 @@ def test_content_of_a_file_missing_from_the_storage_is_410(cast, api, template, 
 def test_malformed_ids_are_404(cast, api, bad_id):
     response = api(cast.dave).get(url(cast, f"{bad_id}/"))
     assert response.status_code == 404
+
+
+def test_parameter_errors_spell_values_in_json_and_show_a_patterns_description(cast, api, make_template):
+    """What a person wrote in JSON/YAML/a form reads back in JSON (null, true), and a pattern
+    mismatch reads as the description the schema's author wrote, not the regex."""
+    make_template(
+        {"README.md": "# {{ slug }}\n"},
+        slug="worded",
+        parameters={
+            "type": "object",
+            "required": ["owner"],
+            "properties": {
+                "slug": {"type": "string", "pattern": "^[a-z]+$", "description": "Lowercase letters only."},
+                "tag": {"type": "string", "pattern": "^v[0-9]+$"},
+                "mode": {"enum": ["fast", "safe", None]},
+                "count": {"type": "integer"},
+                "owner": {"type": "string"},
+            },
+        },
+    )
+    body = {"slug": "Not OK", "tag": "1", "mode": True, "count": None}
+    response = api(cast.dave).post(url(cast), {"template": "worded", "parameters": body}, format="json")
+    assert_error_shape(response, 400, "validation_error")
+    fields = response.json()["extra"]["fields"]
+    assert fields == {
+        "parameters.count": ['null is not of type "integer"'],
+        "parameters.mode": ['true is not one of ["fast", "safe", null]'],
+        "parameters.owner": ['"owner" is a required property'],
+        "parameters.slug": ['"Not OK" does not match the expected form: Lowercase letters only.'],
+        "parameters.tag": ['"1" does not match the pattern "^v[0-9]+$"'],
+    }
+    assert "None" not in response.content.decode() and "True" not in response.content.decode()

@@ -51,6 +51,7 @@ from apps.templates.services.formats.copier_ext import (
     yield_context,
 )
 from core.exceptions import ValidationFailed
+from core.json_schema import json_shown
 from core.safe_paths import MAX_GLOB_LENGTH, MAX_GLOBS, globs_too_large
 from core.sandbox import KilnSandbox, make_environment, render_limits
 from core.values import MAX_JSON_DEPTH
@@ -693,7 +694,8 @@ class Question:
                     return cast
                 if not error:
                     error = choice.disabled
-        raise AnswerError(f"Invalid choice for '{self.name}': " + (error or f"{cast!r} is not in {valid}"))
+        reason = error or f"{json_shown(cast)} is not one of {json_shown(valid)}"
+        raise AnswerError(f"Invalid choice for '{self.name}': {reason}")
 
     def validate(self, answer: Any) -> None:
         try:
