@@ -14,6 +14,9 @@ files); nothing else knows where or how they are stored.
   `blob_writes()`, a shared lock the sweeper takes exclusively for each batch it deletes
   (`apps.storage.sweep`), so a blob is never deleted between the moment a writer decides
   it exists and the commit of the rows that use it.
+* The empty blob (`EMPTY_SHA256`) is never stored nor read: its content is its name. Empty
+  files are the most shared content there is (`__init__.py`), so an index that lists a blob the
+  storage lost (a bucket reset, a switch of backend) showed first on them.
 * `materialise()` writes a manifest of (path, mode, sha256) into a local folder, for the
   steps that need a working tree; `scratch_folder()` gives a job a folder removed afterwards.
 """
@@ -23,6 +26,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import hashlib
+import io
 import logging
 import os
 import re
@@ -52,6 +56,7 @@ T = TypeVar("T")
 ALIAS = "blobs"  # STORAGES["blobs"]
 PREFIX = "blobs"
 SHA256_RE = re.compile(r"^[0-9a-f]{64}$")
+EMPTY_SHA256 = hashlib.sha256(b"").hexdigest()  # e3b0c442…: never stored, read as b""
 _CHUNK = 1 << 20
 _BATCH_FILES = 256  # blobs looked up in the index at a time
 _BATCH_BYTES = 8 << 20
@@ -281,6 +286,8 @@ class BlobStore:
     def put_file(self, path: Path, *, sha256: str | None = None) -> BlobRef:
         """Store a local file's bytes, streamed (archives). Call inside `blob_writes()`."""
         size = os.path.getsize(path)
+        if size == 0:
+            return BlobRef(EMPTY_SHA256, 0)
         if sha256 is None:
             digest = hashlib.sha256()
             with open(path, "rb") as handle:
@@ -302,6 +309,8 @@ class BlobStore:
     def open(self, sha256: str, *, size: int | None = None) -> VerifiedReader:
         """A stream of the blob's bytes, verified at its end; `BlobMissing` when it is not stored."""
         key = blob_key(sha256)
+        if sha256 == EMPTY_SHA256:  # checked against `size` like any other: a row saying 3 bytes is corrupt
+            return VerifiedReader(io.BytesIO(b""), sha256, size, self.forget)
         try:
             with storage_errors("Reading a stored file"):
                 raw = self.backend.open_blob(key)
@@ -324,15 +333,21 @@ class BlobStore:
 
     def exists(self, sha256: str) -> bool:
         """Whether the storage itself holds the blob (asks the storage, not the index)."""
+        if sha256 == EMPTY_SHA256:
+            return True
         with storage_errors("Checking a stored file"):
             return self.backend.blob_size(blob_key(sha256)) is not None
 
     def stored_size(self, sha256: str) -> int | None:
+        if sha256 == EMPTY_SHA256:
+            return 0
         with storage_errors("Checking a stored file"):
             return self.backend.blob_size(blob_key(sha256))
 
     def download_url(self, sha256: str, *, filename: str, content_type: str, ttl: int) -> str | None:
         """A short-lived URL that downloads the blob as `filename`, where the backend has them (S3)."""
+        if sha256 == EMPTY_SHA256:
+            return None  # not in the storage: Kiln streams its no bytes
         with storage_errors("Signing a download"):
             return self.backend.blob_url(blob_key(sha256), filename=filename, content_type=content_type, ttl=ttl)
 
@@ -444,8 +459,8 @@ class BlobWriter:
     def add(self, data: bytes, *, sha256: str | None = None) -> BlobRef:
         digest = sha256 or hashlib.sha256(data).hexdigest()
         ref = BlobRef(digest, len(data))
-        if digest in self._seen:
-            return ref
+        if digest in self._seen or not data:  # the empty blob is never stored
+            return BlobRef(EMPTY_SHA256, 0) if not data else ref
         self._seen.add(digest)
         self._pending[digest] = data
         self._pending_bytes += len(data)

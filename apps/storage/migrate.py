@@ -21,6 +21,7 @@ from django.conf import settings
 from django.core.files.storage import storages
 
 from apps.storage.blobs import (
+    EMPTY_SHA256,
     BlobCorrupt,
     BlobMissing,
     BlobStore,
@@ -116,7 +117,7 @@ def storage_migrate(
         if sha is not None:
             listed[sha] = stored.size
     report.blobs = len(listed)
-    indexed = set(Blob.objects.values_list("sha256", flat=True))
+    indexed = set(Blob.objects.exclude(sha256=EMPTY_SHA256).values_list("sha256", flat=True))
     report.indexed_but_missing_in_source = len(indexed - set(listed))
     calls = [lambda sha=sha, size=size: _copy_one(source, target, sha, size) for sha, size in sorted(listed.items())]
     parallelism = max(source.parallelism, target.parallelism)
