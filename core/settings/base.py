@@ -296,6 +296,9 @@ KILN_GIT_TIMEOUT = env_int("KILN_GIT_TIMEOUT", 300)
 KILN_PROVIDER_MAX_ATTEMPTS = env_int("KILN_PROVIDER_MAX_ATTEMPTS", 4)
 KILN_PROVIDER_MAX_WAIT = env_float("KILN_PROVIDER_MAX_WAIT", 60.0)
 KILN_GIT_BINARY = env_str("KILN_GIT_BINARY", "git")
+# Git template sources (apps/templates/services/sources/git.py): the newest this many version tags
+# of a repository are kept as versions (older ones are not fetched).
+KILN_GIT_SOURCE_MAX_VERSIONS = env_int("KILN_GIT_SOURCE_MAX_VERSIONS", 20)
 # Template updates (apps/updates): bounds of one update's merge, its stored diff, and a rollout's pace.
 KILN_UPDATE_MAX_FILES = env_int("KILN_UPDATE_MAX_FILES", 50_000)  # paths in base, theirs and ours together
 KILN_UPDATE_MAX_MERGE_BYTES = env_int("KILN_UPDATE_MAX_MERGE_BYTES", 2 * 1024 * 1024)  # larger: a conflict, ours kept

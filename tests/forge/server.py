@@ -30,6 +30,7 @@ from urllib.parse import parse_qs, urlsplit
 
 from tests.forge import git_http, github_api, github_pulls, gitlab_api, gitlab_merge_requests, reviews
 from tests.forge.model import (
+    FORGE_IDENT,
     Delay,
     Fault,
     Namespace,
@@ -333,6 +334,19 @@ class LocalForge:
         )
         self.after_push(repo)
         return sha
+
+    def tag(self, full_name: str, name: str, sha: str | None = None, *, message: str | None = None) -> str:
+        """Tag `sha` (default: the head of the default branch) as `name`, lightweight or, with a
+        `message`, annotated (a tag object, which ls-remote peels with `^{}`); returns the commit."""
+        repo = self._require_repo(full_name)
+        target = sha or self.refs(full_name)[f"refs/heads/{repo.default_branch or 'main'}"]
+        args = ["tag", name, target]
+        if message is not None:
+            name_part, _, mail = FORGE_IDENT.partition(" <")
+            ident = ["-c", f"user.name={name_part}", "-c", f"user.email={mail.rstrip('>')}"]
+            args = [*ident, "tag", "-a", "-m", message, name, target]
+        run_git(args, home=self.home, git_dir=repo.bare_path)
+        return target
 
     # ------------------------------------------------------------------ fault injection
 

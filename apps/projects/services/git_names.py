@@ -15,6 +15,7 @@ from urllib.parse import unquote, urlsplit
 from django.conf import settings
 
 from core.exceptions import ValidationFailed
+from core.netguard import check_url
 
 REPO_NAME_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9._-]{0,99}$")
 OWNER_RE = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9-]{0,38})$")
@@ -66,6 +67,20 @@ def validate_namespace(namespace: str, *, field: str = "repository.namespace") -
     return namespace
 
 
+def _short_ref_ok(name: object) -> bool:
+    """A branch or tag name below `refs/heads/` or `refs/tags/` (a subset of `git check-ref-format`)."""
+    return (
+        isinstance(name, str)
+        and BRANCH_RE.match(name) is not None
+        and ".." not in name
+        and "//" not in name
+        and "@{" not in name
+        and not name.endswith(("/", ".", ".lock"))
+        and name != "HEAD"
+        and not any(part.startswith(".") or part.endswith(".lock") for part in name.split("/"))
+    )
+
+
 def validate_branch(branch: str, *, field: str = "branch") -> str:
     """A branch's short name, checked; `refs/heads/x` is normalised to `x`.
 
@@ -81,17 +96,7 @@ def validate_branch(branch: str, *, field: str = "branch") -> str:
             "Give the branch's short name (e.g. 'main'); names under 'refs/' other than 'refs/heads/<name>' "
             "are not branches.",
         )
-    ok = (
-        isinstance(branch, str)
-        and BRANCH_RE.match(branch)
-        and ".." not in branch
-        and "//" not in branch
-        and "@{" not in branch
-        and not branch.endswith(("/", ".", ".lock"))
-        and branch != "HEAD"
-        and not any(part.startswith(".") or part.endswith(".lock") for part in branch.split("/"))
-    )
-    if not ok:
+    if not _short_ref_ok(branch):
         raise _invalid(
             "invalid_branch_name",
             field,
@@ -99,6 +104,27 @@ def validate_branch(branch: str, *, field: str = "branch") -> str:
             "trailing '/', '.lock' or the name HEAD.",
         )
     return branch
+
+
+REF_PREFIXES = ("refs/heads/", "refs/tags/")
+
+
+def validate_ref(ref: str, *, field: str = "ref") -> str:
+    """A ref to read from a remote: a branch or tag's short name, or `refs/heads/<name>` /
+    `refs/tags/<name>`; the name is held to the branch rules (no '..', no leading '-' or '.',
+    no '@{', no option or pattern characters), so nothing here reaches git as an option."""
+    prefix = next((p for p in REF_PREFIXES if isinstance(ref, str) and ref.startswith(p)), "")
+    name: str | None = ref[len(prefix) :] if prefix else ref
+    if isinstance(ref, str) and not prefix and (ref == "refs" or ref.startswith("refs/")):
+        name = None  # refs/remotes/..., refs/pull/..., refs/../...: not a branch or a tag
+    if not _short_ref_ok(name):
+        raise _invalid(
+            "invalid_ref",
+            field,
+            "A ref is a branch or tag name (letters, digits, '.', '_', '-' and '/' segments; no '..', '@{', "
+            "leading '.' or '-', trailing '/' or '.lock'), optionally as refs/heads/<name> or refs/tags/<name>.",
+        )
+    return ref
 
 
 def validate_visibility(value: str, *, field: str = "repository.visibility") -> str:
@@ -172,6 +198,17 @@ def validate_remote_url(url: str, *, field: str = "remote_url") -> str:
         raise _invalid("remote_url_not_allowed", field, "The remote URL has an invalid port.") from exc
     if not URL_PATH_RE.match(parts.path or "/") or ".." in path.split("/") or "/-" in path:
         raise _invalid("remote_url_not_allowed", field, "The remote URL path has characters that are not allowed.")
+    return url
+
+
+def check_git_url(url: str, *, field: str = "remote_url") -> str:
+    """The rules for any URL git will talk to on a user's behalf (git exports, git template
+    sources): `validate_remote_url`, then the private-network guard for every scheme but the
+    `file://` an administrator allowed. Raises ValidationFailed (`remote_url_not_allowed`,
+    `remote_host_not_allowed`) naming `field`."""
+    validate_remote_url(url, field=field)
+    if urlsplit(url).scheme != "file":
+        check_url(url, field=field)
     return url
 
 

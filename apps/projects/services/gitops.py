@@ -14,9 +14,11 @@ import base64
 import hashlib
 import os
 import re
+import selectors
 import subprocess
 import tempfile
-from collections.abc import Callable, Iterable, Sequence
+import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -660,3 +662,264 @@ def branch_contains(
         check=False,
     )
     return present.returncode == 0 and is_ancestor(git_dir, commit, f"refs/remotes/origin/{branch}")
+
+
+# --- template sources: list a repository's refs, fetch one of them shallow, read its tree ---------
+#
+# A git template source never clones: the refs are listed (`ls-remote`, tags and HEAD), then one
+# version at a time is fetched at depth 1 into a scratch bare repository and its tree is read blob
+# by blob. Everything a remote sends is bounded: the listing's size, the fetched pack (git is
+# stopped when the scratch repository grows past the budget), the tree listing and the time.
+
+MAX_LISTING_BYTES = 8 * 1024 * 1024
+_BUDGET_POLL_SECONDS = 0.1
+
+
+def _local_service(url: str, service: str) -> list[str]:
+    """A file:// remote runs the service locally, where git clears config from the environment:
+    the hooks path is passed on the command instead."""
+    if not url.startswith("file:"):
+        return []
+    return [f"--{service}={settings.KILN_GIT_BINARY} -c core.hooksPath={os.devnull} {service}"]
+
+
+def _run_bounded(
+    args: list[str],
+    *,
+    env: dict[str, str],
+    secrets: tuple[str, ...],
+    max_output: int,
+    watch: Callable[[], None] | None = None,
+) -> bytes:
+    """Run git with a deadline (KILN_GIT_TIMEOUT) and at most `max_output` bytes of output kept;
+    `watch` is called every tenth of a second and may raise to stop git (it is killed first)."""
+    deadline = time.monotonic() + settings.KILN_GIT_TIMEOUT
+    proc = subprocess.Popen(
+        args,
+        env={**os.environ, **env},
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    assert proc.stdout is not None and proc.stderr is not None
+    out, err = bytearray(), bytearray()
+    try:
+        with selectors.DefaultSelector() as selector:
+            selector.register(proc.stdout, selectors.EVENT_READ, out)
+            selector.register(proc.stderr, selectors.EVENT_READ, err)
+            while selector.get_map():
+                if time.monotonic() > deadline:
+                    raise GitFailed(
+                        f"git did not finish within {settings.KILN_GIT_TIMEOUT}s.",
+                        code="remote_timeout",
+                        extra={"limit": settings.KILN_GIT_TIMEOUT},
+                    )
+                for key, _ in selector.select(timeout=_BUDGET_POLL_SECONDS):
+                    chunk = os.read(key.fd, 65536)
+                    if not chunk:
+                        selector.unregister(key.fileobj)
+                        continue
+                    key.data.extend(chunk)
+                if len(out) > max_output:
+                    raise GitFailed(
+                        f"The remote sent more than {max_output} bytes.",
+                        code="git_output_too_large",
+                        extra={"limit": max_output},
+                    )
+                del err[: max(0, len(err) - 65536)]  # the end of what git said is enough
+                if watch is not None:
+                    watch()
+        returncode = proc.wait(timeout=max(1.0, deadline - time.monotonic()))
+    except BaseException:
+        proc.kill()
+        proc.wait()
+        raise
+    finally:
+        proc.stdout.close()
+        proc.stderr.close()
+    if returncode != 0:
+        output = redact(err.decode(errors="replace"), secrets)
+        code, message = classify_git_error(output)
+        if "couldn't find remote ref" in output.lower():
+            code, message = "ref_not_found", "The remote has no such ref."
+        detail = " ".join(line.strip() for line in output.splitlines() if line.strip())[-300:]
+        raise GitFailed(f"{message} ({detail})" if detail else message, code=code)
+    return bytes(out)
+
+
+@dataclass(frozen=True)
+class RemoteRefs:
+    """What `git ls-remote` told: the branch HEAD points at ("" if not said) and ref → commit
+    (annotated tags peeled to the commit they name)."""
+
+    head: str
+    refs: dict[str, str]
+
+
+def list_remote_refs(url: str, *, patterns: Sequence[str], auth: GitAuth | None) -> RemoteRefs:
+    """The refs at `url` matching `patterns` (ls-remote's tail patterns, e.g. `HEAD`, `refs/tags/*`).
+
+    The patterns are the caller's own or checked (`git_names.validate_ref`); they follow `--`
+    and the URL, so none is read as an option.
+    """
+    raw = _run_bounded(
+        [
+            settings.KILN_GIT_BINARY,
+            "ls-remote",
+            "--symref",
+            *_local_service(url, "upload-pack"),
+            "--",
+            url,
+            *patterns,
+        ],
+        env=git_env(url=url, auth=auth),
+        secrets=(auth.token,) if auth else (),
+        max_output=MAX_LISTING_BYTES,
+    )
+    head, refs, peeled = "", {}, {}
+    for line in raw.decode("utf-8", "replace").splitlines():
+        left, _, name = line.partition("\t")
+        if left.startswith("ref: ") and name == "HEAD":
+            head = left[5:].strip()
+        elif re.fullmatch(r"[0-9a-f]{40}|[0-9a-f]{64}", left) and name:
+            if name.endswith("^{}"):
+                peeled[name[:-3]] = left
+            else:
+                refs[name] = left
+    refs.update({name: sha for name, sha in peeled.items() if name in refs})
+    return RemoteRefs(head=head, refs=refs)
+
+
+def _folder_bytes(folder: Path) -> int:
+    total = 0
+    for root, _dirs, files in os.walk(folder):
+        for name in files:
+            try:
+                total += os.lstat(os.path.join(root, name)).st_size
+            except FileNotFoundError:  # git renamed or removed a temporary file meanwhile
+                continue
+    return total
+
+
+def fetch_ref(git_dir: Path, *, url: str, ref: str, auth: GitAuth | None, max_bytes: int) -> str:
+    """Fetch the one ref `ref` (a full name: `refs/tags/v1`, `refs/heads/main`) at depth 1 into the
+    scratch repository `git_dir` (see `init_scratch`) as `refs/kiln/fetched`; returns its commit.
+
+    git is stopped when the repository grows past `max_bytes` (`fetch_too_large`): a remote cannot
+    fill the disk with a version Kiln would refuse anyway.
+    """
+
+    def watch() -> None:
+        if _folder_bytes(git_dir / "objects") > max_bytes:
+            raise GitFailed(
+                f"The repository sent more than {max_bytes} bytes for one version.",
+                code="fetch_too_large",
+                extra={"limit": max_bytes},
+            )
+
+    _run_bounded(
+        [
+            settings.KILN_GIT_BINARY,
+            f"--git-dir={git_dir}",
+            "fetch",
+            "--quiet",
+            "--no-tags",
+            "--no-write-fetch-head",
+            "--no-recurse-submodules",
+            "--depth=1",
+            *_local_service(url, "upload-pack"),
+            "--",
+            url,
+            f"+{ref}:refs/kiln/fetched",
+        ],
+        env=git_env(url=url, auth=auth),
+        secrets=(auth.token,) if auth else (),
+        max_output=MAX_LISTING_BYTES,
+        watch=watch,
+    )
+    watch()  # what landed after the last look
+    return _run(
+        [settings.KILN_GIT_BINARY, f"--git-dir={git_dir}", "rev-parse", "--verify", "refs/kiln/fetched^{commit}"],
+        env=git_env(),
+        secrets=(),
+    ).strip()
+
+
+def object_type(git_dir: Path, name: str) -> str | None:
+    """`commit`, `tree`, `blob`... for an object name such as `<commit>:<path>`; None when absent."""
+    proc = subprocess.run(
+        [settings.KILN_GIT_BINARY, f"--git-dir={git_dir}", "cat-file", "-t", name],
+        env={**os.environ, **git_env()},
+        capture_output=True,
+        timeout=settings.KILN_GIT_TIMEOUT,
+        check=False,
+    )
+    return (proc.stdout.decode().strip() or None) if proc.returncode == 0 else None
+
+
+@dataclass(frozen=True)
+class TreeItem:
+    path: str
+    mode: int
+    oid: str
+    size: int  # -1 for a submodule (gitlink)
+
+
+def tree_items(git_dir: Path, treeish: str, *, max_bytes: int) -> list[TreeItem]:
+    """Every entry below `treeish` (`<commit>` or `<commit>:<folder>`), recursively, with sizes;
+    `tree_too_large` when the listing itself is over `max_bytes`."""
+    try:
+        raw = _run_bounded(
+            [settings.KILN_GIT_BINARY, f"--git-dir={git_dir}", "ls-tree", "-r", "-l", "-z", treeish],
+            env=git_env(),
+            secrets=(),
+            max_output=max_bytes,
+        )
+    except GitFailed as exc:
+        if exc.code == "git_output_too_large":
+            raise GitFailed("The tree is too large to list.", code="tree_too_large", extra=exc.extra) from None
+        raise
+    items = []
+    for record in raw.split(b"\0"):
+        if not record:
+            continue
+        meta, _, raw_path = record.partition(b"\t")
+        mode, _kind, oid, size = meta.decode().split()
+        path = raw_path.decode("utf-8", "surrogateescape")
+        items.append(TreeItem(path, int(mode, 8), oid, -1 if size == "-" else int(size)))
+    return items
+
+
+def stream_blobs(git_dir: Path, oids: Iterable[str]) -> Iterator[bytes]:
+    """The contents of blobs already in `git_dir`, one at a time, in order (one `git cat-file
+    --batch`, asked one object at a time, so only one blob is in memory)."""
+    proc = subprocess.Popen(
+        [settings.KILN_GIT_BINARY, f"--git-dir={git_dir}", "cat-file", "--batch"],
+        env={**os.environ, **git_env()},
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+    )
+    assert proc.stdin is not None and proc.stdout is not None
+    try:
+        for oid in oids:
+            proc.stdin.write(f"{oid}\n".encode())
+            proc.stdin.flush()
+            header = proc.stdout.readline().decode().split()
+            if len(header) != 3 or header[1] != "blob":
+                raise GitFailed(
+                    f"The object {oid[:12]} is not a blob in the fetched repository.", code="git_read_failed"
+                )
+            size = int(header[2])
+            data = proc.stdout.read(size)
+            proc.stdout.read(1)  # the newline after each object
+            if len(data) != size:
+                raise GitFailed(f"Reading the object {oid[:12]} failed.", code="git_read_failed")
+            yield data
+        proc.stdin.close()
+        proc.wait(timeout=settings.KILN_GIT_TIMEOUT)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        proc.stdout.close()

@@ -5,21 +5,19 @@ from __future__ import annotations
 import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
-from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.utils import timezone
 
 from apps.projects.services.git_names import (
+    check_git_url,
     validate_branch,
-    validate_remote_url,
     validate_repo_name,
     validate_visibility,
 )
 from apps.projects.services.gitops import GitAuth, GitFailed, build_commit, push_commit
 from apps.projects.services.repository_exporter import ExportContext, ExportFailed, backoff
 from core.exceptions import ValidationFailed
-from core.netguard import check_url
 
 # Right after a repository is created a forge may still answer 404 for a short while.
 NOT_READY_ATTEMPTS = 5
@@ -94,9 +92,7 @@ def recheck_user_url(url: str, *, what: str) -> str:
 
 def _recheck_url(url: str, *, what: str, refused: str) -> str:
     try:
-        validate_remote_url(url, field=what)
-        if urlsplit(url).scheme != "file":
-            check_url(url, field=what)
+        check_git_url(url, field=what)
     except ValidationFailed as exc:
         raise ExportFailed(f"{refused}: {exc.message}", code=exc.code) from None
     return url

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 from typing import Any
-from urllib.parse import urlsplit
 
 from apps.projects.models import Provider, ProviderConnection
 from apps.projects.services.export_providers.common import build_and_push, recheck_user_url
-from apps.projects.services.git_names import validate_branch, validate_remote_url
+from apps.projects.services.git_names import check_git_url, validate_branch
 from apps.projects.services.gitops import GitAuth
 from apps.projects.services.repository_exporter import (
     CleanTarget,
@@ -17,7 +16,6 @@ from apps.projects.services.repository_exporter import (
     register_provider,
 )
 from core.exceptions import ValidationFailed
-from core.netguard import check_url
 
 ALLOWED = {"provider", "remote_url", "connection", "branch"}
 
@@ -41,9 +39,7 @@ class GitRemoteProvider:
             raise ValidationFailed(
                 "remote_url is required for git exports.", extra={"fields": {"remote_url": ["Required."]}}
             )
-        validate_remote_url(url)
-        if urlsplit(url).scheme != "file":
-            check_url(url, field="remote_url")
+        check_git_url(url, field="remote_url")
         branch = validate_branch(data.get("branch") or "main")
         return CleanTarget(target={"remote_url": url}, branch=branch, remote_url=url, target_key=f"git|{url}|{branch}")
 

@@ -1,0 +1,300 @@
+"""`git`: templates registered from a git repository, one version per version tag.
+
+A repository's versions are its tags that read as versions: PEP 440 with or without a `v`
+prefix (`v1.0.0`, `1.1.0`, `2.0.0rc1`), ordered as Copier orders them (`packaging.version`),
+labelled by the tag's own name (what Copier records as `_commit`). A repository without such
+a tag has one version: the head of `ref` (the default branch when no ref is given), labelled by
+its short commit. Kiln keeps the newest KILN_GIT_SOURCE_MAX_VERSIONS of them.
+
+Nothing is cloned. The refs are listed (`git ls-remote`), then each version is fetched on its
+own at depth 1 into a per-job scratch repository (no other ref, no tags, no submodules) and the
+`subdirectory` folder of its tree is written out blob by blob, within the upload limits (files,
+bytes, file size; the fetched pack is bounded too), for the catalog to record with its commit.
+The URL and ref follow the rules of git exports (`git_names.check_git_url`, `validate_ref`),
+checked before git runs; a private repository is read with a provider connection's token, sent
+as an HTTP header through git's environment (never in a URL, a log or `.git/config`).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from django.conf import settings
+from packaging.version import InvalidVersion, Version
+
+from apps.projects.models import ProviderConnection
+from apps.projects.services.git_names import check_git_url, validate_ref
+from apps.projects.services.gitops import (
+    GIT_MODE_GITLINK,
+    GIT_MODE_SYMLINK,
+    GitAuth,
+    GitFailed,
+    fetch_ref,
+    init_scratch,
+    list_remote_refs,
+    object_type,
+    stream_blobs,
+    tree_items,
+)
+from apps.projects.services.secrets import SecretUnreadable, decrypt_secret
+from apps.storage.blobs import scratch_folder
+from apps.templates.services.catalog import VERSION_RE, TemplateInvalid
+from core.exceptions import ApplicationError, ValidationFailed
+from core.safe_paths import SafeWriter, UnsafeInput, UnsafePath, clean_relative_path
+
+logger = logging.getLogger("kiln.templates")
+
+SHORT_COMMIT = 7  # git's own abbreviation, as `git describe --always` (Copier's `_commit`) prints it
+LOCATION_KEYS = frozenset({"url", "ref", "subdirectory", "connection"})
+
+
+class GitSourceFailed(ApplicationError):
+    status_code = 400
+    default_code = "git_unreachable"
+
+
+@dataclass(frozen=True)
+class GitLocation:
+    """Where a git template lives: checked URL, ref ("" = the default branch), folder ("" = top)."""
+
+    url: str
+    ref: str = ""
+    subdirectory: str = ""
+
+
+@dataclass(frozen=True)
+class RemoteVersion:
+    label: str
+    ref: str  # the full ref fetched: refs/tags/<label> or refs/heads/<branch>
+    commit: str
+
+
+# --- the request: checked before git runs --------------------------------------------------------
+
+
+def _field_error(field: str, message: str, code: str = "validation_error") -> ValidationFailed:
+    return ValidationFailed(message, code=code, extra={"fields": {field: [message]}})
+
+
+def clean_location(data: Any) -> GitLocation:
+    """The `git` object of a registration body: `{url, ref?, subdirectory?, connection?}`."""
+    if not isinstance(data, dict):
+        raise _field_error("git", "git must be an object with url, and optionally ref, subdirectory, connection.")
+    unknown = sorted(str(key) for key in data if key not in LOCATION_KEYS)
+    if unknown:
+        raise ValidationFailed(
+            f"Unknown fields in git: {', '.join(unknown)}.",
+            extra={"fields": {f"git.{key}": ["Unknown field."] for key in unknown}},
+        )
+    url = data.get("url")
+    if not isinstance(url, str) or not url:
+        raise _field_error("git.url", "git.url is required: the repository's https URL.")
+    check_git_url(url, field="git.url")
+    ref = data.get("ref") or ""
+    if ref:
+        validate_ref(ref, field="git.ref")
+    subdirectory = data.get("subdirectory") or ""
+    if subdirectory:
+        if not isinstance(subdirectory, str) or len(subdirectory) > 500:
+            raise _field_error("git.subdirectory", "git.subdirectory must be a relative folder path.")
+        try:
+            subdirectory = clean_relative_path(subdirectory.strip("/"))
+        except UnsafePath as exc:
+            raise _field_error("git.subdirectory", f"git.subdirectory is not allowed: {exc.message}") from None
+    return GitLocation(url=url, ref=ref, subdirectory=subdirectory)
+
+
+def git_auth(connection: ProviderConnection | None) -> GitAuth | None:
+    """The credentials a connection gives git (Basic, with the user name its provider expects)."""
+    if connection is None:
+        return None
+    from apps.projects.services.repository_exporter import git_username
+
+    try:
+        token = decrypt_secret(connection.token_encrypted)
+    except SecretUnreadable:
+        raise ApplicationError(
+            "The connection's stored token cannot be decrypted; add it again.", code="connection_unreadable"
+        ) from None
+    return GitAuth(git_username(connection.provider), token)
+
+
+# --- versions: which refs, in which order ----------------------------------------------------------
+
+
+def parse_version(label: str) -> Version | None:
+    """The PEP 440 version a tag reads as (`v1.0.0` and `1.0.0` alike), or None."""
+    try:
+        return Version(label)
+    except InvalidVersion:
+        return None
+
+
+def ordered_labels(labels: Iterable[str]) -> list[str]:
+    """Version labels oldest first, as Copier sorts tags (`packaging.version`); labels that are not
+    versions (a short commit) come first, in the order given."""
+    given = list(labels)
+    others = [label for label in given if parse_version(label) is None]
+    versions = sorted((label for label in given if parse_version(label) is not None), key=_sort_key)
+    return others + versions
+
+
+def _sort_key(label: str) -> tuple[Version, str]:
+    version = parse_version(label)
+    assert version is not None
+    return version, label
+
+
+def latest_label(labels: Iterable[str]) -> str | None:
+    """Copier's latest: the newest version that is not a pre-release (the newest one if all are)."""
+    ordered = ordered_labels(labels)
+    releases = [label for label in ordered if (v := parse_version(label)) is not None and not v.is_prerelease]
+    if releases:
+        return releases[-1]
+    return ordered[-1] if ordered else None
+
+
+def _failure(exc: GitFailed, *, auth: GitAuth | None, what: str) -> ApplicationError:
+    """A git failure as the caller's coded error (the token never in it: `_run*` redacted it)."""
+    if exc.code == "invalid_token":
+        if auth is None:
+            return GitSourceFailed(
+                f"{what}: the repository asks for credentials. Register it with a connection (git.connection) "
+                "whose token can read it.",
+                code="invalid_token",
+                extra={"reason": "credentials_required"},
+            )
+        return GitSourceFailed(f"{what}: the repository refused the connection's token.", code="invalid_token")
+    if exc.code == "ref_not_found":
+        return GitSourceFailed(f"{what}: the repository has no such ref.", code="ref_not_found")
+    if exc.code in ("fetch_too_large", "tree_too_large"):
+        return GitSourceFailed(f"{what}: {exc.message}", code="template_too_large", extra=exc.extra)
+    return GitSourceFailed(f"{what}: {exc.message}", code="git_unreachable", status_code=502)
+
+
+def _ref_patterns(ref: str) -> list[str]:
+    if ref.startswith("refs/"):
+        return [ref]
+    return [f"refs/heads/{ref}", f"refs/tags/{ref}"]
+
+
+def remote_versions(location: GitLocation, *, auth: GitAuth | None) -> list[RemoteVersion]:
+    """The repository's versions, oldest first (newest KILN_GIT_SOURCE_MAX_VERSIONS kept)."""
+    patterns = ["HEAD", "refs/tags/*", *(_ref_patterns(location.ref) if location.ref else [])]
+    try:
+        listing = list_remote_refs(location.url, patterns=patterns, auth=auth)
+    except GitFailed as exc:
+        raise _failure(exc, auth=auth, what="Listing the repository's refs failed") from None
+    tags = {}
+    for name, commit in listing.refs.items():
+        label = name.removeprefix("refs/tags/")
+        if name.startswith("refs/tags/") and VERSION_RE.match(label) and parse_version(label) is not None:
+            tags[label] = RemoteVersion(label=label, ref=name, commit=commit)
+    if tags:
+        newest = ordered_labels(tags)[-settings.KILN_GIT_SOURCE_MAX_VERSIONS :]
+        return [tags[label] for label in newest]
+    if location.ref:
+        wanted = next((name for name in _ref_patterns(location.ref) if name in listing.refs), None)
+        if wanted is None:
+            raise GitSourceFailed(
+                f"The repository has no branch or tag '{location.ref}'.",
+                code="ref_not_found",
+                extra={"fields": {"git.ref": ["Not found in the repository."]}, "ref": location.ref},
+            )
+        commit = listing.refs[wanted]
+    else:
+        if "HEAD" not in listing.refs:
+            raise GitSourceFailed("The repository is empty (no default branch).", code="ref_not_found")
+        commit = listing.refs["HEAD"]
+        # the default branch by name when the remote says which it is (a remote may not)
+        wanted = listing.head if listing.head.startswith("refs/heads/") else "HEAD"
+    return [RemoteVersion(label=commit[:SHORT_COMMIT], ref=wanted, commit=commit)]
+
+
+# --- one version: fetched shallow, its folder written out within the upload limits ------------------
+
+
+@dataclass(frozen=True)
+class FetchedVersion:
+    folder: Path  # the template's folder (the subdirectory of the version's tree)
+    commit: str
+
+
+@contextmanager
+def fetched_version(location: GitLocation, version: RemoteVersion, *, auth: GitAuth | None) -> Iterator[FetchedVersion]:
+    """Fetch `version` alone at depth 1 into a scratch folder and write its template folder there;
+    the folder is removed when the block ends."""
+    what = f"Fetching {version.label}"
+    with scratch_folder(f"git-source-{version.label}") as work:
+        git_dir = work / "repo.git"
+        init_scratch(git_dir)
+        try:
+            commit = fetch_ref(
+                git_dir,
+                url=location.url,
+                ref=version.ref,
+                auth=auth,
+                max_bytes=settings.KILN_TEMPLATE_UPLOAD_MAX_UNCOMPRESSED,
+            )
+            folder = work / "template"
+            folder.mkdir()
+            _write_tree(git_dir, commit, location.subdirectory, folder, label=version.label)
+        except GitFailed as exc:
+            raise _failure(exc, auth=auth, what=what) from None
+        yield FetchedVersion(folder=folder, commit=commit)
+
+
+def _too_large(message: str, limit: int, **extra: Any) -> GitSourceFailed:
+    return GitSourceFailed(message, code="template_too_large", extra={"limit": limit, **extra})
+
+
+def _write_tree(git_dir: Path, commit: str, subdirectory: str, dest: Path, *, label: str) -> None:
+    treeish = f"{commit}:{subdirectory}" if subdirectory else commit
+    if subdirectory and object_type(git_dir, treeish) != "tree":
+        raise TemplateInvalid(
+            f"Version {label} has no folder '{subdirectory}'.",
+            extra={"path": subdirectory, "version": label, "fields": {"git.subdirectory": ["Not in the repository."]}},
+        )
+    max_files = settings.KILN_TEMPLATE_UPLOAD_MAX_FILES
+    max_bytes = settings.KILN_TEMPLATE_UPLOAD_MAX_UNCOMPRESSED
+    items = tree_items(git_dir, treeish, max_bytes=(max_files + 1) * 1200)
+    if len(items) > max_files:
+        raise _too_large(f"Version {label} has more than {max_files} files.", max_files, version=label)
+    total = 0
+    for item in items:
+        if item.mode == GIT_MODE_SYMLINK:
+            raise TemplateInvalid(
+                f"The template contains a symbolic link '{item.path}'; links are not allowed in templates.",
+                code="symlink_not_allowed",
+                extra={"path": item.path, "version": label},
+            )
+        if item.mode == GIT_MODE_GITLINK:
+            raise TemplateInvalid(
+                f"The template contains a submodule '{item.path}'; Kiln reads one repository, not its submodules.",
+                extra={"path": item.path, "version": label, "reason": "submodule"},
+            )
+        if item.size > settings.MAX_FILE_SIZE:
+            raise _too_large(
+                f"The template file '{item.path}' is larger than {settings.MAX_FILE_SIZE} bytes.",
+                settings.MAX_FILE_SIZE,
+                path=item.path,
+                version=label,
+            )
+        total += item.size
+        if total > max_bytes:
+            raise _too_large(f"Version {label} is larger than {max_bytes} bytes.", max_bytes, version=label)
+    writer = SafeWriter(dest)
+    for item, data in zip(items, stream_blobs(git_dir, [item.oid for item in items]), strict=True):
+        try:
+            writer.write(item.path, data, 0o755 if item.mode & 0o111 else 0o644)
+        except UnsafeInput as exc:
+            raise TemplateInvalid(
+                f"Template file name not allowed: {exc.message}",
+                code=exc.code,
+                extra={**exc.extra, "version": label},
+            ) from None
