@@ -23,4 +23,9 @@ urlpatterns = [
     ),
     path("templates/<str:slug>/drift/", fleet.as_view({"get": "drift"}), name="template-drift"),
     path("rollouts/<str:id>/", views.RolloutViewSet.as_view({"get": "retrieve"}), name="rollout-detail"),
+    path(
+        "rollouts/<str:id>/events/",
+        views.RolloutViewSet.as_view({"get": "events"}, **views.RolloutViewSet.events.kwargs),
+        name="rollout-events",
+    ),
 ]

@@ -194,6 +194,17 @@ class RolloutViewSet(viewsets.GenericViewSet):
         }
         return Response(RolloutDetailSerializer(rollout, context=context).data)
 
+    @extend_schema(
+        operation_id="rollouts_events",
+        summary="Follow a rollout live: status, progress (finished items) and log lines as server-sent events",
+        responses={**STREAM_RESPONSES, **_errors(401, 404)},
+        tags=["updates"],
+    )
+    @action(**STREAM_ACTION)
+    def events(self, request: Request, id: str) -> HttpResponseBase:
+        rollout = rollouts.rollout_get(pk=id, actor=request.user)
+        return event_stream_response(request._request, model=Rollout, pk=rollout.pk)
+
 
 @extend_schema(parameters=[OpenApiParameter("project_id", OpenApiTypes.INT, OpenApiParameter.PATH)])
 @extend_schema_view(

@@ -3,7 +3,7 @@ from __future__ import annotations
 from django.contrib.auth import views as auth_views
 from django.urls import path
 
-from apps.web import views
+from apps.web import approvals, fleet, views
 
 app_name = "web"
 
@@ -20,6 +20,13 @@ urlpatterns = [
     path("templates/", views.gallery, name="gallery"),
     path("templates/<slug:slug>/", views.template_detail, name="template"),
     path("templates/<slug:slug>/generate/", views.generate, name="generate"),
+    path("templates/<slug:slug>/fleet/", fleet.fleet_page, name="fleet"),
+    path("templates/<slug:slug>/rollouts/", fleet.rollout_start_page, name="rollout-start"),
+    path("rollouts/<int:rollout_id>/", fleet.rollout_page, name="rollout"),
+    path("approvals/", approvals.approval_list, name="approvals"),
+    path("approvals/<int:approval_id>/", approvals.approval_page, name="approval"),
+    path("approvals/<int:approval_id>/approve/", approvals.approval_approve_page, name="approval-approve"),
+    path("approvals/<int:approval_id>/reject/", approvals.approval_reject_page, name="approval-reject"),
     path("projects/", views.project_list, name="projects"),
     path("projects/<int:project_id>/", views.project_detail, name="project"),
     path("projects/<int:project_id>/members/", views.member_add, name="member-add"),

@@ -146,6 +146,7 @@ EXPECTED: dict[str, dict[str, int]] = {
     "rollouts_create": _row(401, 202, 202, 202, 202, 202, 202, 202),
     "rollouts_list": ANY_USER,
     "rollouts_retrieve": MEMBER_READ,
+    "rollouts_events": MEMBER_READ,
     "templates_drift": ANY_USER,
     # adopting a repository records an export target: a maintainer, as exports
     "adoptions_list": MEMBER_READ,

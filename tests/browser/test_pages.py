@@ -17,6 +17,7 @@ import re
 import shutil
 import signal
 import subprocess
+import time
 from pathlib import Path
 from typing import Any
 
@@ -310,6 +311,100 @@ def _walk(person: Person, stack: dict[str, Any], remote: Path) -> None:
         "the page scrolls sideways on a phone"
     )
     person.shot("10-project-phone")
+
+
+def _wait_for(check: Any, what: str, seconds: float = 30.0) -> None:
+    deadline = time.monotonic() + seconds
+    while not check():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.2)
+
+
+def test_fleet_rollout_and_approval_pages(live_stack, settings, tmp_path, django_user_model):
+    """The pages of a template's fleet (drift, a rollout followed live to completed) and of an
+    approval (the plan, approved with its hash), each checked with axe-core, with the real worker."""
+    from apps.approvals.models import Approval
+    from apps.projects.services.projects import project_create
+    from apps.updates.models import Rollout
+    from apps.updates.tests.conftest import V1, V2, export_to, generate, publish
+    from apps.workflows.models import WorkflowRun
+    from apps.workflows.services.workflow_executor import workflow_create, workflow_run_start
+
+    executable = chromium_executable()
+    if executable is None:
+        if REQUIRE:
+            pytest.fail("Chromium not found (KILN_REQUIRE_SERVICES=1)")
+        pytest.skip("Chromium not found")
+    axe = axe_source()
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    user = django_user_model.objects.create_user("maria", "maria@example.test", PASSWORD)
+    project = project_create(owner=user, name="Shop backend")
+    publish(settings, "svc", "1.0.0", V1)
+    remote = tmp_path / "svc.git"
+    subprocess.run(["git", "init", "-q", "--bare", "-b", "main", str(remote)], check=True)
+    export_to(generate(project, user, "svc"), user, {"provider": "git", "remote_url": f"file://{remote}"})
+    publish(settings, "svc", "2.0.0", V2)
+    gated = [
+        {
+            "id": "generate",
+            "type": "file_generation",
+            "requires_approval": True,
+            "input": {"project": project.pk, "template": "svc", "parameters": {}},
+        }
+    ]
+    run = workflow_run_start(
+        workflow=workflow_create(actor=user, name="Gated", project=project.pk, steps=gated), inputs={}, actor=user
+    )
+    _wait_for(lambda: Approval.objects.filter(run=run, status="pending").exists(), "the run to wait for approval")
+    base = live_stack.url
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")  # ORM reads between browser steps (see conftest)
+        with sync_playwright() as playwright:
+            browser = playwright.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
+            context = browser.new_context(viewport={"width": 1100, "height": 900}, bypass_csp=True)
+            context.set_default_timeout(20_000)
+            context.route(
+                "**/*", lambda route: route.continue_() if route.request.url.startswith(base) else route.abort()
+            )
+            page = context.new_page()
+            person = Person(page, base, axe)
+            try:
+                page.goto(base + "/login/")
+                page.get_by_label("Username").fill("maria")
+                page.get_by_label("Password").fill(PASSWORD)
+                page.keyboard.press("Enter")
+                expect(page.get_by_role("heading", name="Templates", level=1)).to_be_visible()
+
+                # the fleet: one repository behind; a preview rollout followed live to completed
+                page.goto(base + "/templates/svc/")
+                page.get_by_role("link", name="Repositories and rollouts").click()
+                expect(page.locator("[data-drift-row]")).to_contain_text("behind 2.0.0")
+                person.accessible("fleet")
+                person.shot("11-fleet")
+                page.get_by_label("Mode").select_option("preview")
+                page.get_by_role("button", name="Start the rollout").click()
+                expect(page.get_by_role("heading", name=re.compile(r"^Rollout #\d+: svc to 2.0.0$"))).to_be_visible()
+                expect(page.locator("h2 [data-status]")).to_have_text("completed")  # the stream, then a reload
+                expect(page.locator("[data-item]")).to_contain_text("previewed")
+                person.accessible("rollout")
+                person.shot("12-rollout")
+
+                # approvals: the plan and its hash, approved
+                page.get_by_role("link", name="Approvals").click()
+                page.locator("[data-approval] a").first.click()
+                sha = Approval.objects.get(run=run).plan_sha256
+                expect(page.locator("[data-plan-sha256]")).to_have_text(sha)
+                person.accessible("approval")
+                person.shot("13-approval")
+                page.get_by_role("button", name="Approve this plan").click()
+                expect(page.locator("[data-approval-status]")).to_have_text("approved")
+            finally:
+                context.close()
+                browser.close()
+    assert not person.page_errors, person.page_errors
+    assert Rollout.objects.get().status == "completed"
+    _wait_for(lambda: WorkflowRun.objects.get(pk=run.pk).status == "completed", "the approved run to complete")
 
 
 # Injected by the test (not part of the pages): remembers, across the reload, each change that

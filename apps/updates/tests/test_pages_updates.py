@@ -45,3 +45,49 @@ def test_a_developer_previews_an_update_from_the_pages(cast: Any, exported_git: 
     refused = login(cast.victor).post(f"{page}updates/", {"mode": "preview"}, follow=True)  # a viewer reads only
     assert "cannot run preview updates" in refused.content.decode()
     assert TemplateUpdate.objects.count() == 1
+
+
+def test_the_fleet_page_shows_drift_and_starts_a_rollout_followed_on_its_page(
+    cast: Any, exported_git: Any, run_jobs: Any
+) -> None:
+    from apps.updates.models import Rollout
+
+    target = exported_git()
+    alice = login(cast.alice)
+    fleet = alice.get("/templates/svc/fleet/").content.decode()
+    assert "1 repository in your projects, 1 behind" in fleet
+    assert '1.0.0 <span class="status s-pending">behind 2.0.0</span>' in fleet
+    assert f'href="/projects/{target.project.pk}/generated/{target.generated.pk}/"' in fleet
+    assert "No rollouts yet." in fleet and 'name="mode"' in fleet
+    assert "No repository exported" in login(cast.charlie).get("/templates/svc/fleet/").content.decode()
+    assert 'href="/templates/svc/fleet/"' in alice.get("/templates/svc/").content.decode()
+
+    with run_jobs():
+        started = alice.post("/templates/svc/rollouts/", {"mode": "preview"})
+    rollout = Rollout.objects.get()
+    assert started.status_code == 302 and started["Location"] == f"/rollouts/{rollout.pk}/"
+    rollout.refresh_from_db()
+    assert rollout.status == "completed", rollout.error
+    update = TemplateUpdate.objects.get()
+    page = alice.get(started["Location"]).content.decode()
+    assert f"Rollout #{rollout.pk}: svc to 2.0.0" in page and "Repositories (1)" in page
+    update_url = f"/projects/{target.project.pk}/generated/{target.generated.pk}/updates/{update.pk}/"
+    assert f'<a href="{update_url}">Update #{update.pk}</a> · previewed' in page
+    assert "data-events" not in page  # finished: nothing to follow
+    assert f"Rollout #{rollout.pk}</a>: to 2.0.0" in alice.get("/templates/svc/fleet/").content.decode()
+    assert login(cast.charlie).get(started["Location"]).status_code == 404
+
+    # the rollout's live events (the page follows them while it runs), as the API serves them
+    stream = alice.get(f"/api/v1/rollouts/{rollout.pk}/events/", HTTP_ACCEPT="text/event-stream")
+    body = b"".join(stream.streaming_content).decode()
+    assert stream["Content-Type"].startswith("text/event-stream") and '"status":"completed"' in body
+    assert login(cast.charlie).get(f"/api/v1/rollouts/{rollout.pk}/events/").status_code == 404
+
+    # a viewer's pull-request rollout touches nothing and says why
+    with run_jobs():
+        viewers = login(cast.victor).post("/templates/svc/rollouts/", {"mode": "pull_request"}, follow=True)
+    html = viewers.content.decode()
+    assert "Repositories (0)" in html and "your role is viewer; maintainer or above is needed" in html
+    assert TemplateUpdate.objects.count() == 1
+    refused = alice.post("/templates/svc/rollouts/", {"mode": "sideways"}, follow=True).content.decode()
+    assert "mode is required: one of preview, branch, pull_request." in refused
