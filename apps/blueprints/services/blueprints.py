@@ -23,7 +23,8 @@ from apps.blueprints.services.errors import BlueprintInvalid
 from apps.blueprints.services.parser import Blueprint, parse_document
 from apps.blueprints.services.scaffold import Scaffold, scaffold
 from apps.templates.models import ProjectTemplate, TemplateSource
-from apps.templates.services.catalog import SLUG_RE, _upsert, scan_template
+from apps.templates.services.catalog import _upsert, scan_template
+from apps.templates.services.formats.native import SLUG_RE
 from core.exceptions import ValidationFailed
 from core.safe_paths import SafeWriter
 

@@ -29,17 +29,16 @@ from apps.projects.services.project_generator import (
     GenerationFailed,
     GenerationResult,
     NullSink,
-    PreparedTemplate,
     ProgressThrottle,
     ProjectGenerator,
-    prepare_template,
 )
 from apps.projects.services.projects import require_role
 from apps.projects.services.stored_files import generation_files, manifest_of
 from apps.storage.blobs import BlobWriter, VerifiedReader, blob_store, blob_writes, remove_tree
 from apps.templates.models import ProjectTemplate
-from apps.templates.services.catalog import TemplateInvalid, TemplateManifest, template_folder, template_get
-from core.exceptions import ApplicationError, Conflict, ValidationFailed
+from apps.templates.services import formats
+from apps.templates.services.catalog import template_folder, template_get
+from core.exceptions import ApplicationError, Conflict
 from core.jobs import (
     ClaimOutcome,
     JobStatus,
@@ -52,8 +51,6 @@ from core.jobs import (
     job_log,
     retry_fields,
 )
-from core.json_schema import MissingProperty, UserSchemaError, iter_user_schema_errors
-from core.values import refuse_unstorable_value
 
 logger = logging.getLogger("kiln.generation")
 
@@ -66,69 +63,41 @@ class JobBusy(Exception):
         self.retry_in = retry_in
 
 
-# --- parameters -----------------------------------------------------------------------------
+# --- the template version and its parameters ---------------------------------------------------
 
 
-def parameters_validate(*, template: ProjectTemplate, parameters: Any) -> dict[str, Any]:
-    """Apply defaults and validate against the template's JSON Schema (400 with field errors)."""
-    if parameters is None:
-        parameters = {}
-    if not isinstance(parameters, dict):
-        raise ValidationFailed(
-            "parameters must be a JSON object.", extra={"fields": {"parameters": ["Expected an object."]}}
-        )
-    refuse_unstorable_value(parameters, field="parameters")  # callers other than the API's parsers too
-    schema = template.parameters or {"type": "object"}
-    properties = schema.get("properties", {})
-    unknown = sorted(set(parameters) - set(properties))
-    errors: dict[str, list[str]] = {}
-    for name in unknown:
-        errors[f"parameters.{name}"] = [
-            f"Unknown parameter; '{template.slug}' accepts: {', '.join(sorted(properties)) or 'none'}."
-        ]
-    values = dict(parameters)
-    for name, prop in properties.items():
-        if name not in values and isinstance(prop, dict) and "default" in prop:
-            values[name] = prop["default"]
-    try:
-        found = sorted(iter_user_schema_errors(schema, values), key=lambda e: list(e.absolute_path))
-    except UserSchemaError as exc:  # stored before the upload checks, or a value too costly to validate
-        raise TemplateInvalid(
-            f"The parameters cannot be validated against template '{template.slug}': {exc}",
-            extra={"reason": exc.reason, "pointer": exc.pointer},
-        ) from None
-    for error in found:
-        if error.validator == "additionalProperties" and unknown:
-            continue
-        path = ".".join(str(p) for p in error.absolute_path)
-        if isinstance(error, MissingProperty):
-            path = ".".join([*(str(p) for p in error.absolute_path), error.name])
-        key = f"parameters.{path}" if path else "parameters"
-        errors.setdefault(key, []).append(error.message)
-    if errors:
-        first_key = next(iter(errors))
-        raise ValidationFailed(
-            f"Invalid parameters for template '{template.slug}': {first_key}: {errors[first_key][0]}",
-            extra={"fields": errors},
-        )
-    return values
-
-
-def _manifest_of(template: ProjectTemplate) -> TemplateManifest:
-    return TemplateManifest(
+def template_version_ref(template: ProjectTemplate) -> formats.VersionRef:
+    """What the catalog records about the template's version, for its format (`formats`)."""
+    folder = template_folder(template)
+    recorded = getattr(template, "format", None)
+    return formats.VersionRef(
+        folder=folder,
+        # a row without a recorded format is read from its files (native when they are not here:
+        # validation needs only the recorded schema, rendering then fails template_files_missing)
+        format=recorded or (formats.detect(folder).id if folder.is_dir() else "native"),
+        checksum=template.checksum,
         slug=template.slug,
+        version=template.version,
+        parameters=template.parameters or {"type": "object", "properties": {}},
         name=template.name,
         description=template.description,
-        version=template.version,
-        parameters=template.parameters,
         exclude=tuple(template.exclude),
         copy_without_render=tuple(template.copy_without_render),
+        uses_code=tuple(getattr(template, "uses_code", None) or ()),
+        trusted=bool(getattr(template, "is_trusted", False)),
     )
 
 
-def _prepared(template: ProjectTemplate) -> PreparedTemplate:
-    folder = template_folder(template)
-    if not folder.is_dir():
+def parameters_validate(*, template: ProjectTemplate, parameters: Any) -> dict[str, Any]:
+    """The answers checked with the rules of the template's format (400 with field errors): JSON
+    Schema and defaults for native templates, the tool's own rules for Cookiecutter and Copier.
+    A version that runs its author's code and is not trusted is refused (400 template_untrusted)."""
+    return formats.validate(template_version_ref(template), parameters)
+
+
+def _prepared(template: ProjectTemplate) -> formats.PreparedVersion:
+    version = template_version_ref(template)
+    if not version.folder.is_dir():
         # Not the template's fault nor the caller's: this process cannot see the files (a
         # worker without the shared KILN_TEMPLATES_DIR, a volume not mounted).
         raise ApplicationError(
@@ -137,7 +106,7 @@ def _prepared(template: ProjectTemplate) -> PreparedTemplate:
             code="template_files_missing",
             status_code=503,
         )
-    return prepare_template(folder, _manifest_of(template), template.checksum)
+    return formats.prepare(version)
 
 
 # --- start, dry run, cancel, retry ----------------------------------------------------------

@@ -37,7 +37,8 @@ from jinja2.sandbox import SecurityError
 
 from apps.projects.services.code_store import CompiledCodeStore, StoreWriter
 from apps.projects.services.parallel_compile import CompileHelpers, compile_many
-from apps.templates.services.catalog import TemplateManifest, iter_template_files
+from apps.templates.services.formats import PreparedVersion
+from apps.templates.services.formats.native import TemplateManifest, iter_template_files
 from core.bounded import Channel, Failure, LocalChannel, run_bounded
 from core.exceptions import ApplicationError
 from core.safe_paths import DuplicatePath, PathSet, UnsafePath, clean_relative_path
@@ -213,7 +214,13 @@ class _FolderLoader(BaseLoader):
 
 
 class PreparedTemplate:
-    """A template folder read, classified and compiled once per checksum."""
+    """A native template folder read, classified and compiled once per checksum.
+
+    The native format's `PreparedVersion` (`apps/templates/services/formats`): native templates
+    never run code."""
+
+    format = "native"
+    runs_code = False
 
     def __init__(self, folder: Path, manifest: TemplateManifest, checksum: str) -> None:
         self.folder = folder
@@ -380,6 +387,20 @@ class PreparedTemplate:
             compiled = self._segment_templates[segment] = self._template(code)
         return compiled
 
+    def render_here(
+        self,
+        parameters: dict[str, Any],
+        sink: OutputSink,
+        *,
+        progress: Callable[[int, int], None] | None,
+        seconds: float,
+        at: Callable[[int], None] | None,
+    ) -> GenerationResult:
+        return _NativeRender(self).run(parameters, sink, progress=progress, seconds=seconds, at=at)
+
+    def file_at(self, index: int) -> str | None:
+        return self.entries[index].rel if 0 <= index < len(self.entries) else None
+
     def content_template(self, entry: _Entry) -> Template:
         compiled = self._compiled.get(entry.name)
         if compiled is not None:
@@ -461,9 +482,13 @@ def _render_error(exc: BaseException, rel: str, name: str, *, path: bool) -> Gen
 
 
 class ProjectGenerator:
-    """Renders one prepared template with one set of parameters into a sink."""
+    """Renders one prepared template version, of any format, with one set of parameters into a sink.
 
-    def __init__(self, prepared: PreparedTemplate) -> None:
+    The catalog hands the version to its format (`apps.templates.services.formats.prepare`), which
+    returns the prepared version; the generator decides where it renders and under which limits.
+    """
+
+    def __init__(self, prepared: PreparedVersion) -> None:
         self.prepared = prepared
 
     def render(
@@ -481,18 +506,22 @@ class ProjectGenerator:
         job's blob writer, which talks to the database and the store) gets the files over the
         pipe. `progress` runs here, in the
         caller, so it may use the database and raise to cancel (the child is then killed).
+
+        A version that runs its author's code (trusted Cookiecutter hooks, Copier tasks) renders
+        in the caller: that code runs in the isolation runner, a sandbox with its own time, memory
+        and process limits, which a forked child's inherited limits would only cut short.
         """
+        prepared = self.prepared
         seconds = time_limit or settings.KILN_RENDER_TIME_LIMIT
-        memory = settings.KILN_RENDER_MEMORY_LIMIT
-        entries = self.prepared.entries
+        memory = 0 if prepared.runs_code else settings.KILN_RENDER_MEMORY_LIMIT
 
         def work(channel: Channel) -> dict[str, Any]:
             if isinstance(channel, LocalChannel):
-                result = self._render_here(parameters, sink, progress=progress, seconds=seconds, at=None)
+                result = prepared.render_here(parameters, sink, progress=progress, seconds=seconds, at=None)
             else:
                 target = sink if getattr(sink, "fork_safe", False) else _PipeSink(channel)
                 report = _PipeProgress(channel) if progress is not None else None
-                result = self._render_here(parameters, target, progress=report, seconds=seconds, at=channel.at)
+                result = prepared.render_here(parameters, target, progress=report, seconds=seconds, at=channel.at)
             return result.as_json()
 
         def on_message(header: dict[str, Any], payload: bytes) -> None:
@@ -502,7 +531,7 @@ class ProjectGenerator:
                 progress(header["done"], header["total"])
 
         def on_failure(failure: Failure) -> BaseException:
-            rel = entries[failure.index].rel if 0 <= failure.index < len(entries) else None
+            rel = prepared.file_at(failure.index)
             where = f" (in {rel})" if rel else ""
             extra: dict[str, Any] = {"file": rel} if rel else {}
             if failure.kind == "memory":
@@ -531,7 +560,14 @@ class ProjectGenerator:
         )
         return GenerationResult.from_json(value)
 
-    def _render_here(
+
+class _NativeRender:
+    """One render of a native template (`PreparedTemplate.render_here`)."""
+
+    def __init__(self, prepared: PreparedTemplate) -> None:
+        self.prepared = prepared
+
+    def run(
         self,
         parameters: dict[str, Any],
         sink: OutputSink,

@@ -302,7 +302,7 @@ def test_the_upload_api_answers_a_header_bomb_with_a_coded_400(api, cast):
     ids=["quadratic-translate", "too-many"],
 )
 def test_manifest_globs_are_bounded_before_they_are_compiled(globs):
-    from apps.templates.services.catalog import TemplateInvalid, parse_manifest
+    from apps.templates.services.formats.native import TemplateInvalid, parse_manifest
 
     manifest = MANIFEST + b"exclude:\n" + b"".join(f"  - '{glob}'\n".encode() for glob in globs)
     started = time.monotonic()

@@ -42,6 +42,7 @@ from django.conf import settings
 from jinja2 import Template
 
 from apps.projects.services.project_generator import GenerationFailed, GenerationResult, OutputSink
+from apps.templates.services.formats import Description, VersionRef, register_format, untrusted_error
 from apps.templates.services.formats import _engine as engine
 from apps.templates.services.formats._engine import FileInfo, FormatInvalid, FormatUnsupported, SourceInfo
 from apps.templates.services.formats.cookiecutter_ext import CookiecutterExtension
@@ -838,6 +839,21 @@ def validate(prepared: PreparedCookiecutter, answers: Any, source: SourceInfo | 
 HookRunner = Callable[..., Any]
 
 
+def unsupported(spec: CookiecutterSpec) -> FormatUnsupported | None:
+    """What Kiln never runs, trusted or not: the template's own Jinja extensions (local_extensions.py)."""
+    if not spec.local_extensions:
+        return None
+    return FormatUnsupported(
+        f"{CONFIG}: the template loads its own Jinja extensions ({', '.join(spec.local_extensions)}); "
+        "Kiln renders templates in its sandbox and does not import template code into it.",
+        extra={
+            "file": CONFIG,
+            "line": _line_of_key(spec.text, spec.local_extensions[0]),
+            "extensions": spec.local_extensions,
+        },
+    )
+
+
 def render(
     prepared: PreparedCookiecutter,
     answers: dict[str, Any],
@@ -881,12 +897,9 @@ def _render(
     hooks = prepared.spec.hooks
     if (hooks.get("pre_gen_project") or hooks.get("post_gen_project")) and run_hooks is None:
         raise _untrusted(prepared.spec)
-    if prepared.spec.local_extensions:
-        raise FormatUnsupported(
-            f"{CONFIG}: the template loads its own Jinja extensions ({', '.join(prepared.spec.local_extensions)}); "
-            "Kiln renders templates in its sandbox and does not import template code into it.",
-            extra={"file": CONFIG, "extensions": prepared.spec.local_extensions},
-        )
+    refused = unsupported(prepared.spec)
+    if refused is not None:
+        raise refused
     for script in hooks.get("pre_gen_project", []):
         assert run_hooks is not None
         output = run_hooks(
@@ -962,3 +975,85 @@ def _after_pre_prompt(prepared: PreparedCookiecutter, run_hooks: HookRunner) -> 
     except BaseException:
         shutil.rmtree(work, ignore_errors=True)
         raise
+
+
+# --- the format, as the registry sees it --------------------------------------------------------
+
+
+@dataclass
+class CookiecutterVersion:
+    """A prepared Cookiecutter version for `ProjectGenerator` (`formats.PreparedVersion`)."""
+
+    prepared: PreparedCookiecutter
+    version: VersionRef
+    format: str = FORMAT
+
+    @property
+    def checksum(self) -> str:
+        return self.prepared.checksum
+
+    @property
+    def runs_code(self) -> bool:
+        return self.version.trusted and bool(self.prepared.spec.hooks)
+
+    def render_here(
+        self,
+        parameters: dict[str, Any],
+        sink: OutputSink,
+        *,
+        progress: Callable[[int, int], None] | None,
+        seconds: float,
+        at: Callable[[int], None] | None,
+    ) -> GenerationResult:
+        from apps.templates.services import isolation
+
+        return render(
+            self.prepared,
+            parameters,
+            sink,
+            source=self.version.source,
+            progress=progress,
+            time_limit=seconds,
+            run_hooks=isolation.cookiecutter_hook if self.version.trusted else None,
+        )
+
+    def file_at(self, index: int) -> str | None:
+        return None
+
+
+@register_format
+class CookiecutterFormat:
+    id = FORMAT
+    config_files = (CONFIG,)
+
+    def detect(self, folder: Path) -> bool:
+        return detect(folder)
+
+    def describe(self, folder: Path) -> Description:
+        spec = load_spec(folder)
+        return Description(
+            format=FORMAT,
+            parameters=parameters_schema(spec),
+            checksum=spec.checksum,
+            file_count=len(spec.files),
+            total_bytes=sum(info.size for info in spec.files),
+            uses_code=tuple(spec.uses_code),
+            copy_without_render=tuple(spec.copy_without_render),
+        )
+
+    def validate(self, version: VersionRef, parameters: Any) -> dict[str, Any]:
+        """cookiecutter's own rules (choices, booleans, dict merges, every default rendered); the
+        answers as given are what the generation records (the defaults render again with them)."""
+        prepared = prepare(version.folder, version.checksum)
+        refused = unsupported(prepared.spec)
+        if refused is not None:
+            raise refused
+        if prepared.spec.uses_code and not version.trusted:
+            raise untrusted_error(prepared.spec.uses_code)
+        if parameters is None:
+            parameters = {}
+        validate(prepared, parameters, version.source)
+        return dict(parameters)
+
+    def prepare(self, version: VersionRef) -> CookiecutterVersion:
+        return CookiecutterVersion(prepare(version.folder, version.checksum), version)

@@ -41,6 +41,7 @@ from jinja2 import StrictUndefined, Undefined
 from jinja2.exceptions import UndefinedError
 
 from apps.projects.services.project_generator import GenerationFailed, GenerationResult, OutputSink
+from apps.templates.services.formats import Description, VersionRef, register_format, untrusted_error
 from apps.templates.services.formats import _engine as engine
 from apps.templates.services.formats._engine import FileInfo, FormatInvalid, FormatUnsupported, SourceInfo
 from apps.templates.services.formats.copier_ext import (
@@ -1232,6 +1233,22 @@ def _resolve(prepared: PreparedCopier, answers: Any, source: SourceInfo) -> Reso
 TaskRunner = Callable[..., Any]
 
 
+def unsupported(spec: CopierSpec) -> FormatUnsupported | None:
+    """What Kiln never runs, trusted or not: Jinja extensions imported into the renderer."""
+    if not spec.settings.get("jinja_extensions"):
+        return None
+    return FormatUnsupported(
+        f"{spec.config_name}: the template loads Jinja extensions "
+        f"({', '.join(spec.settings['jinja_extensions'])}); "
+        "Kiln renders templates in its sandbox and does not import template code into it.",
+        extra={
+            "file": spec.config_name,
+            "line": spec.line("_jinja_extensions"),
+            "extensions": spec.settings["jinja_extensions"],
+        },
+    )
+
+
 def render(
     prepared: PreparedCopier,
     answers: dict[str, Any],
@@ -1252,17 +1269,9 @@ def render(
     """
     source = source or SourceInfo()
     spec = prepared.spec
-    if spec.settings.get("jinja_extensions"):
-        raise FormatUnsupported(
-            f"{spec.config_name}: the template loads Jinja extensions "
-            f"({', '.join(spec.settings['jinja_extensions'])}); "
-            "Kiln renders templates in its sandbox and does not import template code into it.",
-            extra={
-                "file": spec.config_name,
-                "line": spec.line("_jinja_extensions"),
-                "extensions": spec.settings["jinja_extensions"],
-            },
-        )
+    refused = unsupported(spec)
+    if refused is not None:
+        raise refused
     if spec.tasks and run_tasks is None:
         raise engine.TemplateUntrusted(
             "This template version runs code (" + ", ".join(spec.uses_code) + "); a staff user must trust the "
@@ -1504,3 +1513,127 @@ def _render_file(
 
 def secret_parameters(spec: CopierSpec) -> set[str]:
     return set(spec.secret_questions)
+
+
+# --- the format, as the registry sees it --------------------------------------------------------
+
+# A secret answer as the generation records it: encrypted like provider tokens (Fernet), never
+# in plain text (and, as in Copier, never in the answers file).
+SEALED_KEY = "$kiln_secret"
+
+
+def seal_secrets(spec: CopierSpec, answers: dict[str, Any]) -> dict[str, Any]:
+    from apps.projects.services.secrets import encrypt_secret
+
+    return {
+        name: {SEALED_KEY: encrypt_secret(json.dumps(value))}
+        if name in spec.secret_questions and not _is_sealed(value)
+        else value
+        for name, value in answers.items()
+    }
+
+
+def _is_sealed(value: Any) -> bool:
+    return isinstance(value, dict) and set(value) == {SEALED_KEY} and isinstance(value[SEALED_KEY], str)
+
+
+def open_secrets(spec: CopierSpec, answers: dict[str, Any]) -> dict[str, Any]:
+    from apps.projects.services.secrets import SecretUnreadable, decrypt_secret
+
+    opened = {}
+    for name, value in answers.items():
+        if name in spec.secret_questions and _is_sealed(value):
+            try:
+                value = json.loads(decrypt_secret(value[SEALED_KEY]))
+            except SecretUnreadable:
+                raise GenerationFailed(
+                    f"The recorded answer to the secret question '{name}' cannot be decrypted with this "
+                    "installation's KILN_FERNET_KEY.",
+                    code="secret_unreadable",
+                    extra={"question": name},
+                ) from None
+        opened[name] = value
+    return opened
+
+
+@dataclass
+class CopierVersion:
+    """A prepared Copier version for `ProjectGenerator` (`formats.PreparedVersion`)."""
+
+    prepared: PreparedCopier
+    version: VersionRef
+    format: str = FORMAT
+
+    @property
+    def checksum(self) -> str:
+        return self.prepared.checksum
+
+    @property
+    def runs_code(self) -> bool:
+        return self.version.trusted and bool(self.prepared.spec.tasks)
+
+    def render_here(
+        self,
+        parameters: dict[str, Any],
+        sink: OutputSink,
+        *,
+        progress: Callable[[int, int], None] | None,
+        seconds: float,
+        at: Callable[[int], None] | None,
+    ) -> GenerationResult:
+        from apps.templates.services import isolation
+
+        return render(
+            self.prepared,
+            open_secrets(self.prepared.spec, parameters),
+            sink,
+            source=self.version.source,
+            progress=progress,
+            time_limit=seconds,
+            run_tasks=isolation.copier_tasks if self.version.trusted else None,
+        )
+
+    def file_at(self, index: int) -> str | None:
+        return None
+
+
+@register_format
+class CopierFormat:
+    id = FORMAT
+    config_files = ("copier.yml", "copier.yaml")
+
+    def detect(self, folder: Path) -> bool:
+        return detect(folder)
+
+    def describe(self, folder: Path) -> Description:
+        spec = load_spec(folder)
+        return Description(
+            format=FORMAT,
+            parameters=parameters_schema(spec),
+            checksum=spec.checksum,
+            file_count=len(spec.files),
+            total_bytes=sum(info.size for info in spec.files),
+            uses_code=tuple(spec.uses_code),
+            exclude=spec.exclude,
+        )
+
+    def validate(self, version: VersionRef, parameters: Any) -> dict[str, Any]:
+        """Copier's own rules (types, choices, validators, `when`); the answers as given are what the
+        generation records, secret ones encrypted."""
+        prepared = prepare(version.folder, version.checksum)
+        refused = unsupported(prepared.spec)
+        if refused is not None:
+            raise refused
+        if prepared.spec.uses_code and not version.trusted:
+            raise untrusted_error(prepared.spec.uses_code)
+        if parameters is None:
+            parameters = {}
+        validate(
+            prepared,
+            open_secrets(prepared.spec, parameters) if isinstance(parameters, dict) else parameters,
+            version.source,
+        )
+        return seal_secrets(prepared.spec, dict(parameters))
+
+    def prepare(self, version: VersionRef) -> CopierVersion:
+        return CopierVersion(prepare(version.folder, version.checksum), version)
