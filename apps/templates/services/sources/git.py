@@ -43,7 +43,7 @@ from apps.projects.services.gitops import (
 )
 from apps.projects.services.secrets import SecretUnreadable, decrypt_secret
 from apps.storage.blobs import scratch_folder
-from apps.templates.services.catalog import VERSION_RE, TemplateInvalid
+from apps.templates.services.formats.native import VERSION_RE, TemplateInvalid
 from core.exceptions import ApplicationError, ValidationFailed
 from core.safe_paths import SafeWriter, UnsafeInput, UnsafePath, clean_relative_path
 
