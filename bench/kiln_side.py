@@ -471,10 +471,12 @@ def cmd_storage(args: argparse.Namespace) -> dict[str, Any]:
     _setup_django()
     from django.conf import settings
     from django.db.models import Sum
+    from django.db.models.functions import Coalesce
 
     from apps.projects.models import ProjectFile
     from apps.projects.services.exports import repository_export_start
     from apps.projects.services.generation import generated_project_start
+    from apps.storage.blobs import EMPTY_SHA256
     from apps.storage.models import Blob
     from apps.templates.services.catalog import template_sync_builtin
 
@@ -524,14 +526,19 @@ def cmd_storage(args: argparse.Namespace) -> dict[str, Any]:
     rows = ProjectFile.objects.filter(generated_id__in=ids)
     logical = int(rows.aggregate(total=Sum("size"))["total"] or 0)
     distinct = set(rows.values_list("sha256", flat=True))
-    stored = int(Blob.objects.filter(sha256__in=distinct).aggregate(total=Sum("size"))["total"] or 0)
+    distinct.discard(EMPTY_SHA256)  # never stored
+    blobs = Blob.objects.filter(sha256__in=distinct)
+    content = int(blobs.aggregate(total=Sum("size"))["total"] or 0)
+    stored = int(blobs.aggregate(total=Sum(Coalesce("stored_size", "size")))["total"] or 0)
     result["dedupe"] = {
         "template": STORAGE_REAL,
         "generations": args.dedupe,
         "files": rows.count(),
         "logical_bytes": logical,
         "distinct_blobs": len(distinct),
-        "stored_bytes": stored,
+        "distinct_bytes": content,  # once per content (dedupe alone)
+        "stored_bytes": stored,  # what the storage holds for them (compressed where that pays)
+        "compressed_blobs": blobs.filter(encoding="zlib").count(),
     }
     result["files"][STORAGE_REAL] = rows.count() // max(args.dedupe, 1)
     return result

@@ -1,9 +1,10 @@
 """Copying the blob store into another backend (`manage.py storage_migrate --to s3`).
 
-Every blob the source holds is read (verified against its name), written to the target (a
-verified write) and read back from the target and hashed again; a blob the target already
-holds is only read back and re-copied if it does not verify. The index (`Blob` rows) stays
-as it is: the same blobs exist in the new store. Run it, switch `KILN_STORAGE_BACKEND`,
+Every blob the source holds is read (its content verified against its name), written to the
+target as it is stored (compressed blobs stay compressed; a verified write) and read back from
+the target and verified again; a blob the target already holds is only read back and re-copied
+if it does not verify. The index (`Blob` rows, with each blob's stored size and encoding)
+stays as it is: the same objects exist in the new store. Run it, switch `KILN_STORAGE_BACKEND`,
 restart web and workers, run it once more to pick up what was stored meanwhile.
 """
 
@@ -11,11 +12,13 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import os
 import tempfile
+import zlib
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from django.conf import settings
 from django.core.files.storage import storages
@@ -25,6 +28,7 @@ from apps.storage.blobs import (
     BlobCorrupt,
     BlobMissing,
     BlobStore,
+    DecodedStream,
     StorageUnavailable,
     blob_key,
     key_sha256,
@@ -36,7 +40,7 @@ from apps.storage.models import Blob
 
 logger = logging.getLogger("kiln.storage.migrate")
 
-IN_MEMORY = 64 << 20  # larger blobs go through a temporary file
+IN_MEMORY = 64 << 20  # larger stored objects are written from the spooled file
 
 
 @dataclass
@@ -69,42 +73,65 @@ def build_store(backend: str) -> BlobStore:
     return BlobStore(storages.create_storage({"BACKEND": path}))  # type: ignore[arg-type]
 
 
-def _target_sha256(target: BlobStore, sha256: str) -> str | None:
-    """The sha256 of what the target holds under this blob's key, or None when it holds nothing."""
-    try:
-        raw = target.backend.open_blob(blob_key(sha256))
-    except FileNotFoundError:
-        return None
+def _content_sha256(raw: IO[bytes]) -> str | None:
+    """The sha256 of the content of a stored object (inflated when compressed); None when it does not inflate."""
     digest = hashlib.sha256()
+    stream = DecodedStream(raw)
     try:
-        for chunk in iter(lambda: raw.read(1 << 20), b""):
+        for chunk in iter(lambda: stream.read(1 << 20), b""):
             digest.update(chunk)
+    except zlib.error:
+        return None
     finally:
         raw.close()
     return digest.hexdigest()
 
 
-def _copy_one(source: BlobStore, target: BlobStore, sha256: str, size: int) -> tuple[str, str, int]:
-    """(sha256, outcome, bytes) with outcome `copied`, `already_there` or `failed: reason`."""
+def _target_sha256(target: BlobStore, sha256: str) -> str | None:
+    """The sha256 of the content the target holds under this blob's key, or None when it holds nothing usable."""
+    try:
+        raw = target.backend.open_blob(blob_key(sha256))
+    except FileNotFoundError:
+        return None
+    return _content_sha256(raw)
+
+
+def _copy_one(source: BlobStore, target: BlobStore, sha256: str) -> tuple[str, str, int]:
+    """(sha256, outcome, stored bytes copied) with outcome `copied`, `already_there` or `failed: reason`."""
+    key = blob_key(sha256)
     try:
         with storage_errors("Copying a blob"):
             if _target_sha256(target, sha256) == sha256:
                 return sha256, "already_there", 0
-            if size <= IN_MEMORY:
-                target.backend.write_blob(blob_key(sha256), source.read(sha256, size=size))
-            else:
-                scratch_root().mkdir(parents=True, exist_ok=True)
-                with tempfile.NamedTemporaryFile(dir=scratch_root(), prefix="migrate-") as spool:
-                    with source.open(sha256, size=size) as reader:
-                        for chunk in iter(lambda: reader.read(1 << 20), b""):
-                            spool.write(chunk)
-                    spool.flush()
-                    target.backend.write_blob_file(blob_key(sha256), Path(spool.name), size=size, sha256=sha256)
+            scratch_root().mkdir(parents=True, exist_ok=True)
+            with tempfile.NamedTemporaryFile(dir=scratch_root(), prefix="migrate-") as spool:
+                # the stored bytes as they are, then their content checked against the name
+                try:
+                    raw = source.backend.open_blob(key)
+                except FileNotFoundError:
+                    return sha256, "failed: blob_missing", 0
+                stored = hashlib.sha256()
+                try:
+                    for chunk in iter(lambda: raw.read(1 << 20), b""):
+                        stored.update(chunk)
+                        spool.write(chunk)
+                finally:
+                    raw.close()
+                spool.flush()
+                spool.seek(0)
+                if _content_sha256(open(spool.name, "rb")) != sha256:  # noqa: SIM115 - closed by _content_sha256
+                    return sha256, "failed: blob_corrupt", 0
+                written = os.path.getsize(spool.name)
+                if written <= IN_MEMORY:
+                    spool.seek(0)
+                    target.backend.write_blob(key, spool.read())
+                else:
+                    target.backend.write_blob_file(key, Path(spool.name), size=written, sha256=stored.hexdigest())
             if _target_sha256(target, sha256) != sha256:
                 return sha256, "failed: the target holds other bytes after the copy", 0
     except (BlobMissing, BlobCorrupt, StorageUnavailable) as exc:
         return sha256, f"failed: {exc.code}", 0
-    return sha256, "copied", size
+    return sha256, "copied", written
 
 
 def storage_migrate(
@@ -119,7 +146,7 @@ def storage_migrate(
     report.blobs = len(listed)
     indexed = set(Blob.objects.exclude(sha256=EMPTY_SHA256).values_list("sha256", flat=True))
     report.indexed_but_missing_in_source = len(indexed - set(listed))
-    calls = [lambda sha=sha, size=size: _copy_one(source, target, sha, size) for sha, size in sorted(listed.items())]
+    calls = [lambda sha=sha: _copy_one(source, target, sha) for sha in sorted(listed)]
     parallelism = max(source.parallelism, target.parallelism)
     for done, (sha, outcome, copied) in enumerate(
         ordered_results(calls, parallelism=parallelism, window=parallelism * 2), start=1

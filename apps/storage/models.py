@@ -12,7 +12,11 @@ from django.db import models
 
 class Blob(models.Model):
     sha256 = models.CharField(max_length=64, primary_key=True)
-    size = models.PositiveBigIntegerField()
+    size = models.PositiveBigIntegerField()  # of the content
+    # what the storage holds: the content as it is ("") or zlib-framed ("zlib", see apps.storage.blobs.encode_blob);
+    # null for rows written before blobs were compressed (stored as they are)
+    stored_size = models.PositiveBigIntegerField(null=True)
+    encoding = models.CharField(max_length=8, blank=True, default="")
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

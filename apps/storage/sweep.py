@@ -20,6 +20,7 @@ from datetime import timedelta
 from typing import Any
 
 from django.db.models import Q
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from apps.storage.backends.filesystem import TMP_SUFFIX
@@ -94,7 +95,12 @@ def blobs_sweep(
         raise ValueError("ignoring is for dry runs: delete the rows first, then sweep")
     store = blob_store()
     report = SweepReport(dry_run=dry_run)
-    indexed = list(Blob.objects.filter(*unreferenced_conditions(ignoring)).values_list("sha256", "size"))
+    # sizes in the storage (compressed where they are), as bytes_freed reports them
+    indexed = list(
+        Blob.objects.filter(*unreferenced_conditions(ignoring))
+        .annotate(stored=Coalesce("stored_size", "size"))
+        .values_list("sha256", "stored")
+    )
     orphans, temporary = _orphans(store, report) if scan_storage else ([], [])
     if orphans:
         # an object whose index row is gone but that rows still point at is kept (and re-indexed by the next writer)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import tracemalloc
 import urllib.request
 from pathlib import Path
 from typing import Any
@@ -11,6 +12,7 @@ from typing import Any
 import pytest
 
 from apps.storage.blobs import (
+    ZLIB_MARKER,
     BlobCorrupt,
     BlobMissing,
     ManifestItem,
@@ -18,6 +20,7 @@ from apps.storage.blobs import (
     blob_key,
     blob_store,
     blob_writes,
+    encode_blob,
     key_sha256,
     known_blobs,
     scratch_folder,
@@ -160,6 +163,82 @@ def test_materialise_refuses_unsafe_paths(any_storage: str, tmp_path: Path) -> N
     with pytest.raises(UnsafePath):
         store.materialise([ManifestItem("../escape.txt", 0o644, ref.sha256)], tmp_path / "tree")
     assert not (tmp_path / "escape.txt").exists()
+
+
+def _stored(storage_kind: str, digest: str, server: Any = None, bucket: str = "") -> bytes:
+    """The bytes the storage holds for a blob (compressed or not), read behind Kiln's back."""
+    if storage_kind == "filesystem":
+        return Path(blob_store().backend.path(blob_key(digest))).read_bytes()  # type: ignore[attr-defined]
+    return bytes(server.client().get_object(Bucket=bucket, Key=blob_key(digest))["Body"].read())
+
+
+def test_blobs_are_compressed_where_it_pays_and_read_back_inflated(
+    any_storage: str, request: pytest.FixtureRequest, tmp_path: Path
+) -> None:
+    server = request.getfixturevalue("s3_server") if any_storage == "s3" else None
+    bucket = request.getfixturevalue("s3_bucket") if any_storage == "s3" else ""
+    store = blob_store()
+    text = b"".join(f"line {i}: the same words again\n".encode() for i in range(2000))
+    noise = hashlib.shake_256(b"noise").digest(300_000)  # does not compress, and is over the sample size
+    tiny = b"x" * 100  # below the minimum: as it is
+    marked = ZLIB_MARKER + b"a file that begins like a compressed blob"  # framed whatever it saves
+    payloads = [text, noise, tiny, marked]
+    with blob_writes(), store.writer() as writer:
+        for data in payloads:
+            writer.add(data)
+    assert writer.stored_bytes == sum(map(len, payloads)) and writer.written_bytes < writer.stored_bytes
+    rows = {row.sha256: row for row in Blob.objects.filter(sha256__in=[sha(d) for d in payloads])}
+    expected = {sha(text): "zlib", sha(noise): "", sha(tiny): "", sha(marked): "zlib"}
+    assert {digest: rows[digest].encoding for digest in expected} == expected
+    for data in payloads:
+        kept = _stored(any_storage, sha(data), server, bucket)
+        assert rows[sha(data)].stored_size == len(kept) and rows[sha(data)].size == len(data)
+        assert kept.startswith(ZLIB_MARKER) == (rows[sha(data)].encoding == "zlib")
+    assert len(_stored(any_storage, sha(text), server, bucket)) < len(text) // 10
+    # whole, streamed in small reads, several at once, into a tree
+    assert list(store.read_many([(sha(d), len(d)) for d in payloads])) == payloads
+    with store.open(sha(text), size=len(text)) as reader:
+        assert b"".join(iter(lambda: reader.read(777), b"")) == text
+    manifest = [ManifestItem(f"f{i}", 0o644, sha(d), len(d)) for i, d in enumerate(payloads)]
+    store.materialise(manifest, tmp_path / "tree")
+    assert [(tmp_path / "tree" / f"f{i}").read_bytes() for i in range(4)] == payloads
+    # a blob stored before compression (as it is, no stored size in its row) still reads
+    legacy = b"legacy text, stored as it was\n" * 50
+    store.backend.write_blob(blob_key(sha(legacy)), legacy)
+    Blob.objects.create(sha256=sha(legacy), size=len(legacy))
+    assert store.read(sha(legacy), size=len(legacy)) == legacy
+
+
+@pytest.mark.parametrize(
+    "damage",
+    ["flipped", "truncated", "trailing", "other content", "bomb"],
+)
+def test_a_damaged_compressed_blob_is_corrupt(damage: str) -> None:
+    store = blob_store()
+    text = b"compressible " * 1000
+    with blob_writes():
+        ref = store.put(text)
+    path = Path(store.backend.path(blob_key(ref.sha256)))  # type: ignore[attr-defined]
+    kept = path.read_bytes()
+    assert kept.startswith(ZLIB_MARKER)
+    body = {
+        "flipped": kept[:20] + bytes([kept[20] ^ 0xFF]) + kept[21:],
+        "truncated": kept[:-6],
+        "trailing": kept + b"more",
+        "other content": encode_blob(b"other words " * 1000)[0],
+        # inflates to 64 MiB: read no further than the recorded size (+1) before it is refused
+        "bomb": encode_blob(bytes(64 << 20))[0],
+    }[damage]
+    path.write_bytes(body)
+    tracemalloc.start()
+    try:
+        with pytest.raises(BlobCorrupt):
+            store.read(ref.sha256, size=len(text))
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 8 << 20
+    assert not Blob.objects.filter(pk=ref.sha256).exists()  # dropped: the next writer stores it again
 
 
 def test_keys_are_content_addresses() -> None:

@@ -17,7 +17,7 @@ FILES = {
     "README.md": "# {{ name }}\n",
     "src/app.py": "print('hi')\n" * 50,
     "bin/run.sh": ("#!/bin/sh\necho hi\n", 0o755),
-    "logo.bin": bytes(range(256)) * 40,
+    "logo.bin": hashlib.shake_256(b"logo").digest(10240),  # does not compress: stored as it is
 }
 PARAMS = {"type": "object", "properties": {"name": {"type": "string", "default": "demo"}}}
 
@@ -86,9 +86,14 @@ def test_redirect_to_a_presigned_url_after_the_permission_check(
             disposition = fetched.headers["Content-Disposition"]
         if filename:
             assert disposition == f'attachment; filename="{filename}"'
-            assert body == bytes(range(256)) * 40
+            assert body == FILES["logo.bin"]
         else:
             assert hashlib.sha256(body).hexdigest() == exported["export"]["archive"]["sha256"]
+    # a file stored compressed is streamed by Kiln, inflated (the store would send the zlib stream)
+    app = exported["files"]["src/app.py"]
+    assert Blob.objects.get(pk=app["sha256"]).encoding == "zlib"
+    answer = api(cast.mia).get(f"{exported['base']}files/{app['id']}/content/")
+    assert answer.status_code == 200 and b"".join(answer.streaming_content) == FILES["src/app.py"].encode()
 
 
 def test_redirect_setting_streams_on_the_filesystem_backend(

@@ -11,7 +11,7 @@ import pytest
 from django.core.management import CommandError, call_command
 
 from apps.projects.models import ProjectFile
-from apps.storage.blobs import blob_key, blob_store
+from apps.storage.blobs import ZLIB_MARKER, blob_key, blob_store
 from tests.s3.fixtures import use_s3
 from tests.s3.server import MotoServer
 
@@ -28,7 +28,12 @@ def migrate(*args: str) -> dict[str, Any]:
 def filesystem_project(cast: Any, make_template: Any, api: Any, run_jobs: Any) -> dict[str, Any]:
     """A generation and its zip on the filesystem store, as an existing deployment has them."""
     template = make_template(
-        {"README.md": "# {{ name }}\n", "bin/run.sh": ("#!/bin/sh\necho hi\n", 0o755), "logo.bin": b"\x00\x01\x02"},
+        {
+            "README.md": "# {{ name }}\n",
+            "bin/run.sh": ("#!/bin/sh\necho hi\n", 0o755),
+            "logo.bin": b"\x00\x01\x02",
+            "src/settings.py": "DEBUG = False\n" * 40,  # stored compressed
+        },
         parameters={"type": "object", "properties": {"name": {"type": "string", "default": "moved"}}},
     )
     base = f"/api/v1/projects/{cast.project.pk}/generated/"
@@ -67,6 +72,11 @@ def test_migrate_copies_and_verifies_and_kiln_serves_the_same_bytes_from_s3(
     assert report["copied"] == report["verified"] == report["blobs"]
     keys = {o["Key"] for o in s3_server.client().list_objects_v2(Bucket=s3_bucket).get("Contents", [])}
     assert {blob_key(sha) for sha in stored} <= keys
+    # copied as stored: a compressed blob stays compressed, byte for byte
+    compressed = ProjectFile.objects.get(path="src/settings.py").sha256
+    on_disk = Path(blob_store().backend.path(blob_key(compressed))).read_bytes()  # type: ignore[attr-defined]
+    in_bucket = s3_server.client().get_object(Bucket=s3_bucket, Key=blob_key(compressed))["Body"].read()
+    assert in_bucket == on_disk and on_disk.startswith(ZLIB_MARKER)
 
     # switched over: the same API answers with the same bytes, from the bucket
     use_s3(settings, s3_server, s3_bucket)
