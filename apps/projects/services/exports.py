@@ -21,7 +21,13 @@ from apps.approvals.services import approval_request, export_approval_reason
 from apps.projects.models import ExportProvider, GeneratedProject, Project, ProviderConnection, RepositoryExport, Role
 from apps.projects.services.generation import JobBusy
 from apps.projects.services.projects import require_role
-from apps.projects.services.repository_exporter import ExportFailed, ExportResult, RepositoryExporter, get_provider
+from apps.projects.services.repository_exporter import (
+    CleanTarget,
+    ExportFailed,
+    ExportResult,
+    RepositoryExporter,
+    get_provider,
+)
 from apps.storage.blobs import BlobRef, blob_key, blob_writes
 from core.exceptions import ApplicationError, Conflict, Gone, NotFound, ValidationFailed
 from core.jobs import (
@@ -75,6 +81,19 @@ def _connection_for(actor: Any, connection_id: Any, provider_id: str) -> Provide
 connection_for = _connection_for  # the same check for anything else that targets a provider (adoptions)
 
 
+def repository_export_check(*, data: dict[str, Any], actor: Any) -> tuple[str, ProviderConnection | None, CleanTarget]:
+    """The export body's provider, connection and target, checked as `repository_export_start` does,
+    with no generation yet: for callers that check their arguments before doing any work (the CLI)."""
+    provider_id = data.get("provider")
+    if provider_id not in ExportProvider.values:
+        raise ValidationFailed(
+            f"provider must be one of {', '.join(ExportProvider.values)}.",
+            extra={"fields": {"provider": ["Invalid choice."]}},
+        )
+    connection = _connection_for(actor, data.get("connection"), provider_id)
+    return provider_id, connection, get_provider(provider_id).clean_target(data, connection=connection)
+
+
 def repository_export_start(
     *, generated: GeneratedProject, data: dict[str, Any], actor: Any, enqueue: bool = True, approved: bool = False
 ) -> RepositoryExport:
@@ -85,15 +104,7 @@ def repository_export_start(
     (`apps.approvals`). `approved`: a workflow step whose run already passed that gate.
     """
     require_role(actor=actor, project=generated.project, minimum=Role.MAINTAINER, action="export repositories")
-    provider_id = data.get("provider")
-    if provider_id not in ExportProvider.values:
-        raise ValidationFailed(
-            f"provider must be one of {', '.join(ExportProvider.values)}.",
-            extra={"fields": {"provider": ["Invalid choice."]}},
-        )
-    provider = get_provider(provider_id)
-    connection = _connection_for(actor, data.get("connection"), provider_id)
-    clean = provider.clean_target(data, connection=connection)
+    provider_id, connection, clean = repository_export_check(data=data, actor=actor)
     if generated.status != JobStatus.COMPLETED:
         raise Conflict(
             f"The generation is {generated.status}; only completed generations can be exported.",

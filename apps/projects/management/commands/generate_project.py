@@ -8,39 +8,48 @@ worker to finish it.
 from __future__ import annotations
 
 import gc
-import json
 import shutil
 import time
 from pathlib import Path
 from typing import Any, TypeVar
 
 from django.contrib.auth import get_user_model
+from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
+from apps.projects.management.commands._parameters import json_type, value_from_text
+from apps.projects.management.commands._sources import recognise
 from apps.projects.models import GeneratedProject, Project
-from apps.projects.services.exports import repository_export_archive, repository_export_start
+from apps.projects.services.exports import repository_export_archive, repository_export_check, repository_export_start
 from apps.projects.services.generation import generated_project_copy_to, generated_project_start
 from apps.projects.services.projects import project_create
 from apps.storage.blobs import blob_store
 from apps.templates.services.catalog import template_sync_builtin
 from core.exceptions import ApplicationError
 from core.jobs import TERMINAL_STATUSES, Job
+from core.json_schema import json_shown
 from core.values import UntrustedValueError, load_untrusted_json
 
 J = TypeVar("J", bound=Job)
 
 
-def _parse_value(raw: str) -> Any:
-    try:
-        return load_untrusted_json(raw)
-    except UntrustedValueError as exc:
-        if exc.reason == "invalid":
-            return raw  # not JSON: the text itself
-        raise CommandError(exc.message) from None
+def command_error(exc: ApplicationError) -> CommandError:
+    """A service's coded error as the command's: `code: message`, then one line per field error."""
+    fields = exc.extra.get("fields") if isinstance(exc.extra, dict) else None
+    lines = [f"{exc.code}: {exc.message}"]
+    if isinstance(fields, dict):
+        for key, messages in fields.items():
+            for message in messages if isinstance(messages, list) else [messages]:
+                if f"{key}: {message}" not in exc.message:  # the message names the first one
+                    lines.append(f"  {key}: {message}")
+    return CommandError("\n".join(lines))
 
 
 class Command(BaseCommand):
-    help = "Generate a project from a template with parameters and write it to a folder."
+    help = (
+        "Generate a project from a template (a catalog slug, a local folder or a .zip/.tar.gz archive) "
+        "with parameters, write it to a folder and optionally export it."
+    )
     # A runtime job, like a worker's: Django's system checks (models, admin, the whole URL
     # conf and API views) are for `check`/`migrate`/`runserver`, and would import the web
     # stack into every generation (~0.2 s).
@@ -54,12 +63,22 @@ class Command(BaseCommand):
         super().run_from_argv(argv)
 
     def add_arguments(self, parser: CommandParser) -> None:
-        parser.add_argument("--template", required=True, help="template slug (see `sync_templates`)")
         parser.add_argument(
-            "--set", action="append", default=[], metavar="NAME=VALUE", help="a parameter; VALUE may be JSON"
+            "--template",
+            help="a catalog slug, a local folder, or a .zip/.tar.gz archive (`./name` forces a folder); "
+            "a folder or archive is registered as an uploaded template on the way",
         )
-        parser.add_argument("--params", help="all parameters as one JSON object")
-        parser.add_argument("--output", help="copy the generated files to this folder (must not exist)")
+        parser.add_argument("--list", action="store_true", help="list the templates and their parameters, then exit")
+        parser.add_argument(
+            "--set",
+            action="append",
+            default=[],
+            metavar="NAME=VALUE",
+            help="a parameter; VALUE is text where the parameter's schema type is string, JSON otherwise "
+            "(--set python_version=3.12 --set port=8000 --set ci=false --set tags='[\"a\"]')",
+        )
+        parser.add_argument("--params", help="all parameters as one JSON object (--set applies on top)")
+        parser.add_argument("--output", help="copy the generated files to this folder (must not exist or be empty)")
         parser.add_argument("--project", default="cli", help="project name to generate into (created if missing)")
         parser.add_argument("--user", default="kiln-cli", help="user acting (created if missing)")
         parser.add_argument("--timeout", type=float, default=600, help="seconds to wait for a worker")
@@ -68,35 +87,47 @@ class Command(BaseCommand):
             "--export",
             nargs="+",
             metavar="PROVIDER [URL]",
-            help="then export: `zip`, `tar.gz`, or `git URL` (an https:// or, where allowed, file:// remote)",
+            help="then export: `zip`, `tar.gz`, `git URL` (an https:// or, where allowed, file:// remote), "
+            "or `github`/`gitlab` with --connection and --export-body",
         )
-        parser.add_argument("--branch", default="main", help="branch for --export git")
+        parser.add_argument("--branch", help="branch for a git export (default: main)")
+        parser.add_argument("--connection", help="id of the --user's provider connection, for github/gitlab exports")
+        parser.add_argument(
+            "--export-body",
+            metavar="JSON",
+            help='more of the export body, as in the API (e.g. \'{"repository": {"name": "demo"}}\')',
+        )
         parser.add_argument(
             "--archive-output",
             help="write the zip/tar.gz here (default: next to --output, else <project>-<id>.<ext> here)",
         )
 
     def handle(self, *args: Any, **options: Any) -> None:
-        try:
-            parameters: dict[str, Any] = load_untrusted_json(options["params"]) if options["params"] else {}
-        except UntrustedValueError as exc:
-            raise CommandError(f"--params: {exc.message}") from None
-        for item in options["set"]:
-            name, sep, value = item.partition("=")
-            if not sep:
-                raise CommandError(f"--set expects NAME=VALUE, got {item!r}")
-            parameters[name.strip()] = _parse_value(value)
-        output = Path(options["output"]).resolve() if options["output"] else None
-        if output is not None and output.exists() and any(output.iterdir()):
-            raise CommandError(f"{output} exists and is not empty")
+        if options["list"]:
+            call_command("list_templates", no_sync=options["no_sync"], stdout=self.stdout)
+            return
+        if not options["template"]:
+            raise CommandError("--template is required: a slug (`manage.py list_templates`), a folder or an archive")
+        # Every argument is checked before anything is registered, generated or created.
+        parameters = _read_params(options["params"])
+        assignments = _read_sets(options["set"])
+        output = _check_output(options["output"])
+        export_body = self._check_export(options) if options["export"] else None
+        if options["archive_output"] and not export_body:
+            raise CommandError("--archive-output goes with --export zip or --export tar.gz")
+        source = recognise(options["template"], options)
+
         if not options["no_sync"]:
             template_sync_builtin()
-
-        user_model = get_user_model()
-        user, created = user_model.objects.get_or_create(username=options["user"])
-        if created:
-            user.set_unusable_password()
-            user.save()
+        user = _user(options["user"], create=True)
+        try:
+            template = source.resolve(source, user, options)
+        except ApplicationError as exc:
+            raise command_error(exc) from None
+        if source.kind != "slug":
+            self.stdout.write(f"template {template.slug} {template.version} from {source.kind} {source.text}")
+        for name, text in assignments:
+            parameters[name] = value_from_text(name, text, template.parameters or {})
         project = Project.objects.filter(name=options["project"], memberships__user=user).first()
         if project is None:
             project = project_create(owner=user, name=options["project"])
@@ -104,10 +135,10 @@ class Command(BaseCommand):
         started = time.monotonic()
         try:
             generated = generated_project_start(
-                project=project, template_slug=options["template"], parameters=parameters, actor=user
+                project=project, template_slug=template.slug, parameters=parameters, actor=user
             )
         except ApplicationError as exc:
-            raise CommandError(f"{exc.code}: {exc.message} {json.dumps(exc.extra) if exc.extra else ''}") from exc
+            raise command_error(exc) from None
         generated = self._wait(generated, options["timeout"])
         elapsed = time.monotonic() - started
         if generated.status != "completed":
@@ -124,27 +155,48 @@ class Command(BaseCommand):
             try:
                 generated_project_copy_to(generated=generated, destination=output)
             except ApplicationError as exc:
-                raise CommandError(f"{exc.code}: {exc.message}") from exc
+                raise command_error(exc) from None
             self.stdout.write(f"written to {output}")
         else:
             self.stdout.write("files kept in the blob store (KILN_STORAGE_BACKEND); --output writes a copy")
-        if options["export"]:
-            self._export(generated, user, options, output)
+        if export_body is not None:
+            self._export(generated, user, export_body, options, output)
 
-    def _export(self, generated: GeneratedProject, user: Any, options: dict[str, Any], output: Path | None) -> None:
+    def _check_export(self, options: dict[str, Any]) -> dict[str, Any]:
+        """The export body from --export/--branch/--connection/--export-body, checked by the export
+        service (provider, connection, target, remote URL) before any work."""
         provider, *rest = options["export"]
-        data: dict[str, Any] = {"provider": provider}
-        if provider == "git":
-            if len(rest) != 1:
-                raise CommandError("--export git needs the remote URL: --export git https://host/owner/repo.git")
-            data.update(remote_url=rest[0], branch=options["branch"])
-        elif provider not in ("zip", "tar.gz") or rest:
-            raise CommandError("--export takes `zip`, `tar.gz` or `git URL`")
+        body: dict[str, Any] = {}
+        if options["export_body"]:
+            body = _read_json_object("--export-body", options["export_body"])
+        body["provider"] = provider
+        if len(rest) > 1:
+            raise CommandError(f"--export takes a provider and at most one URL, got {' '.join(options['export'])!r}")
+        if rest:
+            body["remote_url"] = rest[0]
+        if options["branch"]:
+            body["branch"] = options["branch"]
+        if options["connection"]:
+            body["connection"] = options["connection"]
+        try:
+            repository_export_check(data=body, actor=_user(options["user"], create=False))
+        except ApplicationError as exc:
+            raise CommandError(f"--export: {command_error(exc)}") from None
+        if options["archive_output"]:
+            target = Path(options["archive_output"]).expanduser().resolve()
+            if target.is_dir() or not target.parent.is_dir():
+                raise CommandError(f"--archive-output {str(target)!r}: not a file in an existing folder")
+        return body
+
+    def _export(
+        self, generated: GeneratedProject, user: Any, data: dict[str, Any], options: dict[str, Any], output: Path | None
+    ) -> None:
+        provider = data["provider"]
         started = time.monotonic()
         try:
             export = repository_export_start(generated=generated, data=data, actor=user)
         except ApplicationError as exc:
-            raise CommandError(f"{exc.code}: {exc.message}") from exc
+            raise command_error(exc) from None
         export = self._wait(export, options["timeout"])
         if export.status != "completed":
             error = export.error or {}
@@ -180,3 +232,52 @@ class Command(BaseCommand):
                 raise CommandError(f"{type(job).__name__} {job.pk} still {job.status} after {timeout:.0f}s")
             time.sleep(delay)
             delay = min(delay * 1.5, 1.0)
+
+
+def _read_json_object(option: str, text: str) -> dict[str, Any]:
+    try:
+        value = load_untrusted_json(text)
+    except UntrustedValueError as exc:
+        raise CommandError(f"{option} is not valid JSON: {exc.message.removeprefix('JSON parse error - ')}") from None
+    if not isinstance(value, dict):
+        raise CommandError(f"{option} must be a JSON object ({{...}}), not {json_type(value)} {json_shown(value, 60)}")
+    return value
+
+
+def _read_params(text: str | None) -> dict[str, Any]:
+    return _read_json_object("--params", text) if text else {}
+
+
+def _read_sets(items: list[str]) -> list[tuple[str, str]]:
+    """(name, text) of each --set; the text is read by the parameter's type once the template is known."""
+    pairs = []
+    for item in items:
+        name, sep, value = item.partition("=")
+        if not sep or not name.strip():
+            raise CommandError(f"--set expects NAME=VALUE, got {item!r}")
+        pairs.append((name.strip(), value))
+    return pairs
+
+
+def _check_output(text: str | None) -> Path | None:
+    if not text:
+        return None
+    output = Path(text).expanduser().resolve()
+    if output.exists() and not output.is_dir():
+        raise CommandError(f"--output {str(output)!r} is a file, not a folder")
+    if output.is_dir() and any(output.iterdir()):
+        raise CommandError(f"{output} exists and is not empty")
+    if not output.parent.is_dir():
+        raise CommandError(f"--output {str(output)!r}: the folder {str(output.parent)!r} does not exist")
+    return output
+
+
+def _user(username: str, *, create: bool) -> Any:
+    user_model = get_user_model()
+    if not create:
+        return user_model.objects.filter(username=username).first()
+    user, created = user_model.objects.get_or_create(username=username)
+    if created:
+        user.set_unusable_password()
+        user.save()
+    return user
