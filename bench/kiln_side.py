@@ -23,6 +23,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from bench import synth
 from bench.common import REPO, discard, emit, remove
 
 
@@ -54,16 +55,38 @@ def _current_rss_mib() -> float:
 
 
 def _register(source_paths: list[str]) -> dict[str, Any]:
-    """Register native templates below KILN_TEMPLATES_DIR through Kiln's catalog services."""
+    """Register templates below KILN_TEMPLATES_DIR through Kiln's catalog services, each as its
+    format (the synthetic Copier and Cookiecutter folders as `synth.foreign_slug`)."""
     from django.conf import settings
 
-    from apps.templates.models import TemplateSource
+    from apps.templates.models import ProjectTemplate, TemplateSource
+    from apps.templates.services import formats
     from apps.templates.services.catalog import _upsert, scan_template
 
     registered: dict[str, Any] = {}
     for source_path in source_paths:
         folder = Path(settings.KILN_TEMPLATES_DIR) / source_path
-        template = _upsert(scan_template(folder), source=TemplateSource.UPLOAD, source_path=source_path, user=None)
+        fmt = formats.detect(folder).id
+        if fmt == "native":
+            template = _upsert(scan_template(folder), source=TemplateSource.UPLOAD, source_path=source_path, user=None)
+        else:
+            described = formats.describe(folder, fmt)
+            n = int(source_path.split("/")[0].lstrip("n"))
+            template, _ = ProjectTemplate.objects.update_or_create(
+                slug=synth.foreign_slug(n, fmt),
+                defaults={
+                    "name": f"Bench synthetic {fmt} template ({n} files)",
+                    "version": synth.TEMPLATE_VERSION,
+                    "parameters": described.parameters,
+                    "exclude": list(described.exclude),
+                    "copy_without_render": list(described.copy_without_render),
+                    "source": TemplateSource.UPLOAD,
+                    "source_path": source_path,
+                    "checksum": described.checksum,
+                    "file_count": described.file_count,
+                    "total_bytes": described.total_bytes,
+                },
+            )
         registered[template.slug] = {"checksum": template.checksum, "files": template.file_count}
     return registered
 
@@ -181,7 +204,7 @@ def cmd_throughput(args: argparse.Namespace) -> dict[str, Any]:
         "render_write_s": write_s,
         "render_write_tmpfs_s": fast_s,
         "memory_cache_files": settings.KILN_TEMPLATE_MEMORY_CACHE_FILES,
-        "compiled_in_memory": len(prepared._compiled),
+        "compiled_in_memory": len(getattr(prepared, "_compiled", ())),  # native templates: code kept in memory
     }
 
 

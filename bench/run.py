@@ -6,7 +6,8 @@
 
 Sections: gen (whole-process generation vs Copier/Cookiecutter/cp), export (git/zip/tar.gz vs the CLIs),
 throughput (warm in-process files/s), memory (peak RSS at --memory-sizes), api (query counts and
-POST → completed on PostgreSQL + Redis + a worker). Prints the tables and writes them as Markdown to
+POST → completed on PostgreSQL + Redis + a worker), storage (filesystem vs S3 blob stores), formats
+(Copier and Cookiecutter templates rendered by Kiln vs by copier/cookiecutter, whole process and API). Prints the tables and writes them as Markdown to
 bench/results/<date>-<host>.md and bench/results/latest.md (smoke runs: bench/work/smoke.md).
 """
 
@@ -43,6 +44,7 @@ from bench.report import SectionResult, render_markdown, render_text
 from bench.sections import BenchContext
 from bench.sections.api import run_api
 from bench.sections.exports import run_exports
+from bench.sections.formats import FOREIGN, run_formats
 from bench.sections.generation import run_generation
 from bench.sections.inprocess import run_memory, run_throughput
 from bench.sections.storage import run_storage
@@ -54,6 +56,7 @@ SECTIONS: dict[str, Callable[[BenchContext], SectionResult]] = {
     "memory": run_memory,
     "api": run_api,
     "storage": run_storage,
+    "formats": run_formats,
 }
 TITLES = {
     "gen": "Whole-process generation (item 2)",
@@ -62,6 +65,7 @@ TITLES = {
     "memory": "Peak memory of a generation job (item 4)",
     "api": "API (item 5)",
     "storage": "Blob storage: filesystem and S3 (issue 18)",
+    "formats": "Cookiecutter and Copier templates on Kiln (issue 15)",
 }
 
 
@@ -130,10 +134,16 @@ def prepare(ctx: BenchContext, sections: list[str]) -> None:
             synth.ensure_templates(n, ("native",))
     if "api" in sections:
         synth.ensure_templates(100, ("native",))
-    if not native:
+    foreign: list[str] = []
+    if "formats" in sections:
+        for n in ctx.sizes:
+            synth.ensure_templates(n, FOREIGN)
+            foreign += [synth.source_path(n, fmt) for fmt in FOREIGN]
+    if not native and not foreign:
         return
-    log(f"registering {len(native)} template(s) in {ctx.paths.data_dir}")
-    result = kiln_side("setup", *(synth.native_source_path(n) for n in sorted(native)), env=ctx.env())
+    log(f"registering {len(native) + len(foreign)} template(s) in {ctx.paths.data_dir}")
+    paths = [synth.native_source_path(n) for n in sorted(native)] + foreign
+    result = kiln_side("setup", *paths, env=ctx.env())
     ctx.checksums = {slug: info["checksum"] for slug, info in result["templates"].items()}
 
 

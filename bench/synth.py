@@ -206,6 +206,16 @@ def native_source_path(n: int) -> str:
     return f"n{n}/native"
 
 
+def source_path(n: int, fmt: str) -> str:
+    """The folder of one format's template, relative to KILN_TEMPLATES_DIR (`templates_root`)."""
+    return f"n{n}/{fmt}"
+
+
+def foreign_slug(n: int, fmt: str) -> str:
+    """The catalog slug of the Copier or Cookiecutter template registered as what it is (`formats`)."""
+    return f"bench-{fmt}-n{n}"
+
+
 def ensure_templates(n: int, formats: tuple[str, ...] = FORMATS) -> Path:
     """Write the formats for `n` files once each (cached under bench/work/templates/); returns their parent."""
     root = templates_root() / f"n{n}"
