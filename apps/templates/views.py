@@ -5,7 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from django.db.models import QuerySet
-from drf_spectacular.utils import extend_schema, extend_schema_view
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, extend_schema_view
 from rest_framework import mixins, status, viewsets
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -15,7 +16,8 @@ from apps.blueprints.services.blueprints import blueprint_template_register
 from apps.projects.views import _errors
 from apps.templates.models import ProjectTemplate
 from apps.templates.serializers import TemplateSerializer, TemplateUploadSerializer
-from apps.templates.services import catalog
+from apps.templates.services import catalog, removal
+from core.exceptions import ValidationFailed
 from core.parsers import KilnFormParser, KilnJSONParser, KilnMultiPartParser
 
 
@@ -56,6 +58,36 @@ class TemplateViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets
         upload = serializer.validated_data["archive"]
         template = catalog.template_upload(archive=upload, size=upload.size or 0, user=request.user)
         return Response(TemplateSerializer(template).data, status=status.HTTP_201_CREATED)
+
+    @extend_schema(
+        operation_id="templates_destroy",
+        summary="Delete an uploaded template (its uploader or staff); one with generations is only deactivated",
+        parameters=[
+            OpenApiParameter(
+                "deactivate",
+                OpenApiTypes.BOOL,
+                OpenApiParameter.QUERY,
+                description="true: hide the template from the catalog and keep its generations (needed once "
+                "generations were made from it; without it that is a 409 template_in_use)",
+            )
+        ],
+        request=None,
+        responses={
+            204: OpenApiResponse(description="deleted, or deactivated with ?deactivate=true"),
+            400: OpenApiResponse(description="template_builtin, or a deactivate value that is not a boolean"),
+            409: OpenApiResponse(description="template_in_use (generations were made from it), template_busy"),
+            **_errors(401, 403, 404),
+        },
+        tags=["templates"],
+    )
+    def destroy(self, request: Request, slug: str) -> Response:
+        raw = request.query_params.get("deactivate", "false").strip().lower()
+        if raw not in ("true", "false", "1", "0"):
+            raise ValidationFailed(
+                "deactivate is true or false.", extra={"fields": {"deactivate": ["Expected true or false."]}}
+            )
+        removal.template_delete(template=self.get_object(), actor=request.user, deactivate=raw in ("true", "1"))
+        return Response(status=status.HTTP_204_NO_CONTENT)
 
     def get_parsers(self) -> list[Any]:
         if getattr(self, "action", None) == "create" or self.request is None or self.request.method == "POST":

@@ -32,8 +32,9 @@ from apps.projects.selectors import (
     role_at_least,
 )
 from apps.projects.services import exports, generation, projects
-from apps.templates.models import ProjectTemplate
+from apps.templates.models import ProjectTemplate, TemplateSource
 from apps.templates.services.catalog import template_get
+from apps.templates.services.removal import can_delete, template_delete
 from apps.updates.models import UpdateMode
 from apps.updates.services.updates import update_diff, update_get, update_start, updates_of
 from apps.web import highlight, parameters
@@ -102,8 +103,31 @@ def template_detail(request: HttpRequest, slug: str) -> HttpResponse:
     return render(
         request,
         "web/template.html",
-        {"template": template, "fields": parameters.build_fields(template.parameters or {}), "versions": versions},
+        {
+            "template": template,
+            "fields": parameters.build_fields(template.parameters or {}),
+            "versions": versions,
+            "can_delete": template.source != TemplateSource.BUILTIN and can_delete(request.user, template),
+        },
     )
+
+
+@login_required
+@require_POST
+def template_delete_page(request: HttpRequest, slug: str) -> HttpResponse:
+    try:
+        template = template_get(slug=slug)
+    except ApplicationError:
+        raise Http404("Template not found.") from None
+    try:
+        outcome = template_delete(
+            template=template, actor=request.user, deactivate=bool(request.POST.get("deactivate"))
+        )
+    except ApplicationError as exc:
+        _error(request, exc)
+        return redirect("web:template", slug=template.slug)
+    messages.success(request, f"Template {template.slug} {outcome}.")
+    return redirect("web:gallery")
 
 
 def _generating_projects(user: Any) -> list[Project]:

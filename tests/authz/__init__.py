@@ -96,7 +96,7 @@ def template_zip(slug: str, version: str = "1.0.0") -> bytes:
     """A tiny valid template archive: template.yaml and one file."""
     manifest = (
         f"slug: {slug}\nname: {slug.title()}\nversion: '{version}'\n"
-        "parameters:\n  type: object\n  properties:\n    who: {type: string, default: world}\n"
+        "parameters:\n  type: object\n  properties:\n    who: {type: string, default: world, description: Who is greeted.}\n"
     )
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w") as archive:

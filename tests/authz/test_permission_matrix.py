@@ -86,6 +86,8 @@ EXPECTED: dict[str, dict[str, int]] = {
     "templates_list": ANY_USER,
     "templates_retrieve": ANY_USER,
     "templates_create": _row(401, 201, 201, 201, 201, 201, 201, 201),
+    # the matrix's template was not uploaded by any caller: only its uploader or staff may delete it
+    "templates_destroy": _row(401, 403, 403, 403, 403, 403, 403, 403),
     # blueprints: a preview stores nothing and is not project-scoped
     "blueprints_preview": ANY_USER,
     # projects and members

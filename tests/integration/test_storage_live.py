@@ -33,7 +33,10 @@ pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 
 TERMINAL = {"completed", "failed", "cancelled"}
 PASSWORD = "pw-for-tests"
-PARAMETERS = {"type": "object", "properties": {"name": {"type": "string", "default": "shared-nothing"}}}
+PARAMETERS = {
+    "type": "object",
+    "properties": {"name": {"type": "string", "default": "shared-nothing", "description": "The project name."}},
+}
 FILES: dict[str, tuple[bytes, int]] = {
     "README.md": (b"# {{ name }}\n\nGenerated without a shared folder.\n", 0o644),
     "src/{{ name | replace('-', '_') }}/__init__.py": (b"NAME = {{ name | tojson }}\n", 0o644),

@@ -549,6 +549,9 @@ def _store_upload(opened: zipfile.ZipFile | tarfile.TarFile, members: list[_Memb
                 code="template_version_exists",
                 extra={"slug": slug, "version": existing.version},
             )
+        from apps.templates.services.upload_checks import check_uploaded_template
+
+        check_uploaded_template(scanned)  # parameters described, every Jinja file compiles (400 naming file, line)
         relative = f"{slug}/{scanned.checksum[:16]}"
         final = storage / relative
         final.parent.mkdir(parents=True, exist_ok=True)

@@ -15,7 +15,7 @@ from apps.templates.models import ProjectTemplate
 
 pytestmark = pytest.mark.django_db
 
-MANIFEST = b"slug: uploaded\nname: Uploaded\nversion: '1.0.0'\nparameters:\n  type: object\n  properties:\n    who: {type: string, default: world}\n"
+MANIFEST = b"slug: uploaded\nname: Uploaded\nversion: '1.0.0'\nparameters:\n  type: object\n  properties:\n    who: {type: string, default: world, description: Who is greeted.}\n"
 
 
 def make_zip(entries: list[tuple[str, bytes, int]]) -> bytes:

@@ -1,0 +1,98 @@
+"""Deleting an uploaded template (`DELETE /templates/{slug}/`), or deactivating one that is in use.
+
+Rules (issue 20, API.md § Events and ergonomics):
+- Only the person who uploaded it, or staff, may (403 `permission_denied`). Built-in templates ship
+  with Kiln and come back at every sync: 400 `template_builtin`.
+- While a generation of it is pending or running, or a rollout of it is active: 409 `template_busy`.
+- A template that generations were made from (their rows are history, deleted ones too) cannot
+  disappear: 409 `template_in_use` naming how many, unless the caller asks `deactivate`, which
+  hides it from the catalog (no new generation, update or rollout; the pages and lists drop it)
+  and keeps the generations, their files and exports. Uploading the same slug again reactivates it.
+- Otherwise the template goes: its row, its rollouts, its files' manifest (when no other template
+  row shares the content) and its upload folder; its blobs are swept after the commit.
+Both outcomes are audited (`template.deleted`, `template.deactivated`).
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+from pathlib import Path
+from typing import Any
+
+from django.conf import settings
+from django.db import transaction
+
+from apps.templates.models import ProjectTemplate, TemplateFile, TemplateSource
+from core.exceptions import Conflict, PermissionDenied, ValidationFailed
+from core.jobs import ACTIVE_STATUSES
+
+logger = logging.getLogger("kiln.templates")
+
+
+def can_delete(actor: Any, template: ProjectTemplate) -> bool:
+    if not getattr(actor, "is_authenticated", False):
+        return False
+    return bool(actor.is_staff or actor.is_superuser or template.uploaded_by_id == actor.pk)
+
+
+def template_delete(*, template: ProjectTemplate, actor: Any, deactivate: bool = False) -> str:
+    """Delete `template`, or deactivate it; returns "deleted" or "deactivated"."""
+    from apps.projects.models import GeneratedProject
+    from apps.projects.signals import audit
+    from apps.updates.models import Rollout
+
+    if template.source == TemplateSource.BUILTIN:
+        raise ValidationFailed(
+            f"'{template.slug}' is a built-in template; it ships with Kiln and cannot be deleted.",
+            code="template_builtin",
+            extra={"template": template.slug},
+        )
+    if not can_delete(actor, template):
+        raise PermissionDenied(
+            "Only the person who uploaded the template, or staff, can delete it.", extra={"template": template.slug}
+        )
+    with transaction.atomic():
+        row = ProjectTemplate.objects.select_for_update().get(pk=template.pk)
+        generations = GeneratedProject.objects.filter(template_id=row.pk)
+        busy = generations.filter(status__in=ACTIVE_STATUSES).count()
+        rollouts = Rollout.objects.filter(template_id=row.pk, status__in=ACTIVE_STATUSES).count()
+        if busy or rollouts:
+            raise Conflict(
+                f"'{row.slug}' has {busy} generation(s) and {rollouts} rollout(s) pending or running; "
+                "wait for them or cancel them, then delete.",
+                code="template_busy",
+                extra={"template": row.slug, "generations_active": busy, "rollouts_active": rollouts},
+            )
+        detail = {"slug": row.slug, "version": row.version, "checksum": row.checksum}
+        if deactivate:
+            ProjectTemplate.objects.filter(pk=row.pk).update(is_active=False)
+            audit("template.deactivated", obj=row, project_id=None, actor=actor, **detail)
+            return "deactivated"
+        used = generations.count()
+        if used:
+            raise Conflict(
+                f"'{row.slug}' has {used} generation(s) made from it (deleted ones are kept as history), so it "
+                "cannot be deleted. Deactivate it instead (DELETE with ?deactivate=true): it leaves the catalog "
+                "and its generations stay.",
+                code="template_in_use",
+                extra={"template": row.slug, "generations": used},
+            )
+        shared = ProjectTemplate.objects.filter(checksum=row.checksum).exclude(pk=row.pk).exists()
+        if not shared:
+            TemplateFile.objects.filter(checksum=row.checksum).delete()
+        folder = Path(settings.KILN_TEMPLATES_DIR) / row.slug if row.source == TemplateSource.UPLOAD else None
+        audit("template.deleted", obj=row, project_id=None, actor=actor, **detail)
+        row.delete()
+
+        def remove_files() -> None:
+            from apps.storage.sweep import blobs_sweep
+
+            if folder is not None and folder.is_dir() and not ProjectTemplate.objects.filter(slug=row.slug).exists():
+                shutil.rmtree(folder, ignore_errors=True)
+            # blobs no row points at any more (shared ones stay); a sweep running elsewhere
+            # leaves them to the next one (the retention cleanup sweeps daily)
+            blobs_sweep(dry_run=False, scan_storage=False)
+
+        transaction.on_commit(remove_files, robust=True)
+    return "deleted"
