@@ -338,7 +338,7 @@ def write_template_folder(folder: Path, *, slug: str, version: str = "1.0.0") ->
         f"slug: {slug}\nname: Folder template\nversion: '{version}'\n"
         "parameters:\n  type: object\n  properties:\n"
         "    name: {type: string, default: demo, description: The project's name.}\n"
-        "    port: {type: integer, default: 8000}\n"
+        "    port: {type: integer, default: 8000, description: The HTTP port.}\n"
     )
     (folder / "README.md").write_text("# {{ name }} on {{ port }}\n")
     (folder / "src" / "{{ name }}.py").write_text("PORT = {{ port }}\n")
