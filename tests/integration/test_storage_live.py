@@ -19,6 +19,7 @@ import time
 import uuid
 import zipfile
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor, wait
 from pathlib import Path
 from typing import Any
 
@@ -164,13 +165,18 @@ def shared_nothing(
     for root in roots.values():
         root.mkdir()
     workers = {
+        # one pool process each: one generation on A, two exports one after the other on B
         "a": Worker(
             generation_queue,
             tmp_path / "worker-a.log",
+            concurrency=1,
             extra_env={**common, "KILN_TEST_SCRATCH": str(roots["worker-a"])},
         ),
         "b": Worker(
-            export_queue, tmp_path / "worker-b.log", extra_env={**common, "KILN_TEST_SCRATCH": str(roots["worker-b"])}
+            export_queue,
+            tmp_path / "worker-b.log",
+            concurrency=1,
+            extra_env={**common, "KILN_TEST_SCRATCH": str(roots["worker-b"])},
         ),
     }
     web_env = {
@@ -180,16 +186,20 @@ def shared_nothing(
         "KILN_CELERY_EAGER": "0",
         "KILN_CELERY_QUEUE": generation_queue,
     }
-    started: list[Any] = []
+    # the three processes boot at once and stop at once (each takes seconds to start and to shut down)
+    with ThreadPoolExecutor(max_workers=3) as pool:
+        booting = [pool.submit(worker.start) for worker in workers.values()]
+        booting.append(pool.submit(WebProcess, web_env, tmp_path / "web.log"))
+        wait(booting)
+    started = [future.result() for future in booting if future.exception() is None]
     try:
-        for worker in workers.values():
-            started.append(worker.start())
-        web = WebProcess(web_env, tmp_path / "web.log")
-        started.append(web)
+        for future in booting:
+            future.result()  # a process that did not start fails the test here, after the others are stopped
+        web = booting[-1].result()
         yield {"web": web, "workers": workers, "roots": roots, "bucket": bucket, "tmp": tmp_path}
     finally:
-        for process in reversed(started):
-            process.stop()
+        with ThreadPoolExecutor(max_workers=3) as pool:
+            list(pool.map(lambda process: process.stop(), started))
 
 
 def test_no_shared_folder_upload_generate_export_download(

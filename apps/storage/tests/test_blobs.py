@@ -6,6 +6,7 @@ import hashlib
 import os
 import tracemalloc
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -61,13 +62,16 @@ def test_put_stores_once_under_the_sha256_and_reads_back_verified(any_storage: s
     assert store.read(sha(b"another")) == b"another"
 
 
-def test_many_blobs_in_one_writer_are_all_stored_and_indexed(any_storage: str) -> None:
+def test_many_blobs_in_one_writer_are_all_stored_and_indexed(any_storage: str, monkeypatch: Any) -> None:
+    # small batches, so that a few dozen blobs take the paths 300 took: several index lookups, and on
+    # S3 more writes in flight than the writer lets queue (parallelism x 4 = 64), settled as it goes
+    monkeypatch.setattr("apps.storage.blobs._BATCH_FILES", 16)
     store = blob_store()
-    payloads = [f"file {i}\n".encode() * (i + 1) for i in range(300)]  # more than one batch
+    payloads = [f"file {i}\n".encode() * (i + 1) for i in range(80)]
     with blob_writes(), store.writer() as writer:
         for data in payloads:
             writer.add(data)
-    assert writer.stored == 300
+    assert writer.stored == 80
     assert known_blobs(sha(d) for d in payloads) == {sha(d) for d in payloads}
     assert list(store.read_many([(sha(d), len(d)) for d in payloads])) == payloads
 
@@ -221,14 +225,15 @@ def test_a_damaged_compressed_blob_is_corrupt(damage: str) -> None:
     path = Path(store.backend.path(blob_key(ref.sha256)))  # type: ignore[attr-defined]
     kept = path.read_bytes()
     assert kept.startswith(ZLIB_MARKER)
-    body = {
-        "flipped": kept[:20] + bytes([kept[20] ^ 0xFF]) + kept[21:],
-        "truncated": kept[:-6],
-        "trailing": kept + b"more",
-        "other content": encode_blob(b"other words " * 1000)[0],
+    bodies: dict[str, Callable[[], bytes]] = {
+        "flipped": lambda: kept[:20] + bytes([kept[20] ^ 0xFF]) + kept[21:],
+        "truncated": lambda: kept[:-6],
+        "trailing": lambda: kept + b"more",
+        "other content": lambda: encode_blob(b"other words " * 1000)[0],
         # inflates to 64 MiB: read no further than the recorded size (+1) before it is refused
-        "bomb": encode_blob(bytes(64 << 20))[0],
-    }[damage]
+        "bomb": lambda: encode_blob(bytes(64 << 20))[0],
+    }
+    body = bodies[damage]()
     path.write_bytes(body)
     tracemalloc.start()
     try:

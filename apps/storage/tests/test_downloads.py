@@ -56,8 +56,7 @@ def test_contents_and_archives_stream_with_their_headers(
     assert hashlib.sha256(body).hexdigest() == exported["export"]["archive"]["sha256"]
     assert archive["Content-Disposition"].startswith('attachment; filename="')
 
-
-def test_every_blob_of_a_generation_is_indexed_once(any_storage: str, exported: dict[str, Any]) -> None:
+    # every blob of the generation and its archive is in the index
     shas = {f["sha256"] for f in exported["files"].values()} | {exported["export"]["archive"]["sha256"]}
     assert set(Blob.objects.filter(sha256__in=shas).values_list("sha256", flat=True)) == shas
 
