@@ -67,7 +67,15 @@ class GeneratedProject(Job):
     template = models.ForeignKey(
         "templates.ProjectTemplate", on_delete=models.PROTECT, related_name="generated_projects"
     )
-    template_version = models.CharField(max_length=50)
+    template_version = models.CharField(max_length=50, help_text="the version's label, as the API shows it")
+    template_version_ref = models.ForeignKey(
+        "templates.TemplateVersion",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="generations",
+        help_text="the version rendered (null only for generations of versions recorded before versions existed)",
+    )
     template_checksum = models.CharField(max_length=64)
     parameters = models.JSONField(default=dict)
     created_by = models.ForeignKey(

@@ -35,9 +35,10 @@ from apps.projects.services.project_generator import (
 from apps.projects.services.projects import require_role
 from apps.projects.services.stored_files import generation_files, manifest_of
 from apps.storage.blobs import BlobWriter, VerifiedReader, blob_store, blob_writes, remove_tree
-from apps.templates.models import ProjectTemplate
+from apps.templates.models import ProjectTemplate, TemplateVersion
 from apps.templates.services import formats
 from apps.templates.services.catalog import template_folder, template_get
+from apps.templates.services.versions import version_for_generation, version_latest
 from core.exceptions import ApplicationError, Conflict
 from core.jobs import (
     ClaimOutcome,
@@ -66,47 +67,68 @@ class JobBusy(Exception):
 # --- the template version and its parameters ---------------------------------------------------
 
 
-def template_version_ref(template: ProjectTemplate) -> formats.VersionRef:
-    """What the catalog records about the template's version, for its format (`formats`)."""
-    folder = template_folder(template)
-    recorded = getattr(template, "format", None)
+def _version(version: TemplateVersion | ProjectTemplate) -> TemplateVersion:
+    return version_latest(version) if isinstance(version, ProjectTemplate) else version
+
+
+def template_version_ref(version: TemplateVersion | ProjectTemplate) -> formats.VersionRef:
+    """What the catalog records about a version (a template: its latest), for its format (`formats`)."""
+    version = _version(version)
+    template = version.template
+    folder = template_folder(version)
     return formats.VersionRef(
         folder=folder,
-        # a row without a recorded format is read from its files (native when they are not here:
-        # validation needs only the recorded schema, rendering then fails template_files_missing)
-        format=recorded or (formats.detect(folder).id if folder.is_dir() else "native"),
-        checksum=template.checksum,
+        format=version.format,
+        checksum=version.checksum,
         slug=template.slug,
-        version=template.version,
-        parameters=template.parameters or {"type": "object", "properties": {}},
+        version=version.version,
+        parameters=version.parameters or {"type": "object", "properties": {}},
         name=template.name,
         description=template.description,
-        exclude=tuple(template.exclude),
-        copy_without_render=tuple(template.copy_without_render),
-        uses_code=tuple(getattr(template, "uses_code", None) or ()),
-        trusted=bool(getattr(template, "is_trusted", False)),
+        exclude=tuple(version.exclude),
+        copy_without_render=tuple(version.copy_without_render),
+        uses_code=tuple(version.uses_code or ()),
+        trusted=version.is_trusted,
     )
 
 
-def parameters_validate(*, template: ProjectTemplate, parameters: Any) -> dict[str, Any]:
-    """The answers checked with the rules of the template's format (400 with field errors): JSON
-    Schema and defaults for native templates, the tool's own rules for Cookiecutter and Copier.
-    A version that runs its author's code and is not trusted is refused (400 template_untrusted)."""
-    return formats.validate(template_version_ref(template), parameters)
+def parameters_validate(
+    *, template: ProjectTemplate, parameters: Any, version: TemplateVersion | None = None
+) -> dict[str, Any]:
+    """The answers checked with the rules of the version's format (default: the template's latest
+    version), 400 with field errors: JSON Schema and defaults for native templates, the tool's own
+    rules for Cookiecutter and Copier. A version that runs its author's code and is not trusted is
+    refused (400 template_untrusted)."""
+    return formats.validate(template_version_ref(version or template), parameters)
 
 
-def _prepared(template: ProjectTemplate) -> formats.PreparedVersion:
-    version = template_version_ref(template)
-    if not version.folder.is_dir():
+def _prepared(version: TemplateVersion | ProjectTemplate) -> formats.PreparedVersion:
+    """The version prepared for rendering (a template: its latest version)."""
+    ref = template_version_ref(version)
+    if not ref.folder.is_dir():
         # Not the template's fault nor the caller's: this process cannot see the files (a
         # worker without the shared KILN_TEMPLATES_DIR, a volume not mounted).
         raise ApplicationError(
-            f"The files of template '{template.slug}' are not available to this Kiln process; "
+            f"The files of template '{ref.slug}' {ref.version} are not available to this Kiln process; "
             "check that KILN_TEMPLATES_DIR is shared by the web and worker processes.",
             code="template_files_missing",
             status_code=503,
         )
-    return formats.prepare(version)
+    return formats.prepare(ref)
+
+
+def _generation_version(generated: GeneratedProject) -> TemplateVersion:
+    """The version a generation renders: the one it pinned. A generation recorded before
+    versions existed renders its template's latest version if that is still what it asked for."""
+    if generated.template_version_ref is not None:
+        return generated.template_version_ref
+    template = generated.template
+    latest = version_latest(template)
+    if latest.checksum != generated.template_checksum:
+        raise GenerationFailed(
+            f"Template '{template.slug}' changed since this generation was requested.", code="template_changed"
+        )
+    return latest
 
 
 # --- start, dry run, cancel, retry ----------------------------------------------------------
@@ -117,12 +139,20 @@ def _check_active_cap(project: Project) -> None:
 
 
 def generated_project_start(
-    *, project: Project, template_slug: str, parameters: Any, actor: Any, enqueue: bool = True
+    *,
+    project: Project,
+    template_slug: str,
+    parameters: Any,
+    actor: Any,
+    version: str | None = None,
+    enqueue: bool = True,
 ) -> GeneratedProject:
-    """Validate and record a generation, then enqueue it after commit (202 semantics)."""
+    """Validate and record a generation of the template's `version` (default: the latest),
+    then enqueue it after commit (202 semantics)."""
     require_role(actor=actor, project=project, minimum=Role.DEVELOPER, action="generate projects")
     template = template_get(slug=template_slug)
-    values = parameters_validate(template=template, parameters=parameters)
+    pinned = version_for_generation(template, version)
+    values = parameters_validate(template=template, parameters=parameters, version=pinned)
     with transaction.atomic():
         # Lock the project row so concurrent requests see each other's rows for the cap.
         Project.objects.select_for_update().filter(pk=project.pk).first()
@@ -130,11 +160,12 @@ def generated_project_start(
         generated = GeneratedProject.objects.create(
             project=project,
             template=template,
-            template_version=template.version,
-            template_checksum=template.checksum,
+            template_version=pinned.version,
+            template_version_ref=pinned,
+            template_checksum=pinned.checksum,
             parameters=values,
             created_by=actor if getattr(actor, "pk", None) and actor.is_authenticated else None,
-            progress_total=template.file_count,
+            progress_total=pinned.file_count,
             enqueued_at=timezone.now(),
         )
         if enqueue:
@@ -148,13 +179,17 @@ def _enqueue(generated: GeneratedProject) -> None:
     enqueue_on_commit(start_project_generation, generated.pk, model=GeneratedProject)
 
 
-def generated_project_dry_run(*, project: Project, template_slug: str, parameters: Any, actor: Any) -> GenerationResult:
-    """Render in memory and return the manifest; nothing is stored or written."""
+def generated_project_dry_run(
+    *, project: Project, template_slug: str, parameters: Any, actor: Any, version: str | None = None
+) -> GenerationResult:
+    """Render `version` (default: the latest) in memory and return the manifest; nothing is
+    stored or written."""
     require_role(actor=actor, project=project, minimum=Role.DEVELOPER, action="generate projects")
     template = template_get(slug=template_slug)
-    values = parameters_validate(template=template, parameters=parameters)
+    pinned = version_for_generation(template, version)
+    values = parameters_validate(template=template, parameters=parameters, version=pinned)
     try:
-        return ProjectGenerator(_prepared(template)).render(
+        return ProjectGenerator(_prepared(pinned)).render(
             values, NullSink(), time_limit=settings.KILN_DRY_RUN_TIME_LIMIT
         )
     except GenerationFailed as exc:
@@ -197,7 +232,8 @@ def generated_project_retry(*, generated: GeneratedProject, actor: Any) -> Gener
                 extra={"status": row.status},
             )
         template = row.template
-        if template.checksum != row.template_checksum:
+        if row.template_version_ref_id is None and template.checksum != row.template_checksum:
+            # recorded before versions existed, and its version was replaced since
             raise Conflict(
                 f"Template '{template.slug}' changed since this generation (now version {template.version}); "
                 "start a new generation instead.",
@@ -289,7 +325,9 @@ def generated_project_execute(*, generated_id: int, owner: str) -> ExecuteOutcom
         raise ApplicationError(f"Generated project {generated_id} does not exist.", code="job_not_found")
     if result.outcome == ClaimOutcome.BUSY:
         raise JobBusy(result.retry_in)
-    generated = GeneratedProject.objects.select_related("template", "project").get(pk=generated_id)
+    generated = GeneratedProject.objects.select_related(
+        "template", "project", "template_version_ref", "template_version_ref__template"
+    ).get(pk=generated_id)
     if result.outcome != ClaimOutcome.CLAIMED:
         return ExecuteOutcome(generated, ran=False)
     lease = result.lease
@@ -301,15 +339,11 @@ def generated_project_execute(*, generated_id: int, owner: str) -> ExecuteOutcom
 
     try:
         template = generated.template
-        if template.checksum != generated.template_checksum:
-            raise GenerationFailed(
-                f"Template '{template.slug}' changed since this generation was requested.", code="template_changed"
-            )
+        version = _generation_version(generated)
         job_log(
             GeneratedProject,
             generated.pk,
-            f"INFO rendering template {template.slug} {generated.template_version} "
-            f"({template.file_count} template files)",
+            f"INFO rendering template {template.slug} {version.version} ({version.file_count} template files)",
         )
         lease.heartbeat(done=0)
         # From the first blob lookup to the commit of the rows that point at the blobs, the
@@ -317,7 +351,7 @@ def generated_project_execute(*, generated_id: int, owner: str) -> ExecuteOutcom
         # blob was stored and verified, so a reader never sees half a project.
         with blob_writes():
             with blob_store().writer() as writer:
-                outcome = ProjectGenerator(_prepared(template)).render(
+                outcome = ProjectGenerator(_prepared(version)).render(
                     generated.parameters, _BlobSink(writer), progress=ProgressThrottle(report)
                 )
             with transaction.atomic():

@@ -7,6 +7,7 @@ member by member before a single byte is written.
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import logging
 import os
@@ -22,15 +23,19 @@ from pathlib import Path
 from typing import IO, Any
 
 from django.conf import settings
-from django.db import transaction
 
-from apps.storage.blobs import ManifestItem, blob_store, blob_writes
-from apps.templates.models import ProjectTemplate, TemplateFile, TemplateSource
+from apps.templates.models import ProjectTemplate, TemplateFormat, TemplateSource, TemplateVersion
 from apps.templates.services.formats.native import (  # the native format's rules live there
     MANIFEST_NAME,
     ScannedTemplate,
     TemplateInvalid,
     scan_template,
+)
+from apps.templates.services.versions import (
+    builtin_version_superseded,
+    version_latest,
+    version_record,
+    version_template_folder,
 )
 from core.exceptions import ApplicationError, NotFound, ValidationFailed
 from core.safe_paths import (
@@ -44,62 +49,22 @@ from core.safe_paths import (
 logger = logging.getLogger("kiln.templates")
 
 
-def template_folder(template: ProjectTemplate) -> Path:
-    """The template's files as a local folder: the one way to read them.
-
-    Built-in templates ship with Kiln. An uploaded template is read from KILN_TEMPLATES_DIR where
-    this machine has it (the process that stored it); elsewhere (a worker on another machine,
-    sharing no folder) its files come from the blob store, written once per machine into
-    KILN_TEMPLATE_CACHE_DIR/files/<checksum>/ and verified as they are read.
-    """
-    if template.source == TemplateSource.BUILTIN:
-        return Path(settings.KILN_BUILTIN_TEMPLATES_DIR) / template.source_path
-    local = Path(settings.KILN_TEMPLATES_DIR) / template.source_path
-    if local.is_dir():
-        return local
-    files = TemplateFile.objects.filter(checksum=template.checksum).order_by("path")
-    manifest = [ManifestItem(f.path, f.mode, f.sha256, f.size) for f in files]
-    if not manifest:
-        return local  # stored before the blob store, on a folder this machine does not have
-    return blob_store().tree_cache(Path(settings.KILN_TEMPLATE_CACHE_DIR) / "files", template.checksum, manifest)
+def template_folder(template: ProjectTemplate | TemplateVersion) -> Path:
+    """A version's files as a local folder (a template: its latest version's); see
+    `versions.version_template_folder`."""
+    if isinstance(template, TemplateVersion):
+        return version_template_folder(template)
+    return version_template_folder(version_latest(template))
 
 
-def _store_blobs(scanned: ScannedTemplate) -> None:
-    """Keep a template's content in the blob store (once per checksum), with its manifest."""
-    if TemplateFile.objects.filter(checksum=scanned.checksum).exists():
-        return
-    files = [(MANIFEST_NAME, 0o644), *((info.rel, info.mode) for info in scanned.files)]
-    with blob_writes():
-        manifest = blob_store().store_tree(scanned.folder, files)
-        TemplateFile.objects.bulk_create(
-            [
-                TemplateFile(checksum=scanned.checksum, path=m.path, mode=m.mode, size=m.size or 0, sha256=m.sha256)
-                for m in manifest
-            ],
-            ignore_conflicts=True,
-        )
-
-
-def _upsert(scanned: ScannedTemplate, *, source: str, source_path: str, user: Any | None) -> ProjectTemplate:
-    manifest = scanned.manifest
-    values = {
-        "name": manifest.name,
-        "description": manifest.description,
-        "version": manifest.version,
-        "parameters": manifest.parameters,
-        "exclude": list(manifest.exclude),
-        "copy_without_render": list(manifest.copy_without_render),
-        "source": source,
-        "source_path": source_path,
-        "checksum": scanned.checksum,
-        "file_count": len(scanned.files),
-        "total_bytes": scanned.total_bytes,
-        "is_active": True,
-    }
-    if user is not None:
-        values["uploaded_by"] = user
-    template, _ = ProjectTemplate.objects.update_or_create(slug=manifest.slug, defaults=values)
-    return template
+def _upsert(
+    scanned: ScannedTemplate, *, source: str, source_path: str, user: Any | None, format: str = TemplateFormat.NATIVE
+) -> ProjectTemplate:
+    """Record `scanned` as a version of its template (created on its first version); the template.
+    Its files stay in the folder `source_path` names (no blob copy: tests' and blueprints' path)."""
+    return version_record(
+        scanned, source=source, source_path=source_path, user=user, format=format, store_blobs=False
+    ).template
 
 
 def template_sync_builtin() -> list[ProjectTemplate]:
@@ -116,8 +81,35 @@ def template_sync_builtin() -> list[ProjectTemplate]:
         if existing is not None and existing.source != TemplateSource.BUILTIN:
             logger.warning("built-in template %s shadows an uploaded template; skipped", scanned.manifest.slug)
             continue
-        synced.append(_upsert(scanned, source=TemplateSource.BUILTIN, source_path=folder.name, user=None))
+        synced.append(_sync_builtin_folder(scanned, folder.name))
     return synced
+
+
+def _sync_builtin_folder(scanned: ScannedTemplate, folder: str) -> ProjectTemplate:
+    """Record a built-in folder as a version. Files changed under an unchanged label (Kiln's own
+    templates edited without a version bump) become the local version `<label>+<checksum[:8]>`,
+    so the recorded label keeps its content and older generations still render."""
+    try:
+        recorded = version_record(scanned, source=TemplateSource.BUILTIN, source_path=folder, store_blobs=False)
+    except ValidationFailed as exc:
+        if exc.code != "template_version_exists":
+            raise
+        label = scanned.manifest.version
+        local = f"{label[:40]}{'.' if '+' in label else '+'}{scanned.checksum[:8]}"
+        scanned.manifest = dataclasses.replace(scanned.manifest, version=local)
+        recorded = version_record(scanned, source=TemplateSource.BUILTIN, source_path=folder, store_blobs=False)
+    builtin_version_superseded(recorded.template, folder=folder, checksum=scanned.checksum)
+    return recorded.template
+
+
+def template_may_add_version(template: ProjectTemplate, user: Any) -> bool:
+    """An upload adds a version to an uploaded template of the caller's own, or any as staff;
+    built-in and git templates take their versions from their source only."""
+    if template.source != TemplateSource.UPLOAD:
+        return False
+    return bool(getattr(user, "is_staff", False)) or (
+        template.uploaded_by_id is not None and template.uploaded_by_id == getattr(user, "pk", None)
+    )
 
 
 def template_get(*, slug: str) -> ProjectTemplate:
@@ -149,8 +141,10 @@ def _limits() -> tuple[int, int]:
 
 def _check_member_name(name: str, *, is_dir: bool) -> str:
     clean = name.rstrip("/") if is_dir else name
-    if clean.startswith("./"):
+    while clean.startswith("./"):  # `tar czf t.tar.gz -C folder .` writes ./name
         clean = clean[2:]
+    if is_dir and clean in ("", "."):  # that archive's own top entry, `./`
+        return ""
     try:
         return clean_relative_path(clean)
     except UnsafePath as exc:
@@ -403,6 +397,7 @@ def _tar_members(handle: tarfile.TarFile) -> list[_Member]:
 
 
 def _strip_single_top(members: list[_Member]) -> tuple[list[_Member], str]:
+    members = [m for m in members if m.name]  # the archive's `./` entry
     names = {m.name for m in members}
     if MANIFEST_NAME in names:
         return members, ""
@@ -533,21 +528,11 @@ def _store_upload(opened: zipfile.ZipFile | tarfile.TarFile, members: list[_Memb
         scanned = scan_template(staging)
         slug = scanned.manifest.slug
         existing = ProjectTemplate.objects.filter(slug=slug).first()
-        if existing is not None and (existing.source == TemplateSource.BUILTIN or existing.uploaded_by_id != user.pk):
+        if existing is not None and not template_may_add_version(existing, user):
             raise ValidationFailed(
                 f"A template named '{slug}' already exists. Choose another slug in {MANIFEST_NAME}.",
                 code="template_exists",
                 extra={"slug": slug},
-            )
-        if (
-            existing is not None
-            and existing.version == scanned.manifest.version
-            and existing.checksum != scanned.checksum
-        ):
-            raise ValidationFailed(
-                f"Template '{slug}' version {existing.version} exists with different content; bump 'version'.",
-                code="template_version_exists",
-                extra={"slug": slug, "version": existing.version},
             )
         from apps.templates.services.upload_checks import check_uploaded_template
 
@@ -558,9 +543,7 @@ def _store_upload(opened: zipfile.ZipFile | tarfile.TarFile, members: list[_Memb
         if not final.exists():
             os.rename(staging, final)
         stored = scan_template(final)
-        _store_blobs(stored)  # for machines that do not share KILN_TEMPLATES_DIR
-        with transaction.atomic():
-            return _upsert(stored, source=TemplateSource.UPLOAD, source_path=relative, user=user)
+        return version_record(stored, source=TemplateSource.UPLOAD, source_path=relative, user=user).template
     finally:
         if staging.exists():
             shutil.rmtree(staging, ignore_errors=True)
