@@ -157,24 +157,20 @@ def test_trusted_hooks_run_isolated_through_the_generator(tmp_path: Path) -> Non
 
 def _register(folder: Path, slug: str) -> Any:
     """A catalog row for a Cookiecutter/Copier folder, as the catalog records a version."""
-    from apps.templates.models import ProjectTemplate, TemplateSource
+    from apps.templates.models import TemplateSource
+    from apps.templates.services.versions import version_record_described
 
     described = formats.describe(folder)
     target = Path(settings.KILN_TEMPLATES_DIR) / slug / described.checksum[:16]
     shutil.copytree(folder, target)
-    return ProjectTemplate.objects.create(
+    return version_record_described(
+        folder=target,
+        described=described,
         slug=slug,
-        name=slug,
-        version="1.0.0",
-        parameters=described.parameters,
-        exclude=list(described.exclude),
-        copy_without_render=list(described.copy_without_render),
+        label="1.0.0",
         source=TemplateSource.UPLOAD,
         source_path=f"{slug}/{described.checksum[:16]}",
-        checksum=described.checksum,
-        file_count=described.file_count,
-        total_bytes=described.total_bytes,
-    )
+    ).template
 
 
 @pytest.mark.django_db

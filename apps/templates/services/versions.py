@@ -17,8 +17,10 @@ Who may add a version (owner, staff) is the callers' rule (upload, git sync, blu
 
 from __future__ import annotations
 
+import dataclasses
 import logging
-from collections.abc import Iterable
+import os
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -29,6 +31,7 @@ from django.utils import timezone
 
 from apps.storage.blobs import ManifestItem, blob_store, blob_writes
 from apps.templates.models import ProjectTemplate, TemplateFile, TemplateFormat, TemplateSource, TemplateVersion
+from apps.templates.services import formats
 from apps.templates.versioning import version_sort_key
 from core.exceptions import NotFound, ValidationFailed
 
@@ -37,7 +40,6 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger("kiln.templates")
 
-MANIFEST_NAME = "template.yaml"
 # columns of the template that repeat its latest version's
 LATEST_FIELDS = (
     "version",
@@ -61,20 +63,51 @@ class RecordedVersion:
     created: bool
 
 
-def _store_blobs(scanned: ScannedTemplate) -> None:
-    """Keep a template's content in the blob store (once per checksum), with its manifest."""
-    if TemplateFile.objects.filter(checksum=scanned.checksum).exists():
+def _folder_files(folder: Path) -> list[tuple[str, int]]:
+    """Every regular file below `folder` (relative path, 0o644/0o755), sorted; the format that
+    described the folder already refused links and special files."""
+    found = []
+    for base, dirs, files in os.walk(folder):
+        dirs.sort()
+        for name in sorted(files):
+            path = Path(base) / name
+            st = path.lstat()
+            if stat.S_ISREG(st.st_mode):
+                found.append((path.relative_to(folder).as_posix(), 0o755 if st.st_mode & stat.S_IXUSR else 0o644))
+    return sorted(found)
+
+
+def _store_blobs(folder: Path, checksum: str) -> None:
+    """Keep a version's files in the blob store (once per checksum), with their manifest."""
+    if TemplateFile.objects.filter(checksum=checksum).exists():
         return
-    files = [(MANIFEST_NAME, 0o644), *((info.rel, info.mode) for info in scanned.files)]
     with blob_writes():
-        manifest = blob_store().store_tree(scanned.folder, files)
+        manifest = blob_store().store_tree(folder, _folder_files(folder))
         TemplateFile.objects.bulk_create(
             [
-                TemplateFile(checksum=scanned.checksum, path=m.path, mode=m.mode, size=m.size or 0, sha256=m.sha256)
+                TemplateFile(checksum=checksum, path=m.path, mode=m.mode, size=m.size or 0, sha256=m.sha256)
                 for m in manifest
             ],
             ignore_conflicts=True,
         )
+
+
+def described_of(scanned: ScannedTemplate) -> formats.Description:
+    """A native folder `scan_template` read, as its format describes it."""
+    manifest = scanned.manifest
+    return formats.Description(
+        format=TemplateFormat.NATIVE,
+        parameters=manifest.parameters,
+        checksum=scanned.checksum,
+        file_count=len(scanned.files),
+        total_bytes=scanned.total_bytes,
+        exclude=manifest.exclude,
+        copy_without_render=manifest.copy_without_render,
+        slug=manifest.slug,
+        name=manifest.name,
+        description=manifest.description,
+        version=manifest.version,
+    )
 
 
 def version_record(
@@ -84,42 +117,73 @@ def version_record(
     source_path: str = "",
     user: Any | None = None,
     format: str = TemplateFormat.NATIVE,
+    store_blobs: bool = True,
+) -> RecordedVersion:
+    """Record a native folder (`scan_template`) as a version of its manifest's slug and label."""
+    described = described_of(scanned)
+    if format != described.format:
+        described = dataclasses.replace(described, format=format)
+    return version_record_described(
+        folder=scanned.folder,
+        described=described,
+        slug=described.slug,
+        label=described.version,
+        source=source,
+        source_path=source_path,
+        user=user,
+        store_blobs=store_blobs,
+    )
+
+
+def version_record_described(
+    *,
+    folder: Path,
+    described: formats.Description,
+    slug: str,
+    label: str,
+    source: str,
+    source_path: str = "",
+    user: Any | None = None,
     commit: str = "",
-    uses_code: Iterable[str] = (),
     orderable: bool = True,
+    name: str = "",
+    description: str = "",
     template_fields: dict[str, Any] | None = None,
     store_blobs: bool = True,
 ) -> RecordedVersion:
-    """Record `scanned` (a folder `scan_template` checked) as a version of its manifest's slug.
+    """Record `folder`, as its format described it (`formats.describe`), as version `label` of
+    template `slug`.
 
-    Creates the template on its first version (`source`, `user` as its owner, `template_fields`
-    such as the git_* columns). `source_path` names a local folder holding exactly these files
-    (relative to the source root), read before the blob copy where it exists. `orderable=False`
-    orders a label by time even when it reads as a version (a short commit). `store_blobs=False`
-    leaves the files where they are (built-in templates, which every Kiln process ships).
+    Creates the template on its first version (`source`, `user` as its owner, `name`/`description`
+    or the described ones, `template_fields` such as the git_* columns). `source_path` names a local
+    folder holding exactly these files (relative to the source root), read before the blob copy
+    where it exists. `orderable=False` orders a label by time even when it reads as a version (a
+    short commit). `store_blobs=False` leaves the files where they are (built-in templates, which
+    every Kiln process ships; tests' folders).
     """
-    manifest = scanned.manifest
+    name = name or described.name or slug
+    description = description or described.description
     if store_blobs:
-        _store_blobs(scanned)  # before the rows: the sweeper keeps blobs a TemplateFile names
+        _store_blobs(folder, described.checksum)  # before the rows: the sweeper keeps blobs a TemplateFile names
     with transaction.atomic():
-        template = ProjectTemplate.objects.select_for_update().filter(slug=manifest.slug).first()
+        template = ProjectTemplate.objects.select_for_update().filter(slug=slug).first()
         if template is None:
             template = ProjectTemplate.objects.create(
-                slug=manifest.slug,
-                name=manifest.name,
-                description=manifest.description,
-                version=manifest.version,
-                format=format,
-                parameters=manifest.parameters,
+                slug=slug,
+                name=name,
+                description=description,
+                version=label,
+                format=described.format,
+                parameters=described.parameters,
                 source=source,
                 source_path=source_path,
-                checksum=scanned.checksum,
-                uploaded_by=user,
+                checksum=described.checksum,
+                uploaded_by=user if getattr(user, "pk", None) else None,
                 **(template_fields or {}),
             )
-        existing = template.versions.filter(version=manifest.version).first()
+        existing = template.versions.filter(version=label).first()
         if existing is not None:
-            if existing.checksum != scanned.checksum:
+            if existing.checksum != described.checksum:
                 raise ValidationFailed(
                     f"Template '{template.slug}' version {existing.version} exists with different content; "
                     "bump 'version'.",
@@ -133,24 +197,23 @@ def version_record(
             template.refresh_from_db()
             existing.refresh_from_db()
             return RecordedVersion(template, existing, created=False)
-        now = timezone.now()
         version = TemplateVersion.objects.create(
             template=template,
-            version=manifest.version,
-            format=format,
-            parameters=manifest.parameters,
-            checksum=scanned.checksum,
+            version=label,
+            format=described.format,
+            parameters=described.parameters,
+            checksum=described.checksum,
             commit=commit,
-            exclude=list(manifest.exclude),
-            copy_without_render=list(manifest.copy_without_render),
-            file_count=len(scanned.files),
-            total_bytes=scanned.total_bytes,
-            uses_code=list(uses_code),
+            exclude=list(described.exclude),
+            copy_without_render=list(described.copy_without_render),
+            file_count=described.file_count,
+            total_bytes=described.total_bytes,
+            uses_code=list(described.uses_code),
             source_path=source_path,
-            sort_key=version_sort_key(manifest.version, now, orderable=orderable),
+            sort_key=version_sort_key(label, timezone.now(), orderable=orderable),
             created_by=user if getattr(user, "pk", None) else None,
         )
-        _refresh_latest(template, recorded=version, name=manifest.name, description=manifest.description)
+        _refresh_latest(template, recorded=version, name=name, description=description)
     logger.info("template %s: version %s recorded (%s)", template.slug, version.version, version.checksum[:12])
     return RecordedVersion(template, version, created=True)
 
