@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import http.server
 import os
+import shutil
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -143,8 +144,10 @@ def make_template(db: Any, settings: Any) -> Callable[..., Any]:
     ) -> Any:
         counter["n"] += 1
         slug = slug or f"t{counter['n']}"
-        folder = Path(settings.KILN_TEMPLATES_DIR) / slug / "v1"
-        folder.mkdir(parents=True, exist_ok=True)
+        version = str(manifest.get("version", "1.0.0"))
+        folder = Path(settings.KILN_TEMPLATES_DIR) / slug / version  # one folder per version
+        shutil.rmtree(folder, ignore_errors=True)
+        folder.mkdir(parents=True)
         body = {
             "slug": slug,
             "name": slug.title(),
@@ -164,7 +167,7 @@ def make_template(db: Any, settings: Any) -> Callable[..., Any]:
             else:
                 target.write_bytes(content)
             target.chmod(mode)
-        return _upsert(scan_template(folder), source=TemplateSource.UPLOAD, source_path=f"{slug}/v1", user=None)
+        return _upsert(scan_template(folder), source=TemplateSource.UPLOAD, source_path=f"{slug}/{version}", user=None)
 
     return make
 

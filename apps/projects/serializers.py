@@ -121,6 +121,9 @@ class GeneratedProjectSerializer(serializers.ModelSerializer):
 
 class GeneratedProjectCreateSerializer(StrictInputSerializer):
     template = serializers.CharField(max_length=100, help_text="template slug")
+    version = serializers.CharField(
+        max_length=50, required=False, help_text="the template version's label (default: the latest)"
+    )
     parameters = JSONObjectField(required=False, default=dict, help_text="values for the template's parameters")
     dry_run = serializers.BooleanField(required=False, default=False, help_text="render without storing anything")
 

@@ -236,7 +236,11 @@ class GeneratedProjectViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, 
         project = self.get_project()
         if data["dry_run"]:
             result = generation.generated_project_dry_run(
-                project=project, template_slug=data["template"], parameters=data["parameters"], actor=request.user
+                project=project,
+                template_slug=data["template"],
+                parameters=data["parameters"],
+                actor=request.user,
+                version=data.get("version"),
             )
             body = {
                 "files": [f.__dict__ for f in result.files],
@@ -246,7 +250,11 @@ class GeneratedProjectViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, 
             }
             return Response(DryRunSerializer(body).data, status=status.HTTP_200_OK)
         generated = generation.generated_project_start(
-            project=project, template_slug=data["template"], parameters=data["parameters"], actor=request.user
+            project=project,
+            template_slug=data["template"],
+            parameters=data["parameters"],
+            actor=request.user,
+            version=data.get("version"),
         )
         # The row as recorded (pending); a worker, or eager mode, may already be past it.
         return Response(GeneratedProjectSerializer(generated).data, status=status.HTTP_202_ACCEPTED)

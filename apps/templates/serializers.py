@@ -6,12 +6,14 @@ from typing import Any
 
 from rest_framework import serializers
 
-from apps.templates.models import ProjectTemplate
+from apps.templates.models import ProjectTemplate, TemplateVersion
 from core.serializers import FORM_MACHINERY_FIELDS, StrictInputSerializer
 
 
 class TemplateSerializer(serializers.ModelSerializer):
-    parameters = serializers.JSONField(help_text="JSON Schema of the template's parameters")
+    parameters = serializers.JSONField(help_text="JSON Schema of the latest version's parameters")
+    latest_version = serializers.CharField(source="version", read_only=True, help_text="the latest version's label")
+    versions_count = serializers.SerializerMethodField(help_text="how many versions are recorded")
 
     class Meta:
         model = ProjectTemplate
@@ -19,7 +21,10 @@ class TemplateSerializer(serializers.ModelSerializer):
             "slug",
             "name",
             "description",
+            "format",
             "version",
+            "latest_version",
+            "versions_count",
             "parameters",
             "source",
             "checksum",
@@ -27,6 +32,33 @@ class TemplateSerializer(serializers.ModelSerializer):
             "total_bytes",
             "created_at",
             "updated_at",
+        ]
+        read_only_fields = fields
+
+    def get_versions_count(self, template: ProjectTemplate) -> int:
+        annotated = getattr(template, "versions_total", None)
+        return int(annotated) if annotated is not None else template.versions.count()
+
+
+class TemplateVersionSerializer(serializers.ModelSerializer):
+    parameters = serializers.JSONField(help_text="JSON Schema of the version's parameters")
+    uses_code = serializers.ListField(
+        child=serializers.CharField(), help_text="what of the version runs code (hooks, tasks, extensions)"
+    )
+
+    class Meta:
+        model = TemplateVersion
+        fields = [
+            "version",
+            "format",
+            "commit",
+            "checksum",
+            "parameters",
+            "file_count",
+            "total_bytes",
+            "uses_code",
+            "is_trusted",
+            "created_at",
         ]
         read_only_fields = fields
 

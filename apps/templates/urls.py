@@ -6,5 +6,8 @@ from apps.templates import views
 
 router = SimpleRouter()
 router.register(r"templates", views.TemplateViewSet, basename="template")
+router.register(
+    r"templates/(?P<slug>[a-z0-9-]{1,100})/versions", views.TemplateVersionViewSet, basename="template-version"
+)
 
 urlpatterns = [*router.urls]

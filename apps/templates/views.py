@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.db.models import QuerySet
+from django.db.models import Count, QuerySet
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, extend_schema_view
 from rest_framework import mixins, status, viewsets
@@ -14,9 +14,9 @@ from rest_framework.response import Response
 from apps.blueprints.serializers import TemplateBlueprintCreateSerializer
 from apps.blueprints.services.blueprints import blueprint_template_register
 from apps.projects.views import _errors
-from apps.templates.models import ProjectTemplate
-from apps.templates.serializers import TemplateSerializer, TemplateUploadSerializer
-from apps.templates.services import catalog, removal
+from apps.templates.models import ProjectTemplate, TemplateVersion
+from apps.templates.serializers import TemplateSerializer, TemplateUploadSerializer, TemplateVersionSerializer
+from apps.templates.services import catalog, removal, versions
 from core.exceptions import ValidationFailed
 from core.parsers import KilnFormParser, KilnJSONParser, KilnMultiPartParser
 
@@ -34,7 +34,9 @@ class TemplateViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets
     filterset_fields = ["source"]
 
     def get_queryset(self) -> QuerySet[ProjectTemplate]:
-        return ProjectTemplate.objects.filter(is_active=True).order_by("slug")
+        return (
+            ProjectTemplate.objects.filter(is_active=True).annotate(versions_total=Count("versions")).order_by("slug")
+        )
 
     @extend_schema(
         operation_id="templates_create",
@@ -93,3 +95,33 @@ class TemplateViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets
         if getattr(self, "action", None) == "create" or self.request is None or self.request.method == "POST":
             return [KilnMultiPartParser(), KilnFormParser(), KilnJSONParser()]
         return super().get_parsers()
+
+
+VERSION_LABEL_RE = r"[0-9A-Za-z][0-9A-Za-z.+_-]{0,49}"
+
+
+@extend_schema_view(
+    list=extend_schema(
+        operation_id="templates_versions_list", summary="List a template's versions, newest first", tags=["templates"]
+    ),
+    retrieve=extend_schema(
+        operation_id="templates_versions_retrieve",
+        summary="Get one version of a template (its parameter schema, checksum, commit)",
+        tags=["templates"],
+    ),
+)
+class TemplateVersionViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+    """`/templates/{slug}/versions/`: any signed-in user reads the catalog's versions."""
+
+    serializer_class = TemplateVersionSerializer
+    queryset = TemplateVersion.objects.none()  # the model, for the schema; get_queryset scopes it
+    lookup_field = "version"
+    lookup_value_regex = VERSION_LABEL_RE
+
+    def get_queryset(self) -> QuerySet[TemplateVersion]:
+        template = catalog.template_get(slug=self.kwargs["slug"])
+        return versions.versions_of(template)
+
+    def get_object(self) -> TemplateVersion:
+        template = catalog.template_get(slug=self.kwargs["slug"])
+        return versions.version_get(template, self.kwargs["version"])

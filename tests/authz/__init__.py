@@ -309,6 +309,7 @@ class World:
             "generated_id": lambda: self.generated.pk,
             "agent_id": lambda: self.agent.pk,
             "slug": lambda: self.template.slug,
+            "version": lambda: self.template.version,
         }
         if name not in values:
             raise AssertionError(f"no object to substitute for path parameter {{{name}}}; add one to World.value")

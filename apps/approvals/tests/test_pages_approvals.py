@@ -46,7 +46,7 @@ def test_a_maintainer_approves_the_plan_shown_and_rejects_another(
 
     # the template changes while the page is open: approving what was shown runs nothing
     shown = approval.plan_sha256
-    make_template({"README.md": "# {{ name }} v2\n"}, slug="gate-tpl", parameters=PARAMETERS)
+    make_template({"README.md": "# {{ name }} v2\n"}, slug="gate-tpl", parameters=PARAMETERS, version="2.0.0")
     with run_jobs():
         stale = mia.post(f"{page}approve/", {"plan_sha256": shown}, follow=True).content.decode()
     approval.refresh_from_db()

@@ -69,7 +69,7 @@ def test_a_step_that_requires_approval_waits_with_its_rendered_input(api, cast, 
     shown = run["approval"]["plan_sha256"]
 
     # the template changes while the run waits: the plan the approver saw is stale
-    make_template({"README.md": "# {{ name }} v2\n"}, slug="gate-tpl", parameters=PARAMETERS)
+    make_template({"README.md": "# {{ name }} v2\n"}, slug="gate-tpl", parameters=PARAMETERS, version="2.0.0")
     url = f"/api/v1/runs/{run['id']}/"
     with run_jobs():
         stale = api(cast.mia).post(f"{url}approve/", {"plan_sha256": shown}, format="json")

@@ -77,8 +77,9 @@ def _project(call: ToolCall) -> Any:
 def _generation_request(call: ToolCall, *, dry_run: bool) -> dict[str, Any]:
     """The REST body of `POST .../generated/`, checked by the same input serializer."""
     body: dict[str, Any] = {"template": call["template"], "dry_run": dry_run}
-    if "parameters" in call.arguments:
-        body["parameters"] = call["parameters"]
+    for optional in ("parameters", "version"):
+        if optional in call.arguments:
+            body[optional] = call[optional]
     serializer = GeneratedProjectCreateSerializer(data=body)
     serializer.is_valid(raise_exception=True)
     return dict(serializer.validated_data)
@@ -90,6 +91,12 @@ GENERATION_INPUT = {
     "properties": {
         "project": PROJECT_ARGUMENT,
         "template": TEMPLATE_ARGUMENT,
+        "version": {
+            "type": "string",
+            "minLength": 1,
+            "maxLength": 50,
+            "description": "the template version's label (default: the latest, get_template's latest_version)",
+        },
         "parameters": PARAMETERS_ARGUMENT,
     },
     "additionalProperties": False,
@@ -113,7 +120,11 @@ GENERATION_INPUT = {
 def preview_generation(call: ToolCall) -> dict[str, Any]:
     data = _generation_request(call, dry_run=True)
     result = generation.generated_project_dry_run(
-        project=_project(call), template_slug=data["template"], parameters=data["parameters"], actor=call.actor
+        project=_project(call),
+        template_slug=data["template"],
+        parameters=data["parameters"],
+        actor=call.actor,
+        version=data.get("version"),
     )
     body = {
         "files": [f.__dict__ for f in result.files],
@@ -146,7 +157,11 @@ def preview_generation(call: ToolCall) -> dict[str, Any]:
 def generate_project(call: ToolCall) -> dict[str, Any]:
     data = _generation_request(call, dry_run=False)
     started = generation.generated_project_start(
-        project=_project(call), template_slug=data["template"], parameters=data["parameters"], actor=call.actor
+        project=_project(call),
+        template_slug=data["template"],
+        parameters=data["parameters"],
+        actor=call.actor,
+        version=data.get("version"),
     )
     row = follow_job(
         call,

@@ -26,6 +26,12 @@ INPUT_SCHEMA: dict[str, Any] = {
         "generated": {"type": "integer", "minimum": 1, "description": "id of a recorded generation to run"},
         "project": {"type": "integer", "minimum": 1, "description": "project id"},
         "template": {"type": "string", "minLength": 1, "maxLength": 100, "description": "template slug"},
+        "version": {
+            "type": "string",
+            "minLength": 1,
+            "maxLength": 50,
+            "description": "the template version's label (default: the latest)",
+        },
         "parameters": {"type": "object", "description": "template parameters", "default": {}},
     },
     "additionalProperties": False,
@@ -58,14 +64,18 @@ def plan(data: dict[str, Any]) -> dict[str, Any]:
     if "generated" in data:
         generated = GeneratedProject.objects.select_related("template", "project").get(pk=data["generated"])
         template, version = generated.template, generated.template_version
+        checksum = generated.template_checksum
         project = generated.project
     else:
+        from apps.templates.services.versions import version_for_generation
+
         template = template_get(slug=data["template"])
-        version = template.version
+        pinned = version_for_generation(template, data.get("version"))
+        version, checksum = pinned.version, pinned.checksum
         project = Project.objects.filter(pk=data["project"]).first()
     return {
         "project": {"id": project.pk, "slug": project.slug} if project is not None else None,
-        "template": {"slug": template.slug, "version": version, "checksum": template.checksum},
+        "template": {"slug": template.slug, "version": version, "checksum": checksum},
     }
 
 
@@ -93,6 +103,7 @@ def file_generation(context: StepContext, data: dict[str, Any]) -> dict[str, Any
                 template_slug=data["template"],
                 parameters=data.get("parameters", {}),
                 actor=context.actor,
+                version=data.get("version"),
                 enqueue=False,
             )
             context.log(f"recorded generation {generated.pk} of template {data['template']}")
