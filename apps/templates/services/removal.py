@@ -23,7 +23,7 @@ from typing import Any
 from django.conf import settings
 from django.db import transaction
 
-from apps.templates.models import ProjectTemplate, TemplateFile, TemplateSource
+from apps.templates.models import ProjectTemplate, TemplateFile, TemplateSource, TemplateVersion
 from core.exceptions import Conflict, PermissionDenied, ValidationFailed
 from core.jobs import ACTIVE_STATUSES
 
@@ -78,9 +78,17 @@ def template_delete(*, template: ProjectTemplate, actor: Any, deactivate: bool =
                 code="template_in_use",
                 extra={"template": row.slug, "generations": used},
             )
-        shared = ProjectTemplate.objects.filter(checksum=row.checksum).exclude(pk=row.pk).exists()
-        if not shared:
-            TemplateFile.objects.filter(checksum=row.checksum).delete()
+        # every version's manifest, unless another template's version has the same content
+        checksums = {
+            row.checksum,
+            *TemplateVersion.objects.filter(template_id=row.pk).values_list("checksum", flat=True),
+        }
+        shared = set(
+            TemplateVersion.objects.filter(checksum__in=checksums)
+            .exclude(template_id=row.pk)
+            .values_list("checksum", flat=True)
+        )
+        TemplateFile.objects.filter(checksum__in=checksums - shared).delete()
         folder = Path(settings.KILN_TEMPLATES_DIR) / row.slug if row.source == TemplateSource.UPLOAD else None
         audit("template.deleted", obj=row, project_id=None, actor=actor, **detail)
         row.delete()

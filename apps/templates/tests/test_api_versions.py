@@ -15,7 +15,7 @@ from apps.projects.models import GeneratedProject
 
 pytestmark = pytest.mark.django_db
 
-SCHEMA = {"type": "object", "properties": {"name": {"type": "string", "default": "demo"}}}
+SCHEMA = {"type": "object", "properties": {"name": {"type": "string", "default": "demo", "description": "The name."}}}
 
 
 def _manifest(version: str, **extra) -> bytes:

@@ -80,7 +80,10 @@ def _archive(version: str, body: str, *, slug: str = "svc", dot_entries: bool = 
         "slug": slug,
         "name": f"Svc {version}",
         "version": version,
-        "parameters": {"type": "object", "properties": {"name": {"type": "string", "default": "demo"}}},
+        "parameters": {
+            "type": "object",
+            "properties": {"name": {"type": "string", "default": "demo", "description": "The name."}},
+        },
     }
     return _tar({"template.yaml": yaml.safe_dump(manifest), "README.md": body}, dot_entries=dot_entries)
 
