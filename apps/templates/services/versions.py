@@ -219,14 +219,25 @@ def version_record_described(
 
 
 def _refresh_latest(template: ProjectTemplate, *, recorded: TemplateVersion, name: str, description: str) -> None:
-    """Copy the latest version's columns onto the template (its name too when `recorded` is it)."""
+    """After recording `recorded`: the template's latest columns (its name too when `recorded` is the latest)."""
+    latest = versions_of(template).first()
+    named = latest is not None and latest.pk == recorded.pk
+    ProjectTemplate.objects.filter(pk=template.pk).update(is_active=True)  # a new version brings it back
+    latest_refresh(template, name=name if named else None, description=description if named else None)
+
+
+def latest_refresh(template: ProjectTemplate, *, name: str | None = None, description: str | None = None) -> None:
+    """Copy the template's newest remaining version's columns onto it (`LATEST_FIELDS`); call it in
+    the transaction that adds or removes a version. A template without versions is left as it is."""
     latest = versions_of(template).first()
     if latest is None:
         return
     values: dict[str, Any] = {field: getattr(latest, field) for field in LATEST_FIELDS}
-    if latest.pk == recorded.pk:
-        values.update(name=name, description=description)
-    ProjectTemplate.objects.filter(pk=template.pk).update(**values, is_active=True, updated_at=timezone.now())
+    if name is not None:
+        values["name"] = name
+    if description is not None:
+        values["description"] = description
+    ProjectTemplate.objects.filter(pk=template.pk).update(**values, updated_at=timezone.now())
     template.refresh_from_db()
 
 

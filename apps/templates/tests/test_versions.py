@@ -126,6 +126,11 @@ def test_uploads_record_immutable_versions_and_the_template_shows_the_latest(cas
     assert (caught.value.status_code, caught.value.code) == (400, "version_not_found")
     assert versions.version_for_generation(older, None).version == "2.0.0"
 
+    # a version removed: the template's columns follow the newest remaining one
+    versions.version_get(older, "2.0.0").delete()
+    versions.latest_refresh(older)
+    assert (older.version, older.checksum) == ("1.5.0", versions.version_get(older, "1.5.0").checksum)
+
 
 def test_only_the_owner_or_staff_add_versions(cast):
     _upload(cast.alice, _archive("1.0.0", "one\n"))
