@@ -1,9 +1,9 @@
 """No shared folder: a web process and two Celery workers, each with its own empty
 GENERATED_PROJECTS_DIR and KILN_DATA_DIR, on PostgreSQL + Redis + an S3 server (moto_server).
 
-A template is uploaded through the web, generated on worker A (the default queue), exported to
-git and zip on worker B (`KILN_EXPORT_QUEUE`), and its files and archive are downloaded through
-the web. Nothing reaches another process through a folder: only the database, the broker and
+Two versions of a template are uploaded through the web, both generated on worker A (the default
+queue) from the bucket's copies, the first exported to git and zip on worker B (`KILN_EXPORT_QUEUE`),
+and files and the archive are downloaded through the web. Nothing reaches another process through a folder: only the database, the broker and
 the bucket. The bytes are those the filesystem backend gives for the same template (rendered
 in this test process first): every file, every archive member and the git tree.
 """
@@ -47,12 +47,28 @@ FILES: dict[str, tuple[bytes, int]] = {
 }
 
 
-def template_archive(slug: str) -> bytes:
+# the second version: a changed file, a new one, an empty one, the others as in 1.0.0 (shared blobs)
+FILES_V2: dict[str, tuple[bytes, int]] = {
+    **FILES,
+    "README.md": (b"# {{ name }}\n\nVersion 2, still without a shared folder.\n", 0o644),
+    "CHANGES.md": (b"2.0.0: {{ name }} gained a changelog\n", 0o644),
+    "src/{{ name | replace('-', '_') }}/py.typed": (b"", 0o644),
+}
+EXPECTED_V2 = {
+    "README.md": b"# shared-nothing\n\nVersion 2, still without a shared folder.\n",
+    "CHANGES.md": b"2.0.0: shared-nothing gained a changelog\n",
+    "src/shared_nothing/py.typed": b"",
+    "src/shared_nothing/__init__.py": b'NAME = "shared-nothing"\n',
+    "assets/logo.bin": FILES["assets/logo.bin"][0],
+}
+
+
+def template_archive(slug: str, version: str = "1.0.0", files: dict[str, tuple[bytes, int]] = FILES) -> bytes:
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w") as archive:
-        manifest = {"slug": slug, "name": slug, "version": "1.0.0", "parameters": PARAMETERS}
+        manifest = {"slug": slug, "name": slug, "version": version, "parameters": PARAMETERS}
         archive.writestr("template.yaml", yaml.safe_dump(manifest))
-        for path, (data, mode) in FILES.items():
+        for path, (data, mode) in files.items():
             info = zipfile.ZipInfo(path)
             info.external_attr = (0o100000 | mode) << 16
             archive.writestr(info, data)
@@ -211,12 +227,23 @@ def test_no_shared_folder_upload_generate_export_download(
         cast.alice.save()
         token = http.post("/api/v1/auth/token/", json={"username": "alice", "password": PASSWORD}).json()["token"]
         http.headers["Authorization"] = f"Token {token}"
-        uploaded = http.post("/api/v1/templates/", files={"archive": ("t.zip", template_archive("shared-nothing"))})
-        assert uploaded.status_code == 201, uploaded.text
+        # two versions uploaded before worker A renders either: each comes to it from the bucket
+        for version, files_of_version in (("1.0.0", FILES), ("2.0.0", FILES_V2)):
+            archive_bytes = template_archive("shared-nothing", version, files_of_version)
+            uploaded = http.post("/api/v1/templates/", files={"archive": ("t.zip", archive_bytes)})
+            assert uploaded.status_code == 201, uploaded.text
+        assert uploaded.json()["latest_version"] == "2.0.0"
         base = f"/api/v1/projects/{cast.project.pk}/generated/"
-        created = http.post(base, json={"template": "shared-nothing"}).json()
-        generated = poll(lambda: http.get(f"{base}{created['id']}/").json(), lambda d: d["status"] in TERMINAL, 90)
-        assert generated["status"] == "completed", generated
+        created = http.post(base, json={"template": "shared-nothing", "version": "1.0.0"}).json()
+        latest = http.post(base, json={"template": "shared-nothing"}).json()
+        generated, generated_v2 = (
+            poll(lambda made=made: http.get(f"{base}{made['id']}/").json(), lambda d: d["status"] in TERMINAL, 90)
+            for made in (created, latest)
+        )
+        assert generated["status"] == "completed" and generated["template_version"] == "1.0.0", generated
+        assert generated_v2["status"] == "completed" and generated_v2["template_version"] == "2.0.0", generated_v2
+        files_v2 = http.get(f"{base}{latest['id']}/files/").json()["results"]
+        contents_v2 = {f["path"]: http.get(f"{base}{latest['id']}/files/{f['id']}/content/").content for f in files_v2}
 
         remote = shared_nothing["tmp"] / "remote.git"
         git("init", "-q", "--bare", str(remote))
@@ -241,6 +268,9 @@ def test_no_shared_folder_upload_generate_export_download(
     assert {f["path"]: f["mode"] for f in files} == reference["modes"]
     assert zip_members(archive.content) == reference["members"]
     assert git("--git-dir", str(remote), "rev-parse", "main^{tree}") == reference["tree"]
+    # the second version, rendered on the same worker from its own blobs (the empty file included)
+    assert {path: contents_v2[path] for path in EXPECTED_V2} == EXPECTED_V2
+    assert set(contents_v2) == set(EXPECTED_V2) | {"bin/run.sh", "LICENSE"}
 
     # who did what: generation on worker A, both exports on worker B
     log_a = shared_nothing["workers"]["a"].log.read_text()
@@ -250,12 +280,12 @@ def test_no_shared_folder_upload_generate_export_download(
     def succeeded(log: str, task: str) -> int:
         return len(re.findall(re.escape(task) + r"[^\]]+\] succeeded", log))
 
-    assert succeeded(log_a, generate) == 1 and export not in log_a
+    assert succeeded(log_a, generate) == 2 and export not in log_a
     assert succeeded(log_b, export) == 2 and generate not in log_b
 
-    # worker A rendered the upload from the bucket's copy: its own folders never held the upload
+    # worker A rendered both versions from the bucket's copies: its own folders never held an upload
     worker_a = shared_nothing["roots"]["worker-a"]
-    assert [p.name for p in (worker_a / "template-cache" / "files").iterdir()], "worker A had no template files"
+    assert len(list((worker_a / "template-cache" / "files").iterdir())) == 2, "one verified copy per version"
     assert not list((worker_a / "templates").rglob("template.yaml")) if (worker_a / "templates").exists() else True
 
     # no process kept a generated file, an archive or a template file in a folder of its own
@@ -273,6 +303,7 @@ def test_no_shared_folder_upload_generate_export_download(
         assert leftovers == [], f"{name} left scratch folders: {leftovers}"
     objects = s3_server.client().list_objects_v2(Bucket=shared_nothing["bucket"]).get("Contents", [])
     keys = {o["Key"] for o in objects}
-    assert {f"blobs/{f['sha256'][:2]}/{f['sha256']}" for f in files} <= keys
+    stored = [f["sha256"] for f in files + files_v2 if f["size"] > 0]  # the empty file is never stored
+    assert {f"blobs/{sha[:2]}/{sha}" for sha in stored} <= keys
     assert f"blobs/{exports['zip']['archive']['sha256'][:2]}/{exports['zip']['archive']['sha256']}" in keys
     assert os.environ.get("KILN_STORAGE_BACKEND", "filesystem") != "s3"  # this process stayed on the filesystem
