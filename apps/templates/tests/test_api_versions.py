@@ -166,3 +166,29 @@ def test_only_the_owner_or_staff_add_a_version_and_a_label_keeps_its_content(cas
     cast.charlie.save()
     staff = upload(api(cast.charlie), tar_dot("1.1.0", {"a.txt": "staff\n"}), "a.tar.gz")
     assert staff.status_code == 201 and staff.json()["latest_version"] == "1.1.0"
+
+
+def test_agents_and_workflows_pick_a_version_too(cast, api, run_jobs):
+    from apps.agents.services.tools import tools
+    from apps.agents.services.tools.registry import call_tool
+    from apps.workflows.services.step_executors.file_generation_step import plan
+
+    alice = api(cast.alice)
+    assert upload(alice, tar_dot("1.0.0", {"a.txt": "{{ name }} one\n"}), "a.tar.gz").status_code == 201
+    assert upload(alice, tar_dot("2.0.0", {"a.txt": "{{ name }} two\n"}), "b.tar.gz").status_code == 201
+    arguments = {"project": cast.project.pk, "template": "svc", "parameters": {"name": "x"}}
+    old = call_tool(tools()["preview_generation"], actor=cast.dave, arguments={**arguments, "version": "1.0.0"})
+    new = call_tool(tools()["preview_generation"], actor=cast.dave, arguments=arguments)
+    assert not old.is_error and not new.is_error
+    assert old.structured["content_sha256"] != new.structured["content_sha256"]
+    with run_jobs():
+        started = call_tool(tools()["generate_project"], actor=cast.dave, arguments={**arguments, "version": "1.0.0"})
+    assert started.structured["template_version"] == "1.0.0"
+    done = GeneratedProject.objects.get(pk=started.structured["id"])
+    assert done.content_sha256 == old.structured["content_sha256"]
+    missing = call_tool(tools()["preview_generation"], actor=cast.dave, arguments={**arguments, "version": "0.1"})
+    assert missing.is_error and missing.structured["code"] == "version_not_found"
+    # a workflow step's approval plan names the version it will render
+    step = plan({"project": cast.project.pk, "template": "svc", "version": "1.0.0"})
+    assert step["template"]["version"] == "1.0.0"
+    assert step["template"]["checksum"] == done.template_checksum
