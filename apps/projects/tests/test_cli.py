@@ -356,7 +356,7 @@ def test_a_local_folder_is_registered_as_an_upload_then_generated(tmp_path, cli_
     output = cli_dir / "out"
     text = run("--template", str(folder), "--no-sync", "--set", "name=kiln", "--set", "port=9000",
                "--output", str(output))  # fmt: skip
-    assert f"template from-folder 1.0.0 from folder {folder}" in text
+    assert f"template from-folder from folder {folder}: versions 1.0.0\n" in text
     template = ProjectTemplate.objects.get(slug="from-folder")
     assert (template.slug, template.source, template.uploaded_by.username) == ("from-folder", "upload", "kiln-cli")
     assert template.file_count == 3  # README.md, run.sh, src/{{ name }}.py; not .git
@@ -401,7 +401,7 @@ def test_a_slug_that_is_also_a_folder_here_is_the_slug_unless_written_as_a_path(
     write_template_folder(tmp_path / "same-name", slug="the-folder")
     monkeypatch.chdir(tmp_path)
     assert f"from {template.slug} " in run("--template", "same-name", "--no-sync")
-    assert "template the-folder 1.0.0 from folder" in run("--template", "./same-name", "--no-sync")
+    assert "template the-folder from folder" in run("--template", "./same-name", "--no-sync")
 
 
 # --- list_templates ------------------------------------------------------------------------------
@@ -414,7 +414,7 @@ def test_list_templates_shows_versions_and_each_parameters_type_default_and_desc
     out = io.StringIO()
     call_command("list_templates", "listed", "--no-sync", stdout=out)
     text = out.getvalue()
-    assert text.startswith("listed  1.0.0  (upload)  Listed\n  versions: 1.0.0\n  parameters:\n")
+    assert text.startswith("listed  1.0.0  (upload, native)  Listed\n  versions: 1.0.0 (newest first)\n  parameters:\n")
     assert "    count: integer, required\n" in text
     assert '    version: string (one of "3.11", "3.12"), optional\n' in text
     assert "    tags: array of string, optional\n" in text and "    maybe: string | null, optional\n" in text
@@ -435,6 +435,7 @@ def test_list_templates_shows_versions_and_each_parameters_type_default_and_desc
             "name": "Other",
             "description": "",
             "source": "upload",
+            "format": "native",
             "versions": ["1.0.0"],
             "latest_version": "1.0.0",
             "parameters": [
@@ -444,3 +445,32 @@ def test_list_templates_shows_versions_and_each_parameters_type_default_and_desc
     ]
     with pytest.raises(CommandError, match="template_not_found: no template named nope"):
         call_command("list_templates", "nope", "--no-sync")
+
+
+def test_a_new_folder_version_is_added_and_any_version_generates_again(tmp_path):
+    """The same folder with a new version label: a second version; --version picks one; the old one
+    regenerates byte for byte; list_templates shows both, newest first."""
+    folder = write_template_folder(tmp_path / "tpl", slug="versioned")
+    run("--template", str(folder), "--no-sync", "--set", "port=1")
+    (folder / "template.yaml").write_text((folder / "template.yaml").read_text().replace("'1.0.0'", "'1.1.0'"))
+    (folder / "README.md").write_text("# {{ name }} v2 on {{ port }}\n")
+    text = run("--template", str(folder), "--no-sync", "--set", "port=1")
+    assert "template versioned from folder" in text and ": versions 1.1.0, 1.0.0\n" in text
+    assert "generated #" in text and "from versioned 1.1.0:" in text
+    old = run("--template", "versioned", "--version", "1.0.0", "--no-sync", "--set", "port=1")
+    assert "from versioned 1.0.0:" in old
+    first, second, third = GeneratedProject.objects.order_by("pk")
+    assert (first.template_version, second.template_version, third.template_version) == ("1.0.0", "1.1.0", "1.0.0")
+    assert third.content_sha256 == first.content_sha256 != second.content_sha256
+    with pytest.raises(
+        CommandError,
+        match=r"version_not_found: Template 'versioned' has no version '9\.9' \(available: 1\.1\.0, 1\.0\.0\)",
+    ):
+        run("--template", "versioned", "--version", "9.9", "--no-sync")
+    assert GeneratedProject.objects.count() == 3
+    out = io.StringIO()
+    call_command("list_templates", "versioned", "--no-sync", stdout=out)
+    assert (
+        "versioned  1.1.0  (upload, native)  Folder template\n  versions: 1.1.0, 1.0.0 (newest first)\n"
+        in out.getvalue()
+    )

@@ -1,4 +1,4 @@
-"""What `generate_project --template` names: a catalog slug, a local folder, a local archive.
+"""What `generate_project --template` names: a local archive, a local folder, a catalog slug.
 
 A registry of source kinds, tried in order. Each kind first *recognises* the text (cheap checks
 only: the path exists, the name is well formed), so that a bad argument is refused before any
@@ -61,8 +61,8 @@ def recognise(text: str, options: dict[str, Any]) -> Recognised:
         if found is not None:
             return found
     raise CommandError(
-        f"--template {text!r} is neither a catalog slug, an existing folder, a .zip/.tar.gz archive "
-        "nor a git URL (https://..., gh:owner/repo, gl:group/repo); `manage.py list_templates` lists the slugs"
+        f"--template {text!r} is neither a catalog slug, an existing folder nor a .zip/.tar.gz archive; "
+        "`manage.py list_templates` lists the slugs"
     )
 
 

@@ -25,6 +25,7 @@ from apps.projects.services.generation import generated_project_copy_to, generat
 from apps.projects.services.projects import project_create
 from apps.storage.blobs import blob_store
 from apps.templates.services.catalog import template_sync_builtin
+from apps.templates.services.versions import version_for_generation, versions_of
 from core.exceptions import ApplicationError
 from core.jobs import TERMINAL_STATUSES, Job
 from core.json_schema import json_shown
@@ -55,6 +56,10 @@ class Command(BaseCommand):
     # stack into every generation (~0.2 s).
     requires_system_checks: list[str] = []
 
+    def add_base_argument(self, parser: CommandParser, *args: Any, **kwargs: Any) -> None:
+        if "--version" not in args:  # here --version is the template's version, not Django's
+            super().add_base_argument(parser, *args, **kwargs)
+
     def run_from_argv(self, argv: list[str]) -> None:
         # Run as a process's own command (not through call_command): Django's start-up
         # objects live until exit, so keep the garbage collector from re-scanning them on
@@ -65,9 +70,10 @@ class Command(BaseCommand):
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument(
             "--template",
-            help="a catalog slug, a local folder, or a .zip/.tar.gz archive (`./name` forces a folder); "
-            "a folder or archive is registered as an uploaded template on the way",
+            help="a catalog slug, a local folder or a .zip/.tar.gz archive (`./name` forces a folder); a folder "
+            "or archive is registered as an uploaded template (a new version of it) on the way",
         )
+        parser.add_argument("--version", help="the template version to generate (default: the latest)")
         parser.add_argument("--list", action="store_true", help="list the templates and their parameters, then exit")
         parser.add_argument(
             "--set",
@@ -122,12 +128,14 @@ class Command(BaseCommand):
         user = _user(options["user"], create=True)
         try:
             template = source.resolve(source, user, options)
+            if source.kind != "slug":
+                labels = ", ".join(versions_of(template).values_list("version", flat=True)[:10])
+                self.stdout.write(f"template {template.slug} from {source.kind} {source.text}: versions {labels}")
+            pinned = version_for_generation(template, options["version"])
         except ApplicationError as exc:
             raise command_error(exc) from None
-        if source.kind != "slug":
-            self.stdout.write(f"template {template.slug} {template.version} from {source.kind} {source.text}")
         for name, text in assignments:
-            parameters[name] = value_from_text(name, text, template.parameters or {})
+            parameters[name] = value_from_text(name, text, pinned.parameters or {})
         project = Project.objects.filter(name=options["project"], memberships__user=user).first()
         if project is None:
             project = project_create(owner=user, name=options["project"])
@@ -135,7 +143,7 @@ class Command(BaseCommand):
         started = time.monotonic()
         try:
             generated = generated_project_start(
-                project=project, template_slug=template.slug, parameters=parameters, actor=user
+                project=project, template_slug=template.slug, parameters=parameters, actor=user, version=pinned.version
             )
         except ApplicationError as exc:
             raise command_error(exc) from None

@@ -14,17 +14,22 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from apps.projects.management.commands._parameters import parameter_rows
 from apps.templates.models import ProjectTemplate
 from apps.templates.services.catalog import template_sync_builtin
+from apps.templates.services.versions import versions_of
 from core.json_schema import json_shown
+
+MAX_VERSIONS_SHOWN = 20  # newest first
 
 
 def template_entry(template: ProjectTemplate) -> dict[str, Any]:
-    """One template as the command shows it (also its --json form)."""
+    """One template as the command shows it (also its --json form); parameters are the latest version's."""
+    labels = list(versions_of(template).values_list("version", flat=True)[:MAX_VERSIONS_SHOWN])
     return {
         "slug": template.slug,
         "name": template.name,
         "description": " ".join(template.description.split()),
         "source": template.source,
-        "versions": [template.version],
+        "format": template.format,
+        "versions": labels,
         "latest_version": template.version,
         "parameters": parameter_rows(template.parameters or {}),
     }
@@ -60,10 +65,12 @@ class Command(BaseCommand):
             self._write(entry)
 
     def _write(self, entry: dict[str, Any]) -> None:
-        self.stdout.write(f"{entry['slug']}  {entry['latest_version']}  ({entry['source']})  {entry['name']}")
+        self.stdout.write(
+            f"{entry['slug']}  {entry['latest_version']}  ({entry['source']}, {entry['format']})  {entry['name']}"
+        )
         if entry["description"]:
             self.stdout.write(f"  {entry['description']}")
-        self.stdout.write(f"  versions: {', '.join(entry['versions'])}")
+        self.stdout.write(f"  versions: {', '.join(entry['versions']) or 'none'} (newest first)")
         rows = entry["parameters"]
         if not rows:
             self.stdout.write("  parameters: none")
