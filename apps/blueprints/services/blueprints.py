@@ -23,8 +23,9 @@ from apps.blueprints.services.errors import BlueprintInvalid
 from apps.blueprints.services.parser import Blueprint, parse_document
 from apps.blueprints.services.scaffold import Scaffold, scaffold
 from apps.templates.models import ProjectTemplate, TemplateSource
-from apps.templates.services.catalog import _upsert, scan_template
+from apps.templates.services.catalog import scan_template
 from apps.templates.services.formats.native import SLUG_RE
+from apps.templates.services.versions import version_record
 from core.exceptions import ValidationFailed
 from core.safe_paths import SafeWriter
 
@@ -106,7 +107,9 @@ def blueprint_template_register(*, slug: str, name: str, document: str, user: An
         final.parent.mkdir(parents=True, exist_ok=True)
         if not final.exists():
             staging.rename(final)
-        return _upsert(scan_template(final), source=TemplateSource.UPLOAD, source_path=relative, user=user)
+        # kept in the blob store too, like an upload: a worker without this folder renders it (issue 18)
+        recorded = version_record(scan_template(final), source=TemplateSource.UPLOAD, source_path=relative, user=user)
+        return recorded.template
     finally:
         if staging.exists():
             shutil.rmtree(staging, ignore_errors=True)

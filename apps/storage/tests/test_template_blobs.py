@@ -54,3 +54,26 @@ def test_an_uploaded_template_renders_on_a_machine_without_its_folder(
     assert files["bin/run.sh"]["mode"] == 0o755
     cached = Path(settings.KILN_TEMPLATE_CACHE_DIR) / "files"
     assert [p.name for p in cached.iterdir()] == [TemplateFile.objects.first().checksum]
+
+
+def test_a_blueprint_template_renders_on_a_machine_without_its_folder(
+    any_storage: str, api: Any, cast: Any, run_jobs: Any, settings: Any
+) -> None:
+    from apps.blueprints.tests.test_api import seed
+
+    client = api(cast.alice)
+    body = {"blueprint": {"slug": "kumo", "name": "Kumo", "document": seed("000")}}
+    registered = client.post("/api/v1/templates/", body, format="json")
+    assert registered.status_code == 201, registered.content
+    assert TemplateFile.objects.filter(checksum=registered.json()["checksum"]).count() > 1  # kept as blobs
+
+    shutil.rmtree(settings.KILN_TEMPLATES_DIR)  # a worker on another machine
+    from apps.projects.services.project_generator import clear_template_cache
+
+    clear_template_cache()
+    base = f"/api/v1/projects/{cast.project.pk}/generated/"
+    with run_jobs():
+        created = client.post(base, {"template": "kumo"}, format="json").json()
+    detail = client.get(f"{base}{created['id']}/").json()
+    assert detail["status"] == "completed", detail["error"]
+    assert detail["file_count"] > 5
