@@ -67,12 +67,26 @@ UPLOAD_FIELD_HINT = "Send the template archive (zip or tar.gz) as the multipart 
 
 
 class TemplateUploadSerializer(StrictInputSerializer):
-    archive = serializers.FileField(help_text="zip or tar.gz of a template folder with template.yaml at its top")
+    archive = serializers.FileField(
+        help_text="zip or tar.gz of a template folder with template.yaml, copier.yml/copier.yaml or "
+        "cookiecutter.json at its top (or inside its one top folder)"
+    )
+    slug = serializers.CharField(
+        required=False,
+        max_length=100,
+        help_text="the template's slug: required for Cookiecutter and Copier templates (a native template's "
+        "template.yaml names it)",
+    )
+    version = serializers.CharField(
+        required=False,
+        max_length=50,
+        help_text="the version label: required for Cookiecutter and Copier templates (template.yaml's for native ones)",
+    )
 
     def to_internal_value(self, data: Any) -> Any:
         """A file under another name (`file`, `template`...) is an error that names `archive`."""
         if hasattr(data, "keys") and "archive" not in data:
-            others = sorted(str(key) for key in data if str(key) not in FORM_MACHINERY_FIELDS)
+            others = sorted(str(key) for key in data if str(key) not in FORM_MACHINERY_FIELDS | {"slug", "version"})
             if others:
                 raise serializers.ValidationError(
                     {

@@ -8,6 +8,7 @@ from django.db.models import Count, QuerySet
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, extend_schema_view
 from rest_framework import mixins, status, viewsets
+from rest_framework.decorators import action
 from rest_framework.request import Request
 from rest_framework.response import Response
 
@@ -17,6 +18,7 @@ from apps.projects.views import _errors
 from apps.templates.models import ProjectTemplate, TemplateVersion
 from apps.templates.serializers import TemplateSerializer, TemplateUploadSerializer, TemplateVersionSerializer
 from apps.templates.services import catalog, removal, versions
+from apps.templates.services.trust import template_version_trust
 from core.exceptions import ValidationFailed
 from core.parsers import KilnFormParser, KilnJSONParser, KilnMultiPartParser
 
@@ -58,7 +60,13 @@ class TemplateViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets
         serializer = TemplateUploadSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         upload = serializer.validated_data["archive"]
-        template = catalog.template_upload(archive=upload, size=upload.size or 0, user=request.user)
+        template = catalog.template_upload(
+            archive=upload,
+            size=upload.size or 0,
+            user=request.user,
+            slug=serializer.validated_data.get("slug"),
+            version=serializer.validated_data.get("version"),
+        )
         return Response(TemplateSerializer(template).data, status=status.HTTP_201_CREATED)
 
     @extend_schema(
@@ -125,3 +133,15 @@ class TemplateVersionViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, v
     def get_object(self) -> TemplateVersion:
         template = catalog.template_get(slug=self.kwargs["slug"])
         return versions.version_get(template, self.kwargs["version"])
+
+    @extend_schema(
+        operation_id="templates_versions_trust",
+        summary="Trust a version's code (hooks, tasks, migrations) to run, isolated (staff)",
+        request=None,
+        responses={200: TemplateVersionSerializer, **_errors(401, 403, 404)},
+        tags=["templates"],
+    )
+    @action(detail=True, methods=["post"])
+    def trust(self, request: Request, slug: str, version: str) -> Response:
+        trusted = template_version_trust(template=catalog.template_get(slug=slug), label=version, actor=request.user)
+        return Response(TemplateVersionSerializer(trusted).data)

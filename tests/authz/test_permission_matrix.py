@@ -87,6 +87,8 @@ EXPECTED: dict[str, dict[str, int]] = {
     "templates_retrieve": ANY_USER,
     "templates_versions_list": ANY_USER,
     "templates_versions_retrieve": ANY_USER,
+    # trusting a version's code: staff only (no caller of the matrix is staff)
+    "templates_versions_trust": _row(401, 403, 403, 403, 403, 403, 403, 403),
     "templates_create": _row(401, 201, 201, 201, 201, 201, 201, 201),
     # the matrix's template was not uploaded by any caller: only its uploader or staff may delete it
     "templates_destroy": _row(401, 403, 403, 403, 403, 403, 403, 403),

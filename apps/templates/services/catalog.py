@@ -25,16 +25,21 @@ from typing import IO, Any
 from django.conf import settings
 
 from apps.templates.models import ProjectTemplate, TemplateFormat, TemplateSource, TemplateVersion
+from apps.templates.services import formats
 from apps.templates.services.formats.native import (  # the native format's rules live there
     MANIFEST_NAME,
+    SLUG_RE,
+    VERSION_RE,
     ScannedTemplate,
     TemplateInvalid,
+    parse_manifest,
     scan_template,
 )
 from apps.templates.services.versions import (
     builtin_version_superseded,
     version_latest,
     version_record,
+    version_record_described,
     version_template_folder,
 )
 from core.exceptions import ApplicationError, NotFound, ValidationFailed
@@ -397,14 +402,17 @@ def _tar_members(handle: tarfile.TarFile) -> list[_Member]:
 
 
 def _strip_single_top(members: list[_Member]) -> tuple[list[_Member], str]:
+    """The template's files: the archive's top level, or its one top folder, holds the file that
+    names a format (template.yaml, copier.yml/copier.yaml, cookiecutter.json: `formats`)."""
     members = [m for m in members if m.name]  # the archive's `./` entry
     names = {m.name for m in members}
-    if MANIFEST_NAME in names:
+    config_files = formats.config_files()
+    if any(name in names for name in config_files):
         return members, ""
     tops = {m.name.split("/", 1)[0] for m in members}
     if len(tops) == 1:
         top = tops.pop()
-        if f"{top}/{MANIFEST_NAME}" in names:
+        if any(f"{top}/{name}" in names for name in config_files):
             inner = [
                 _Member(name=m.name[len(top) + 1 :], is_dir=m.is_dir, size=m.size, mode=m.mode, ref=m.ref)
                 for m in members
@@ -412,8 +420,9 @@ def _strip_single_top(members: list[_Member]) -> tuple[list[_Member], str]:
             ]
             return inner, top
     raise ValidationFailed(
-        f"The archive has no {MANIFEST_NAME} at its top level (or inside one top-level folder).",
+        f"The archive has none of {', '.join(config_files)} at its top level (or inside one top-level folder).",
         code="template_invalid",
+        extra={"looked_for": list(config_files)},
     )
 
 
@@ -424,8 +433,13 @@ def _read_limited(stream: IO[bytes], declared: int, name: str) -> bytes:
     return data
 
 
-def template_upload(*, archive: IO[bytes], size: int, user: Any) -> ProjectTemplate:
-    """Check an uploaded zip/tar.gz completely, then store it as a new catalog template."""
+def template_upload(
+    *, archive: IO[bytes], size: int, user: Any, slug: str | None = None, version: str | None = None
+) -> ProjectTemplate:
+    """Check an uploaded zip/tar.gz completely, then store it as a template version.
+
+    A native template names itself (template.yaml's slug and version); a Cookiecutter or Copier
+    template has no such names, so the caller gives them (`slug`, `version`)."""
     if size > settings.KILN_TEMPLATE_UPLOAD_MAX_BYTES:
         raise ValidationFailed(
             f"The archive is larger than {settings.KILN_TEMPLATE_UPLOAD_MAX_BYTES} bytes.",
@@ -440,7 +454,7 @@ def template_upload(*, archive: IO[bytes], size: int, user: Any) -> ProjectTempl
         _budget(members)
         members, _top = _strip_single_top(members)
         _check_clashes(members)
-        return _store_upload(opened, members, user)
+        return _store_upload(opened, members, user, slug=slug, version=version)
     finally:
         opened.close()
 
@@ -497,7 +511,14 @@ def _open_archive(payload: bytes) -> tuple[zipfile.ZipFile | tarfile.TarFile, li
         raise
 
 
-def _store_upload(opened: zipfile.ZipFile | tarfile.TarFile, members: list[_Member], user: Any) -> ProjectTemplate:
+def _store_upload(
+    opened: zipfile.ZipFile | tarfile.TarFile,
+    members: list[_Member],
+    user: Any,
+    *,
+    slug: str | None = None,
+    version: str | None = None,
+) -> ProjectTemplate:
     storage = Path(settings.KILN_TEMPLATES_DIR)
     storage.mkdir(parents=True, exist_ok=True)
     staging = storage / f".upload-{uuid.uuid4().hex}"
@@ -525,6 +546,10 @@ def _store_upload(opened: zipfile.ZipFile | tarfile.TarFile, members: list[_Memb
                     )
                 data = _read_limited(extracted, member.size, member.name)
             writer.write(member.name, data, member.mode)
+        fmt = formats.detect(staging)
+        if fmt.id != "native":
+            return _store_described(staging, fmt.id, user, slug=slug, label=version)
+        _names_match_manifest(staging, slug=slug, version=version)
         scanned = scan_template(staging)
         slug = scanned.manifest.slug
         existing = ProjectTemplate.objects.filter(slug=slug).first()
@@ -547,3 +572,57 @@ def _store_upload(opened: zipfile.ZipFile | tarfile.TarFile, members: list[_Memb
     finally:
         if staging.exists():
             shutil.rmtree(staging, ignore_errors=True)
+
+
+def _names_match_manifest(folder: Path, *, slug: str | None, version: str | None) -> None:
+    """A native template names itself; a `slug` / `version` sent beside it must agree."""
+    manifest = parse_manifest((folder / MANIFEST_NAME).read_bytes())
+    for key, given, own in (("slug", slug, manifest.slug), ("version", version, manifest.version)):
+        if given and given != own:
+            raise ValidationFailed(
+                f"'{key}' is {given!r} but the template's {MANIFEST_NAME} says {own!r}; a native template names "
+                f"itself (leave '{key}' out or make them agree).",
+                extra={"fields": {key: [f"{MANIFEST_NAME} says {own!r}."]}},
+            )
+
+
+def _store_described(
+    staging: Path, format_id: str, user: Any, *, slug: str | None, label: str | None
+) -> ProjectTemplate:
+    """A Cookiecutter or Copier upload: described by its format, recorded as `slug` version `label`."""
+    errors: dict[str, list[str]] = {}
+    if not slug:
+        errors["slug"] = [f"A {format_id} template does not name itself: send the template's slug."]
+    elif not SLUG_RE.match(slug):
+        errors["slug"] = ["Lowercase letters, digits and dashes (1-100), starting and ending with a letter or digit."]
+    if not label:
+        errors["version"] = [f"A {format_id} template has no version of its own: send a version label (e.g. 1.0.0)."]
+    elif not VERSION_RE.match(label):
+        errors["version"] = ["A version label such as 1.2.3 or 2024.06-rc1 (letters, digits, '.', '+', '_', '-')."]
+    if errors:
+        first = next(iter(errors))
+        raise ValidationFailed(f"Invalid upload: {first}: {errors[first][0]}", extra={"fields": errors})
+    assert slug and label
+    described = formats.describe(staging, format_id)
+    existing = ProjectTemplate.objects.filter(slug=slug).first()
+    if existing is not None and not template_may_add_version(existing, user):
+        raise ValidationFailed(
+            f"A template named '{slug}' already exists. Choose another slug.",
+            code="template_exists",
+            extra={"slug": slug},
+        )
+    storage = Path(settings.KILN_TEMPLATES_DIR)
+    relative = f"{slug}/{described.checksum[:16]}"
+    final = storage / relative
+    final.parent.mkdir(parents=True, exist_ok=True)
+    if not final.exists():
+        os.rename(staging, final)
+    return version_record_described(
+        folder=final,
+        described=formats.describe(final, format_id),
+        slug=slug,
+        label=label,
+        source=TemplateSource.UPLOAD,
+        source_path=relative,
+        user=user,
+    ).template
