@@ -420,7 +420,8 @@ def _strip_single_top(members: list[_Member]) -> tuple[list[_Member], str]:
             ]
             return inner, top
     raise ValidationFailed(
-        f"The archive has none of {', '.join(config_files)} at its top level (or inside one top-level folder).",
+        f"The archive has no {', '.join(config_files[:-1])} or {config_files[-1]} at its top level (or inside one "
+        "top-level folder).",
         code="template_invalid",
         extra={"looked_for": list(config_files)},
     )
