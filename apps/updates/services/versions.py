@@ -15,9 +15,10 @@ from pathlib import Path
 from typing import Any
 
 from apps.projects.models import GeneratedProject, Project
-from apps.templates.models import ProjectTemplate
+from apps.templates.models import ProjectTemplate, TemplateVersion
 from apps.templates.services.catalog import MANIFEST_NAME, template_folder
 from apps.templates.services.update_spec import UpdateSpec, parse_update_spec
+from apps.templates.services.versions import version_get, version_latest, versions_of
 from apps.updates.services.merge import MergePolicy
 from core.exceptions import NotFound, ValidationFailed
 from core.values import UntrustedValueError, load_untrusted_yaml
@@ -38,25 +39,24 @@ def latest_label(template: ProjectTemplate) -> str:
 
 def target_version(template: ProjectTemplate, label: str | None) -> VersionRef:
     """The version an update renders (default: the latest); 404 `version_not_found` otherwise."""
-    wanted = label or latest_label(template)
-    if wanted != template.version:
-        raise NotFound(
-            f"Template '{template.slug}' has no version '{wanted}' (available: {template.version}).",
-            code="version_not_found",
-            extra={"version": wanted, "available": [template.version]},
-        )
+    row = version_get(template, label) if label else version_latest(template)
+    return _ref(template, row)
+
+
+def _ref(template: ProjectTemplate, row: TemplateVersion) -> VersionRef:
     return VersionRef(
         template=template,
-        label=template.version,
-        format="native",
-        parameters=template.parameters or {"type": "object", "properties": {}},
-        folder=template_folder(template),
+        label=row.version,
+        format=row.format,
+        parameters=row.parameters or {"type": "object", "properties": {}},
+        folder=template_folder(row),
     )
 
 
 def version_positions(template: ProjectTemplate) -> dict[str, int]:
-    """Recorded versions in order (label → position); empty where only labels are known."""
-    return {}
+    """Recorded versions in order, oldest first (label → position), as the catalog orders them."""
+    labels = list(versions_of(template).values_list("version", flat=True))
+    return {label: position for position, label in enumerate(reversed(labels))}
 
 
 def update_spec(version: VersionRef) -> UpdateSpec:
@@ -97,14 +97,23 @@ def template_for_source(source: str) -> ProjectTemplate | None:
 
 
 def version_for_recorded(template: ProjectTemplate, recorded: Any) -> str:
-    """The label of the version an answers file names (Copier: its `_commit` tag; cruft: a commit)."""
-    tag = recorded.version_tag
-    if tag == template.version:
-        return tag
+    """The label of the version an answers file names: Copier's `_commit` tag (with or without a
+    `v`, or past a tag as `git describe` writes it), or the commit a version was recorded from
+    (cruft's sha, a short sha)."""
+    tag = str(recorded.version_tag)
+    rows = versions_of(template)
+    wanted = {tag, tag.removeprefix("v"), f"v{tag.removeprefix('v')}"}
+    found = rows.filter(version__in=wanted).first()
+    if found is None and len(str(recorded.version)) >= 7:
+        sha = str(recorded.version).lower()
+        found = next((row for row in rows.exclude(commit="") if row.commit.startswith(sha)), None)
+    if found is not None:
+        return found.version
+    available = list(rows.values_list("version", flat=True)[:20])
     raise NotFound(
         f"Template '{template.slug}' has no version matching {recorded.version!r} recorded in {recorded.path}.",
         code="version_not_found",
-        extra={"version": recorded.version, "available": [template.version]},
+        extra={"version": recorded.version, "available": available},
     )
 
 
@@ -113,5 +122,10 @@ def start_generation(*, project: Project, version: VersionRef, answers: dict[str
     from apps.projects.services.generation import generated_project_start
 
     return generated_project_start(
-        project=project, template_slug=version.template.slug, parameters=answers, actor=actor, enqueue=False
+        project=project,
+        template_slug=version.template.slug,
+        parameters=answers,
+        actor=actor,
+        version=version.label,
+        enqueue=False,
     )
