@@ -59,9 +59,10 @@ def _register(source_paths: list[str]) -> dict[str, Any]:
     format (the synthetic Copier and Cookiecutter folders as `synth.foreign_slug`)."""
     from django.conf import settings
 
-    from apps.templates.models import ProjectTemplate, TemplateSource
+    from apps.templates.models import TemplateSource
     from apps.templates.services import formats
     from apps.templates.services.catalog import _upsert, scan_template
+    from apps.templates.services.versions import version_record_described
 
     registered: dict[str, Any] = {}
     for source_path in source_paths:
@@ -70,23 +71,17 @@ def _register(source_paths: list[str]) -> dict[str, Any]:
         if fmt == "native":
             template = _upsert(scan_template(folder), source=TemplateSource.UPLOAD, source_path=source_path, user=None)
         else:
-            described = formats.describe(folder, fmt)
             n = int(source_path.split("/")[0].lstrip("n"))
-            template, _ = ProjectTemplate.objects.update_or_create(
+            template = version_record_described(
+                folder=folder,
+                described=formats.describe(folder, fmt),
                 slug=synth.foreign_slug(n, fmt),
-                defaults={
-                    "name": f"Bench synthetic {fmt} template ({n} files)",
-                    "version": synth.TEMPLATE_VERSION,
-                    "parameters": described.parameters,
-                    "exclude": list(described.exclude),
-                    "copy_without_render": list(described.copy_without_render),
-                    "source": TemplateSource.UPLOAD,
-                    "source_path": source_path,
-                    "checksum": described.checksum,
-                    "file_count": described.file_count,
-                    "total_bytes": described.total_bytes,
-                },
-            )
+                label=synth.TEMPLATE_VERSION,
+                source=TemplateSource.UPLOAD,
+                source_path=source_path,
+                name=f"Bench synthetic {fmt} template ({n} files)",
+                store_blobs=False,
+            ).template
         registered[template.slug] = {"checksum": template.checksum, "files": template.file_count}
     return registered
 

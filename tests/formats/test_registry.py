@@ -156,7 +156,7 @@ def test_trusted_hooks_run_isolated_through_the_generator(tmp_path: Path) -> Non
 
 
 def _register(folder: Path, slug: str) -> Any:
-    """A catalog row for a Cookiecutter/Copier folder, as the catalog records a version."""
+    """A catalog template for a Cookiecutter/Copier folder, recorded as the catalog records a version."""
     from apps.templates.models import TemplateSource
     from apps.templates.services.versions import version_record_described
 
@@ -170,6 +170,7 @@ def _register(folder: Path, slug: str) -> Any:
         label="1.0.0",
         source=TemplateSource.UPLOAD,
         source_path=f"{slug}/{described.checksum[:16]}",
+        store_blobs=False,
     ).template
 
 
