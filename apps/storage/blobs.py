@@ -227,8 +227,21 @@ class DecodedStream:
             self._head = head
 
     def read(self, n: int = -1) -> bytes:
+        """Up to `n` bytes, fewer only at the end (io.BufferedReader's contract, which callers rely on:
+        `handle.read(limit + 1)` tells a truncated file by the length it gets)."""
         if n is None or n < 0:
-            return b"".join(iter(lambda: self.read(_CHUNK), b""))
+            return b"".join(iter(lambda: self._read_some(_CHUNK), b""))
+        parts: list[bytes] = []
+        wanted = n
+        while wanted > 0:
+            chunk = self._read_some(wanted)
+            if not chunk:
+                break
+            parts.append(chunk)
+            wanted -= len(chunk)
+        return b"".join(parts)
+
+    def _read_some(self, n: int) -> bytes:
         if not self._started:
             self._start()
         if self._inflate is None:

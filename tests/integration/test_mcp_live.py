@@ -102,6 +102,7 @@ def test_a_session_from_template_to_zip(kiln):
         assert "mcp-demo" in {t["slug"] for t in catalog["results"]}
         template = mcp.ok("get_template", {"template": "mcp-demo"})
         assert template["parameters"]["properties"]["name"]["default"] == "pkg"
+        assert template["versions"] == [template["latest_version"]]  # labels, newest first
 
         project = mcp.ok("create_project", {"name": "Made over MCP"})
         assert project["owner"] == "alice"

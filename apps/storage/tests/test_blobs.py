@@ -203,6 +203,13 @@ def test_blobs_are_compressed_where_it_pays_and_read_back_inflated(
     assert list(store.read_many([(sha(d), len(d)) for d in payloads])) == payloads
     with store.open(sha(text), size=len(text)) as reader:
         assert b"".join(iter(lambda: reader.read(777), b"")) == text
+    # read(n) gives n bytes unless the content ends first, compressed or not (callers tell a
+    # truncated file by the length they get: MCP read_file reads limit + 1)
+    for data in payloads:
+        with store.open(sha(data), size=len(data)) as reader:
+            first = reader.read(min(len(data), 20_000))
+            assert first == data[:20_000], (len(first), len(data))
+            assert reader.read(len(data) + 1) == data[20_000:]
     manifest = [ManifestItem(f"f{i}", 0o644, sha(d), len(d)) for i, d in enumerate(payloads)]
     store.materialise(manifest, tmp_path / "tree")
     assert [(tmp_path / "tree" / f"f{i}").read_bytes() for i in range(4)] == payloads

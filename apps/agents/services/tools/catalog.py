@@ -9,7 +9,10 @@ from django.db.models import QuerySet
 from apps.agents.services.tools.registry import PAGE_ARGUMENTS, ToolCall, page_of, register_tool
 from apps.templates.models import ProjectTemplate
 from apps.templates.serializers import TemplateSerializer
+from apps.templates.services.versions import versions_of
 from core.exceptions import NotFound
+
+MAX_VERSIONS_SHOWN = 100  # labels in get_template's answer (GET /templates/{slug}/versions/ pages them all)
 
 TEMPLATE_ARGUMENT = {
     "type": "string",
@@ -44,7 +47,8 @@ def list_templates(call: ToolCall) -> dict[str, Any]:
     description=(
         "One template with its parameters as a JSON Schema (types, defaults, enums, patterns, which are "
         "required). Build the `parameters` object of preview_generation / generate_project from it; "
-        "parameters left out take their defaults."
+        "parameters left out take their defaults. `versions` lists its version labels, newest first "
+        "(pass one as `version` to generate an older one)."
     ),
     input_schema={
         "type": "object",
@@ -59,7 +63,8 @@ def get_template(call: ToolCall) -> dict[str, Any]:
     template = _catalog().filter(slug=call["template"]).first()
     if template is None:
         raise NotFound(f"No template named '{call['template']}'.")
-    return dict(TemplateSerializer(template).data)
+    versions = versions_of(template).values_list("version", flat=True)[:MAX_VERSIONS_SHOWN]
+    return {**TemplateSerializer(template).data, "versions": list(versions)}
 
 
 def _catalog() -> QuerySet[ProjectTemplate]:
