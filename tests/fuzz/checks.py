@@ -179,7 +179,7 @@ D4_DEPENDS_ON_STATE: dict[str, tuple[int, frozenset[str], tuple[str, ...] | None
     # the username must name an existing user
     "members_create": (400, frozenset({"validation_error"}), ("username",)),
     # the binary must be a real zip/tar.gz holding a valid template; a blueprint's document must hold a tree
-    # (below), and its slug must not be another user's template
+    # (below), its slug must not be another user's template, its version label not one holding another document
     "templates_create": (
         400,
         frozenset(
@@ -191,6 +191,7 @@ D4_DEPENDS_ON_STATE: dict[str, tuple[int, frozenset[str], tuple[str, ...] | None
                 "validation_error",
                 *_BLUEPRINT_CODES,
                 "template_exists",
+                "template_version_exists",
             }
         ),
         None,

@@ -3,7 +3,7 @@
 A format turns a template folder into what the catalog records and what the generator renders:
 
 * `detect(folder)`: whether the folder is a template of this format (its configuration file at
-  the top: `template.yaml`, `copier.yml`/`copier.yaml`, `cookiecutter.json`);
+  the top: `template.yaml`, `copier.yml`/`copier.yaml`, `cookiecutter.json`, `blueprint.yaml`);
 * `describe(folder)` → `Description`: the parameters as JSON Schema, `uses_code` (hooks, tasks,
   migrations, Jinja extensions: code written by the template's author), the exclude and
   copy-verbatim rules, the checksum of the files; every problem is a coded 400 naming the file
@@ -36,7 +36,7 @@ if TYPE_CHECKING:
     from apps.templates.services.formats._engine import SourceInfo
 
 # In detection order: the first format whose configuration file is at the top wins.
-FORMAT_MODULES: tuple[str, ...] = ("native", "copier", "cookiecutter")
+FORMAT_MODULES: tuple[str, ...] = ("native", "copier", "cookiecutter", "blueprint")
 
 
 class FormatNotDetected(ApplicationError):

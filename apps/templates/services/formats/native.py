@@ -81,6 +81,53 @@ def slugify_name(name: str) -> str:
     return slug[:100].strip("-") or "template"
 
 
+def parameters_checked(value: Any, *, where: str) -> dict[str, Any]:
+    """A template's `parameters` (JSON Schema, type object): Kiln's schema limits, identifier
+    names, defaults that match their schema; every problem is a `TemplateInvalid` naming the key.
+    (The native manifest's rule; the blueprint format's `blueprint.yaml` uses it too.)"""
+    parameters = value or {"type": "object", "properties": {}}
+    if not isinstance(parameters, dict):
+        raise TemplateInvalid(f"{where}: 'parameters' must be a JSON Schema object.", extra={"key": "parameters"})
+    parameters.setdefault("type", "object")
+    if parameters.get("type") != "object":
+        raise TemplateInvalid(f"{where}: 'parameters' must have type: object.", extra={"key": "parameters"})
+    try:
+        check_user_schema(parameters)
+    except UserSchemaError as exc:
+        raise TemplateInvalid(
+            f"{where}: 'parameters': {exc}",
+            extra={"key": "parameters", "pointer": f"/parameters{exc.pointer}", "reason": exc.reason},
+        ) from None
+    properties = parameters.get("properties", {})
+    if not isinstance(properties, dict):
+        raise TemplateInvalid(f"{where}: 'parameters.properties' must be a mapping.", extra={"key": "parameters"})
+    for prop, schema in properties.items():
+        if not re.match(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$", str(prop)):
+            raise TemplateInvalid(
+                f"{where}: parameter name '{prop}' must be a valid identifier (letters, digits, _).",
+                extra={"key": f"parameters.properties.{prop}"},
+            )
+        if isinstance(schema, dict) and "default" in schema:
+            # through the whole schema, so that references to #/$defs/... resolve
+            try:
+                errors = [
+                    error
+                    for error in iter_user_schema_errors(parameters, {prop: schema["default"]})
+                    if list(error.absolute_path)[:1] == [prop]
+                ]
+            except UserSchemaError as exc:  # the default is too deep or costly to check
+                raise TemplateInvalid(
+                    f"{where}: the default of parameter '{prop}' cannot be checked: {exc}",
+                    extra={"key": f"parameters.properties.{prop}.default", "reason": exc.reason},
+                ) from None
+            if errors:
+                raise TemplateInvalid(
+                    f"{where}: the default of parameter '{prop}' does not match its schema: {errors[0].message}",
+                    extra={"key": f"parameters.properties.{prop}.default"},
+                )
+    return parameters
+
+
 def parse_manifest(raw: bytes, *, where: str = MANIFEST_NAME) -> TemplateManifest:
     """Validate `template.yaml`; every problem is a `TemplateInvalid` naming the key."""
     if len(raw) > MAX_MANIFEST_BYTES:
@@ -125,46 +172,7 @@ def parse_manifest(raw: bytes, *, where: str = MANIFEST_NAME) -> TemplateManifes
     slug = text("slug", required=False, limit=100) or slugify_name(name)
     if not SLUG_RE.match(slug):
         raise TemplateInvalid(f"{where}: 'slug' must be lowercase letters, digits and dashes.", extra={"key": "slug"})
-    parameters = data.get("parameters") or {"type": "object", "properties": {}}
-    if not isinstance(parameters, dict):
-        raise TemplateInvalid(f"{where}: 'parameters' must be a JSON Schema object.", extra={"key": "parameters"})
-    parameters.setdefault("type", "object")
-    if parameters.get("type") != "object":
-        raise TemplateInvalid(f"{where}: 'parameters' must have type: object.", extra={"key": "parameters"})
-    try:
-        check_user_schema(parameters)
-    except UserSchemaError as exc:
-        raise TemplateInvalid(
-            f"{where}: 'parameters': {exc}",
-            extra={"key": "parameters", "pointer": f"/parameters{exc.pointer}", "reason": exc.reason},
-        ) from None
-    properties = parameters.get("properties", {})
-    if not isinstance(properties, dict):
-        raise TemplateInvalid(f"{where}: 'parameters.properties' must be a mapping.", extra={"key": "parameters"})
-    for prop, schema in properties.items():
-        if not re.match(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$", str(prop)):
-            raise TemplateInvalid(
-                f"{where}: parameter name '{prop}' must be a valid identifier (letters, digits, _).",
-                extra={"key": f"parameters.properties.{prop}"},
-            )
-        if isinstance(schema, dict) and "default" in schema:
-            # through the whole schema, so that references to #/$defs/... resolve
-            try:
-                errors = [
-                    error
-                    for error in iter_user_schema_errors(parameters, {prop: schema["default"]})
-                    if list(error.absolute_path)[:1] == [prop]
-                ]
-            except UserSchemaError as exc:  # the default is too deep or costly to check
-                raise TemplateInvalid(
-                    f"{where}: the default of parameter '{prop}' cannot be checked: {exc}",
-                    extra={"key": f"parameters.properties.{prop}.default", "reason": exc.reason},
-                ) from None
-            if errors:
-                raise TemplateInvalid(
-                    f"{where}: the default of parameter '{prop}' does not match its schema: {errors[0].message}",
-                    extra={"key": f"parameters.properties.{prop}.default"},
-                )
+    parameters = parameters_checked(data.get("parameters"), where=where)
 
     def globs(key: str) -> tuple[str, ...]:
         value = data.get(key) or []
