@@ -1,8 +1,10 @@
 """The Celery application. Configuration lives in Django settings (CELERY_* names).
 
-The beat schedule is built here from two Kiln settings: the reaper (`projects.reap_jobs`)
-every KILN_REAPER_INTERVAL_SECONDS and the retention cleanup
-(`projects.cleanup_old_generated_projects`) on the KILN_CLEANUP_CRONTAB crontab, in UTC.
+The beat schedule is built here from Kiln settings: the reaper (`projects.reap_jobs`)
+every KILN_REAPER_INTERVAL_SECONDS, the retention cleanup
+(`projects.cleanup_old_generated_projects`) on the KILN_CLEANUP_CRONTAB crontab, in UTC, and
+the sync of git templates (`templates.sync_git_templates`) every KILN_GIT_SYNC_INTERVAL_SECONDS
+(0: never).
 """
 
 from __future__ import annotations
@@ -22,10 +24,16 @@ app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
 
 
-def beat_schedule(*, reaper_interval: int, cleanup_crontab: str) -> dict[str, dict[str, Any]]:
+def beat_schedule(
+    *, reaper_interval: int, cleanup_crontab: str, git_sync_interval: int = 0
+) -> dict[str, dict[str, Any]]:
     """Kiln's periodic jobs; a malformed setting is a clear configuration error at beat start."""
     if reaper_interval < 1:
         raise ImproperlyConfigured(f"KILN_REAPER_INTERVAL_SECONDS must be at least 1, got {reaper_interval}.")
+    if git_sync_interval < 0:
+        raise ImproperlyConfigured(
+            f"KILN_GIT_SYNC_INTERVAL_SECONDS must be 0 (off) or a number of seconds, got {git_sync_interval}."
+        )
     fields = cleanup_crontab.split()
     if len(fields) != 5:
         raise ImproperlyConfigured(
@@ -38,10 +46,16 @@ def beat_schedule(*, reaper_interval: int, cleanup_crontab: str) -> dict[str, di
         )
     except ValueError as exc:
         raise ImproperlyConfigured(f"KILN_CLEANUP_CRONTAB {cleanup_crontab!r} is not a valid crontab: {exc}") from exc
-    return {
+    schedule: dict[str, dict[str, Any]] = {
         "kiln-reap-jobs": {"task": "projects.reap_jobs", "schedule": float(reaper_interval)},
         "kiln-cleanup-old-generated-projects": {"task": "projects.cleanup_old_generated_projects", "schedule": cleanup},
     }
+    if git_sync_interval:
+        schedule["kiln-sync-git-templates"] = {
+            "task": "templates.sync_git_templates",
+            "schedule": float(git_sync_interval),
+        }
+    return schedule
 
 
 @app.on_after_configure.connect
@@ -49,7 +63,9 @@ def _install_beat_schedule(sender: Celery, **kwargs: Any) -> None:
     from django.conf import settings
 
     sender.conf.beat_schedule = beat_schedule(
-        reaper_interval=settings.KILN_REAPER_INTERVAL_SECONDS, cleanup_crontab=settings.KILN_CLEANUP_CRONTAB
+        reaper_interval=settings.KILN_REAPER_INTERVAL_SECONDS,
+        cleanup_crontab=settings.KILN_CLEANUP_CRONTAB,
+        git_sync_interval=settings.KILN_GIT_SYNC_INTERVAL_SECONDS,
     )
 
 

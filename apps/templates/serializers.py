@@ -4,16 +4,26 @@ from __future__ import annotations
 
 from typing import Any
 
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from apps.templates.models import ProjectTemplate, TemplateVersion
-from core.serializers import FORM_MACHINERY_FIELDS, StrictInputSerializer
+from core.serializers import FORM_MACHINERY_FIELDS, MAX_ID, StrictInputSerializer
+
+
+class TemplateGitSerializer(serializers.Serializer):
+    url = serializers.CharField()
+    ref = serializers.CharField(help_text="'' : the default branch")
+    subdirectory = serializers.CharField(help_text="'' : the repository's top")
+    connection = serializers.IntegerField(allow_null=True, help_text="the owner's connection that reads it")
+    last_synced_at = serializers.DateTimeField(allow_null=True)
 
 
 class TemplateSerializer(serializers.ModelSerializer):
     parameters = serializers.JSONField(help_text="JSON Schema of the latest version's parameters")
     latest_version = serializers.CharField(source="version", read_only=True, help_text="the latest version's label")
     versions_count = serializers.SerializerMethodField(help_text="how many versions are recorded")
+    git = serializers.SerializerMethodField(help_text="Where a git template comes from; null for other sources.")
 
     class Meta:
         model = ProjectTemplate
@@ -27,6 +37,7 @@ class TemplateSerializer(serializers.ModelSerializer):
             "versions_count",
             "parameters",
             "source",
+            "git",
             "checksum",
             "file_count",
             "total_bytes",
@@ -38,6 +49,14 @@ class TemplateSerializer(serializers.ModelSerializer):
     def get_versions_count(self, template: ProjectTemplate) -> int:
         annotated = getattr(template, "versions_total", None)
         return int(annotated) if annotated is not None else template.versions.count()
+
+    @extend_schema_field(TemplateGitSerializer(allow_null=True))
+    def get_git(self, template: ProjectTemplate) -> dict[str, Any] | None:
+        from apps.templates.services.sources import get_source
+
+        if template.source != "git":
+            return None
+        return get_source(template.source).describe(template)
 
 
 class TemplateVersionSerializer(serializers.ModelSerializer):
@@ -95,3 +114,53 @@ class TemplateUploadSerializer(StrictInputSerializer):
                     }
                 )
         return super().to_internal_value(data)
+
+
+GIT_URL_HELP = (
+    "The repository's URL: https (http and file:// only where the administrator allows them), without "
+    "credentials, query or fragment; no git transport helpers ('ext::') or leading '-'."
+)
+
+
+class TemplateGitLocationSerializer(StrictInputSerializer):
+    url = serializers.CharField(max_length=2000, help_text=GIT_URL_HELP)
+    ref = serializers.CharField(
+        max_length=200,
+        required=False,
+        allow_blank=True,
+        help_text="Branch or tag whose head is the one version when the repository has no version tags "
+        "(default: its default branch).",
+    )
+    subdirectory = serializers.CharField(
+        max_length=500,
+        required=False,
+        allow_blank=True,
+        help_text="Folder of the repository that holds the template (default: its top).",
+    )
+    connection = serializers.IntegerField(
+        required=False,
+        allow_null=True,
+        min_value=1,
+        max_value=MAX_ID,
+        help_text="One of your provider connections, whose token reads a private repository.",
+    )
+
+
+class TemplateGitCreateSerializer(StrictInputSerializer):
+    git = TemplateGitLocationSerializer(
+        help_text="A git repository: its tags that read as versions (PEP 440, with or without 'v') are the "
+        "template's versions, else the head of ref."
+    )
+    slug = serializers.CharField(
+        max_length=100,
+        required=False,
+        help_text="The template's slug (default: from the repository's or the subdirectory's name).",
+    )
+
+
+class TemplateSyncSerializer(serializers.Serializer):
+    added = serializers.ListField(child=serializers.CharField(), help_text="Version labels recorded, oldest first.")
+    skipped = serializers.ListField(
+        child=serializers.DictField(),
+        help_text="New tags that could not be recorded: {version, code, message} each (tried again next sync).",
+    )

@@ -6,7 +6,13 @@ from typing import Any
 
 from django.db.models import Count, QuerySet
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, extend_schema_view
+from drf_spectacular.utils import (
+    OpenApiParameter,
+    OpenApiResponse,
+    PolymorphicProxySerializer,
+    extend_schema,
+    extend_schema_view,
+)
 from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.request import Request
@@ -15,12 +21,26 @@ from rest_framework.response import Response
 from apps.blueprints.serializers import TemplateBlueprintCreateSerializer
 from apps.blueprints.services.blueprints import blueprint_template_register
 from apps.projects.views import _errors
-from apps.templates.models import ProjectTemplate, TemplateVersion
-from apps.templates.serializers import TemplateSerializer, TemplateUploadSerializer, TemplateVersionSerializer
+from apps.templates.models import ProjectTemplate, TemplateSource, TemplateVersion
+from apps.templates.serializers import (
+    TemplateGitCreateSerializer,
+    TemplateSerializer,
+    TemplateSyncSerializer,
+    TemplateUploadSerializer,
+    TemplateVersionSerializer,
+)
 from apps.templates.services import catalog, removal, versions
+from apps.templates.services.sources import get_source, source_for_body, template_sync
 from apps.templates.services.trust import template_version_trust
 from core.exceptions import ValidationFailed
 from core.parsers import KilnFormParser, KilnJSONParser, KilnMultiPartParser
+from core.serializers import StrictInputSerializer
+
+# the request body each registering source reads (by `SourceModule.kind`)
+BODY_SERIALIZERS: dict[str, type[StrictInputSerializer]] = {
+    TemplateSource.UPLOAD: TemplateUploadSerializer,
+    TemplateSource.GIT: TemplateGitCreateSerializer,
+}
 
 
 @extend_schema_view(
@@ -42,10 +62,14 @@ class TemplateViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets
 
     @extend_schema(
         operation_id="templates_create",
-        summary="Upload a template archive (zip or tar.gz), or register a blueprint (JSON)",
+        summary="Upload a template archive (zip or tar.gz), or register a git repository or a blueprint (JSON)",
         request={
             "multipart/form-data": TemplateUploadSerializer,
-            "application/json": TemplateBlueprintCreateSerializer,
+            "application/json": PolymorphicProxySerializer(
+                component_name="TemplateCreateJSON",
+                serializers=[TemplateGitCreateSerializer, TemplateBlueprintCreateSerializer],
+                resource_type_field_name=None,
+            ),
         },
         responses={201: TemplateSerializer, **_errors(400, 401)},
         tags=["templates"],
@@ -57,16 +81,11 @@ class TemplateViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets
             body.is_valid(raise_exception=True)
             template = blueprint_template_register(**body.validated_data["blueprint"], user=request.user)
             return Response(TemplateSerializer(template).data, status=status.HTTP_201_CREATED)
-        serializer = TemplateUploadSerializer(data=request.data)
+        # an archive (multipart `archive`) or a git repository (JSON `git`): the source module registers it
+        source = source_for_body(request.data) or get_source(TemplateSource.UPLOAD)
+        serializer = BODY_SERIALIZERS[source.kind](data=request.data)
         serializer.is_valid(raise_exception=True)
-        upload = serializer.validated_data["archive"]
-        template = catalog.template_upload(
-            archive=upload,
-            size=upload.size or 0,
-            user=request.user,
-            slug=serializer.validated_data.get("slug"),
-            version=serializer.validated_data.get("version"),
-        )
+        template = source.register(serializer.validated_data, user=request.user)
         return Response(TemplateSerializer(template).data, status=status.HTTP_201_CREATED)
 
     @extend_schema(
@@ -98,6 +117,18 @@ class TemplateViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets
             )
         removal.template_delete(template=self.get_object(), actor=request.user, deactivate=raw in ("true", "1"))
         return Response(status=status.HTTP_204_NO_CONTENT)
+
+    @extend_schema(
+        operation_id="templates_sync",
+        summary="Record the new versions of a git template (its owner or staff)",
+        request=None,
+        responses={200: TemplateSyncSerializer, **_errors(400, 401, 403, 404)},
+        tags=["templates"],
+    )
+    @action(detail=True, methods=["post"])
+    def sync(self, request: Request, slug: str | None = None) -> Response:
+        result = template_sync(template=self.get_object(), actor=request.user)
+        return Response(TemplateSyncSerializer(result).data)
 
     def get_parsers(self) -> list[Any]:
         if getattr(self, "action", None) == "create" or self.request is None or self.request.method == "POST":

@@ -238,10 +238,11 @@ CELERY_BROKER_CONNECTION_TIMEOUT = 5
 # A publish to a dead broker fails fast; the row stays `pending` and the reaper re-enqueues it.
 CELERY_TASK_PUBLISH_RETRY_POLICY = {"max_retries": 2, "interval_start": 0, "interval_step": 0.5, "interval_max": 1}
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
-# celery beat: Kiln's two periodic jobs on a static schedule (see core/celery.py); beat's own
+# celery beat: Kiln's periodic jobs on a static schedule (see core/celery.py); beat's own
 # scheduler keeps the last run times in the file given with `-s`. Run exactly one beat.
 KILN_REAPER_INTERVAL_SECONDS = env_int("KILN_REAPER_INTERVAL_SECONDS", 60)
 KILN_CLEANUP_CRONTAB = env_str("KILN_CLEANUP_CRONTAB", "17 3 * * *")  # minute hour day month weekday (UTC)
+KILN_GIT_SYNC_INTERVAL_SECONDS = env_int("KILN_GIT_SYNC_INTERVAL_SECONDS", 3600)  # 0: git templates sync on request
 
 # --- Kiln -----------------------------------------------------------------------------
 GENERATED_PROJECTS_DIR = env_path("GENERATED_PROJECTS_DIR", BASE_DIR / "generated-projects")

@@ -92,12 +92,16 @@ TEMPLATE_PARAMETERS = {"type": "object", "properties": {"name": {"type": "string
 WORKFLOW_STEPS = [{"id": "a", "type": "api_call", "input": {"operation": "projects_list"}}]
 
 
-def template_zip(slug: str, version: str = "1.0.0") -> bytes:
-    """A tiny valid template archive: template.yaml and one file."""
-    manifest = (
+def template_zip_manifest(slug: str, version: str = "1.0.0") -> str:
+    return (
         f"slug: {slug}\nname: {slug.title()}\nversion: '{version}'\n"
         "parameters:\n  type: object\n  properties:\n    who: {type: string, default: world, description: Who is greeted.}\n"
     )
+
+
+def template_zip(slug: str, version: str = "1.0.0") -> bytes:
+    """A tiny valid template archive: template.yaml and one file."""
+    manifest = template_zip_manifest(slug, version)
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w") as archive:
         archive.writestr("template.yaml", manifest)
@@ -124,6 +128,29 @@ class World:
     @functools.cached_property
     def template(self) -> Any:
         return self._make_template(TEMPLATE_FILES, slug="authz-tpl", parameters=TEMPLATE_PARAMETERS)
+
+    @functools.cached_property
+    def git_template(self) -> Any:
+        """alice's template registered from a local bare repository (file://) with one version tag."""
+        import tempfile
+        from pathlib import Path
+
+        from django.conf import settings
+        from django.utils import timezone
+
+        from apps.templates.services.sources import get_source
+        from tests.forge.model import fast_import_commit, run_git
+
+        root = Path(tempfile.mkdtemp(prefix="authz-git-", dir=Path(settings.GENERATED_PROJECTS_DIR).parent))
+        bare = root / "tpl.git"
+        run_git(["init", "--bare", "--quiet", str(bare)], home=root)
+        files = {"template.yaml": template_zip_manifest("authz-git").encode(), "hello.txt": b"hello {{ who }}\n"}
+        commit = fast_import_commit(
+            bare, root, branch="main", files=files, message="v1", parent=None, when=timezone.now()
+        )
+        run_git(["tag", "v1.0.0", commit], home=root, git_dir=bare)
+        data = {"git": {"url": f"file://{bare}"}, "slug": "authz-git"}
+        return get_source("git").register(data, user=self.cast.alice)
 
     @functools.cached_property
     def generated(self) -> Any:
@@ -344,6 +371,8 @@ class World:
         if parts[-2:-1] in (["approve"], ["reject"]):
             # decisions need a job that waits for one
             overrides = {"exports": self.awaiting_export.pk, "runs": self.awaiting_run.pk, **overrides}
+        if parts[-2:] == ["sync", ""] and parts[-4:-3] == ["templates"]:
+            overrides = {"slug": self.git_template.slug, **overrides}  # only git templates sync
         for index, part in enumerate(parts):
             if part == "{id}":
                 collection = parts[index - 1]

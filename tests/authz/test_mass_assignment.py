@@ -117,7 +117,15 @@ LOGIN_NOT_STRICT = (
 KNOWN_BUGS: dict[str, str] = {}
 
 # Operations that take no body: what they must ignore, and how to prepare an object for them.
-BODYLESS = ("connections_verify", "exports_retry", "generated_cancel", "generated_retry", "runs_cancel", "runs_retry")
+BODYLESS = (
+    "connections_verify",
+    "exports_retry",
+    "generated_cancel",
+    "generated_retry",
+    "runs_cancel",
+    "runs_retry",
+    "templates_sync",
+)
 INJECTED: dict[str, Any] = {
     "status": "completed",
     "attempts": 99,
@@ -360,6 +368,9 @@ def _prepare_bodyless(world: World, operation_id: str) -> tuple[dict[str, Any], 
     if operation_id == "connections_verify":
         # a plain git connection cannot be verified (400 verify_unsupported) whatever the body says
         return {"connections": world.connection.pk}, world.connection, 400, None
+    if operation_id == "templates_sync":
+        # alice's git template: the sync records its repository's new tags, whatever the body says
+        return {}, world.git_template, 200, None
     raise AssertionError(f"no preparation for {operation_id}; add one to _prepare_bodyless")
 
 

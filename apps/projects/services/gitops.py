@@ -11,10 +11,12 @@ so the same generated project always gives the same commit sha and a re-push is 
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import os
 import re
 import selectors
+import signal
 import subprocess
 import tempfile
 import time
@@ -700,6 +702,7 @@ def _run_bounded(
         stdin=subprocess.DEVNULL,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
+        start_new_session=True,  # its helpers (git-remote-http, index-pack) are stopped with it
     )
     assert proc.stdout is not None and proc.stderr is not None
     out, err = bytearray(), bytearray()
@@ -729,9 +732,17 @@ def _run_bounded(
                 del err[: max(0, len(err) - 65536)]  # the end of what git said is enough
                 if watch is not None:
                     watch()
-        returncode = proc.wait(timeout=max(1.0, deadline - time.monotonic()))
+        try:
+            returncode = proc.wait(timeout=max(1.0, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            raise GitFailed(
+                f"git did not finish within {settings.KILN_GIT_TIMEOUT}s.",
+                code="remote_timeout",
+                extra={"limit": settings.KILN_GIT_TIMEOUT},
+            ) from None
     except BaseException:
-        proc.kill()
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()
         raise
     finally:

@@ -187,13 +187,22 @@ def test_beat_schedules_both_jobs_from_the_settings():
     assert {entry["task"] for entry in schedule.values()} == {
         "projects.reap_jobs",
         "projects.cleanup_old_generated_projects",
+        "templates.sync_git_templates",
     }
+    assert schedule["kiln-sync-git-templates"]["schedule"] == 3600.0
     for entry in schedule.values():
         assert entry["task"] in app.tasks  # a registered task, not a typo that beat would send forever
     assert schedule["kiln-reap-jobs"]["schedule"] == 60.0
     assert schedule["kiln-cleanup-old-generated-projects"]["schedule"] == crontab(minute="17", hour="3")
 
     custom = beat_schedule(reaper_interval=15, cleanup_crontab="0 */6 * * 1-5")
+    assert "kiln-sync-git-templates" not in custom  # KILN_GIT_SYNC_INTERVAL_SECONDS=0: off
+    assert (
+        beat_schedule(reaper_interval=15, cleanup_crontab="0 */6 * * 1-5", git_sync_interval=600)[
+            "kiln-sync-git-templates"
+        ]["schedule"]
+        == 600.0
+    )
     assert custom["kiln-reap-jobs"]["schedule"] == 15.0
     assert custom["kiln-cleanup-old-generated-projects"]["schedule"] == crontab(
         minute="0", hour="*/6", day_of_week="1-5"

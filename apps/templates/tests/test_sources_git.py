@@ -5,6 +5,7 @@ by the tests' forge (`git http-backend`) and over file://."""
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
 
 import pytest
@@ -231,3 +232,19 @@ def test_over_budget_and_links_are_refused(github_forge, settings):
     with fetched_version(location, version_of([manifest, ("100755", "run.sh", b"#!/bin/sh\n")]), auth=None) as got:
         assert os.stat(got.folder / "run.sh").st_mode & 0o111
         assert Path(got.folder / "template.yaml").exists()
+
+
+@pytest.mark.django_db
+def test_a_repository_that_does_not_answer_in_time_or_at_all_is_git_unreachable(github_forge, settings):
+    url = make_repo(github_forge, "slow")
+    github_forge.tag("acme/slow", "v1", github_forge.seed_commit("acme/slow", files=template_files("1")))
+    settings.KILN_GIT_TIMEOUT = 1
+    github_forge.delay("GET", r"/acme/slow\.git/info/refs", 2.5)
+    started = time.monotonic()
+    error = raised(remote_versions, clean_location({"url": url}), auth=None)
+    assert error.code == "git_unreachable" and "within 1s" in error.message
+    assert time.monotonic() - started < 2.0  # git was stopped, not waited for
+    gone = raised(remote_versions, clean_location({"url": github_forge.clone_url("acme/none")}), auth=None)
+    assert gone.code == "invalid_token"  # like GitHub, the forge asks anonymous callers for credentials first
+    closed = raised(remote_versions, clean_location({"url": "http://127.0.0.1:9/x.git"}), auth=None)
+    assert closed.code == "git_unreachable"

@@ -8,8 +8,9 @@ A source module declares:
 - `body_key`: the key of a `POST /templates/` body that registers a template from it
   (`archive`, `git`; None when templates of that kind are not registered through the API);
 - `register(data, *, user)`: check the body's part and record the template with its versions;
-- `sync(template, *, user)`: record the versions the source has that the catalog does not
-  (a `sync_unsupported` 400 where a source has nothing to sync from);
+- `syncs`: whether the source has somewhere to sync from;
+- `sync(template, *, user)`: record the versions the source has that the catalog does not and
+  return a `SyncResult` (a `sync_unsupported` 400 where a source has nothing to sync from);
 - `describe(template)`: the source's details shown on the template (`None` when there are none).
 
 The catalog records what a source hands it (a folder, a version label, a commit); views,
@@ -18,19 +19,30 @@ tasks and commands find the module with `get_source` / `source_for_body` and cal
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from apps.templates.models import ProjectTemplate, TemplateSource
-from core.exceptions import ValidationFailed
+from core.exceptions import PermissionDenied, ValidationFailed
+
+
+@dataclass
+class SyncResult:
+    """What a sync recorded (`added`, oldest first) and the new versions it could not record
+    (`skipped`: {version, code, message}; tried again at the next sync)."""
+
+    added: list[str] = field(default_factory=list)
+    skipped: list[dict[str, Any]] = field(default_factory=list)
 
 
 class SourceModule(Protocol):
     kind: str
     body_key: str | None
+    syncs: bool
 
     def register(self, data: Any, *, user: Any) -> ProjectTemplate: ...
 
-    def sync(self, template: ProjectTemplate, *, user: Any) -> list[str]: ...
+    def sync(self, template: ProjectTemplate, *, user: Any) -> SyncResult: ...
 
     def describe(self, template: ProjectTemplate) -> dict[str, Any] | None: ...
 
@@ -79,3 +91,15 @@ def sync_unsupported(template: ProjectTemplate, how: str) -> ValidationFailed:
         code="sync_unsupported",
         extra={"source": template.source},
     )
+
+
+def template_sync(*, template: ProjectTemplate, actor: Any) -> SyncResult:
+    """`POST /templates/{slug}/sync/`: the template's owner (or staff) records its source's new versions."""
+    source = get_source(template.source)
+    if not source.syncs:
+        return source.sync(template, user=actor)  # sync_unsupported, saying what to do instead
+    if not (getattr(actor, "is_staff", False) or (actor is not None and template.uploaded_by_id == actor.pk)):
+        raise PermissionDenied(
+            f"Only the owner of template '{template.slug}' (or staff) may sync it.", code="template_not_owner"
+        )
+    return source.sync(template, user=actor)

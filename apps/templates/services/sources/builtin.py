@@ -7,7 +7,7 @@ from typing import Any
 
 from apps.templates.models import ProjectTemplate, TemplateSource
 from apps.templates.services import catalog
-from apps.templates.services.sources import register_source, sync_unsupported
+from apps.templates.services.sources import SyncResult, register_source, sync_unsupported
 from core.exceptions import ValidationFailed
 
 
@@ -15,11 +15,12 @@ from core.exceptions import ValidationFailed
 class BuiltinSource:
     kind = TemplateSource.BUILTIN
     body_key: str | None = None
+    syncs = False
 
     def register(self, data: Any, *, user: Any) -> ProjectTemplate:
         raise ValidationFailed("Built-in templates ship with Kiln; they are not registered.", code="source_unknown")
 
-    def sync(self, template: ProjectTemplate, *, user: Any) -> list[str]:
+    def sync(self, template: ProjectTemplate, *, user: Any) -> SyncResult:
         raise sync_unsupported(template, "built-in templates change with Kiln itself (manage.py sync_templates)")
 
     def sync_all(self) -> list[ProjectTemplate]:

@@ -23,8 +23,12 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.db.models import F
+from django.utils import timezone
 from packaging.version import InvalidVersion, Version
 
 from apps.projects.models import ProviderConnection
@@ -43,7 +47,11 @@ from apps.projects.services.gitops import (
 )
 from apps.projects.services.secrets import SecretUnreadable, decrypt_secret
 from apps.storage.blobs import scratch_folder
-from apps.templates.services.formats.native import VERSION_RE, TemplateInvalid
+from apps.templates.models import ProjectTemplate, TemplateSource
+from apps.templates.services import formats, versions
+from apps.templates.services.formats.native import SLUG_RE, VERSION_RE, TemplateInvalid, slugify_name
+from apps.templates.services.sources import SyncResult, register_source
+from apps.templates.services.versions import RecordedVersion
 from core.exceptions import ApplicationError, ValidationFailed
 from core.safe_paths import SafeWriter, UnsafeInput, UnsafePath, clean_relative_path
 
@@ -174,7 +182,7 @@ def _failure(exc: GitFailed, *, auth: GitAuth | None, what: str) -> ApplicationE
         return GitSourceFailed(f"{what}: the repository has no such ref.", code="ref_not_found")
     if exc.code in ("fetch_too_large", "tree_too_large"):
         return GitSourceFailed(f"{what}: {exc.message}", code="template_too_large", extra=exc.extra)
-    return GitSourceFailed(f"{what}: {exc.message}", code="git_unreachable", status_code=502)
+    return GitSourceFailed(f"{what}: {exc.message}", code="git_unreachable")
 
 
 def _ref_patterns(ref: str) -> list[str]:
@@ -298,3 +306,159 @@ def _write_tree(git_dir: Path, commit: str, subdirectory: str, dest: Path, *, la
                 code=exc.code,
                 extra={**exc.extra, "version": label},
             ) from None
+
+
+# --- the registered source: register a repository, sync its new versions ---------------------------
+
+
+def _connection(user: Any, connection_id: Any) -> ProviderConnection | None:
+    """One of the caller's own provider connections (any provider: its token is sent to the repository's host)."""
+    if connection_id in (None, ""):
+        return None
+    connection = ProviderConnection.objects.filter(pk=connection_id, owner_id=getattr(user, "pk", None)).first()
+    if connection is None:
+        raise ValidationFailed(
+            "No such connection among yours.",
+            code="connection_not_found",
+            extra={"fields": {"git.connection": ["Unknown."]}},
+        )
+    return connection
+
+
+def _default_slug(location: GitLocation) -> str:
+    """The subdirectory's name, else the repository's (without `.git`)."""
+    name = location.subdirectory.rsplit("/", 1)[-1] if location.subdirectory else ""
+    if not name:
+        name = urlsplit(location.url).path.rstrip("/").rsplit("/", 1)[-1].removesuffix(".git")
+    return slugify_name(name)
+
+
+def location_of(template: ProjectTemplate) -> GitLocation:
+    """A registered template's location, checked again (settings or DNS may have changed since)."""
+    return clean_location({"url": template.git_url, "ref": template.git_ref, "subdirectory": template.git_subdirectory})
+
+
+def _record(
+    slug: str,
+    location: GitLocation,
+    version: RemoteVersion,
+    *,
+    auth: GitAuth | None,
+    user: Any,
+    template_fields: dict[str, Any] | None = None,
+) -> RecordedVersion:
+    """Fetch one version and hand its folder to the catalog, labelled by the tag (or short commit)."""
+    with fetched_version(location, version, auth=auth) as fetched:
+        try:
+            described = formats.describe(fetched.folder)  # the format found at the folder's top
+        except ApplicationError as exc:  # the error names the file; the version is named here
+            exc.message = f"Version {version.label}: {exc.message}"
+            exc.extra = {**exc.extra, "version": version.label}
+            raise
+        return versions.version_record_described(
+            folder=fetched.folder,
+            described=described,
+            slug=slug,
+            label=version.label,
+            source=TemplateSource.GIT,
+            user=user,
+            commit=fetched.commit,
+            orderable=version.ref.startswith("refs/tags/"),  # a short commit is ordered by when it was seen
+            template_fields=template_fields,
+        )
+
+
+@register_source
+class GitSource:
+    kind = TemplateSource.GIT
+    body_key: str | None = "git"
+    syncs = True
+
+    def register(self, data: Any, *, user: Any) -> ProjectTemplate:
+        """Check the location, list the versions, then record the template with every one of them
+        (all or nothing: a version that is not a valid template fails the registration, naming it)."""
+        location = clean_location(data.get("git"))
+        connection = _connection(user, data["git"].get("connection"))
+        slug = data.get("slug") or _default_slug(location)
+        if not SLUG_RE.match(slug):
+            raise _field_error("slug", "slug must be lowercase letters, digits and dashes (at most 100).")
+        if ProjectTemplate.objects.filter(slug=slug).exists():
+            raise ValidationFailed(
+                f"A template named '{slug}' already exists; choose another slug.",
+                code="template_exists",
+                extra={"slug": slug, "fields": {"slug": ["Taken."]}},
+            )
+        auth = git_auth(connection)
+        found = remote_versions(location, auth=auth)  # nothing is stored when the repository cannot be read
+        fields = {
+            "git_url": location.url,
+            "git_ref": location.ref,
+            "git_subdirectory": location.subdirectory,
+            "git_connection": connection,
+        }
+        try:
+            with transaction.atomic():
+                for version in found:
+                    template = _record(slug, location, version, auth=auth, user=user, template_fields=fields).template
+                template.last_synced_at = timezone.now()
+                template.save(update_fields=["last_synced_at", "updated_at"])
+        except IntegrityError:  # registered by someone else meanwhile
+            raise ValidationFailed(
+                f"A template named '{slug}' already exists; choose another slug.",
+                code="template_exists",
+                extra={"slug": slug, "fields": {"slug": ["Taken."]}},
+            ) from None
+        logger.info("git template %s registered from %s: %s", slug, location.url, [v.label for v in found])
+        return template
+
+    def sync(self, template: ProjectTemplate, *, user: Any) -> SyncResult:
+        """Record the repository's versions the catalog does not have; one that is not a valid
+        template is skipped (reported, tried again next time), the others are recorded."""
+        location = location_of(template)
+        auth = git_auth(template.git_connection)
+        found = remote_versions(location, auth=auth)
+        known = set(template.versions.values_list("version", flat=True))
+        result = SyncResult()
+        for version in found:
+            if version.label in known:
+                continue
+            try:
+                with transaction.atomic():
+                    _record(template.slug, location, version, auth=auth, user=user)
+            except ApplicationError as exc:
+                if exc.code in ("git_unreachable", "invalid_token"):
+                    raise
+                logger.warning("git template %s: version %s skipped: %s", template.slug, version.label, exc.code)
+                result.skipped.append({"version": version.label, "code": exc.code, "message": exc.message})
+                continue
+            result.added.append(version.label)
+        template.last_synced_at = timezone.now()
+        template.save(update_fields=["last_synced_at", "updated_at"])
+        return result
+
+    def describe(self, template: ProjectTemplate) -> dict[str, Any] | None:
+        return {
+            "url": template.git_url,
+            "ref": template.git_ref,
+            "subdirectory": template.git_subdirectory,
+            "connection": template.git_connection_id,
+            "last_synced_at": template.last_synced_at,
+        }
+
+
+def sync_all() -> dict[str, Any]:
+    """Beat: sync every active git template, least recently synced first; a failing one is
+    logged and the others go on."""
+    report: dict[str, Any] = {}
+    templates = ProjectTemplate.objects.filter(source=TemplateSource.GIT, is_active=True).select_related(
+        "git_connection"
+    )
+    for template in templates.order_by(F("last_synced_at").asc(nulls_first=True), "slug"):
+        try:
+            result = GitSource().sync(template, user=template.uploaded_by)
+        except ApplicationError as exc:
+            logger.warning("git template %s: sync failed: %s %s", template.slug, exc.code, exc.message)
+            report[template.slug] = {"error": exc.code}
+            continue
+        report[template.slug] = {"added": result.added, "skipped": [s["version"] for s in result.skipped]}
+    return report

@@ -7,19 +7,26 @@ from typing import Any
 
 from apps.templates.models import ProjectTemplate, TemplateSource
 from apps.templates.services import catalog
-from apps.templates.services.sources import register_source, sync_unsupported
+from apps.templates.services.sources import SyncResult, register_source, sync_unsupported
 
 
 @register_source
 class UploadSource:
     kind = TemplateSource.UPLOAD
     body_key: str | None = "archive"
+    syncs = False
 
     def register(self, data: Any, *, user: Any) -> ProjectTemplate:
         upload = data["archive"]
-        return catalog.template_upload(archive=upload, size=getattr(upload, "size", 0) or 0, user=user)
+        return catalog.template_upload(
+            archive=upload,
+            size=getattr(upload, "size", 0) or 0,
+            user=user,
+            slug=data.get("slug"),
+            version=data.get("version"),
+        )
 
-    def sync(self, template: ProjectTemplate, *, user: Any) -> list[str]:
+    def sync(self, template: ProjectTemplate, *, user: Any) -> SyncResult:
         raise sync_unsupported(template, "upload an archive with a new version label instead")
 
     def describe(self, template: ProjectTemplate) -> dict[str, Any] | None:
