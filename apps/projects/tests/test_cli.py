@@ -114,6 +114,7 @@ def test_a_stored_file_damaged_in_the_storage_is_not_copied(make_template, cli_d
         (["--export", "ftp"], "--export: validation_error: provider must be one of"),
     ],
 )
+@pytest.mark.django_db  # refused before any commit: no need to flush the database
 def test_bad_input_is_a_clear_command_error(make_template, tmp_path, args, message):
     template = make_template(FILES, parameters=PARAMS)
     full = ["--template", template.slug, "--no-sync", *args]
@@ -225,6 +226,7 @@ TYPED = {
         ("undeclared", "[1]", [1]),
     ],
 )
+@pytest.mark.django_db  # refused before any commit: no need to flush the database
 def test_set_reads_value_by_the_parameters_schema_type(name, text, value):
     from apps.projects.management.commands._parameters import value_from_text
 
@@ -242,6 +244,7 @@ def test_set_reads_value_by_the_parameters_schema_type(name, text, value):
         ("free", "1e400", r"--set free: JSON parse error - numbers must be finite"),
     ],
 )
+@pytest.mark.django_db  # refused before any commit: no need to flush the database
 def test_set_refuses_text_where_the_type_wants_json(name, text, message):
     from apps.projects.management.commands._parameters import value_from_text
 
@@ -297,6 +300,7 @@ def test_set_values_reach_the_generation_typed(make_template, cli_dir):
         (["--set", "=1"], r"^--set expects NAME=VALUE"),
     ],
 )
+@pytest.mark.django_db  # refused before any commit: no need to flush the database
 def test_bad_arguments_are_refused_before_anything_is_registered_or_created(tmp_path, args, message):
     """With a folder source: nothing is uploaded, generated, exported; no user or project is created."""
     from django.contrib.auth import get_user_model
@@ -323,6 +327,7 @@ def test_bad_arguments_are_refused_before_anything_is_registered_or_created(tmp_
         ("  ", r"^--template is empty"),
     ],
 )
+@pytest.mark.django_db  # refused before any commit: no need to flush the database
 def test_bad_template_arguments_are_refused_before_work(template, message):
     with pytest.raises(CommandError, match=message):
         run("--template", template)
@@ -474,3 +479,23 @@ def test_a_new_folder_version_is_added_and_any_version_generates_again(tmp_path)
         "versioned  1.1.0  (upload, native)  Folder template\n  versions: 1.1.0, 1.0.0 (newest first)\n"
         in out.getvalue()
     )
+
+
+def test_a_cookiecutter_folder_is_registered_with_slug_and_version(tmp_path, cli_dir):
+    """A format that does not name itself: --slug and --version give the names the upload needs."""
+    folder = tmp_path / "cc"
+    (folder / "{{cookiecutter.project_slug}}").mkdir(parents=True)
+    (folder / "cookiecutter.json").write_text('{"project_slug": "demo", "python": ["3.12", "3.11"], "ci": true}')
+    (folder / "{{cookiecutter.project_slug}}" / "README.md").write_text(
+        "{{ cookiecutter.project_slug }} {{ cookiecutter.python }} {{ cookiecutter.ci }}\n"
+    )
+    with pytest.raises(CommandError, match=r"slug: A cookiecutter template does not name itself.*\n  version: "):
+        run("--template", str(folder), "--no-sync")
+    text = run("--template", str(folder), "--slug", "cc-demo", "--version", "1.0.0", "--no-sync",
+               "--set", "python=3.11", "--output", str(cli_dir / "out"))  # fmt: skip
+    assert f"template cc-demo from folder {folder}: versions 1.0.0\n" in text and "from cc-demo 1.0.0:" in text
+    generated = GeneratedProject.objects.get()
+    assert generated.parameters["python"] == "3.11"
+    assert [p.read_text() for p in (cli_dir / "out").rglob("README.md")] == ["demo 3.11 True\n"]
+    with pytest.raises(CommandError, match=r"^--slug goes with a folder"):
+        run("--template", "cc-demo", "--slug", "x", "--no-sync")

@@ -59,6 +59,10 @@ def recognise(text: str, options: dict[str, Any]) -> Recognised:
     for _kind, attempt in SOURCES:
         found = attempt(text, options)
         if found is not None:
+            refused = [name for name in OPTIONS_NOT_FOR.get(found.kind, ()) if options.get(name)]
+            if refused:
+                given = ", ".join(f"--{name.replace('_', '-')}" for name in refused)
+                raise CommandError(f"{given} {'goes' if len(refused) == 1 else 'go'} with {OPTION_USE[refused[0]]}")
             return found
     raise CommandError(
         f"--template {text!r} is neither a catalog slug, an existing folder nor a .zip/.tar.gz archive; "
@@ -66,8 +70,18 @@ def recognise(text: str, options: dict[str, Any]) -> Recognised:
     )
 
 
+OPTIONS_NOT_FOR = {"slug": ("slug",)}
+OPTION_USE = {"slug": "a folder or archive --template (the slug to register it as)"}
+
+
 def _looks_like_path(text: str) -> bool:
     return text.startswith((".", "~", "/")) or os.sep in text or (os.altsep or os.sep) in text
+
+
+def _upload_names(options: dict[str, Any]) -> dict[str, str | None]:
+    """The slug and version label an upload is recorded as: a Cookiecutter or Copier template has
+    neither (--slug, --version give them); a native one names itself in template.yaml (they must agree)."""
+    return {"slug": options.get("slug") or None, "version": options.get("version") or None}
 
 
 # --- an archive: uploaded as it is ------------------------------------------------------------------
@@ -86,7 +100,7 @@ def _archive(text: str, options: dict[str, Any]) -> Recognised | None:
 def _resolve_archive(source: Recognised, user: Any, options: dict[str, Any]) -> ProjectTemplate:
     path = Path(source.text)
     with open(path, "rb") as stream:
-        return template_upload(archive=stream, size=path.stat().st_size, user=user)
+        return template_upload(archive=stream, size=path.stat().st_size, user=user, **_upload_names(options))
 
 
 # --- a folder: packed as a tar.gz (bounded by the upload limits), then uploaded --------------------
@@ -140,7 +154,7 @@ def _resolve_folder(source: Recognised, user: Any, options: dict[str, Any]) -> P
         _pack(folder, packed)
         size = packed.tell()
         packed.seek(0)
-        return template_upload(archive=packed, size=size, user=user)  # type: ignore[arg-type]  # a binary file
+        return template_upload(archive=packed, size=size, user=user, **_upload_names(options))  # type: ignore[arg-type]
 
 
 # --- a slug of the catalog (last: anything else that is a well-formed name) -----------------------

@@ -73,7 +73,15 @@ class Command(BaseCommand):
             help="a catalog slug, a local folder or a .zip/.tar.gz archive (`./name` forces a folder); a folder "
             "or archive is registered as an uploaded template (a new version of it) on the way",
         )
-        parser.add_argument("--version", help="the template version to generate (default: the latest)")
+        parser.add_argument(
+            "--version",
+            help="the template version to generate (default: the latest); with a folder or archive, the label "
+            "it is registered as (needed for Cookiecutter/Copier; a native template.yaml's own must agree)",
+        )
+        parser.add_argument(
+            "--slug",
+            help="the slug to register a folder or archive as (needed for Cookiecutter/Copier templates)",
+        )
         parser.add_argument("--list", action="store_true", help="list the templates and their parameters, then exit")
         parser.add_argument(
             "--set",
