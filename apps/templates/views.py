@@ -176,3 +176,19 @@ class TemplateVersionViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, v
     def trust(self, request: Request, slug: str, version: str) -> Response:
         trusted = template_version_trust(template=catalog.template_get(slug=slug), label=version, actor=request.user)
         return Response(TemplateVersionSerializer(trusted).data)
+
+    @extend_schema(
+        operation_id="templates_versions_destroy",
+        summary="Delete one version of an uploaded template (its uploader or staff)",
+        request=None,
+        responses={
+            204: OpenApiResponse(description="deleted; the template's latest version is its newest remaining one"),
+            400: OpenApiResponse(description="template_builtin"),
+            409: OpenApiResponse(description="version_in_use (generations pin it), version_last (its only version)"),
+            **_errors(401, 403, 404),
+        },
+        tags=["templates"],
+    )
+    def destroy(self, request: Request, slug: str, version: str) -> Response:
+        removal.version_delete(version=self.get_object(), actor=request.user)
+        return Response(status=status.HTTP_204_NO_CONTENT)

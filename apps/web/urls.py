@@ -21,6 +21,11 @@ urlpatterns = [
     path("templates/<slug:slug>/", views.template_detail, name="template"),
     path("templates/<slug:slug>/generate/", views.generate, name="generate"),
     path("templates/<slug:slug>/delete/", views.template_delete_page, name="template-delete"),
+    path(
+        "templates/<slug:slug>/versions/<str:version>/delete/",
+        views.template_version_delete_page,
+        name="template-version-delete",
+    ),
     path("templates/<slug:slug>/fleet/", fleet.fleet_page, name="fleet"),
     path("templates/<slug:slug>/rollouts/", fleet.rollout_start_page, name="rollout-start"),
     path("rollouts/<int:rollout_id>/", fleet.rollout_page, name="rollout"),

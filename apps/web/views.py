@@ -15,7 +15,7 @@ from typing import Any
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.db.models import Q, QuerySet
+from django.db.models import Count, Q, QuerySet
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
@@ -34,7 +34,8 @@ from apps.projects.selectors import (
 from apps.projects.services import exports, generation, projects
 from apps.templates.models import ProjectTemplate, TemplateSource
 from apps.templates.services.catalog import template_get
-from apps.templates.services.removal import can_delete, template_delete
+from apps.templates.services.removal import can_delete, template_delete, version_delete
+from apps.templates.services.versions import version_get, versions_of
 from apps.updates.models import UpdateMode
 from apps.updates.services.updates import update_diff, update_get, update_start, updates_of
 from apps.web import highlight, parameters
@@ -42,6 +43,7 @@ from core.exceptions import ApplicationError
 from core.jobs import TERMINAL_STATUSES
 
 PREVIEW_MAX_BYTES = 256 * 1024
+VERSIONS_SHOWN = 100
 
 
 def _project(request: HttpRequest, project_id: int) -> Project:
@@ -67,16 +69,16 @@ def _error(request: HttpRequest, exc: ApplicationError) -> None:
 
 def _templates(query: str, fmt: str) -> QuerySet[ProjectTemplate]:
     """The catalog as the API lists it (active templates), searched by name, description or format."""
-    rows = ProjectTemplate.objects.filter(is_active=True).order_by("slug")
-    # `format` arrives with template versions (issue 14); until then every template is native
-    has_format = "format" in {f.name for f in ProjectTemplate._meta.get_fields()}
+    rows = ProjectTemplate.objects.filter(is_active=True).annotate(versions_count=Count("versions")).order_by("slug")
     if query:
-        match = Q(name__icontains=query) | Q(description__icontains=query) | Q(slug__icontains=query)
-        if has_format:
-            match |= Q(**{"format__iexact": query})
-        rows = rows.filter(match)
-    if fmt and has_format:
-        rows = rows.filter(**{"format": fmt})
+        rows = rows.filter(
+            Q(name__icontains=query)
+            | Q(description__icontains=query)
+            | Q(slug__icontains=query)
+            | Q(format__iexact=query)
+        )
+    if fmt:
+        rows = rows.filter(format=fmt)
     return rows
 
 
@@ -85,9 +87,7 @@ def gallery(request: HttpRequest) -> HttpResponse:
     query = request.GET.get("q", "").strip()[:200]
     fmt = request.GET.get("format", "").strip()[:50]
     rows = list(_templates(query, fmt))
-    formats = sorted(
-        {str(getattr(t, "format", "native") or "native") for t in ProjectTemplate.objects.filter(is_active=True)}
-    )
+    formats = sorted(set(ProjectTemplate.objects.filter(is_active=True).values_list("format", flat=True)))
     cards = [{"template": t, "fields": parameters.build_fields(t.parameters or {})} for t in rows]
     return render(request, "web/gallery.html", {"cards": cards, "q": query, "format": fmt, "formats": formats})
 
@@ -98,8 +98,7 @@ def template_detail(request: HttpRequest, slug: str) -> HttpResponse:
         template = template_get(slug=slug)
     except ApplicationError:
         raise Http404("Template not found.") from None
-    related: Any = getattr(template, "versions", None)  # TemplateVersion rows, once issue 14 lands
-    versions = list(related.all()) if related is not None else []
+    versions = list(versions_of(template)[:VERSIONS_SHOWN])
     return render(
         request,
         "web/template.html",
@@ -130,6 +129,23 @@ def template_delete_page(request: HttpRequest, slug: str) -> HttpResponse:
     return redirect("web:gallery")
 
 
+@login_required
+@require_POST
+def template_version_delete_page(request: HttpRequest, slug: str, version: str) -> HttpResponse:
+    try:
+        template = template_get(slug=slug)
+        row = version_get(template, version)
+    except ApplicationError:
+        raise Http404("Version not found.") from None
+    try:
+        version_delete(version=row, actor=request.user)
+    except ApplicationError as exc:
+        _error(request, exc)
+    else:
+        messages.success(request, f"Version {row.version} of {template.slug} deleted.")
+    return redirect("web:template", slug=template.slug)
+
+
 def _generating_projects(user: Any) -> list[Project]:
     """Projects where `user` may generate (developer and above)."""
     return [
@@ -144,9 +160,22 @@ def generate(request: HttpRequest, slug: str) -> HttpResponse:
         template = template_get(slug=slug)
     except ApplicationError:
         raise Http404("Template not found.") from None
-    schema = template.parameters or {}
+    # the version whose schema builds the form (default: the latest); the generation pins it
+    versions = list(versions_of(template)[:VERSIONS_SHOWN])
+    wanted = (request.POST if request.method == "POST" else request.GET).get("version", "").strip()
+    chosen = next((v for v in versions if v.version == wanted), None) or (versions[0] if versions else None)
+    if wanted and (chosen is None or chosen.version != wanted):
+        raise Http404(f"Template '{template.slug}' has no version '{wanted}'.")
+    label = chosen.version if chosen is not None else None
+    schema = (chosen.parameters if chosen is not None else template.parameters) or {}
     choices = _generating_projects(request.user)
-    context: dict[str, Any] = {"template": template, "projects": choices, "preview": None}
+    context: dict[str, Any] = {
+        "template": template,
+        "projects": choices,
+        "preview": None,
+        "versions": versions,
+        "version": chosen,
+    }
     values: dict[str, Any] | None = None
     errors: dict[str, list[str]] = {}
     selected = request.GET.get("project", "")
@@ -160,11 +189,19 @@ def generate(request: HttpRequest, slug: str) -> HttpResponse:
             try:
                 if request.POST.get("action") == "preview":
                     context["preview"] = generation.generated_project_dry_run(
-                        project=project, template_slug=template.slug, parameters=values, actor=request.user
+                        project=project,
+                        template_slug=template.slug,
+                        parameters=values,
+                        actor=request.user,
+                        version=label,
                     )
                 else:
                     generated = generation.generated_project_start(
-                        project=project, template_slug=template.slug, parameters=values, actor=request.user
+                        project=project,
+                        template_slug=template.slug,
+                        parameters=values,
+                        actor=request.user,
+                        version=label,
                     )
                     return redirect("web:generation", project_id=project.pk, generated_id=generated.pk)
             except ApplicationError as exc:

@@ -94,6 +94,7 @@ EXPECTED: dict[str, dict[str, int]] = {
     "templates_destroy": _row(401, 403, 403, 403, 403, 403, 403, 403),
     # a git template (alice's) records its new tags at its owner's request (or staff's); agents act as themselves
     "templates_sync": _row(401, 403, 403, 403, 403, 200, 403, 403),
+    "templates_versions_destroy": _row(401, 403, 403, 403, 403, 403, 403, 403),
     # blueprints: a preview stores nothing and is not project-scoped
     "blueprints_preview": ANY_USER,
     # projects and members

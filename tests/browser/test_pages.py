@@ -376,6 +376,14 @@ def test_fleet_rollout_and_approval_pages(live_stack, settings, tmp_path, django
                 page.keyboard.press("Enter")
                 expect(page.get_by_role("heading", name="Templates", level=1)).to_be_visible()
 
+                # the version history and the generate form of an older version (the picker)
+                page.goto(base + "/templates/svc/")
+                expect(page.locator("tr[data-version]")).to_have_count(2)
+                person.accessible("template-versions")
+                page.get_by_role("link", name="Generate with version 1.0.0").click()
+                expect(page.get_by_label("Version (the form follows its parameters)")).to_have_value("1.0.0")
+                person.accessible("generate-version")
+
                 # the fleet: one repository behind; a preview rollout followed live to completed
                 page.goto(base + "/templates/svc/")
                 page.get_by_role("link", name="Repositories and rollouts").click()

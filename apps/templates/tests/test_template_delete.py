@@ -16,14 +16,13 @@ from apps.templates.tests.test_api_templates import make_zip, upload
 pytestmark = pytest.mark.django_db
 
 
-def archive(slug: str) -> bytes:
+def archive(slug: str, version: str = "1.0.0") -> bytes:
     manifest = (
-        f"slug: {slug}\nname: {slug}\nversion: '1.0.0'\nparameters:\n  type: object\n  properties:\n"
+        f"slug: {slug}\nname: {slug}\nversion: '{version}'\nparameters:\n  type: object\n  properties:\n"
         "    who: {type: string, default: world, description: Who is greeted.}\n"
     ).encode()
-    return make_zip(
-        [("template.yaml", manifest, 0o100644), ("hello.txt", f"hello {{{{ who }}}} {slug}\n".encode(), 0o100644)]
-    )
+    hello = f"hello {{{{ who }}}} {slug} {version}\n".encode()
+    return make_zip([("template.yaml", manifest, 0o100644), ("hello.txt", hello, 0o100644)])
 
 
 def test_the_uploader_deletes_an_unused_template_and_only_deactivates_a_used_one(
@@ -101,3 +100,51 @@ def test_the_template_page_deletes_for_its_uploader(api, cast, run_jobs):
         done = alice.post("/templates/paged/delete/", follow=True)
     assert "Template paged deleted." in done.content.decode() and done.redirect_chain[-1][0] == "/templates/"
     assert not ProjectTemplate.objects.filter(slug="paged").exists()
+
+
+def test_a_version_is_deleted_unless_generations_pin_it_or_it_is_the_last(api, cast, run_jobs):
+    from apps.templates.models import TemplateVersion
+
+    alice = api(cast.alice)
+    for version in ("1.0.0", "2.0.0"):
+        assert upload(alice, archive("vers", version)).status_code == 201
+    row = generated_project_start(
+        project=cast.project, template_slug="vers", parameters={}, actor=cast.alice, enqueue=False, version="1.0.0"
+    )
+    generated_project_execute(generated_id=row.pk, owner="t:1:vers")
+    v2 = TemplateVersion.objects.get(template__slug="vers", version="2.0.0")
+    assert ProjectTemplate.objects.get(slug="vers").version == "2.0.0"
+
+    assert api(None).delete("/api/v1/templates/vers/versions/2.0.0/").status_code == 401
+    assert api(cast.mia).delete("/api/v1/templates/vers/versions/2.0.0/").status_code == 403
+    pinned = alice.delete("/api/v1/templates/vers/versions/1.0.0/")
+    assert pinned.status_code == 409 and pinned.json()["code"] == "version_in_use"
+    assert pinned.json()["extra"] == {"template": "vers", "version": "1.0.0", "generations": 1}
+    assert alice.delete("/api/v1/templates/vers/versions/9.9.9/").status_code == 404
+    with run_jobs():
+        assert alice.delete("/api/v1/templates/vers/versions/2.0.0/").status_code == 204
+    assert not TemplateVersion.objects.filter(pk=v2.pk).exists()
+    assert not TemplateFile.objects.filter(checksum=v2.checksum).exists()
+    assert not (Path(settings.KILN_TEMPLATES_DIR) / v2.source_path).exists()
+    template = alice.get("/api/v1/templates/vers/").json()
+    assert (template["version"], template["latest_version"]) == ("1.0.0", "1.0.0")
+    assert [v["version"] for v in alice.get("/api/v1/templates/vers/versions/").json()["results"]] == ["1.0.0"]
+    assert AuditEvent.objects.get(action="template.version_deleted").detail["version"] == "2.0.0"
+
+    # the template page: its uploader deletes a version there (the service's refusals shown)
+    from django.test import Client
+
+    page = Client()
+    page.force_login(cast.alice)
+    assert upload(alice, archive("vers", "3.0.0")).status_code == 201
+    html = page.get("/templates/vers/").content.decode()
+    assert 'action="/templates/vers/versions/3.0.0/delete/"' in html
+    refused = page.post("/templates/vers/versions/1.0.0/delete/", follow=True).content.decode()
+    assert "has 1 generation(s) made from it" in refused
+    with run_jobs():
+        done = page.post("/templates/vers/versions/3.0.0/delete/", follow=True).content.decode()
+    assert "Version 3.0.0 of vers deleted." in done and not TemplateVersion.objects.filter(version="3.0.0").exists()
+
+    assert upload(alice, archive("solo")).status_code == 201
+    last = alice.delete("/api/v1/templates/solo/versions/1.0.0/")
+    assert last.status_code == 409 and last.json()["code"] == "version_last"

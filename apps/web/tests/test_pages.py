@@ -279,3 +279,40 @@ def test_every_page_sends_a_strict_csp_and_has_no_inline_script_or_style(cast, g
 def test_the_pygments_stylesheet_is_current():
     shipped = (Path(__file__).resolve().parents[1] / "static" / "web" / "pygments.css").read_text()
     assert stylesheet() in shipped
+
+
+def test_the_template_page_lists_versions_and_the_form_follows_the_chosen_one(make_template, cast, run_jobs):
+    """Version history on the template page; the generate form is built from the chosen version's
+    schema and the generation pins that version."""
+    old = {"type": "object", "properties": {"name": {"type": "string", "default": "old", "description": "Name."}}}
+    new = {
+        "type": "object",
+        "properties": {
+            "name": {"type": "string", "default": "new", "description": "Name."},
+            "port": {"type": "integer", "default": 8000, "description": "Port."},
+        },
+    }
+    make_template({"a.txt": "{{ name }}\n"}, slug="multi", parameters=old, version="1.0.0")
+    make_template({"a.txt": "{{ name }}:{{ port }}\n", "b.txt": "b\n"}, slug="multi", parameters=new, version="2.0.0")
+    client = login(cast.alice)
+    page = client.get("/templates/multi/").content.decode()
+    rows = re.findall(r'<tr data-version="([^"]+)"><td>[^<]*(?:<span class="meta">\(latest\)</span>)?', page)
+    assert rows == ["2.0.0", "1.0.0"], rows
+    assert "(latest)" in page.split('data-version="2.0.0"')[1].split("</tr>")[0]
+    assert re.search(r'data-version="1\.0\.0">.*?<td>1 <span class="meta">', page, re.S)  # file count
+    assert 'href="/templates/multi/generate/?version=1.0.0"' in page
+    assert "(2 versions)" in client.get("/templates/").content.decode()
+
+    latest = client.get("/templates/multi/generate/").content.decode()
+    assert 'name="p.port"' in latest and 'name="version" value="2.0.0"' in latest
+    form = client.get("/templates/multi/generate/?version=1.0.0").content.decode()
+    assert 'name="p.port"' not in form and 'value="old"' in form and "(latest: 2.0.0)" in form
+    assert client.get("/templates/multi/generate/?version=9.9.9").status_code == 404
+    with run_jobs():
+        done = client.post(
+            "/templates/multi/generate/",
+            {"project": cast.project.pk, "version": "1.0.0", "p.name": "legacy", "action": "generate"},
+        )
+    assert done.status_code == 302, done.content.decode()[:2000]
+    generated = GeneratedProject.objects.get(template__slug="multi")
+    assert generated.template_version == "1.0.0" and generated.parameters == {"name": "legacy"}
