@@ -569,7 +569,13 @@ def _store_upload(
         if not final.exists():
             os.rename(staging, final)
         stored = scan_template(final)
-        return version_record(stored, source=TemplateSource.UPLOAD, source_path=relative, user=user).template
+        return version_record(
+            stored,
+            source=TemplateSource.UPLOAD,
+            source_path=relative,
+            user=user,
+            may_add=lambda template: template_may_add_version(template, user),  # again, under the row lock
+        ).template
     finally:
         if staging.exists():
             shutil.rmtree(staging, ignore_errors=True)
@@ -626,4 +632,5 @@ def _store_described(
         source=TemplateSource.UPLOAD,
         source_path=relative,
         user=user,
+        may_add=lambda template: template_may_add_version(template, user),  # again, under the row lock
     ).template

@@ -21,12 +21,13 @@ import dataclasses
 import logging
 import os
 import stat
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from apps.storage.blobs import ManifestItem, blob_store, blob_writes
@@ -118,6 +119,7 @@ def version_record(
     user: Any | None = None,
     format: str = TemplateFormat.NATIVE,
     store_blobs: bool = True,
+    may_add: Callable[[ProjectTemplate], bool] | None = None,
 ) -> RecordedVersion:
     """Record a native folder (`scan_template`) as a version of its manifest's slug and label."""
     described = described_of(scanned)
@@ -132,6 +134,7 @@ def version_record(
         source_path=source_path,
         user=user,
         store_blobs=store_blobs,
+        may_add=may_add,
     )
 
 
@@ -150,6 +153,7 @@ def version_record_described(
     description: str = "",
     template_fields: dict[str, Any] | None = None,
     store_blobs: bool = True,
+    may_add: Callable[[ProjectTemplate], bool] | None = None,
 ) -> RecordedVersion:
     """Record `folder`, as its format described it (`formats.describe`), as version `label` of
     template `slug`.
@@ -159,7 +163,9 @@ def version_record_described(
     folder holding exactly these files (relative to the source root), read before the blob copy
     where it exists. `orderable=False` orders a label by time even when it reads as a version (a
     short commit). `store_blobs=False` leaves the files where they are (built-in templates, which
-    every Kiln process ships; tests' folders).
+    every Kiln process ships; tests' folders). `may_add(template)` decides, under the template's row
+    lock, whether the caller may add a version to a template that already exists (400 `template_exists`
+    otherwise): a check made before the lock could be beaten by a concurrent first upload.
     """
     name = name or described.name or slug
     description = description or described.description
@@ -167,8 +173,9 @@ def version_record_described(
         _store_blobs(folder, described.checksum)  # before the rows: the sweeper keeps blobs a TemplateFile names
     with transaction.atomic():
         template = ProjectTemplate.objects.select_for_update().filter(slug=slug).first()
+        created = False
         if template is None:
-            template = ProjectTemplate.objects.create(
+            template, created = _template_create(
                 slug=slug,
                 name=name,
                 description=description,
@@ -180,6 +187,12 @@ def version_record_described(
                 checksum=described.checksum,
                 uploaded_by=user if getattr(user, "pk", None) else None,
                 **(template_fields or {}),
+            )
+        if not created and may_add is not None and not may_add(template):
+            raise ValidationFailed(
+                f"A template named '{slug}' already exists. Choose another slug.",
+                code="template_exists",
+                extra={"slug": slug},
             )
         existing = template.versions.filter(version=label).first()
         if existing is not None:
@@ -197,25 +210,42 @@ def version_record_described(
             template.refresh_from_db()
             existing.refresh_from_db()
             return RecordedVersion(template, existing, created=False)
-        version = TemplateVersion.objects.create(
-            template=template,
-            version=label,
-            format=described.format,
-            parameters=described.parameters,
-            checksum=described.checksum,
-            commit=commit,
-            exclude=list(described.exclude),
-            copy_without_render=list(described.copy_without_render),
-            file_count=described.file_count,
-            total_bytes=described.total_bytes,
-            uses_code=list(described.uses_code),
-            source_path=source_path,
-            sort_key=version_sort_key(label, timezone.now(), orderable=orderable),
-            created_by=user if getattr(user, "pk", None) else None,
-        )
+        try:
+            with transaction.atomic():  # a savepoint: the same label recorded concurrently
+                version = TemplateVersion.objects.create(
+                    template=template,
+                    version=label,
+                    format=described.format,
+                    parameters=described.parameters,
+                    checksum=described.checksum,
+                    commit=commit,
+                    exclude=list(described.exclude),
+                    copy_without_render=list(described.copy_without_render),
+                    file_count=described.file_count,
+                    total_bytes=described.total_bytes,
+                    uses_code=list(described.uses_code),
+                    source_path=source_path,
+                    sort_key=version_sort_key(label, timezone.now(), orderable=orderable),
+                    created_by=user if getattr(user, "pk", None) else None,
+                )
+        except IntegrityError:
+            raise ValidationFailed(
+                f"Template '{template.slug}' version {label} was recorded at the same time; try again.",
+                code="template_version_exists",
+                extra={"slug": template.slug, "version": label},
+            ) from None
         _refresh_latest(template, recorded=version, name=name, description=description)
     logger.info("template %s: version %s recorded (%s)", template.slug, version.version, version.checksum[:12])
     return RecordedVersion(template, version, created=True)
+
+
+def _template_create(**values: Any) -> tuple[ProjectTemplate, bool]:
+    """A new template row, or the one a concurrent first version created (locked, not created here)."""
+    try:
+        with transaction.atomic():  # a savepoint: the INSERT waits for the other transaction
+            return ProjectTemplate.objects.create(**values), True
+    except IntegrityError:
+        return ProjectTemplate.objects.select_for_update().get(slug=values["slug"]), False
 
 
 def _refresh_latest(template: ProjectTemplate, *, recorded: TemplateVersion, name: str, description: str) -> None:

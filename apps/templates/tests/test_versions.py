@@ -161,3 +161,45 @@ def test_a_builtin_template_edited_without_a_version_bump_becomes_a_local_versio
     assert edited.source_path == "demo" and first.source_path == ""  # the folder holds the new files only
     catalog.template_sync_builtin()
     assert TemplateVersion.objects.filter(template=template).count() == 2
+
+
+@pytest.mark.django_db(transaction=True)
+def test_two_first_uploads_of_one_slug_at_once_give_one_owner(settings, monkeypatch, tmp_path):
+    """Two people upload a new slug at the same moment: one template, its uploader's; the other
+    caller gets template_exists (the owner is checked again under the row lock), never a 500."""
+    import threading
+
+    from django.contrib.auth import get_user_model
+    from django.db import connection
+
+    users = [get_user_model().objects.create(username=f"racer{i}") for i in range(2)]
+    barrier = threading.Barrier(2, timeout=10)
+    real_store = versions._store_blobs
+
+    def store_then_wait(folder, checksum):
+        real_store(folder, checksum)
+        barrier.wait()  # both enter the recording transaction together
+
+    monkeypatch.setattr(versions, "_store_blobs", store_then_wait)
+    outcomes: dict[int, object] = {}
+
+    def race(index: int) -> None:
+        try:
+            outcomes[index] = _upload(users[index], _archive("1.0.0", f"racer {index}\n"))
+        except ApplicationError as exc:
+            outcomes[index] = exc
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=race, args=(i,)) for i in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    won = [o for o in outcomes.values() if isinstance(o, ProjectTemplate)]
+    lost = [o for o in outcomes.values() if isinstance(o, ApplicationError)]
+    assert len(won) == 1 and len(lost) == 1, outcomes
+    assert lost[0].code == "template_exists"
+    template = ProjectTemplate.objects.get(slug="svc")
+    assert template.uploaded_by_id == won[0].uploaded_by_id
+    assert list(template.versions.values_list("version", "created_by_id")) == [("1.0.0", won[0].uploaded_by_id)]
