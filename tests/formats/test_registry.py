@@ -210,3 +210,28 @@ def test_generation_service_renders_foreign_formats(cast: Any, tmp_path: Path) -
         generated_project_start(project=cast.project, template_slug=hooks.slug, parameters={}, actor=cast.alice)
     assert (caught.value.status_code, caught.value.code) == (400, "template_untrusted")
     assert caught.value.extra["uses_code"] == ["hooks/pre_gen_project.py", "hooks/post_gen_project.py"]
+
+
+@pytest.mark.django_db
+def test_a_git_versions_answers_file_names_its_source_and_tag(tmp_path: Path) -> None:
+    """Copier writes `_src_path` (the URL it copied from) and `_commit` (the tag) in the answers file."""
+    from apps.projects.services.generation import template_version_ref
+    from apps.templates.models import TemplateSource
+    from apps.templates.services.versions import version_record_described
+
+    folder = copy_fixture("copier", "answers-file", tmp_path / "answers")
+    url = "https://git.example.test/acme/answers-template.git"
+    recorded = version_record_described(
+        folder=folder,
+        described=formats.describe(folder),
+        slug="answers-git",
+        label="v1.2.0",
+        source=TemplateSource.GIT,
+        commit="0123456789abcdef0123456789abcdef01234567",
+        template_fields={"git_url": url},
+    )  # its files in the blob store, as a git sync keeps them
+    version = template_version_ref(recorded.version)
+    assert version.source is not None and (version.source.url, version.source.commit) == (url, "v1.2.0")
+    ProjectGenerator(formats.prepare(version)).render({}, DirectorySink(tmp_path / "out"))
+    answers = (tmp_path / "out" / ".config" / "kiln-answers.yml").read_text()
+    assert f"_src_path: {url}\n" in answers and "_commit: v1.2.0\n" in answers

@@ -35,7 +35,7 @@ from apps.projects.services.project_generator import (
 from apps.projects.services.projects import require_role
 from apps.projects.services.stored_files import generation_files, manifest_of
 from apps.storage.blobs import BlobWriter, VerifiedReader, blob_store, blob_writes, remove_tree
-from apps.templates.models import ProjectTemplate, TemplateVersion
+from apps.templates.models import ProjectTemplate, TemplateSource, TemplateVersion
 from apps.templates.services import formats
 from apps.templates.services.catalog import template_folder, template_get
 from apps.templates.services.versions import version_for_generation, version_latest
@@ -89,6 +89,20 @@ def template_version_ref(version: TemplateVersion | ProjectTemplate) -> formats.
         copy_without_render=tuple(version.copy_without_render),
         uses_code=tuple(version.uses_code or ()),
         trusted=version.is_trusted,
+        source=_source_info(template, version),
+    )
+
+
+def _source_info(template: ProjectTemplate, version: TemplateVersion) -> formats.SourceInfo:
+    """Where the version came from, as the tools would have been told: a git template's URL and tag
+    (Copier's `_src_path` / `_commit` in the answers file, Cookiecutter's `_template` / `_checkout`)."""
+    if template.source != TemplateSource.GIT or not template.git_url:
+        return formats.SourceInfo()
+    return formats.SourceInfo(
+        url=template.git_url,
+        commit=version.version,
+        commit_hash=version.commit or None,
+        checkout=version.version,
     )
 
 

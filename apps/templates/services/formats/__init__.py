@@ -33,7 +33,6 @@ from core.exceptions import ApplicationError
 
 if TYPE_CHECKING:
     from apps.projects.services.project_generator import GenerationResult, OutputSink
-    from apps.templates.services.formats._engine import SourceInfo
 
 # In detection order: the first format whose configuration file is at the top wins.
 FORMAT_MODULES: tuple[str, ...] = ("native", "copier", "cookiecutter", "blueprint")
@@ -47,6 +46,26 @@ class FormatNotDetected(ApplicationError):
 class UnknownFormat(ApplicationError):
     status_code = 400
     default_code = "template_unsupported"
+
+
+@dataclass(frozen=True)
+class SourceInfo:
+    """Where the template came from and where the project goes, as the tools would see it.
+
+    Cookiecutter puts `_template`, `_output_dir`, `_repo_dir` and `_checkout` in its context;
+    Copier puts `_src_path` and `_commit` in the answers file and `_folder_name` and
+    `_copier_conf` in its context. Kiln fills them from the template's source (its git URL and
+    `git describe` of the version's commit) and the paths the isolation runner shows to
+    template code, so that hooks and the answers file see stable values.
+    """
+
+    url: str = ""
+    commit: str | None = None
+    commit_hash: str | None = None
+    checkout: str | None = None
+    output_dir: str = "/output"
+    repo_dir: str = "/template"
+    folder_name: str = "project"
 
 
 @dataclass(frozen=True)
@@ -221,6 +240,7 @@ __all__ = [
     "Description",
     "FormatNotDetected",
     "PreparedVersion",
+    "SourceInfo",
     "TemplateFormat",
     "UnknownFormat",
     "VersionRef",

@@ -35,6 +35,7 @@ from apps.projects.services.project_generator import (
     _render_error,
     manifest_sha256,
 )
+from apps.templates.services.formats import SourceInfo  # noqa: F401  (the engines import it from here)
 from core.exceptions import ApplicationError
 from core.safe_paths import UnsafePath, clean_relative_path
 from core.sandbox import KilnSandbox, RenderLimitExceeded, RenderTimeExceeded, check_deadline
@@ -59,26 +60,6 @@ class FormatUnsupported(ApplicationError):
 class TemplateUntrusted(ApplicationError):
     status_code = 400
     default_code = "template_untrusted"
-
-
-@dataclass(frozen=True)
-class SourceInfo:
-    """Where the template came from and where the project goes, as the tools would see it.
-
-    Cookiecutter puts `_template`, `_output_dir`, `_repo_dir` and `_checkout` in its context;
-    Copier puts `_src_path` and `_commit` in the answers file and `_folder_name` and
-    `_copier_conf` in its context. Kiln fills them from the template's source (its git URL and
-    `git describe` of the version's commit) and the paths the isolation runner shows to
-    template code, so that hooks and the answers file see stable values.
-    """
-
-    url: str = ""
-    commit: str | None = None
-    commit_hash: str | None = None
-    checkout: str | None = None
-    output_dir: str = "/output"
-    repo_dir: str = "/template"
-    folder_name: str = "project"
 
 
 @dataclass(frozen=True)
