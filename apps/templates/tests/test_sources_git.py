@@ -248,3 +248,53 @@ def test_a_repository_that_does_not_answer_in_time_or_at_all_is_git_unreachable(
     assert gone.code == "invalid_token"  # like GitHub, the forge asks anonymous callers for credentials first
     closed = raised(remote_versions, clean_location({"url": "http://127.0.0.1:9/x.git"}), auth=None)
     assert closed.code == "git_unreachable"
+
+
+@pytest.mark.django_db
+def test_links_inside_the_repository_are_followed_as_copier_does_and_others_refused(github_forge):
+    url = make_repo(github_forge, "linked")
+    location = clean_location({"url": url, "subdirectory": "tpl"})
+    manifest = ("100644", "tpl/template.yaml", MANIFEST.format(version="1").encode())
+    shared = [("100644", "shared/LICENSE", b"MIT\n"), ("100755", "shared/bin/run.sh", b"#!/bin/sh\n")]
+
+    def version_of(entries: list[tuple[str, str, bytes]]):  # type: ignore[no-untyped-def]
+        _commit_with_modes(github_forge, "acme/linked", [manifest, *shared, *entries])
+        [version] = remote_versions(location, auth=None)
+        return version
+
+    links = [
+        ("100644", "tpl/hello.txt", b"hi\n"),
+        ("120000", "tpl/LICENSE", b"../shared/LICENSE"),  # outside the subdirectory, inside the repository
+        ("120000", "tpl/tools", b"../shared"),  # a folder
+        ("120000", "tpl/alias.txt", b"hello.txt"),
+        ("120000", "tpl/chain.txt", b"alias.txt"),  # a link to a link
+    ]
+    with fetched_version(location, version_of(links), auth=None) as got:
+        files = {str(p.relative_to(got.folder)): p for p in got.folder.rglob("*") if p.is_file()}
+        assert sorted(files) == [
+            "LICENSE",
+            "alias.txt",
+            "chain.txt",
+            "hello.txt",
+            "template.yaml",
+            "tools/LICENSE",
+            "tools/bin/run.sh",
+        ]
+        assert not any(p.is_symlink() for p in got.folder.rglob("*"))
+        assert files["LICENSE"].read_bytes() == b"MIT\n" and files["chain.txt"].read_bytes() == b"hi\n"
+        assert os.stat(files["tools/bin/run.sh"]).st_mode & 0o111
+
+    for target, reason in (
+        (b"../../etc/passwd", "outside"),
+        (b"/etc/passwd", "absolute"),
+        (b"missing.txt", "dangling"),
+        (b"loop-b", "loop"),
+    ):
+        version = version_of(
+            [("120000", "tpl/bad", target), ("120000", "tpl/loop-b", b"loop-c"), ("120000", "tpl/loop-c", b"loop-b")]
+            if reason == "loop"
+            else [("120000", "tpl/bad", target)]
+        )
+        error = raised(lambda v=version: fetched_version(location, v, auth=None).__enter__())
+        assert (error.code, error.extra["reason"]) == ("symlink_not_allowed", reason), target
+        assert error.extra["path"] in ("bad", "loop-b", "loop-c")

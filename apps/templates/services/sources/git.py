@@ -18,6 +18,7 @@ as an HTTP header through git's environment (never in a URL, a log or `.git/conf
 from __future__ import annotations
 
 import logging
+import posixpath
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -38,6 +39,7 @@ from apps.projects.services.gitops import (
     GIT_MODE_SYMLINK,
     GitAuth,
     GitFailed,
+    TreeItem,
     fetch_ref,
     init_scratch,
     list_remote_refs,
@@ -273,14 +275,10 @@ def _write_tree(git_dir: Path, commit: str, subdirectory: str, dest: Path, *, la
     items = tree_items(git_dir, treeish, max_bytes=(max_files + 1) * 1200)
     if len(items) > max_files:
         raise _too_large(f"Version {label} has more than {max_files} files.", max_files, version=label)
+    if any(item.mode == GIT_MODE_SYMLINK for item in items):
+        items = _LinkResolver(git_dir, commit, subdirectory, label=label).expand(items)
     total = 0
     for item in items:
-        if item.mode == GIT_MODE_SYMLINK:
-            raise TemplateInvalid(
-                f"The template contains a symbolic link '{item.path}'; links are not allowed in templates.",
-                code="symlink_not_allowed",
-                extra={"path": item.path, "version": label},
-            )
         if item.mode == GIT_MODE_GITLINK:
             raise TemplateInvalid(
                 f"The template contains a submodule '{item.path}'; Kiln reads one repository, not its submodules.",
@@ -306,6 +304,83 @@ def _write_tree(git_dir: Path, commit: str, subdirectory: str, dest: Path, *, la
                 code=exc.code,
                 extra={**exc.extra, "version": label},
             ) from None
+
+
+MAX_LINK_HOPS = 8  # links followed from one link (a link to a link ...), and folder links nested
+
+
+class _LinkResolver:
+    """Symbolic links of a template folder become regular copies of what they point at, as Copier
+    renders them by default (`_preserve_symlinks: false` follows links): a link to a file is that
+    file, a link to a folder is that folder's files. The target is looked up in the version's own
+    tree (anywhere in the repository, not only below the subdirectory); a link that points outside
+    the repository, at an absolute path, at nothing, or round in a loop is refused naming it."""
+
+    def __init__(self, git_dir: Path, commit: str, subdirectory: str, *, label: str) -> None:
+        self.git_dir = git_dir
+        self.prefix = f"{subdirectory}/" if subdirectory else ""
+        self.label = label
+        self.max_files = settings.KILN_TEMPLATE_UPLOAD_MAX_FILES
+        listing = tree_items(git_dir, commit, max_bytes=(4 * self.max_files + 1) * 1200)
+        self.tree = {item.path: item for item in listing}
+        self.count = 0
+
+    def expand(self, items: list[TreeItem]) -> list[TreeItem]:
+        out: list[TreeItem] = []
+        for item in items:
+            if item.mode == GIT_MODE_SYMLINK:
+                out.extend(self._follow(item.path, self.prefix + item.path, hops=0))
+            else:
+                self._counted(1)
+                out.append(item)
+        return out
+
+    def _counted(self, n: int) -> None:
+        self.count += n
+        if self.count > self.max_files:
+            raise _too_large(
+                f"Version {self.label} has more than {self.max_files} files once its links are followed.",
+                self.max_files,
+                version=self.label,
+            )
+
+    def _refused(self, rel: str, why: str, reason: str) -> TemplateInvalid:
+        return TemplateInvalid(
+            f"The template's symbolic link '{rel}' {why}; only links to files or folders of the same "
+            "repository are followed.",
+            code="symlink_not_allowed",
+            extra={"path": rel, "version": self.label, "reason": reason},
+        )
+
+    def _follow(self, rel: str, link: str, *, hops: int) -> list[TreeItem]:
+        """What the link at repository path `link` gives at template path `rel`."""
+        if hops >= MAX_LINK_HOPS:
+            raise self._refused(rel, f"is followed through more than {MAX_LINK_HOPS} links (a loop?)", "loop")
+        [raw] = list(stream_blobs(self.git_dir, [self.tree[link].oid]))
+        target = raw.decode("utf-8", "surrogateescape")
+        if not target or target.startswith("/") or "\0" in target:
+            raise self._refused(rel, f"points at the absolute path '{target[:200]}'", "absolute")
+        resolved = posixpath.normpath(posixpath.join(posixpath.dirname(link), target))
+        if resolved in (".", "..") or resolved.startswith("../"):
+            raise self._refused(rel, "points outside the repository", "outside")
+        entry = self.tree.get(resolved)
+        if entry is not None:
+            if entry.mode == GIT_MODE_SYMLINK:
+                return self._follow(rel, resolved, hops=hops + 1)
+            self._counted(1)
+            return [TreeItem(rel, entry.mode, entry.oid, entry.size)]
+        inside = [item for path, item in self.tree.items() if path.startswith(f"{resolved}/")]
+        if not inside:
+            raise self._refused(rel, f"points at '{target[:200]}', which is not in the repository", "dangling")
+        out: list[TreeItem] = []
+        for item in inside:
+            below = f"{rel}/{item.path[len(resolved) + 1 :]}"
+            if item.mode == GIT_MODE_SYMLINK:
+                out.extend(self._follow(below, item.path, hops=hops + 1))
+            else:
+                self._counted(1)
+                out.append(TreeItem(below, item.mode, item.oid, item.size))
+        return out
 
 
 # --- the registered source: register a repository, sync its new versions ---------------------------
