@@ -169,6 +169,10 @@ _GLYPHS = "│├└─┃┣┗━┠┖┝┕╠╚═║"
 _PREFIX_CHARS = set(" \t|`+\\-*•" + _GLYPHS)
 _CONNECTOR_RE = re.compile(r"[├└┣┗┠┖┝┕╠╚]|\|--|\|__|`--|\+--|\\--|\|-(?=\s)|(?<!\S)[-*•](?=\s)")
 _DRAWN_RE = re.compile(r"[├└│┣┗┃┠┖┝┕╠╚║]|\|--|\|__|`--|\+--")
+# Windows `tree /F /A` draws folders with +--- and \--- and lists files indented by `|   ` and spaces
+_WINDOWS_CONNECTOR_RE = re.compile(r"(?:^|[|\s])(?:\+---|\\---)\S")
+_PIPED_RE = re.compile(r"^(?:[|│┃║] {3}| {4})*[|│┃║] {3}")
+_LAST_FOLDER_RE = re.compile(r"^(?:[|│┃║] {3}| {4})*\\---[\w.]")
 _NAME_RE = re.compile(r"^[\w.@{}<>$~=+,\[\]\-]+(?:/[\w.@{}<>$~=+,\[\]\-]+)*/?$")
 _MARKER_RE = re.compile(r"^[(\[]\s*(new|existing|enhanced|modified|updated|unchanged)\b([^)\]]*)[)\]]", re.IGNORECASE)
 _COMMENT_SEPARATORS = ("#", "//", "<--", "<-", "←", "-", "–", "—", ":", "=>", "->")
@@ -212,6 +216,7 @@ class _Item:
     bare: bool = False
     parent: int | None = None
     children: int = 0
+    piped: bool = False  # indented by a tree's vertical bars only (`|   |   name`: Windows `tree /F /A` files)
 
 
 @dataclass
@@ -279,6 +284,8 @@ def _parse_line(raw: str, number: int) -> _Item | str | None:
     name, rest = match.group(1), match.group(2)
     if name.endswith(":") and len(name) > 1:
         name = name[:-1]
+    if name.endswith(("*", "=", "|")) and len(name) > 1 and name[-2] not in "*=|":
+        name = name[:-1]  # `tree -F` / `ls -F` type marks: executable, socket, FIFO
     if name.rstrip("/") in _ELLIPSIS or name.startswith("...") or name.startswith("…"):
         return None
     if _TREE_SUMMARY_RE.match(body.strip()):
@@ -286,7 +293,8 @@ def _parse_line(raw: str, number: int) -> _Item | str | None:
     if not _NAME_RE.match(name.replace("\\", "/")) or (name.count(".") == len(name.rstrip("/")) and name != "."):
         return "not a file or folder name"
     marker, comment, bare = _split_rest(rest)
-    return _Item(number, key, has_connector, index, name, comment, marker, bare=bare)
+    piped = not has_connector and bool(_PIPED_RE.match(prefix))
+    return _Item(number, key, has_connector, index, name, comment, marker, bare=bare, piped=piped)
 
 
 def _blocks(lines: list[str]) -> list[_Block]:
@@ -309,7 +317,8 @@ def _blocks(lines: list[str]) -> list[_Block]:
             blocks.append(_Block(start + 1, body, True, fence.group(2).lower()))
             index += 1
             continue
-        if _DRAWN_RE.search(line.split("#", 1)[0]):
+        drawn = line.split("#", 1)[0]
+        if _DRAWN_RE.search(drawn) or _windows_line(lines, index, bare):
             if bare is None:
                 first = index
                 # a root line right above the drawing ("backend/", ".", "D:\\x\\backend")
@@ -330,6 +339,20 @@ def _blocks(lines: list[str]) -> list[_Block]:
         first = block.start - 2 if block.fenced else block.start - 1  # the fence line itself too
         taken.update(range(first, block.start - 1 + len(block.lines) + 1))
     return blocks + _indented_runs(lines, taken)
+
+
+def _windows_line(lines: list[str], index: int, bare: _Block | None) -> bool:
+    """A line of a Windows `tree /F /A` drawing without a connector: a file indented by `|   `
+    (or by spaces below the last folder), or a `|` spacing line, where the drawing has +--- / \\---
+    connectors (in the block so far, or within the next lines when it starts with the root's files)."""
+    line = lines[index]
+    if _LAST_FOLDER_RE.match(line):
+        return True
+    if not line.strip() or not (_PIPED_RE.match(line) or line.strip() == "|" or (bare is not None and line[:1] == " ")):
+        return False
+    if bare is not None and any(_WINDOWS_CONNECTOR_RE.search(text) for text in bare.lines):
+        return True
+    return any(_WINDOWS_CONNECTOR_RE.search(text) for text in lines[index + 1 : index + 40])
 
 
 def _indent(line: str) -> int:
@@ -399,8 +422,9 @@ def _tree_items(block: _Block) -> tuple[list[_Item], list[tuple[int, str]]]:
 def _is_tree(block: _Block, items: list[_Item], problems: list[tuple[int, str]]) -> bool:
     if len(items) < 2:
         return False
-    drawn = sum(1 for item in items if item.has_connector)
-    if drawn >= max(2, len(items) // 2):
+    connected = sum(1 for item in items if item.has_connector)
+    drawn = connected + sum(1 for item in items if item.piped)
+    if connected >= 2 and drawn >= max(2, len(items) // 2):
         return len(items) >= 2 * len(problems)
     if not block.indented and (not block.fenced or block.language not in _INDENT_LANGUAGES):
         return False
@@ -728,6 +752,8 @@ class _Resolver:
         token = token.rstrip("/")
         if not token:
             return None
+        if token in self.entries and not base:  # `app/app/` layouts: the package, not the root's name
+            return self.entries[token]
         if self.root and token.startswith(self.root + "/"):
             token = token[len(self.root) + 1 :]
         for candidate in ([f"{base}/{token}"] if base else []) + [token]:

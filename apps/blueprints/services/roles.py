@@ -110,6 +110,7 @@ ROLES = frozenset(
         "requirements",
         "pyproject",
         "env_file",
+        "flaskenv",
         "gitignore",
         "gitkeep",
         "pytest_ini",
@@ -193,7 +194,9 @@ def is_package_dir(entry: Entry, entries: Sequence[Entry], stack: Stack) -> bool
         return True
     if base in {"scripts", "bin"}:
         return _has_python_below(entry.path, entries)
-    if base in {"static", "templates", "media", "assets", "docs", "data", "logs", "reports", "node_modules"}:
+    if base in {"data", "logs", "reports"}:
+        return _has_python_below(entry.path, entries)  # a feature package named so (`reports/routes.py`)
+    if base in {"static", "templates", "media", "assets", "docs", "node_modules"}:
         return False
     if base.startswith(".") or not re.match(r"^[A-Za-z_][A-Za-z0-9_]*$", base):
         return False
@@ -255,6 +258,7 @@ def _file_role(entry: Entry, entries: Sequence[Entry], stack: Stack) -> str:
         ".gitlab-ci.yml": "ci",
         "__init__.py": "package_init",
         "conftest.py": "conftest",
+        ".flaskenv": "flaskenv",
     }
     if lower in exact:
         return exact[lower]

@@ -12,6 +12,7 @@ from apps.blueprints.services.errors import BlueprintInvalid, BlueprintTooLarge
 from apps.blueprints.services.parser import Limits, parse_document, repair_encoding
 
 SEEDS = Path(__file__).parent / "seeds"
+DOCUMENTS = Path(__file__).parent / "documents"
 
 
 def seed(prefix: str) -> str:
@@ -240,6 +241,31 @@ C:\\Users\\dev\\Projects\\billing
     assert paths(document) == ["core/", "main.py"]
     assert blueprint.entry("main.py").marker == "new"
     assert [w.code for w in blueprint.warnings] == ["example_skipped"]
+
+
+def test_windows_tree_f_a_output_bare():
+    """`tree /F /A` on Windows: folders drawn with +--- and \\---, files indented by `|   ` (or spaces
+    below the last folder), the volume header before the root."""
+    blueprint = parse_document((DOCUMENTS / "windows_tree.txt").read_text(encoding="utf-8"))
+    assert blueprint.root == "INVENTORY-SERVICE"
+    expected = """.env.example Dockerfile README.md alembic/ alembic/env.py alembic/versions/ app/ app/__init__.py app/api/
+        app/api/__init__.py app/api/items.py app/api/warehouses.py app/db/ app/db/__init__.py app/db/models.py
+        app/db/session.py app/main.py app/services/ app/services/__init__.py app/services/stock.py app/settings.py
+        docker-compose.yml pyproject.toml tests/ tests/conftest.py tests/test_items.py"""
+    assert [e.path + ("/" if e.kind == "dir" else "") for e in blueprint.entries] == expected.split()
+    assert blueprint.entry("app/db/models.py").description == "SQLAlchemy models: Item, Warehouse, StockMovement"
+    assert blueprint.warnings == [] and blueprint.stack.framework == "fastapi"
+
+
+def test_tree_dash_f_marks_and_a_package_named_like_the_root():
+    """`tree -F`: `manage.sh*` is the file manage.sh; a heading naming `ledgerly/expenses/` in a
+    ledgerly/ledgerly/ layout describes the package (not templates/expenses)."""
+    blueprint = parse_document((DOCUMENTS / "flask_blueprints.md").read_text(encoding="utf-8"))
+    assert blueprint.root == "ledgerly"
+    assert blueprint.entry("manage.sh").kind == "file" and blueprint.warnings == []
+    assert blueprint.entry("ledgerly/expenses").description.startswith("The expenses blueprint")
+    assert blueprint.entry("ledgerly/templates/expenses").description == ""
+    assert blueprint.entry("ledgerly/reports").role == "package"  # it holds routes.py and tasks.py
 
 
 def test_doubly_encoded_document_is_repaired():

@@ -47,6 +47,8 @@ SENTINELS = {
     DATABASE_URL: "{{ database_url }}",
 }
 _JINJA_MARKERS = re.compile(r"\{[{%#]")
+# folders whose name says nothing about the routes inside (`app/routes.py` serves "items")
+GENERIC_FOLDERS = {"app", "src", "backend", "server", "web", "core", "service", "services", "v1", "v2"}
 
 
 @dataclass
@@ -357,6 +359,14 @@ class Scaffolder:
             is_package = path.endswith("/__init__.py")
             stem = _base(_dir(path)) if is_package else _base(path)[:-3]
             slug = route_slug(stem)
+            feature = _base(_dir(path)) if "/" in path else ""
+            if (
+                slug == "items"
+                and feature
+                and feature not in ROUTER_DIRS | GENERIC_FOLDERS
+                and _dir(path) != _dir(self.app_path)
+            ):
+                slug = route_slug(feature)  # a feature package's routes (`auth/routes.py`: a Flask blueprint)
             if slug in slugs:
                 slug = f"{route_slug(_base(_dir(path)))}-{slug}"
             slugs.add(slug)
@@ -1305,6 +1315,13 @@ def w_env_file(s: Scaffolder, path: str) -> str:
     return "\n".join(f"{key}={value}" for key, value in s.env_vars.items()) + "\n"
 
 
+def w_flaskenv(s: Scaffolder, path: str) -> str:
+    """`.flaskenv` (read by `flask` with python-dotenv): the app to run, for `flask run` / `flask shell`."""
+    if s.framework != "flask" or not s.app_path:
+        return w_env_file(s, path)
+    return f"FLASK_APP={module_path(s.app_path)}:app\nFLASK_DEBUG=0\n"
+
+
 def w_gitignore(s: Scaffolder, path: str) -> str:
     extra = []
     if ".env" not in s.entries:
@@ -1804,6 +1821,7 @@ WRITERS: dict[str, Writer] = {
     "requirements": w_requirements,
     "pyproject": w_pyproject,
     "env_file": w_env_file,
+    "flaskenv": w_flaskenv,
     "gitignore": w_gitignore,
     "gitkeep": w_gitkeep,
     "pytest_ini": w_pytest_ini,
@@ -1831,6 +1849,7 @@ LATE_WRITERS: dict[str, Writer] = {
     "requirements": w_requirements_late,
     "test": w_test_late,
     "env_file": w_env_file,
+    "flaskenv": w_flaskenv,
     "readme": w_readme,
 }
 

@@ -112,8 +112,20 @@ def _docker(s: Scaffolder) -> str:
     )
 
 
+def _manage(s: Scaffolder) -> str | None:
+    """The framework's own command line, arguments passed on (`./manage.sh routes`, `./manage.sh migrate`)."""
+    from apps.blueprints.services.scaffold.names import module_path
+
+    if s.framework == "django":
+        return 'exec python manage.py "$@"\n'
+    if s.framework == "flask" and s.app_path:
+        return f'exec {s.run_prefix()}flask --app {module_path(s.app_path)}:app "$@"\n'
+    return None
+
+
 SHELL_RULES: list[tuple[tuple[str, ...], Callable[[Scaffolder], str | None]]] = [
     (("test",), lambda s: 'exec python -m pytest "$@"\n'),
+    (("manage", "admin"), _manage),
     (("migrat",), _migrate),
     (("start", "run", "serve", "entrypoint"), lambda s: f'export PORT="${{PORT:-8000}}"\nexec {s.start_command()}\n'),
     (("lint",), lambda s: 'exec ruff check . "$@"\n'),

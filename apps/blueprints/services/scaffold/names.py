@@ -45,6 +45,13 @@ _MODEL_WORD = re.compile(
     r"\b((?:[A-Z][A-Za-z0-9]*\s*(?:,\s*(?:and\s+|&\s+)?|\s+and\s+|\s*&\s*))*[A-Z][A-Za-z0-9]*)\s+"
     r"(?:model|table|entity)s?\b"
 )
+# capitalised words that start a sentence after "Models:" rather than name a model
+_NOT_NAMES = {"The", "A", "An", "This", "These", "Those", "See", "All", "Each", "One", "No", "None", "Any", "Some"}
+# "models: Item, Warehouse and StockMovement" (the names after the word)
+_MODEL_LIST = re.compile(
+    r"\b(?i:models?|tables?|entit(?:y|ies))\s*[:=]\s*"
+    r"((?:[A-Z][A-Za-z0-9]*\s*(?:,\s*(?:and\s+|&\s+)?|\s+and\s+|\s*&\s*))*[A-Z][A-Za-z0-9]*)\b"
+)
 _LIST_SEPARATOR = re.compile(r"\s*(?:,|\band\b|&)\s*")
 
 
@@ -115,9 +122,9 @@ def class_names(text: str, *, limit: int = 8) -> list[str]:
 def model_names(text: str) -> list[str]:
     """Model names a description gives: `User model`, `GeneratedProject model`, CamelCase words."""
     found: list[str] = []
-    for match in _MODEL_WORD.finditer(text):
+    for match in [*_MODEL_WORD.finditer(text), *_MODEL_LIST.finditer(text.replace("`", ""))]:
         for name in _LIST_SEPARATOR.split(match.group(1)):
-            if name and name not in STOP_CLASSES and name not in found and not name.isupper():
+            if name and name not in STOP_CLASSES | _NOT_NAMES and name not in found and not name.isupper():
                 found.append(name)
     for name in class_names(text):
         if name not in found and not name.endswith(
