@@ -14,6 +14,7 @@ from django.db import connection as db
 from apps.projects.services import gitops
 from apps.projects.services.connections import connection_create
 from apps.templates.models import ProjectTemplate
+from apps.templates.services.sources import git as git_source
 from apps.templates.tasks import sync_git_templates
 from tests.forge.fixtures import ALICE_TOKEN
 
@@ -101,7 +102,9 @@ def test_register_list_generate_sync_generate_over_http(cast, api, run_jobs, git
     assert (taken.status_code, taken.json()["code"]) == (400, "template_exists")
 
 
-def test_file_url_where_allowed_and_a_repository_without_version_tags(cast, api, run_jobs, github_forge, settings):
+def test_file_url_where_allowed_and_a_repository_without_version_tags(
+    cast, api, run_jobs, github_forge, settings, make_template, monkeypatch
+):
     github_forge.create_repo_directly("acme/plain", "alice")
     head = github_forge.seed_commit("acme/plain", files=files("0.1.0", prefix=""))
     client = api(cast.alice)
@@ -113,6 +116,23 @@ def test_file_url_where_allowed_and_a_repository_without_version_tags(cast, api,
     assert generate(client, cast, run_jobs, "plain", head[:7]) == "Hello kiln from 0.1.0\n"
     newer = github_forge.seed_commit("acme/plain", files=files("0.2.0", prefix=""))
     assert client.post("/api/v1/templates/plain/sync/").json()["added"] == [newer[:7]]
+
+    assert git_source.registered(git_source.clean_location({"url": url})).slug == "plain"
+    assert git_source.registered(git_source.clean_location({"url": url, "subdirectory": "x"})) is None
+
+    # a template of that slug made by someone else between the check and the recording is not added to
+    real_listing = git_source.remote_versions
+
+    def listing_then_someone_else_registers(*args, **kwargs):  # type: ignore[no-untyped-def]
+        found = real_listing(*args, **kwargs)
+        make_template({"a.txt": "a"}, slug="raced")
+        return found
+
+    monkeypatch.setattr(git_source, "remote_versions", listing_then_someone_else_registers)
+    raced = client.post("/api/v1/templates/", {"git": {"url": url}, "slug": "raced"}, format="json")
+    assert (raced.status_code, raced.json()["code"]) == (400, "template_exists")
+    assert ProjectTemplate.objects.get(slug="raced").versions.count() == 1
+    monkeypatch.undo()
 
     settings.KILN_ALLOW_FILE_REMOTES = False
     refused = client.post("/api/v1/templates/", {"git": {"url": url}, "slug": "plain-2"}, format="json")

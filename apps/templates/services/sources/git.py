@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import logging
 import posixpath
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -420,6 +420,7 @@ def _record(
     *,
     auth: GitAuth | None,
     user: Any,
+    may_add: Callable[[ProjectTemplate], bool],
     template_fields: dict[str, Any] | None = None,
 ) -> RecordedVersion:
     """Fetch one version and hand its folder to the catalog, labelled by the tag (or short commit)."""
@@ -440,6 +441,7 @@ def _record(
             commit=fetched.commit,
             orderable=version.ref.startswith("refs/tags/"),  # a short commit is ordered by when it was seen
             template_fields=template_fields,
+            may_add=may_add,  # decided under the template's row lock
         )
 
 
@@ -471,10 +473,19 @@ class GitSource:
             "git_subdirectory": location.subdirectory,
             "git_connection": connection,
         }
+        mine: set[int] = set()  # the template this registration created: its later versions go to it
+
+        def may_add(template: ProjectTemplate) -> bool:
+            return template.pk in mine  # a template of that slug made meanwhile by someone else is not ours
+
         try:
             with transaction.atomic():
                 for version in found:
-                    template = _record(slug, location, version, auth=auth, user=user, template_fields=fields).template
+                    recorded = _record(
+                        slug, location, version, auth=auth, user=user, may_add=may_add, template_fields=fields
+                    )
+                    template = recorded.template
+                    mine.add(template.pk)
                 template.last_synced_at = timezone.now()
                 template.save(update_fields=["last_synced_at", "updated_at"])
         except IntegrityError:  # registered by someone else meanwhile
@@ -499,7 +510,14 @@ class GitSource:
                 continue
             try:
                 with transaction.atomic():
-                    _record(template.slug, location, version, auth=auth, user=user)
+                    _record(
+                        template.slug,
+                        location,
+                        version,
+                        auth=auth,
+                        user=user,
+                        may_add=lambda row: row.pk == template.pk and row.source == TemplateSource.GIT,
+                    )
             except ApplicationError as exc:
                 if exc.code in ("git_unreachable", "invalid_token"):
                     raise
@@ -519,6 +537,22 @@ class GitSource:
             "connection": template.git_connection_id,
             "last_synced_at": template.last_synced_at,
         }
+
+
+def registered(location: GitLocation) -> ProjectTemplate | None:
+    """The active git template registered from this repository folder (URL and subdirectory), if any:
+    a caller that meets a known repository syncs it (`sources.template_sync`) rather than registering."""
+    return (
+        ProjectTemplate.objects.filter(
+            source=TemplateSource.GIT,
+            is_active=True,
+            git_url=location.url,
+            git_subdirectory=location.subdirectory,
+            git_ref=location.ref,
+        )
+        .order_by("pk")
+        .first()
+    )
 
 
 def sync_all() -> dict[str, Any]:
