@@ -16,6 +16,7 @@ def drift_rows(*, template_slug: str, actor: Any) -> list[dict[str, Any]]:
     observed), the latest version, and the update under way or whose result awaits review."""
     template = template_get(slug=template_slug)
     latest = versions.latest_label(template)
+    positions = versions.version_positions(template)
     targets = targets_of(template, actor=actor)
     running: dict[int, TemplateUpdate] = {}
     rows = TemplateUpdate.objects.filter(
@@ -36,7 +37,7 @@ def drift_rows(*, template_slug: str, actor: Any) -> list[dict[str, Any]]:
                 "remote_url": target.export.web_url or target.export.remote_url,
                 "version": version,
                 "latest_version": latest,
-                "behind": version != latest,
+                "behind": versions.is_behind(version, latest, positions),
                 "open_update": None
                 if update is None
                 else {

@@ -34,17 +34,20 @@ from apps.updates.services.merge import Entry, Outcome, PathOutcome, Tree
 
 
 def version_sort_key(positions: Mapping[str, int]) -> Callable[[str], tuple[int, Any]]:
-    """Orders version labels: by their recorded order when known, else as PEP 440 versions."""
-    if positions:
-        return lambda label: (0, positions[label]) if label in positions else _pep440_or_text(label)
-    return _pep440_or_text
+    """Orders version labels as the template orders its versions (`apps.templates.versioning`):
+    labels that read as PEP 440 versions by `packaging.version` (as Copier orders tags), above
+    labels that do not (a short commit), which order by their recorded position; a label that is
+    neither compares with nothing."""
 
+    def key(label: str) -> tuple[int, Any]:
+        try:
+            return (1, Version(label))
+        except InvalidVersion:
+            if label in positions:
+                return (0, positions[label])
+            return (2, label)
 
-def _pep440_or_text(label: str) -> tuple[int, Any]:
-    try:
-        return (1, Version(label))
-    except InvalidVersion:
-        return (2, label)
+    return key
 
 
 def between(
@@ -52,16 +55,15 @@ def between(
 ) -> list[Migration]:
     """The migrations an update from `old` to `new` crosses (old < version <= new), in order.
 
-    Versions compare by the template's recorded order when both are recorded versions, else as
-    PEP 440 versions (as Copier does); a migration whose version compares with neither is skipped.
+    Versions compare as PEP 440 versions (as Copier does), labels that are not versions by the
+    template's recorded order; a migration whose version compares with neither is skipped.
     """
     key = version_sort_key(positions or {})
-    try:
-        low, high = key(old), key(new)
-        chosen = [m for m in migrations if low < key(m.version) <= high]
-        return sorted(chosen, key=lambda m: key(m.version))
-    except TypeError:  # labels of different kinds (a recorded one against a free-form one)
+    low, high = key(old), key(new)
+    if low[0] == 2 or high[0] == 2:  # a label that is neither a version nor recorded
         return []
+    chosen = [m for m in migrations if key(m.version)[0] != 2 and low < key(m.version) <= high]
+    return sorted(chosen, key=lambda m: key(m.version))
 
 
 def migrate_answers(migrations: Sequence[Migration], answers: Mapping[str, Any]) -> dict[str, Any]:

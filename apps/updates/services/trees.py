@@ -103,3 +103,16 @@ def generation_tree(generated: GeneratedProject) -> Tree:
         return {path: kept[path] if path in kept else fetched[path] for path in paths}
 
     return Tree(entries, read)
+
+
+def result_tree(ours: Tree, changes: Mapping[str, FileChange | None]) -> Tree:
+    """`ours` with a merge's `changes` applied, as a tree held in memory (Copier's `after`
+    migrations run over it; only trusted versions that declare them come here)."""
+    files = apply_changes(ours, changes)
+    data = {path: content for path, (content, _mode) in files.items()}
+    entries = {path: Entry(mode, blob_id(content), source=path) for path, (content, mode) in files.items()}
+
+    def read(sources: Sequence[str]) -> dict[str, bytes]:
+        return {source: data[source] for source in sources if source in data}
+
+    return Tree(entries, read)

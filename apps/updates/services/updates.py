@@ -24,6 +24,7 @@ import hashlib
 import json
 import logging
 import re
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -51,10 +52,11 @@ from apps.projects.services.repository_exporter import ProposalRequest, get_prop
 from apps.storage.blobs import blob_store, blob_writes, scratch_folder
 from apps.updates.models import TemplateUpdate, UpdateMode, UpdateOutcome
 from apps.updates.services import report, versions
-from apps.updates.services.merge import Entry, MergeLimits, Tree, merge_trees
+from apps.updates.services.copier_migrations import commands_for, migration_tasks, run_on_tree
+from apps.updates.services.merge import Entry, MergeLimits, Outcome, PathOutcome, Tree, merge_trees
 from apps.updates.services.migrations import between, migrate_answers, migrate_trees, migration_outcomes
 from apps.updates.services.targets import Access, target_access
-from apps.updates.services.trees import generation_tree, git_tree
+from apps.updates.services.trees import generation_tree, git_tree, result_tree
 from core.exceptions import ApplicationError, Conflict, NotFound, ValidationFailed
 from core.jobs import (
     ACTIVE_STATUSES,
@@ -224,7 +226,7 @@ def update_start(
         generated=generated,
         version=version,
         changed=body["parameters"],
-        renamed=migrate_answers(crossed, generated.parameters or {}),
+        renamed=migrate_answers(crossed, versions.recorded_answers(generated)),
     )
     request_key = _digest(
         {
@@ -394,25 +396,35 @@ class _UpdateRun:
         theirs = generation_tree(theirs_generation)
         template = update.generated.template
         version = versions.target_version(template, update.to_version)
-        spec = versions.update_spec(version)
+        rules = versions.update_rules(version)
         crossed = between(
-            spec.migrations,
+            rules.spec.migrations,
             old=update.from_version,
             new=update.to_version,
             positions=versions.version_positions(template),
         )
         migrated = migrate_trees(crossed, base=base, ours=ours)
+        copier_stages = self.copier_stages(rules, theirs_generation)
+        if copier_stages is not None:
+            migrated.ours = copier_stages("before", migrated.ours)
         merged = merge_trees(
             base=migrated.base,
             theirs=theirs,
             ours=migrated.ours,
-            policy=versions.merge_policy(version, spec),
+            policy=rules.policy,
             limits=_limits(),
             scratch=work / "merge",
         )
         self.heartbeat(done=2)
-        changes = final_changes(ours, migrated.ours, merged.changes)
-        files = [item.as_dict() for item in migration_outcomes(migrated, merged.report())]
+        report_items = migration_outcomes(migrated, merged.report())
+        if copier_stages is None:
+            changes = final_changes(ours, migrated.ours, merged.changes)
+        else:
+            merged_tree = result_tree(migrated.ours, merged.changes)
+            after = copier_stages("after", merged_tree)
+            report_items = with_task_changes(report_items, merged_tree, after)
+            changes = final_changes(ours, after, {})
+        files = [item.as_dict() for item in report_items]
         conflicts = [f["path"] for f in files if f["outcome"] == "conflict"]
         counts: dict[str, int] = {}
         for item in files:
@@ -486,6 +498,32 @@ class _UpdateRun:
                 outcome = UpdateOutcome.PROPOSED
         return {"outcome": outcome, "commit_sha": commit}
 
+    def copier_stages(
+        self, rules: versions.UpdateRules, theirs_generation: GeneratedProject
+    ) -> Callable[[str, Tree], Tree] | None:
+        """Running a trusted Copier version's `_migrations` of one stage over a tree (None when
+        the version has none, or is not trusted: then they never run)."""
+        if not rules.copier_migrations or rules.render is None:
+            return None
+        update = self.update
+        render = rules.render
+        answers = versions.render_answers(theirs_generation)
+        folder = rules.folder
+
+        def run(stage: str, tree: Tree) -> Tree:
+            tasks = migration_tasks(
+                rules.copier_migrations, stage=stage, old=update.from_version, new=update.to_version
+            )
+            commands = commands_for(tasks, answers=answers, render=render)
+            if not commands:
+                return tree
+            self.log(f"running {len(commands)} Copier migration(s) ({stage}) in the isolation runner")
+            return run_on_tree(
+                tree, commands, template=folder, project=update.generated.template.slug, secrets=self.secrets
+            )
+
+        return run
+
     def store_diff(self, diff: bytes, *, files: list[dict[str, Any]], conflicts: list[str]) -> None:
         cap = settings.KILN_UPDATE_DIFF_MAX_BYTES
         if len(diff) > cap:
@@ -535,6 +573,25 @@ class _UpdateRun:
 def _kiln_made(update: TemplateUpdate, commit: str) -> bool:
     """Whether `commit` is a result an update of this target recorded for this branch."""
     return TemplateUpdate.objects.filter(export_id=update.export_id, branch=update.branch, commit_sha=commit).exists()
+
+
+def with_task_changes(report_items: list[PathOutcome], before: Tree, after: Tree) -> list[PathOutcome]:
+    """The report with what Copier's `after` migrations changed on top of the merge."""
+    known = {item.path: item for item in report_items}
+    for path in sorted(before.entries.keys() | after.entries.keys()):
+        old, new = before.entries.get(path), after.entries.get(path)
+        if old is not None and new is not None and old.same(new):
+            continue
+        reason = "changed by a Copier migration"
+        item = known.get(path)
+        if item is not None and item.outcome == Outcome.CONFLICT:
+            continue  # a conflict stays listed as one
+        outcome = Outcome.DELETED if new is None else Outcome.ADDED if old is None else Outcome.UPDATED
+        if item is None:
+            report_items.append(PathOutcome(path, outcome, reason))
+        else:
+            item.outcome, item.reason = outcome, reason
+    return report_items
 
 
 def final_changes(

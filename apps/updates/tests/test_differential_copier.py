@@ -3,10 +3,13 @@
 For each scenario of `copier_fixtures` the real copier 9.19.1 (one subprocess for all of them,
 `real_copier.py`) generates the project from version 1.0.0, the user's commits are replayed on
 it, and `copier update --defaults --conflict inline` brings it to 2.0.0. Kiln starts from the
-same commit: *base* and *theirs* are its own Copier engine's renders of the two versions
-(answers as the first generation recorded them, plus the changed ones), *ours* is the
-project's HEAD read with git, and the merge engine computes the update. The updated trees
-must be equal byte for byte, executable bits and conflict markers included.
+same commit, through its own services end to end: the template's versions recorded as Kiln
+Copier-format versions of a git template, the repository adopted (its answers file names the
+template by URL and the version by `_commit`), the update job run to 2.0.0 as a branch
+(*base*: the adopted version rendered with the recorded answers; *theirs*: the new version
+with those answers plus the changed ones; *ours*: the repository's HEAD fetched with git).
+The branch's tree must equal Copier's result byte for byte, answers file, executable bits and
+conflict markers included.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from django.conf import settings as django_settings
 
 from apps.updates.tests.copier_fixtures import SCENARIOS, Scenario, build_template_repo, write_files
 
@@ -93,61 +97,69 @@ def real_updates(tmp_path_factory: pytest.TempPathFactory) -> dict[str, RealUpda
     return results
 
 
-def kiln_update(scenario: Scenario, real: RealUpdate, work: Path) -> dict[str, tuple[bytes, bool]]:
-    """Kiln's result tree for the scenario (see the module docstring)."""
-    from apps.templates.services.formats import copier
-    from apps.templates.services.formats._engine import SourceInfo
-    from apps.updates.services.merge import MergeLimits, merge_trees
-    from apps.updates.services.policies import copier_policy
-    from apps.updates.services.trees import apply_changes, git_tree, memory_tree
+def kiln_update(scenario: Scenario, real: RealUpdate, work: Path, cast: Any) -> dict[str, tuple[bytes, bool]]:
+    """Kiln's result tree for the scenario, the way a platform team would get it: the template's
+    two versions recorded as Copier-format Kiln versions of a git template (URL = the template
+    repository, as its `_src_path` says), the repository Copier made adopted (its answers file
+    names the template and version: Kiln renders that version with the recorded answers), then
+    the update job to `to_version` in `branch` mode; the branch's tree is the result."""
+    from apps.templates.models import TemplateSource
+    from apps.templates.services import formats
+    from apps.templates.services.versions import version_record_described
+    from apps.updates.services.adoptions import adoption_execute, adoption_start
+    from apps.updates.services.trees import git_tree
+    from apps.updates.services.updates import update_execute, update_start
 
-    labels = list(scenario.versions)
-    renders: dict[str, Any] = {}
-    remembered: dict[str, Any] = {}
-    for label in (labels[0], scenario.to_version):
-        folder = work / "versions" / label
-        write_files(folder, scenario.versions[label])
-        prepared = copier.prepare(folder)
-        source = SourceInfo(
-            url=str(real.template),
-            commit=label,
-            repo_dir=str(real.template),
-            output_dir=str(real.project.parent),
-            folder_name=real.project.name,
+    for label, files in scenario.versions.items():
+        folder = Path(django_settings.KILN_TEMPLATES_DIR) / scenario.id / label
+        write_files(folder, files)
+        recorded = version_record_described(
+            folder=folder,
+            described=formats.describe(folder),
+            slug=scenario.id,
+            label=label,
+            source=TemplateSource.GIT,
+            source_path=f"{scenario.id}/{label}",
+            template_fields={"git_url": str(real.template)},
+            store_blobs=False,
         )
-        answers = dict(scenario.answers) if label == labels[0] else {**remembered, **scenario.new_answers}
-        files: dict[str, tuple[bytes, int]] = {}
-
-        class Sink:
-            def add(self, path: str, data: bytes, mode: int, sha256: str, _files: dict[str, Any] = files) -> None:
-                _files[path] = (data, mode)
-
-        copier.render(prepared, answers, Sink(), source=source)
-        if label == labels[0]:
-            resolved = copier.validate(prepared, answers, source)
-            remembered = {k: v for k, v in resolved.remember.items() if not k.startswith("_")}
-        renders[label] = (files, prepared.spec)
-    base_files, _ = renders[labels[0]]
-    theirs_files, new_spec = renders[scenario.to_version]
-    ours = git_tree(real.project / ".git", real.ours)
-    result = merge_trees(
-        base=memory_tree(base_files),
-        theirs=memory_tree(theirs_files),
-        ours=ours,
-        policy=copier_policy(new_spec),
-        limits=MergeLimits(max_files=10_000, max_merge_bytes=1 << 20, file_seconds=10, total_seconds=60),
-        scratch=work / "scratch",
+        assert recorded.version.format == "copier"
+    bare = work / "target.git"
+    subprocess.run(["git", "init", "-q", "--bare", "-b", "main", str(bare)], check=True)
+    subprocess.run(
+        ["git", "push", "-q", f"file://{bare}", f"{real.ours}:refs/heads/main"],
+        cwd=real.project,
+        check=True,
+        capture_output=True,
     )
-    return {path: (data, bool(mode & 0o100)) for path, (data, mode) in apply_changes(ours, result.changes).items()}
+    adoption = adoption_start(
+        project=cast.project, data={"provider": "git", "remote_url": f"file://{bare}"}, actor=cast.alice, enqueue=False
+    )
+    adoption = adoption_execute(adoption_id=adoption.pk, owner="test:1:adopt")
+    assert adoption.status == "completed", adoption.error
+    assert (adoption.template.slug, adoption.version) == (scenario.id, next(iter(scenario.versions)))
+    update, _ = update_start(
+        generated=adoption.generated,
+        data={"mode": "branch", "to_version": scenario.to_version, "parameters": dict(scenario.new_answers)},
+        actor=cast.alice,
+        enqueue=False,
+    )
+    update = update_execute(update_id=update.pk, owner="test:1:update")
+    assert update.status == "completed", update.error
+    head = update.commit_sha if update.outcome != "nothing_to_update" else real.ours
+    result = git_tree(bare, head)
+    data = result.read(result.entries)
+    return {path: (data[path], entry.mode == 0o100755) for path, entry in result.entries.items()}
 
 
 @pytest.mark.parametrize("scenario", SCENARIOS, ids=[s.id for s in SCENARIOS])
+@pytest.mark.django_db
 def test_kiln_update_equals_copier_update(
-    scenario: Scenario, real_updates: dict[str, RealUpdate], tmp_path: Path
+    scenario: Scenario, real_updates: dict[str, RealUpdate], tmp_path: Path, cast: Any
 ) -> None:
     real = real_updates[scenario.id]
     expected = read_worktree(real.project)
-    got = kiln_update(scenario, real, tmp_path)
+    got = kiln_update(scenario, real, tmp_path, cast)
     problems = []
     for path in sorted(set(expected) | set(got)):
         if path not in got:

@@ -175,3 +175,48 @@ def test_rename_migration_through_the_update_job(exported: Any, settings: Any) -
     service = run_git(["cat-file", "blob", "kiln/update/svc-3.0.0:service.py"], home=target.forge.home, git_dir=bare)
     text = service.stdout.decode()
     assert "line one" in text and "line 18 (ours)" in text  # the team's change followed the rename
+
+
+def test_an_update_to_an_older_version_crosses_its_migrations_in_version_order(
+    exported_git: Any, settings: Any
+) -> None:
+    """Any recorded version is a target, not only the latest; the versions' order is the template's
+    (PEP 440), not the order they were recorded in; migrations apply in version order."""
+    from apps.updates.services import versions
+    from apps.updates.services.drift import drift_rows
+    from apps.updates.services.updates import update_execute, update_start
+    from apps.updates.tests.conftest import V1, publish
+
+    target = exported_git()  # 1.0.0 exported, then 2.0.0 recorded
+    v15 = {("main.py" if k == "app.py" else k): v for k, v in V1.items()}
+    publish(
+        settings,
+        "svc",
+        "1.5.0",  # recorded after 2.0.0
+        v15,
+        migrations=[  # listed out of order: 1.2.0 must run first for 1.5.0's rename to find its file
+            {"version": "1.5.0", "rename": {"lib/app.py": "main.py"}},
+            {"version": "1.2.0", "rename": {"app.py": "lib/app.py"}},
+            {"version": "3.0.0", "delete": ["run.sh"]},  # beyond the target: not crossed
+        ],
+    )
+    template = target.template
+    template.refresh_from_db()
+    assert versions.latest_label(template) == "2.0.0" == template.version
+    positions = versions.version_positions(template)
+    assert positions == {"1.0.0": 0, "1.5.0": 1, "2.0.0": 2}
+    assert versions.is_behind("1.5.0", "2.0.0", positions) and not versions.is_behind("2.0.0", "2.0.0", positions)
+    [row] = drift_rows(template_slug="svc", actor=target.user)
+    assert (row["version"], row["latest_version"], row["behind"]) == ("1.0.0", "2.0.0", True)
+
+    update, _ = update_start(
+        generated=target.generated, data={"mode": "preview", "to_version": "1.5.0"}, actor=target.user, enqueue=False
+    )
+    assert (update.from_version, update.to_version, update.branch) == ("1.0.0", "1.5.0", "kiln/update/svc-1.5.0")
+    done = update_execute(update_id=update.pk, owner="test:1:older")
+    assert done.status == "completed", done.error
+    assert done.new_generation.template_version_ref.version == "1.5.0"  # rendered pinned to that version
+    files = {f["path"]: f for f in done.files}
+    assert files["main.py"]["renamed_from"] == "app.py" and files["main.py"]["outcome"] == "unchanged"
+    assert "app.py" not in files and "lib/app.py" not in files
+    assert files.get("run.sh", {}).get("outcome", "unchanged") == "unchanged"

@@ -46,3 +46,17 @@ def test_updates_see_every_recorded_version(settings):
     with pytest.raises(ApplicationError) as caught:
         versions.version_for_recorded(template, Recorded("0.9.0"))
     assert caught.value.code == "version_not_found"
+
+
+def test_an_answers_file_source_finds_the_git_template(settings):
+    template = publish(settings, "svc", "1.0.0", V1)
+    template.__class__.objects.filter(pk=template.pk).update(git_url="https://GitHub.com/acme/svc.git")
+    for source in (
+        "https://github.com/acme/svc",
+        "https://github.com/acme/svc.git/",
+        "https://GITHUB.com/acme/svc.git",
+    ):
+        assert versions.template_for_source(source).pk == template.pk
+    assert versions.template_for_source("https://github.com/acme/svc-other") is None
+    assert versions.template_for_source("https://github.com/other/svc") is None
+    assert versions.template_for_source("") is None
