@@ -1,9 +1,14 @@
-"""What `generate_project --template` names: a local archive, a local folder, a catalog slug.
+"""What `generate_project --template` names: a git repository, a local archive, a local folder, a slug.
 
 A registry of source kinds, tried in order. Each kind first *recognises* the text (cheap checks
 only: the path exists, the name is well formed), so that a bad argument is refused before any
 work; then *resolves* it to a catalog template, registering what it needs through the catalog's
-own services (an upload, exactly as `POST /templates/` with an archive does).
+own services (an upload, exactly as `POST /templates/` with an archive does; a git template, as
+`POST /templates/` with `{"git": {...}}` does).
+
+`gh:owner/repo` is `https://github.com/owner/repo.git` and `gl:group/sub/repo` is
+`<KILN_GITLAB_URL>/group/sub/repo.git` (`https://gitlab.com` unless that setting points at a
+self-managed GitLab), as Copier spells them.
 """
 
 from __future__ import annotations
@@ -20,8 +25,11 @@ from typing import IO, Any
 from django.conf import settings
 from django.core.management.base import CommandError
 
-from apps.templates.models import ProjectTemplate
+from apps.templates.models import ProjectTemplate, TemplateSource
 from apps.templates.services.catalog import template_get, template_upload
+from apps.templates.services.sources import get_source, template_sync
+from apps.templates.services.sources.git import clean_location
+from core.exceptions import ApplicationError, PermissionDenied
 
 ARCHIVE_SUFFIXES = (".zip", ".tar.gz", ".tgz")
 SKIPPED_FOLDERS = frozenset({".git", ".hg", ".svn", "__pycache__"})  # never part of a template
@@ -34,7 +42,7 @@ class Recognised:
 
     kind: str
     text: str
-    resolve: Callable[[Recognised, Any, dict[str, Any]], ProjectTemplate]
+    resolve: Callable[[Recognised, Any, dict[str, Any], Callable[[str], None]], ProjectTemplate]
 
 
 Recogniser = Callable[[str, dict[str, Any]], "Recognised | None"]
@@ -65,17 +73,96 @@ def recognise(text: str, options: dict[str, Any]) -> Recognised:
                 raise CommandError(f"{given} {'goes' if len(refused) == 1 else 'go'} with {OPTION_USE[refused[0]]}")
             return found
     raise CommandError(
-        f"--template {text!r} is neither a catalog slug, an existing folder nor a .zip/.tar.gz archive; "
-        "`manage.py list_templates` lists the slugs"
+        f"--template {text!r} is neither a catalog slug, an existing folder, a .zip/.tar.gz archive "
+        "nor a git URL (https://..., gh:owner/repo, gl:group/repo); `manage.py list_templates` lists the slugs"
     )
 
 
-OPTIONS_NOT_FOR = {"slug": ("slug",)}
-OPTION_USE = {"slug": "a folder or archive --template (the slug to register it as)"}
+GIT_OPTIONS = ("vcs_ref", "subdirectory", "git_connection")
+OPTIONS_NOT_FOR = {"archive": GIT_OPTIONS, "folder": GIT_OPTIONS, "slug": (*GIT_OPTIONS, "slug")}
+OPTION_USE = {
+    "vcs_ref": "a git --template",
+    "subdirectory": "a git --template",
+    "git_connection": "a git --template",
+    "slug": "a folder, archive or git --template (the slug to register it as)",
+}
+GIT_PREFIXES = ("https://", "http://", "file://", "ssh://", "git://", "git@", "git+")
+_URL_LIKE = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*(://|::)")
+
+
+def _shorthands() -> dict[str, str]:
+    return {"gh:": "https://github.com/", "gl:": settings.KILN_GITLAB_URL.rstrip("/") + "/"}
+
+
+def expand_git_url(text: str) -> str | None:
+    """The repository URL `text` names (`gh:`/`gl:` expanded, Copier's `git+` dropped), or None
+    when `text` is not a git location."""
+    for prefix, base in _shorthands().items():
+        if text.startswith(prefix):
+            path = text[len(prefix) :].strip("/")
+            segments = path.split("/")
+            if len(segments) < 2 or not all(segments):
+                raise CommandError(f"--template {text!r}: {prefix} takes owner/repository ({prefix}owner/repo)")
+            return base + path + ("" if path.endswith(".git") else ".git")
+    if text.startswith(GIT_PREFIXES):
+        return text.removeprefix("git+")
+    if _URL_LIKE.match(text):  # another scheme or a transport helper (ext::): the git rules refuse it, by name
+        return text
+    return None
 
 
 def _looks_like_path(text: str) -> bool:
     return text.startswith((".", "~", "/")) or os.sep in text or (os.altsep or os.sep) in text
+
+
+# --- a git repository: registered (or synced) as a git template ------------------------------------
+
+
+@register_source("git")
+def _git(text: str, options: dict[str, Any]) -> Recognised | None:
+    url = expand_git_url(text)
+    if url is None:
+        return None
+    try:
+        location = clean_location(_git_body(url, options))  # the git source's own URL, ref and folder rules
+    except ApplicationError as exc:
+        raise CommandError(f"--template {text!r}: {exc.code}: {exc.message}") from None
+    return Recognised("git", location.url, _resolve_git)
+
+
+def _git_body(url: str, options: dict[str, Any]) -> dict[str, Any]:
+    body: dict[str, Any] = {"url": url}
+    if options.get("vcs_ref"):
+        body["ref"] = options["vcs_ref"]
+    if options.get("subdirectory"):
+        body["subdirectory"] = options["subdirectory"]
+    if options.get("git_connection"):
+        body["connection"] = options["git_connection"]
+    return body
+
+
+def _resolve_git(source: Recognised, user: Any, options: dict[str, Any], say: Callable[[str], None]) -> ProjectTemplate:
+    """The catalog's template for this repository (same URL, ref and folder), synced; else a new one."""
+    body = _git_body(source.text, options)
+    location = clean_location(body)
+    existing = ProjectTemplate.objects.filter(
+        source=TemplateSource.GIT, git_url=location.url, git_ref=location.ref, git_subdirectory=location.subdirectory
+    ).first()
+    if existing is not None:
+        try:
+            result = template_sync(template=existing, actor=user)
+        except PermissionDenied as exc:  # someone else's template: generate from the versions it has
+            say(f"not synced ({exc.code}): {exc.message}")
+        else:
+            say(f"synced {existing.slug}: added {', '.join(result.added) or 'nothing'}")
+            for skipped in result.skipped:
+                say(f"  skipped {skipped['version']}: {skipped['code']}: {skipped['message']}")
+        existing.refresh_from_db()
+        return existing
+    data: dict[str, Any] = {"git": body}
+    if options.get("slug"):
+        data["slug"] = options["slug"]
+    return get_source("git").register(data, user=user)
 
 
 def _upload_names(options: dict[str, Any]) -> dict[str, str | None]:
@@ -97,7 +184,9 @@ def _archive(text: str, options: dict[str, Any]) -> Recognised | None:
     return Recognised("archive", str(path.resolve()), _resolve_archive)
 
 
-def _resolve_archive(source: Recognised, user: Any, options: dict[str, Any]) -> ProjectTemplate:
+def _resolve_archive(
+    source: Recognised, user: Any, options: dict[str, Any], say: Callable[[str], None]
+) -> ProjectTemplate:
     path = Path(source.text)
     with open(path, "rb") as stream:
         return template_upload(archive=stream, size=path.stat().st_size, user=user, **_upload_names(options))
@@ -148,7 +237,9 @@ def _pack(folder: Path, out: IO[bytes]) -> None:
                     )
 
 
-def _resolve_folder(source: Recognised, user: Any, options: dict[str, Any]) -> ProjectTemplate:
+def _resolve_folder(
+    source: Recognised, user: Any, options: dict[str, Any], say: Callable[[str], None]
+) -> ProjectTemplate:
     folder = Path(source.text)
     with tempfile.SpooledTemporaryFile(max_size=8 << 20) as packed:
         _pack(folder, packed)
@@ -167,5 +258,7 @@ def _slug(text: str, options: dict[str, Any]) -> Recognised | None:
     return Recognised("slug", text, _resolve_slug)
 
 
-def _resolve_slug(source: Recognised, user: Any, options: dict[str, Any]) -> ProjectTemplate:
+def _resolve_slug(
+    source: Recognised, user: Any, options: dict[str, Any], say: Callable[[str], None]
+) -> ProjectTemplate:
     return template_get(slug=source.text)

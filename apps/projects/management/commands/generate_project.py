@@ -48,7 +48,8 @@ def command_error(exc: ApplicationError) -> CommandError:
 
 class Command(BaseCommand):
     help = (
-        "Generate a project from a template (a catalog slug, a local folder or a .zip/.tar.gz archive) "
+        "Generate a project from a template (a catalog slug, a local folder, a .zip/.tar.gz archive or a git "
+        "repository) "
         "with parameters, write it to a folder and optionally export it."
     )
     # A runtime job, like a worker's: Django's system checks (models, admin, the whole URL
@@ -70,17 +71,22 @@ class Command(BaseCommand):
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument(
             "--template",
-            help="a catalog slug, a local folder or a .zip/.tar.gz archive (`./name` forces a folder); a folder "
-            "or archive is registered as an uploaded template (a new version of it) on the way",
+            help="a catalog slug, a local folder, a .zip/.tar.gz archive (`./name` forces a folder), or a git "
+            "repository (https://..., gh:owner/repo, gl:group/repo); a folder or archive is registered as an "
+            "uploaded template (a new version of it) on the way, a repository as a git template (synced)",
         )
         parser.add_argument(
             "--version",
             help="the template version to generate (default: the latest); with a folder or archive, the label "
             "it is registered as (needed for Cookiecutter/Copier; a native template.yaml's own must agree)",
         )
+        parser.add_argument("--vcs-ref", help="git: the branch or tag to read versions from (default branch)")
+        parser.add_argument("--subdirectory", help="git: the template's folder inside the repository")
+        parser.add_argument("--git-connection", help="git: id of the --user's connection to a private repository")
         parser.add_argument(
             "--slug",
-            help="the slug to register a folder or archive as (needed for Cookiecutter/Copier templates)",
+            help="the slug to register a folder, archive or repository as (needed for Cookiecutter/Copier "
+            "folders and archives; git default: the repository's name)",
         )
         parser.add_argument("--list", action="store_true", help="list the templates and their parameters, then exit")
         parser.add_argument(
@@ -135,7 +141,7 @@ class Command(BaseCommand):
             template_sync_builtin()
         user = _user(options["user"], create=True)
         try:
-            template = source.resolve(source, user, options)
+            template = source.resolve(source, user, options, self.stdout.write)
             if source.kind != "slug":
                 labels = ", ".join(versions_of(template).values_list("version", flat=True)[:10])
                 self.stdout.write(f"template {template.slug} from {source.kind} {source.text}: versions {labels}")
