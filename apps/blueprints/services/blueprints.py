@@ -135,6 +135,7 @@ def blueprint_template_register(
             user=user,
             name=name[:200] or slug,
             description=(blueprint.title or f"Blueprint {name}")[:2000],
+            may_add=lambda template: template_may_add_version(template, user),  # again, under the row lock
         )
         return recorded.template
     finally:
