@@ -48,6 +48,7 @@ def test_uploads_register_generate_and_trust(cast: Any, api: Any, run_jobs: Any)
     body = created.json()
     assert body["format"] == "cookiecutter"
     assert set(body["parameters"]["properties"]) == {"author", "slug", "license", "python", "level"}
+    assert body["parameters"]["x-order"] == ["author", "slug", "license", "python", "level"]  # jsonb lost the order
     assert body["parameters"]["properties"]["license"]["default"] == "MIT"
 
     copier = _upload(alice, CORPUS / "copier" / "questions", slug="copier-questions", version="2.0.0")

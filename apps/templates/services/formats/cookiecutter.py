@@ -333,7 +333,13 @@ def parameters_schema(spec: CookiecutterSpec) -> dict[str, Any]:
         elif isinstance(label, dict) and isinstance(label.get("__prompt__"), str):
             prop["description"] = label["__prompt__"]
         properties[key] = prop
-    return {"type": "object", "properties": properties, "additionalProperties": False, "x-format": FORMAT}
+    return {
+        "type": "object",
+        "properties": properties,
+        "additionalProperties": False,
+        "x-format": FORMAT,
+        "x-order": list(properties),  # cookiecutter.json's order (JSON objects stored as jsonb lose it)
+    }
 
 
 def _yes_no(value: str) -> bool | None:

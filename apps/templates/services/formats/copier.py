@@ -983,7 +983,13 @@ def parameters_schema(spec: CopierSpec) -> dict[str, Any]:
         properties[name] = prop
         if default is MISSING and when is True and details.get("ask", True) is True:
             required.append(name)
-    schema: dict[str, Any] = {"type": "object", "properties": properties, "x-format": FORMAT}
+    # the questions' order, as Copier asks them (JSON objects stored as jsonb lose it)
+    schema: dict[str, Any] = {
+        "type": "object",
+        "properties": properties,
+        "x-format": FORMAT,
+        "x-order": list(properties),
+    }
     if required:
         schema["required"] = required
     return schema
