@@ -142,4 +142,8 @@ def generated_projects_cleanup(*, dry_run: bool, now: Any = None) -> dict[str, A
         report["blobs_deleted"] = sweep.blobs_deleted
         report["bytes_freed"] += sweep.bytes_freed
         report["blobs_skipped_busy"] = sweep.skipped_busy
+        # index rows whose object the storage lost (dropped: the next job stores the blob again); the
+        # in-use ones name files already lost
+        report["blobs_index_missing"] = sweep.index_missing
+        report["blobs_index_missing_in_use"] = sweep.index_missing_in_use
         return report

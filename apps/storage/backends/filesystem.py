@@ -125,7 +125,8 @@ class FileSystemBlobStorage(FileSystemStorage):
 
     def list_blobs(self, prefix: str) -> Iterator[StoredObject]:
         root = self.path(prefix)
-        for folder, _dirs, files in os.walk(root, followlinks=False):
+        for folder, dirs, files in os.walk(root, followlinks=False):
+            dirs.sort()  # key order, as S3 lists: the sweeper merges the listing with the index
             relative = os.path.relpath(folder, self.location).replace(os.sep, "/")
             for name in sorted(files):
                 try:
