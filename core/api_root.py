@@ -7,6 +7,7 @@ in a browser (the docs page instead of a 406).
 
 from __future__ import annotations
 
+import threading
 from typing import Any
 
 from django.http import HttpRequest, JsonResponse
@@ -94,8 +95,18 @@ def _prefers_html(request: HttpRequest) -> bool:
     return any(part.split(";")[0].strip() == "text/html" for part in accept.split(","))
 
 
+# drf-spectacular resolves its extensions' target classes lazily, on first use, without a lock: two
+# first generations at once (the docs page fetching the schema while a client does) raced there
+# (AttributeError: 'NoneType' object has no attribute 'startswith', a 500). One generation at a time.
+_SCHEMA_LOCK = threading.Lock()
+
+
 class SchemaView(SpectacularAPIView):
     """The OpenAPI document; a browser asking for HTML gets the interactive docs page instead of a 406."""
+
+    def _get_schema_response(self, request: Any) -> Any:
+        with _SCHEMA_LOCK:
+            return super()._get_schema_response(request)
 
     def dispatch(self, request: Any, *args: Any, **kwargs: Any) -> Any:
         # before DRF's content negotiation, which answers text/html with 406

@@ -158,3 +158,54 @@ def test_the_schema_url_opened_in_a_browser_is_the_docs_page(api):
     assert b"swagger-ui" in page.content
     schema = api().get("/api/schema/", HTTP_ACCEPT="*/*")
     assert schema.status_code == 200 and schema["Content-Type"].startswith("application/vnd.oai.openapi")
+
+
+def test_two_first_schema_generations_at_once_both_answer(monkeypatch):
+    """drf-spectacular loads its extensions' target classes lazily and not thread-safely: the docs
+    page and a client asking for the schema at once made one of them a 500 (AttributeError on a
+    target another thread had just reset). An optional extension whose import is slow and fails
+    makes the overlap certain; both answers must be 200."""
+    import threading
+    import time
+
+    from django.test import RequestFactory
+    from drf_spectacular import plumbing
+    from drf_spectacular.extensions import OpenApiSerializerFieldExtension
+
+    from core.api_root import SchemaView
+
+    class SlowMissing(OpenApiSerializerFieldExtension):
+        target_class = "kiln_missing_module_for_the_race.Field"
+        optional = True
+
+        def map_serializer_field(self, auto_schema, direction):  # pragma: no cover - never matches
+            return {}
+
+    real = plumbing.import_string
+
+    def slow_import(path):
+        if path == SlowMissing.target_class:
+            time.sleep(0.3)
+        return real(path)
+
+    monkeypatch.setattr(plumbing, "import_string", slow_import)
+    try:
+        statuses: list[int] = []
+        barrier = threading.Barrier(2)
+
+        def fetch() -> None:
+            # the schema view itself (no database: the test's rows are not visible to other threads)
+            request = RequestFactory().get("/api/schema/", HTTP_ACCEPT="application/vnd.oai.openapi+json")
+            barrier.wait()
+            response = SchemaView.as_view()(request)
+            statuses.append(response.status_code)
+
+        threads = [threading.Thread(target=fetch) for _ in range(2)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(60)
+        assert statuses == [200, 200]
+        assert SlowMissing.target_class is None  # resolved once: not installed
+    finally:
+        OpenApiSerializerFieldExtension._registry.remove(SlowMissing)
