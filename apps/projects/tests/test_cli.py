@@ -499,3 +499,28 @@ def test_a_cookiecutter_folder_is_registered_with_slug_and_version(tmp_path, cli
     assert [p.read_text() for p in (cli_dir / "out").rglob("README.md")] == ["demo 3.11 True\n"]
     with pytest.raises(CommandError, match=r"^--slug goes with a folder"):
         run("--template", "cc-demo", "--slug", "x", "--no-sync")
+
+
+@pytest.mark.django_db  # refused before any commit: no need to flush the database
+def test_a_folder_past_the_upload_limits_or_holding_a_socket_is_refused_while_packing(tmp_path, settings):
+    import socket
+
+    from apps.templates.models import ProjectTemplate
+
+    folder = write_template_folder(tmp_path / "tpl", slug="too-big")
+    settings.KILN_TEMPLATE_UPLOAD_MAX_FILES = 2
+    with pytest.raises(CommandError, match=r"^--template: the folder .* holds more than the upload limits \(2 files"):
+        run("--template", str(folder), "--no-sync")
+    settings.KILN_TEMPLATE_UPLOAD_MAX_FILES = 100
+    settings.KILN_TEMPLATE_UPLOAD_MAX_BYTES = 64
+    # refused while packing once the compressed stream passes the limit, else by the catalog's own check
+    with pytest.raises(
+        CommandError, match=r"(packs to more than KILN_TEMPLATE_UPLOAD_MAX_BYTES|archive_too_large).*64 bytes"
+    ):
+        run("--template", str(folder), "--no-sync")
+    settings.KILN_TEMPLATE_UPLOAD_MAX_BYTES = 1 << 20
+    with socket.socket(socket.AF_UNIX) as listening:
+        listening.bind(str(folder / "a.sock"))
+        with pytest.raises(CommandError, match=r"^--template: 'a.sock' in .* is a socket, not a file$"):
+            run("--template", str(folder), "--no-sync")
+    assert not ProjectTemplate.objects.filter(slug="too-big").exists()

@@ -212,12 +212,20 @@ def _pack(folder: Path, out: IO[bytes]) -> None:
     max_entries = settings.KILN_TEMPLATE_UPLOAD_MAX_FILES
     max_unpacked = settings.KILN_TEMPLATE_UPLOAD_MAX_UNCOMPRESSED
     entries = unpacked = 0
+
+    def unreadable(exc: OSError) -> None:
+        raise exc
+
     with tarfile.open(fileobj=out, mode="w:gz", format=tarfile.PAX_FORMAT) as tar:
-        for root, dirs, files in os.walk(folder):  # symbolic links to folders are not followed
+        # symbolic links to folders are not followed (they are packed as links, which the catalog refuses)
+        for root, dirs, files in os.walk(folder, onerror=unreadable):
             dirs[:] = sorted(d for d in dirs if d not in SKIPPED_FOLDERS)
             for name in sorted(files) + [d for d in dirs if (Path(root) / d).is_symlink()]:
                 path = Path(root) / name
-                info = tar.gettarinfo(str(path), arcname=str(path.relative_to(folder)))
+                relative = str(path.relative_to(folder))
+                info = tar.gettarinfo(str(path), arcname=relative)
+                if info is None:  # a socket: tar has no such member
+                    raise CommandError(f"--template: {relative!r} in {str(folder)!r} is a socket, not a file")
                 entries += 1
                 unpacked += info.size
                 if entries > max_entries or unpacked > max_unpacked:
@@ -227,7 +235,7 @@ def _pack(folder: Path, out: IO[bytes]) -> None:
                     )
                 if info.isreg():
                     with open(path, "rb") as data:
-                        tar.addfile(info, data)
+                        tar.addfile(info, data)  # exactly info.size bytes (a file that shrank meanwhile: OSError)
                 else:
                     tar.addfile(info)  # a link or special file: the catalog names and refuses it
                 if out.tell() > max_bytes:
@@ -242,7 +250,12 @@ def _resolve_folder(
 ) -> ProjectTemplate:
     folder = Path(source.text)
     with tempfile.SpooledTemporaryFile(max_size=8 << 20) as packed:
-        _pack(folder, packed)
+        try:
+            _pack(folder, packed)
+        except OSError as exc:
+            raise CommandError(
+                f"--template: cannot read {exc.filename or str(folder)!r}: {exc.strerror or exc}"
+            ) from None
         size = packed.tell()
         packed.seek(0)
         return template_upload(archive=packed, size=size, user=user, **_upload_names(options))  # type: ignore[arg-type]
