@@ -63,43 +63,54 @@ def test_register_list_generate_sync_generate_over_http(cast, api, run_jobs, git
     response = client.post("/api/v1/templates/", {"git": {"url": url, "subdirectory": "tpl"}}, format="json")
     assert response.status_code == 201, response.content
     body = response.json()
-    assert (body["slug"], body["source"]) == ("tpl", "git")
+    assert (body["slug"], body["source"]) == ("greeter", "git")  # template.yaml's slug (of the newest version)
     assert body["git"]["url"] == url and body["git"]["subdirectory"] == "tpl" and body["git"]["last_synced_at"]
-    versions = client.get("/api/v1/templates/tpl/versions/").json()["results"]
+    versions = client.get("/api/v1/templates/greeter/versions/").json()["results"]
     assert [(v["version"], v["commit"]) for v in versions] == [("1.1.0", second), ("v1.0.0", first)]
 
-    assert generate(client, cast, run_jobs, "tpl", "v1.0.0") == "Hello kiln from 1.0.0\n"
-    assert generate(client, cast, run_jobs, "tpl", None) == "Hello kiln from 1.1.0\n"  # the latest
+    assert generate(client, cast, run_jobs, "greeter", "v1.0.0") == "Hello kiln from 1.0.0\n"
+    assert generate(client, cast, run_jobs, "greeter", None) == "Hello kiln from 1.1.0\n"  # the latest
 
     third = github_forge.seed_commit("acme/templates", files=files("1.2.0"))
     github_forge.tag("acme/templates", "v1.2.0", third)
-    synced = client.post("/api/v1/templates/tpl/sync/")
+    synced = client.post("/api/v1/templates/greeter/sync/")
     assert synced.status_code == 200, synced.content
     assert synced.json() == {"added": ["v1.2.0"], "skipped": []}
-    assert client.post("/api/v1/templates/tpl/sync/").json() == {"added": [], "skipped": []}
-    assert generate(client, cast, run_jobs, "tpl", "v1.2.0") == "Hello kiln from 1.2.0\n"
-    assert client.get("/api/v1/templates/tpl/").json()["latest_version"] == "v1.2.0"
+    assert client.post("/api/v1/templates/greeter/sync/").json() == {"added": [], "skipped": []}
+    assert generate(client, cast, run_jobs, "greeter", "v1.2.0") == "Hello kiln from 1.2.0\n"
+    assert client.get("/api/v1/templates/greeter/").json()["latest_version"] == "v1.2.0"
 
     # beat's task records what the repository gained since
     fourth = github_forge.seed_commit("acme/templates", files=files("2.0.0"))
     github_forge.tag("acme/templates", "2.0.0", fourth)
     broken = github_forge.seed_commit("acme/templates", files={"tpl/template.yaml": "name: [broken\n"})
     github_forge.tag("acme/templates", "3.0.0", broken)  # not a template: skipped and reported, the rest recorded
-    assert sync_git_templates() == {"tpl": {"added": ["2.0.0"], "skipped": ["3.0.0"]}}
-    assert generate(client, cast, run_jobs, "tpl", "2.0.0", who="beat") == "Hello beat from 2.0.0\n"
-    again = client.post("/api/v1/templates/tpl/sync/").json()
+    assert sync_git_templates() == {"greeter": {"added": ["2.0.0"], "skipped": ["3.0.0"]}}
+    assert generate(client, cast, run_jobs, "greeter", "2.0.0", who="beat") == "Hello beat from 2.0.0\n"
+    again = client.post("/api/v1/templates/greeter/sync/").json()
     assert again["added"] == [] and [(s["version"], s["code"]) for s in again["skipped"]] == [
         ("3.0.0", "template_invalid")
     ]
     assert "template.yaml" in again["skipped"][0]["message"]
 
     # only the owner (or staff) syncs; other sources have nothing to sync from
-    denied = api(cast.dave).post("/api/v1/templates/tpl/sync/")
+    denied = api(cast.dave).post("/api/v1/templates/greeter/sync/")
     assert (denied.status_code, denied.json()["code"]) == (403, "template_not_owner")
     unsupported = client.post("/api/v1/templates/python-package/sync/")
     assert (unsupported.status_code, unsupported.json()["code"]) == (400, "sync_unsupported")
-    taken = client.post("/api/v1/templates/", {"git": {"url": url, "subdirectory": "tpl"}}, format="json")
+    body = {"git": {"url": url, "subdirectory": "tpl"}, "slug": "greeter"}
+    taken = client.post("/api/v1/templates/", body, format="json")
     assert (taken.status_code, taken.json()["code"]) == (400, "template_exists")
+    # all or nothing: the newest tag (3.0.0) is no template, so registering the repository again fails naming it
+    broken = client.post(
+        "/api/v1/templates/", {"git": {"url": url, "subdirectory": "tpl"}, "slug": "again"}, format="json"
+    )
+    assert (broken.status_code, broken.json()["code"], broken.json()["extra"]["version"]) == (
+        400,
+        "template_invalid",
+        "3.0.0",
+    )
+    assert "template.yaml" in broken.json()["message"] and not ProjectTemplate.objects.filter(slug="again").exists()
 
 
 def test_file_url_where_allowed_and_a_repository_without_version_tags(
@@ -118,6 +129,17 @@ def test_file_url_where_allowed_and_a_repository_without_version_tags(
     assert client.post("/api/v1/templates/plain/sync/").json()["added"] == [newer[:7]]
 
     assert git_source.registered(git_source.clean_location({"url": url})).slug == "plain"
+
+    # a Copier template names nothing: the folder's name is the slug; formats detect the format
+    copier = {
+        "copier-tpl/copier.yml": "who:\n  type: str\n  default: world\n  help: Whom to greet.\n",
+        "copier-tpl/hello.txt.jinja": "Hello {{ who }} from copier\n",
+    }
+    github_forge.tag("acme/plain", "v0.3.0", github_forge.seed_commit("acme/plain", files=copier))
+    response = client.post("/api/v1/templates/", {"git": {"url": url, "subdirectory": "copier-tpl"}}, format="json")
+    assert response.status_code == 201, response.content
+    assert (response.json()["slug"], response.json()["format"]) == ("copier-tpl", "copier")
+    assert generate(client, cast, run_jobs, "copier-tpl", "v0.3.0") == "Hello kiln from copier\n"
     assert git_source.registered(git_source.clean_location({"url": url, "subdirectory": "x"})) is None
 
     # a template of that slug made by someone else between the check and the recording is not added to
@@ -167,14 +189,15 @@ def test_private_repository_through_a_connection_and_the_token_left_nowhere(
     assert (anonymous.status_code, anonymous.json()["code"]) == (400, "invalid_token")
     assert anonymous.json()["extra"]["reason"] == "credentials_required"
     assert [r[0] for r in github_forge.git_requests] == [401]  # the forge asked for credentials
-    assert not ProjectTemplate.objects.filter(slug="private-tpl").exists()
+    assert not ProjectTemplate.objects.filter(source="git").exists()
 
     mine = connection_create(owner=cast.alice, provider="github", name="forge", token=ALICE_TOKEN)
     theirs = connection_create(owner=cast.dave, provider="github", name="forge", token="CANARY-dave-0000")
     other = client.post("/api/v1/templates/", {"git": {"url": url, "connection": theirs.pk}}, format="json")
     assert (other.status_code, other.json()["code"]) == (400, "connection_not_found")
 
-    response = client.post("/api/v1/templates/", {"git": {"url": url, "connection": mine.pk}}, format="json")
+    body = {"git": {"url": url, "connection": mine.pk}, "slug": "private-tpl"}
+    response = client.post("/api/v1/templates/", body, format="json")
     assert response.status_code == 201, response.content
     assert response.json()["git"]["connection"] == mine.pk
     assert generate(client, cast, run_jobs, "private-tpl", "v1.0.0") == "Hello kiln from 1.0.0\n"
@@ -228,4 +251,4 @@ def test_hostile_input_is_refused_before_git_runs_and_over_budget_repositories_a
     settings.KILN_TEMPLATE_UPLOAD_MAX_UNCOMPRESSED = 100_000
     response = client.post("/api/v1/templates/", {"git": {"url": github_forge.clone_url("acme/huge")}}, format="json")
     assert (response.status_code, response.json()["code"]) == (400, "template_too_large")
-    assert not ProjectTemplate.objects.filter(slug="huge").exists()
+    assert not ProjectTemplate.objects.filter(source="git").exists()

@@ -408,13 +408,25 @@ def _default_slug(location: GitLocation) -> str:
     return slugify_name(name)
 
 
+def _check_slug(slug: str) -> str:
+    if not isinstance(slug, str) or not SLUG_RE.match(slug):
+        raise _field_error("slug", "slug must be lowercase letters, digits and dashes (at most 100).")
+    if ProjectTemplate.objects.filter(slug=slug).exists():
+        raise ValidationFailed(
+            f"A template named '{slug}' already exists; choose another slug.",
+            code="template_exists",
+            extra={"slug": slug, "fields": {"slug": ["Taken."]}},
+        )
+    return slug
+
+
 def location_of(template: ProjectTemplate) -> GitLocation:
     """A registered template's location, checked again (settings or DNS may have changed since)."""
     return clean_location({"url": template.git_url, "ref": template.git_ref, "subdirectory": template.git_subdirectory})
 
 
 def _record(
-    slug: str,
+    slug: str | Callable[[formats.Description], str],
     location: GitLocation,
     version: RemoteVersion,
     *,
@@ -423,7 +435,8 @@ def _record(
     may_add: Callable[[ProjectTemplate], bool],
     template_fields: dict[str, Any] | None = None,
 ) -> RecordedVersion:
-    """Fetch one version and hand its folder to the catalog, labelled by the tag (or short commit)."""
+    """Fetch one version and hand its folder to the catalog, labelled by the tag (or short commit).
+    `slug` may be decided from the version's description (a native template names itself)."""
     with fetched_version(location, version, auth=auth) as fetched:
         try:
             described = formats.describe(fetched.folder)  # the format found at the folder's top
@@ -434,7 +447,7 @@ def _record(
         return versions.version_record_described(
             folder=fetched.folder,
             described=described,
-            slug=slug,
+            slug=slug if isinstance(slug, str) else slug(described),
             label=version.label,
             source=TemplateSource.GIT,
             user=user,
@@ -456,15 +469,8 @@ class GitSource:
         (all or nothing: a version that is not a valid template fails the registration, naming it)."""
         location = clean_location(data.get("git"))
         connection = _connection(user, data["git"].get("connection"))
-        slug = data.get("slug") or _default_slug(location)
-        if not SLUG_RE.match(slug):
-            raise _field_error("slug", "slug must be lowercase letters, digits and dashes (at most 100).")
-        if ProjectTemplate.objects.filter(slug=slug).exists():
-            raise ValidationFailed(
-                f"A template named '{slug}' already exists; choose another slug.",
-                code="template_exists",
-                extra={"slug": slug, "fields": {"slug": ["Taken."]}},
-            )
+        if data.get("slug"):
+            _check_slug(data["slug"])
         auth = git_auth(connection)
         found = remote_versions(location, auth=auth)  # nothing is stored when the repository cannot be read
         fields = {
@@ -478,13 +484,28 @@ class GitSource:
         def may_add(template: ProjectTemplate) -> bool:
             return template.pk in mine  # a template of that slug made meanwhile by someone else is not ours
 
+        slug = data.get("slug") or ""
+
+        def naming(described: formats.Description) -> str:
+            """The one a native template declares, else the folder's or the repository's name."""
+            nonlocal slug
+            slug = _check_slug(described.slug or _default_slug(location))
+            return slug
+
         try:
             with transaction.atomic():
-                for version in found:
+                for version in reversed(found):  # newest first: the newest version names the template
                     recorded = _record(
-                        slug, location, version, auth=auth, user=user, may_add=may_add, template_fields=fields
+                        slug or naming,
+                        location,
+                        version,
+                        auth=auth,
+                        user=user,
+                        may_add=may_add,
+                        template_fields=fields,
                     )
                     template = recorded.template
+                    slug = template.slug
                     mine.add(template.pk)
                 template.last_synced_at = timezone.now()
                 template.save(update_fields=["last_synced_at", "updated_at"])
