@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import logging
 import posixpath
+import time
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -576,14 +577,20 @@ def registered(location: GitLocation) -> ProjectTemplate | None:
     )
 
 
-def sync_all() -> dict[str, Any]:
+def sync_all(*, budget: float | None = None) -> dict[str, Any]:
     """Beat: sync every active git template, least recently synced first; a failing one is
-    logged and the others go on."""
+    logged and the others go on. No template is started after `budget` seconds (default: half the
+    task's soft time limit): the ones left are the first of the next run."""
+    budget = settings.CELERY_TASK_SOFT_TIME_LIMIT / 2 if budget is None else budget
+    deadline = time.monotonic() + budget
     report: dict[str, Any] = {}
     templates = ProjectTemplate.objects.filter(source=TemplateSource.GIT, is_active=True).select_related(
         "git_connection"
     )
     for template in templates.order_by(F("last_synced_at").asc(nulls_first=True), "slug"):
+        if time.monotonic() > deadline:
+            report[template.slug] = {"deferred": True}
+            continue
         try:
             result = GitSource().sync(template, user=template.uploaded_by)
         except ApplicationError as exc:
