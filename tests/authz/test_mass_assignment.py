@@ -125,6 +125,7 @@ BODYLESS = (
     "runs_cancel",
     "runs_retry",
     "templates_sync",
+    "templates_versions_trust",
 )
 INJECTED: dict[str, Any] = {
     "status": "completed",
@@ -371,6 +372,11 @@ def _prepare_bodyless(world: World, operation_id: str) -> tuple[dict[str, Any], 
     if operation_id == "templates_sync":
         # alice's git template: the sync records its repository's new tags, whatever the body says
         return {}, world.git_template, 200, None
+    if operation_id == "templates_versions_trust":
+        # trusting a version's code is staff's; alice is refused whatever the body says
+        from apps.templates.services.versions import version_latest
+
+        return {}, version_latest(world.template), 403, None
     raise AssertionError(f"no preparation for {operation_id}; add one to _prepare_bodyless")
 
 
