@@ -172,6 +172,9 @@ _DRAWN_RE = re.compile(r"[├└│┣┗┃┠┖┝┕╠╚║]|\|--|\|__|`--
 # Windows `tree /F /A` draws folders with +--- and \--- and lists files indented by `|   ` and spaces
 _WINDOWS_CONNECTOR_RE = re.compile(r"(?:^|[|\s])(?:\+---|\\---)\S")
 _PIPED_RE = re.compile(r"^(?:[|│┃║] {3}| {4})*[|│┃║] {3}")
+# icons drawn before names (📁 app/, 📄 main.py, ⚙️ config.py): pictographs, dingbats, variation selectors
+_ICON_RE = re.compile("^(?:[\U0001f000-\U0001faff\u2600-\u27bf\u2b00-\u2bff\ufe0f\u200d]+\\s*)+")
+_BULLET_LINE_RE = re.compile(r"^\s*[-*]\s+\S")
 _LAST_FOLDER_RE = re.compile(r"^(?:[|│┃║] {3}| {4})*\\---[\w.]")
 _NAME_RE = re.compile(r"^[\w.@{}<>$~=+,\[\]\-]+(?:/[\w.@{}<>$~=+,\[\]\-]+)*/?$")
 _MARKER_RE = re.compile(r"^[(\[]\s*(new|existing|enhanced|modified|updated|unchanged)\b([^)\]]*)[)\]]", re.IGNORECASE)
@@ -226,6 +229,8 @@ class _Block:
     fenced: bool
     language: str = ""
     indented: bool = False  # a bare run of indented names (no fence, no connectors)
+    flat: bool = False  # a bare run of paths, one a line (`find` output)
+    windows: bool = False  # drawn with Windows `tree /F /A` connectors (+---, \\---)
 
 
 def _split_rest(rest: str) -> tuple[str, str, bool]:
@@ -265,6 +270,10 @@ def _parse_line(raw: str, number: int) -> _Item | str | None:
     index = 0
     while index < len(line) and line[index] in _PREFIX_CHARS:
         index += 1
+    marks = {mark for mark in "`*" if mark in line[index:]}
+    for _ in range(2):  # the opening of `name` or **name** is not part of the drawing
+        if index > 0 and line[index - 1] in marks:
+            index -= 1
     prefix, body = line[:index], line[index:]
     # a prefix may swallow the dash of a name like "-x"; names never start with a glyph anyway
     if not body:
@@ -277,7 +286,9 @@ def _parse_line(raw: str, number: int) -> _Item | str | None:
     if body.startswith(("/", "~/")):
         # an absolute path: the tree's root when it is the first line, else an error when built
         return _Item(number, key, has_connector, index, body.split()[0].split("#")[0], "", "")
-    body = body.replace("**", "").replace("`", "")
+    body = _ICON_RE.sub("", body.replace("**", "").replace("`", ""))  # 📁 app/, 📄 main.py
+    if not body:
+        return None
     match = re.match(r"([^\s#]+)(.*)$", body)
     if match is None:
         return "unreadable"
@@ -329,6 +340,7 @@ def _blocks(lines: list[str]) -> list[_Block]:
                 bare = _Block(first + 1, lines[first:index], False)
                 blocks.append(bare)
             bare.lines.append(line)
+            bare.windows = bare.windows or bool(_WINDOWS_CONNECTOR_RE.search(line))
         elif bare is not None and not line.strip():
             bare.lines.append(line)
         else:
@@ -338,7 +350,89 @@ def _blocks(lines: list[str]) -> list[_Block]:
     for block in blocks:
         first = block.start - 2 if block.fenced else block.start - 1  # the fence line itself too
         taken.update(range(first, block.start - 1 + len(block.lines) + 1))
-    return blocks + _indented_runs(lines, taken)
+    indented = _indented_runs(lines, taken)
+    for block in indented:
+        taken.update(range(block.start - 1, block.start - 1 + len(block.lines)))
+    return blocks + indented + _bullet_runs(lines, taken) + _flat_runs(lines, taken)
+
+
+def _pathlike(items: list[_Item]) -> int:
+    """How many items look like paths: a suffix, a slash, a known file name, or a folder that holds
+    the next, deeper item."""
+    return sum(
+        1
+        for index, item in enumerate(items)
+        if re.search(r"/$|\.\w+$", item.name)
+        or item.name.lower() in _KNOWN_FILES
+        or (index + 1 < len(items) and items[index + 1].key > item.key)
+    )
+
+
+def _runs(lines: list[str], taken: set[int], keep: Any) -> list[list[int]]:
+    """Runs of consecutive lines outside `taken` for which `keep(line)` holds (a blank line inside
+    continues a run when the next line is kept too)."""
+    runs: list[list[int]] = []
+    run: list[int] = []
+    for index, line in enumerate(lines):
+        if index in taken:
+            run = []
+            continue
+        if not line.strip():
+            following = index + 1 < len(lines) and index + 1 not in taken and keep(lines[index + 1])
+            if run and not following:
+                run = []
+            continue
+        if keep(line):
+            if not run:
+                runs.append(run)
+            run.append(index)
+        else:
+            run = []
+    return runs
+
+
+def _bullet_runs(lines: list[str], taken: set[int]) -> list[_Block]:
+    """A nested Markdown list of files and folders (`- app/` / `  - main.py — entry`) outside code
+    blocks: nested, and most of its items look like paths, so a list of features is not a tree."""
+    blocks = []
+    for run in _runs(lines, taken, lambda line: bool(_BULLET_LINE_RE.match(line))):
+        items = [item for index in run if isinstance(item := _parse_line(lines[index], index + 1), _Item)]
+        if (
+            len(items) >= 3
+            and any(item.key > items[0].key for item in items)
+            and any(
+                item.name.endswith("/") or (i + 1 < len(items) and items[i + 1].key > item.key)
+                for i, item in enumerate(items)
+            )
+            and _pathlike(items) >= 0.8 * len(run)
+            and sum(1 for item in items if not item.bare) >= 0.7 * len(run)
+        ):
+            blocks.append(_Block(run[0] + 1, lines[run[0] : run[-1] + 1], False))
+    return blocks
+
+
+def _flat_runs(lines: list[str], taken: set[int]) -> list[_Block]:
+    """A flat list of paths, one a line (`find . -type f` output: ./app/main.py) outside code blocks."""
+    blocks = []
+
+    def keep(line: str) -> bool:
+        item = _parse_line(line, 0)
+        return isinstance(item, _Item) and not item.has_connector and not item.bare and _indent(line) == 0
+
+    for run in _runs(lines, taken, keep):
+        items = [item for index in run if isinstance(item := _parse_line(lines[index], index + 1), _Item)]
+        if _is_flat(items):
+            blocks.append(_Block(run[0] + 1, lines[run[0] : run[-1] + 1], False, flat=True))
+    return blocks
+
+
+def _is_flat(items: list[_Item]) -> bool:
+    """Paths at one level, most of them with a folder (`app/main.py`): a tree written as paths."""
+    return (
+        len(items) >= 3
+        and all(not item.has_connector and not item.bare and item.key == items[0].key for item in items)
+        and sum(1 for item in items if "/" in item.name.rstrip("/")) >= 0.8 * len(items)
+    )
 
 
 def _windows_line(lines: list[str], index: int, bare: _Block | None) -> bool:
@@ -350,7 +444,7 @@ def _windows_line(lines: list[str], index: int, bare: _Block | None) -> bool:
         return True
     if not line.strip() or not (_PIPED_RE.match(line) or line.strip() == "|" or (bare is not None and line[:1] == " ")):
         return False
-    if bare is not None and any(_WINDOWS_CONNECTOR_RE.search(text) for text in bare.lines):
+    if bare is not None and bare.windows:
         return True
     return any(_WINDOWS_CONNECTOR_RE.search(text) for text in lines[index + 1 : index + 40])
 
@@ -422,6 +516,8 @@ def _tree_items(block: _Block) -> tuple[list[_Item], list[tuple[int, str]]]:
 def _is_tree(block: _Block, items: list[_Item], problems: list[tuple[int, str]]) -> bool:
     if len(items) < 2:
         return False
+    if (block.flat or block.fenced) and not problems and _is_flat(items):
+        return True
     connected = sum(1 for item in items if item.has_connector)
     drawn = connected + sum(1 for item in items if item.piped)
     if connected >= 2 and drawn >= max(2, len(items) // 2):

@@ -268,6 +268,72 @@ def test_tree_dash_f_marks_and_a_package_named_like_the_root():
     assert blueprint.entry("ledgerly/reports").role == "package"  # it holds routes.py and tasks.py
 
 
+def test_nested_markdown_list_of_files_is_a_tree_and_a_feature_list_is_not():
+    document = """# Pinboard API
+
+- `pinboard/`
+  - `main.py` — FastAPI app
+  - **models/**
+    - `pin.py` — Pin model
+- `tests/`
+  - `test_pins.py`
+- `requirements.txt`
+
+## Features
+
+- Fast pins
+  - with tags
+- Boards
+"""
+    blueprint = parse_document(document)
+    assert paths(document) == [
+        "pinboard/",
+        "pinboard/main.py",
+        "pinboard/models/",
+        "pinboard/models/pin.py",
+        "requirements.txt",
+        "tests/",
+        "tests/test_pins.py",
+    ]
+    assert blueprint.entry("pinboard/models/pin.py").description == "Pin model"
+    assert blueprint.warnings == []
+
+
+def test_flat_path_list_find_output():
+    document = """Layout (`find . -type f | sort`):
+
+./app/__init__.py
+./app/routes/users.py
+./tests/test_users.py
+./Dockerfile
+
+Flask with SQLAlchemy.
+"""
+    assert paths(document) == [
+        "Dockerfile",
+        "app/",
+        "app/__init__.py",
+        "app/routes/",
+        "app/routes/users.py",
+        "tests/",
+        "tests/test_users.py",
+    ]
+
+
+def test_icons_before_names():
+    document = """```
+📁 notes-service
+├── 📁 app
+│   ├── 📄 main.py          # FastAPI entry point
+│   └── ⚙️ config.py
+└── 📄 requirements.txt
+```"""
+    blueprint = parse_document(document)
+    assert blueprint.root == "notes-service"
+    assert paths(document) == ["app/", "app/config.py", "app/main.py", "requirements.txt"]
+    assert blueprint.entry("app/main.py").description == "FastAPI entry point"
+
+
 def test_doubly_encoded_document_is_repaired():
     clean = "```\nproj/\n├── app.py   # the app — FastAPI ✓\n└── café.txt\n```\n"
     mangled = clean.encode("utf-8").decode("cp1252", errors="replace")
@@ -332,7 +398,16 @@ def test_caps_are_coded_400s_naming_the_line():
 
 def test_hostile_documents_stay_fast():
     started = time.monotonic()
-    for document in ["├" * 1999 + "\n", ("│   " * 400 + "x\n") * 200, "`" * 1999, "# " + "a/" * 900]:
+    for document in [
+        "├" * 1999 + "\n",
+        ("│   " * 400 + "x\n") * 200,
+        "`" * 1999,
+        "# " + "a/" * 900,
+        ("├── a.py\n|   b.py\n") * 2400,  # a drawing alternating with Windows-style lines
+        ("`" * 1990 + "x`\n") * 120,  # backticks before a quoted name
+        ("- `a/`\n  - `b.py`\n") * 2400,  # a long nested list
+        ("./a/b.py\n") * 4900,  # a long flat list
+    ]:
         with contextlib.suppress(BlueprintInvalid):
             parse_document(document)
     assert time.monotonic() - started < 5
