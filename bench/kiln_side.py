@@ -583,6 +583,82 @@ def cmd_querycounts(args: argparse.Namespace) -> dict[str, Any]:
     return count_list_queries(rows=args.rows, page_sizes=[int(p) for p in args.page_sizes.split(",")])
 
 
+# --- updates (issue 16) ----------------------------------------------------------------------------
+
+
+def cmd_update_setup(args: argparse.Namespace) -> dict[str, Any]:
+    """Record the two Copier-format versions of the git template, adopt the project (its answers
+    file names the template and version), return the adopted generation."""
+    _setup_django()
+    from django.conf import settings
+    from django.core.management import call_command
+
+    from apps.templates.models import TemplateSource
+    from apps.templates.services import formats
+    from apps.templates.services.versions import version_record_described
+    from apps.updates.services.adoptions import adoption_execute, adoption_start
+
+    call_command("migrate", verbosity=0, interactive=False)
+    for label in ("1.0.0", "2.0.0"):
+        source_path = f"{args.versions}/{label}"
+        folder = Path(settings.KILN_TEMPLATES_DIR) / source_path
+        version_record_described(
+            folder=folder,
+            described=formats.describe(folder),
+            slug=args.slug,
+            label=label,
+            source=TemplateSource.GIT,
+            source_path=source_path,
+            template_fields={"git_url": args.git_url},
+            store_blobs=False,
+        )
+    user, project = _user_and_project("bench-updates")
+    adoption = adoption_start(
+        project=project, data={"provider": "git", "remote_url": args.remote}, actor=user, enqueue=False
+    )
+    adoption = adoption_execute(adoption_id=adoption.pk, owner="bench:adopt")
+    if adoption.status != "completed":
+        raise RuntimeError(f"adoption ended {adoption.status}: {adoption.error}")
+    return {"generated": adoption.generated_id, "version": adoption.version}
+
+
+def cmd_update(args: argparse.Namespace) -> dict[str, Any]:
+    """One update, start to pushed branch, in this process (what the bench times, whole process)."""
+    _setup_django()
+    from apps.projects.models import GeneratedProject
+    from apps.updates.services.updates import update_execute, update_start
+
+    generated = GeneratedProject.objects.select_related("project").get(pk=args.generated)
+    user = generated.created_by
+    update, _ = update_start(
+        generated=generated, data={"mode": "branch", "to_version": args.to}, actor=user, enqueue=False
+    )
+    update = update_execute(update_id=update.pk, owner="bench:update")
+    return {
+        "update": update.pk,
+        "status": update.status,
+        "outcome": update.outcome,
+        "error": update.error,
+        "branch": update.branch,
+        "commit": update.commit_sha,
+        "conflicts": update.conflicts,
+    }
+
+
+def cmd_update_reset(args: argparse.Namespace) -> dict[str, Any]:
+    """Forget the earlier updates of the generation and the generations they rendered (so the next
+    update renders again and builds its commit afresh)."""
+    _setup_django()
+    from apps.projects.models import GeneratedProject
+    from apps.updates.models import TemplateUpdate
+
+    rows = TemplateUpdate.objects.filter(generated_id=args.generated)
+    rendered = list(rows.exclude(new_generation=None).values_list("new_generation_id", flat=True))
+    rows.delete()
+    GeneratedProject.objects.filter(pk__in=rendered).delete()
+    return {"removed": len(rendered)}
+
+
 # --- entry point -----------------------------------------------------------------------------------
 
 
@@ -633,6 +709,22 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--rows", type=int, default=105)
     p.add_argument("--page-sizes", default="10,100")
     p.set_defaults(func=cmd_querycounts)
+
+    p = sub.add_parser("update-setup")
+    p.add_argument("--slug", required=True)
+    p.add_argument("--versions", required=True, help="folder below KILN_TEMPLATES_DIR holding 1.0.0/ and 2.0.0/")
+    p.add_argument("--git-url", required=True)
+    p.add_argument("--remote", required=True)
+    p.set_defaults(func=cmd_update_setup)
+
+    p = sub.add_parser("update")
+    p.add_argument("--generated", type=int, required=True)
+    p.add_argument("--to", required=True)
+    p.set_defaults(func=cmd_update)
+
+    p = sub.add_parser("update-reset")
+    p.add_argument("--generated", type=int, required=True)
+    p.set_defaults(func=cmd_update_reset)
 
     args = parser.parse_args(argv)
     result = args.func(args)

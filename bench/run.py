@@ -7,7 +7,8 @@
 Sections: gen (whole-process generation vs Copier/Cookiecutter/cp), export (git/zip/tar.gz vs the CLIs),
 throughput (warm in-process files/s), memory (peak RSS at --memory-sizes), api (query counts and
 POST → completed on PostgreSQL + Redis + a worker), storage (filesystem vs S3 blob stores), formats
-(Copier and Cookiecutter templates rendered by Kiln vs by copier/cookiecutter, whole process and API). Prints the tables and writes them as Markdown to
+(Copier and Cookiecutter templates rendered by Kiln vs by copier/cookiecutter, whole process and API),
+updates (the same template update of a 1,000-file project by Kiln and by copier update, same tree). Prints the tables and writes them as Markdown to
 bench/results/<date>-<host>.md and bench/results/latest.md (smoke runs: bench/work/smoke.md).
 """
 
@@ -48,6 +49,7 @@ from bench.sections.formats import FOREIGN, run_formats
 from bench.sections.generation import run_generation
 from bench.sections.inprocess import run_memory, run_throughput
 from bench.sections.storage import run_storage
+from bench.sections.updates import run_updates
 
 SECTIONS: dict[str, Callable[[BenchContext], SectionResult]] = {
     "gen": run_generation,
@@ -57,6 +59,7 @@ SECTIONS: dict[str, Callable[[BenchContext], SectionResult]] = {
     "api": run_api,
     "storage": run_storage,
     "formats": run_formats,
+    "updates": run_updates,
 }
 TITLES = {
     "gen": "Whole-process generation (item 2)",
@@ -66,6 +69,7 @@ TITLES = {
     "api": "API (item 5)",
     "storage": "Blob storage: filesystem and S3 (issue 18)",
     "formats": "Cookiecutter and Copier templates on Kiln (issue 15)",
+    "updates": "Template updates: Kiln vs copier update (issue 16)",
 }
 
 
