@@ -84,6 +84,15 @@ def test_an_empty_output_folder_is_filled(make_template, cli_dir):
     assert "README.md" in tree(output)
 
 
+def test_missing_folders_of_the_output_are_made_as_copier_makes_them(make_template, cli_dir):
+    """scripts/demo.sh writes demo-output/<template> on a fresh clone, where demo-output/ does not exist."""
+    template = make_template(FILES, parameters=PARAMS)
+    output = cli_dir / "demo-output" / "deeper" / "out"
+    run("--template", template.slug, "--output", str(output), "--export", "zip", "--no-sync")
+    assert "README.md" in tree(output)
+    assert (cli_dir / "demo-output" / "deeper" / "out.zip").is_file()
+
+
 def test_a_stored_file_damaged_in_the_storage_is_not_copied(make_template, cli_dir, monkeypatch):
     from apps.projects.services import generation
     from apps.storage.blobs import blob_key, blob_store
@@ -296,7 +305,7 @@ def test_set_values_reach_the_generation_typed(make_template, cli_dir):
         (["--export", "zip", "--export-body", "{"], r"^--export-body is not valid JSON"),
         (["--archive-output", "x.zip"], r"^--archive-output goes with --export"),
         (["--export", "zip", "--archive-output", "/no/such/dir/x.zip"], r"^--archive-output .*existing folder"),
-        (["--output", "/no/such/dir/out"], r"^--output .*does not exist"),
+        (["--output", "/dev/null/out"], r"^--output .*'/dev/null' is a file, not a folder"),
         (["--set", "=1"], r"^--set expects NAME=VALUE"),
     ],
 )

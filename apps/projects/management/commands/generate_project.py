@@ -7,6 +7,8 @@ worker to finish it.
 
 from __future__ import annotations
 
+import os
+
 import gc
 import shutil
 import time
@@ -289,8 +291,15 @@ def _check_output(text: str | None) -> Path | None:
         raise CommandError(f"--output {str(output)!r} is a file, not a folder")
     if output.is_dir() and any(output.iterdir()):
         raise CommandError(f"{output} exists and is not empty")
-    if not output.parent.is_dir():
-        raise CommandError(f"--output {str(output)!r}: the folder {str(output.parent)!r} does not exist")
+    # missing folders are made, as copier and cookiecutter make their destination; the nearest
+    # existing one must be a folder this process may write in
+    existing = output.parent
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        raise CommandError(f"--output {str(output)!r}: {str(existing)!r} is a file, not a folder")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise CommandError(f"--output {str(output)!r}: the folder {str(existing)!r} is not writable")
     return output
 
 
