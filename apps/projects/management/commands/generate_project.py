@@ -7,9 +7,8 @@ worker to finish it.
 
 from __future__ import annotations
 
-import os
-
 import gc
+import os
 import shutil
 import time
 from pathlib import Path
