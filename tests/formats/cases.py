@@ -213,6 +213,13 @@ COPIER: list[Case] = [
         ("one", {"services": [{"name": "solo", "port": 1}]}),
     ),
     *_cases("copier", "include", "!include of other YAML files and several documents"),
+    *_cases(
+        "copier",
+        "builtin-extensions",
+        "_jinja_extensions Kiln provides: jinja2_time's now tag, jinja2.ext.do and loopcontrols",
+        ("defaults", {}),
+        ("named", {"name": "other"}),
+    ),
     *_cases("copier", "ansible-filters", "jinja2_ansible_filters"),
     *_cases(
         "copier",

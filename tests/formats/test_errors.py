@@ -248,3 +248,13 @@ def test_copier_glob_lists_are_bounded(tmp_path: Path) -> None:
         copier.load_spec(folder)
     assert "at most 100 patterns" in caught.value.message and caught.value.extra["line"] == 1
     assert time.monotonic() - started < 5
+
+
+def test_extensions_kiln_provides_are_code_but_render(tmp_path: Path) -> None:
+    """Copier asks --trust for any _jinja_extensions, so they stay uses_code; Kiln renders the ones it provides."""
+    spec = copier.load_spec(copy_fixture("copier", "builtin-extensions", tmp_path / "t"))
+    assert spec.uses_code == ["_jinja_extensions"]
+    assert copier.unsupported(spec) is None
+    spec.settings["jinja_extensions"] = [*spec.settings["jinja_extensions"], "jinja2_slugify.SlugifyExtension"]
+    refused = copier.unsupported(spec)
+    assert refused is not None and refused.extra["extensions"] == ["jinja2_slugify.SlugifyExtension"]

@@ -76,17 +76,14 @@ def slugify(
     )
 
 
-class CookiecutterExtension(Extension):
-    """All of Cookiecutter's default extensions in one (they are always loaded together)."""
+class NowExtension(Extension):
+    """The `now` tag (`{% now 'utc', '%Y' %}`, `{% now 'local' + 'days=1' %}`): jinja2_time's
+    TimeExtension, which Cookiecutter ships as its own and Copier templates load by name."""
 
     tags = {"now"}
 
     def __init__(self, environment: Environment) -> None:
         super().__init__(environment)
-        environment.filters["jsonify"] = jsonify
-        environment.filters["slugify"] = slugify
-        environment.globals["random_ascii_string"] = random_ascii_string
-        environment.globals["uuid4"] = uuid4
         environment.extend(datetime_format="%Y-%m-%d")
 
     def _datetime(self, timezone: str, operator: str, offset: str, datetime_format: str | None) -> str:
@@ -124,3 +121,14 @@ class CookiecutterExtension(Extension):
         else:
             call = self.call_method("_now", [node, datetime_format], lineno=lineno)
         return nodes.Output([call], lineno=lineno)
+
+
+class CookiecutterExtension(NowExtension):
+    """All of Cookiecutter's default extensions in one (they are always loaded together)."""
+
+    def __init__(self, environment: Environment) -> None:
+        super().__init__(environment)
+        environment.filters["jsonify"] = jsonify
+        environment.filters["slugify"] = slugify
+        environment.globals["random_ascii_string"] = random_ascii_string
+        environment.globals["uuid4"] = uuid4

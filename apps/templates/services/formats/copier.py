@@ -20,7 +20,8 @@ Covered (`copier/_template.py`, `_user_data.py`, `_main.py`, `_jinja_ext.py`):
 * Paths: every part renders; an empty part drops the file or folder; `{% yield %}` makes one
   path per item with the item in the file's context; the templated answers-file name.
 * `_tasks` run after rendering, in the isolation runner only (trusted versions).
-  `_migrations` run on updates only; `_jinja_extensions` are refused (see `load_spec`).
+  `_migrations` run on updates only; `_jinja_extensions` other than Jinja's `do` / `loopcontrols` and
+  jinja2_time's `now` tag (`BUILTIN_EXTENSIONS`, provided by Kiln) are refused (`unsupported`).
 """
 
 from __future__ import annotations
@@ -44,6 +45,7 @@ from apps.projects.services.project_generator import GenerationFailed, Generatio
 from apps.templates.services.formats import Description, VersionRef, register_format, untrusted_error
 from apps.templates.services.formats import _engine as engine
 from apps.templates.services.formats._engine import FileInfo, FormatInvalid, FormatUnsupported, SourceInfo
+from apps.templates.services.formats.cookiecutter_ext import NowExtension
 from apps.templates.services.formats.copier_ext import (
     AnsibleFiltersExtension,
     YieldExtension,
@@ -89,6 +91,14 @@ ENVOPS: dict[str, type | tuple[type, ...]] = {
     "autoescape": bool,
     "optimized": bool,
     "undefined": str,
+}
+# `_jinja_extensions` Kiln provides itself, with no template code: Jinja's own harmless extensions and
+# the `now` tag of jinja2_time. Naming them is still `uses_code` (Copier itself asks for --trust for
+# any `_jinja_extensions`); any other extension is template_unsupported, trusted or not.
+BUILTIN_EXTENSIONS: dict[str, Any] = {
+    "jinja2.ext.do": "jinja2.ext.do",
+    "jinja2.ext.loopcontrols": "jinja2.ext.loopcontrols",
+    "jinja2_time.TimeExtension": NowExtension,
 }
 MAX_INCLUDES = 200
 MAX_YAML_NODES = 200_000
@@ -556,7 +566,12 @@ def make_env(spec: CopierSpec, loader: Any = None) -> KilnSandbox:
     options.setdefault("keep_trailing_newline", True)
     undefined = options.pop("undefined", None)
     options["undefined"] = StrictUndefined if undefined == "jinja2.StrictUndefined" else Undefined
-    env = make_environment(mutable=True, loader=loader, extensions=[AnsibleFiltersExtension, YieldExtension], **options)
+    builtin = [
+        BUILTIN_EXTENSIONS[name] for name in spec.settings.get("jinja_extensions") or [] if name in BUILTIN_EXTENSIONS
+    ]
+    env = make_environment(
+        mutable=True, loader=loader, extensions=[AnsibleFiltersExtension, YieldExtension, *builtin], **options
+    )
     env.globals["pathjoin"] = pathjoin
     return env
 
@@ -1240,18 +1255,15 @@ TaskRunner = Callable[..., Any]
 
 
 def unsupported(spec: CopierSpec) -> FormatUnsupported | None:
-    """What Kiln never runs, trusted or not: Jinja extensions imported into the renderer."""
-    if not spec.settings.get("jinja_extensions"):
+    """What Kiln never runs, trusted or not: Jinja extensions it does not provide itself."""
+    foreign = [name for name in spec.settings.get("jinja_extensions") or [] if name not in BUILTIN_EXTENSIONS]
+    if not foreign:
         return None
     return FormatUnsupported(
-        f"{spec.config_name}: the template loads Jinja extensions "
-        f"({', '.join(spec.settings['jinja_extensions'])}); "
-        "Kiln renders templates in its sandbox and does not import template code into it.",
-        extra={
-            "file": spec.config_name,
-            "line": spec.line("_jinja_extensions"),
-            "extensions": spec.settings["jinja_extensions"],
-        },
+        f"{spec.config_name}: the template loads Jinja extensions ({', '.join(foreign)}); Kiln renders "
+        "templates in its sandbox and does not import template code into it (it provides "
+        f"{', '.join(sorted(BUILTIN_EXTENSIONS))} itself).",
+        extra={"file": spec.config_name, "line": spec.line("_jinja_extensions"), "extensions": foreign},
     )
 
 
