@@ -16,6 +16,7 @@ from django.views.decorators.http import require_POST
 from apps.events.services import job_log_lines
 from apps.projects.selectors import projects_visible_to
 from apps.templates.services.catalog import template_get
+from apps.templates.services.versions import versions_of
 from apps.updates.models import Rollout, UpdateMode
 from apps.updates.services import drift, rollouts
 from core.exceptions import ApplicationError
@@ -50,6 +51,7 @@ def fleet_page(request: HttpRequest, slug: str) -> HttpResponse:
             "behind": sum(1 for r in rows if r["behind"]),
             "rollouts": started[:ROLLOUTS_SHOWN],
             "modes": UpdateMode.choices,
+            "template_versions": list(versions_of(template).values_list("version", flat=True)[:100]),
         },
     )
 

@@ -341,6 +341,9 @@ def generation_page(request: HttpRequest, project_id: int, generated_id: int) ->
             "updates": list(updates_of(generated).order_by("-created_at", "-id")[:20]),
             "can_update": role_at_least(role, Role.DEVELOPER) and generated.status == "completed",
             "latest_version": generated.template.version,
+            "template_versions": list(
+                versions_of(generated.template).values_list("version", flat=True)[:VERSIONS_SHOWN]
+            ),
             "update_modes": UpdateMode.choices,
         },
     )

@@ -25,6 +25,7 @@ def test_a_developer_previews_an_update_from_the_pages(cast: Any, exported_git: 
     client = login(cast.dave)
     html = client.get(page).content.decode()
     assert 'id="updates-title"' in html and "latest: 2.0.0" in html and 'name="mode"' in html
+    assert '<option value="">the latest (2.0.0)</option><option value="2.0.0">2.0.0</option><option value="1.0.0">' in html
     with run_jobs():
         started = client.post(f"{page}updates/", {"mode": "preview"})
     update = TemplateUpdate.objects.get()
@@ -59,11 +60,12 @@ def test_the_fleet_page_shows_drift_and_starts_a_rollout_followed_on_its_page(
     assert '1.0.0 <span class="status s-pending">behind 2.0.0</span>' in fleet
     assert f'href="/projects/{target.project.pk}/generated/{target.generated.pk}/"' in fleet
     assert "No rollouts yet." in fleet and 'name="mode"' in fleet
+    assert 'name="to_version"><option value="">the latest (2.0.0)</option><option value="2.0.0">' in fleet
     assert "No repository exported" in login(cast.charlie).get("/templates/svc/fleet/").content.decode()
     assert 'href="/templates/svc/fleet/"' in alice.get("/templates/svc/").content.decode()
 
     with run_jobs():
-        started = alice.post("/templates/svc/rollouts/", {"mode": "preview"})
+        started = alice.post("/templates/svc/rollouts/", {"mode": "preview", "to_version": "2.0.0"})
     rollout = Rollout.objects.get()
     assert started.status_code == 302 and started["Location"] == f"/rollouts/{rollout.pk}/"
     rollout.refresh_from_db()
