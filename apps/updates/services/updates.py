@@ -396,7 +396,7 @@ class _UpdateRun:
         theirs = generation_tree(theirs_generation)
         template = update.generated.template
         version = versions.target_version(template, update.to_version)
-        rules = versions.update_rules(version)
+        rules = versions.update_rules(version, theirs_generation)
         crossed = between(
             rules.spec.migrations,
             old=update.from_version,

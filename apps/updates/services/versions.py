@@ -103,7 +103,7 @@ def is_behind(label: str, latest: str, positions: Mapping[str, int]) -> bool:
 # --- per format: what a version declares about updates ------------------------------------------------
 
 
-def _native_rules(version: VersionRef) -> UpdateRules:
+def _native_rules(version: VersionRef, generated: GeneratedProject | None) -> UpdateRules:
     try:
         data = load_untrusted_yaml((version.folder / MANIFEST_NAME).read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, UntrustedValueError, ValueError):
@@ -112,7 +112,7 @@ def _native_rules(version: VersionRef) -> UpdateRules:
     return UpdateRules(spec=spec, policy=native_policy(exclude=spec.exclude, skip_if_exists=spec.skip_if_exists))
 
 
-def _copier_rules(version: VersionRef) -> UpdateRules:
+def _copier_rules(version: VersionRef, generated: GeneratedProject | None) -> UpdateRules:
     from apps.templates.services.formats import copier
 
     prepared = copier.prepare(version.folder, version.ref.checksum)
@@ -124,27 +124,52 @@ def _copier_rules(version: VersionRef) -> UpdateRules:
     def render(text: str, context: dict[str, Any]) -> str:
         return prepared.render_string(text, context, where=f"{spec.config_name}: _migrations")
 
+    policy = copier_policy(spec)
+    if generated is not None:
+        # `_exclude` and `_skip_if_exists` are templates: rendered with the new answers, as
+        # `copier update` renders them (`_copier_operation` is "update")
+        answers = copier.open_secrets(spec, dict(generated.parameters or {}))
+        resolved = copier.validate(prepared, answers, version.ref.source)
+        context = copier.render_context(
+            spec, resolved.answers, version.ref.source or formats.SourceInfo(), phase="render"
+        )
+        context["_copier_operation"] = "update"
+
+        def patterns(items: tuple[str, ...], key: str) -> tuple[str, ...]:
+            rendered: list[str] = []
+            for item in items:
+                text = prepared.render_string(item, context, where=f"{spec.config_name}: {key}")
+                rendered.extend(line for line in text.splitlines() if line.strip())
+            return tuple(rendered)
+
+        policy = MergePolicy(
+            skip_if_exists=patterns(policy.skip_if_exists, "_skip_if_exists"),
+            exclude=patterns(policy.exclude, "_exclude"),
+            template_owned=policy.template_owned,
+        )
     return UpdateRules(
         spec=UpdateSpec(),
-        policy=copier_policy(spec),
+        policy=policy,
         copier_migrations=migrations,
         render=render,
         folder=version.folder,
     )
 
 
-def _plain_rules(version: VersionRef) -> UpdateRules:
+def _plain_rules(version: VersionRef, generated: GeneratedProject | None) -> UpdateRules:
     return UpdateRules(spec=UpdateSpec(), policy=MergePolicy())
 
 
-RULES: dict[str, Callable[[VersionRef], UpdateRules]] = {
+RULES: dict[str, Callable[[VersionRef, GeneratedProject | None], UpdateRules]] = {
     TemplateFormat.NATIVE: _native_rules,
     TemplateFormat.COPIER: _copier_rules,
 }
 
 
-def update_rules(version: VersionRef) -> UpdateRules:
-    return RULES.get(version.format, _plain_rules)(version)
+def update_rules(version: VersionRef, generated: GeneratedProject | None = None) -> UpdateRules:
+    """What `version` declares about updates; `generated` (the new version's generation) renders
+    what the format templates with the answers (Copier's `_exclude` / `_skip_if_exists`)."""
+    return RULES.get(version.format, _plain_rules)(version, generated)
 
 
 def update_spec(version: VersionRef) -> UpdateSpec:

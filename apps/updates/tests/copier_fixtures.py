@@ -158,12 +158,21 @@ LIB_V1: Files = {
     "template/notes.txt": "These notes ship with version 1.\n",
     "template/tox.ini": "[tox]\nenvlist = py311\n",
     "template/Makefile": "test:\n\tpytest\n",
+    "template/{{ module }}/local.py.tmpl": "SETTING = 1\n",
 }
 
 LIB_V2: Files = {
     **LIB_V1,
     # the new version excludes notes.txt: the generated projects keep theirs, untouched
-    "copier.yml": LIB_V1["copier.yml"].replace("  - '*.orig'", "  - '*.orig'\n  - notes.txt"),  # type: ignore[union-attr]
+    # templated settings, rendered with the answers and _copier_operation as copier update renders them:
+    # the Makefile is excluded on updates only, the module's local.py is the project's once it exists
+    "copier.yml": LIB_V1["copier.yml"].replace(  # type: ignore[union-attr]
+        "  - '*.orig'",
+        "  - '*.orig'\n  - notes.txt\n  - \"{% if _copier_operation == 'update' %}Makefile{% endif %}\"\n"
+        "_skip_if_exists:\n  - '{{ module }}/local.py'",
+    ),
+    "template/Makefile": "test:\n\tpytest -q\n",
+    "template/{{ module }}/local.py.tmpl": "SETTING = 2\n",
     "template/setup.cfg.tmpl": (
         "[metadata]\nname = {{ module }}\nsummary = {{ summary }}\nversion = 2.0\n\n[options]\npackages = find:\n"
     ),
@@ -241,7 +250,7 @@ SCENARIOS = [
         commits=(
             Commit("edit core", files={"geo/core.py": "@replace return 'geo'|return 'geo!'"}),
             Commit("notes", files={"notes.txt": "These notes ship with version 1.\nAnd ours.\n"}),
-            Commit("tox", files={"tox.ini": "[tox]\nenvlist = py310\n"}),
+            Commit("tox", files={"tox.ini": "[tox]\nenvlist = py310\n", "geo/local.py": "SETTING = 'ours'\n"}),
         ),
         to_version="2.0.0",
         new_answers={"summary": "Geometry helpers"},

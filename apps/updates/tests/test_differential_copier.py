@@ -190,3 +190,5 @@ def test_the_scenarios_exercise_every_merge_path(real_updates: dict[str, RealUpd
     assert b"Geometry helpers" in lib["setup.cfg"][0]
     assert lib["notes.txt"][0].endswith(b"And ours.\n")
     assert b"<<<<<<< before updating" in lib["tox.ini"][0]
+    assert lib["Makefile"][0] == b"test:\n\tpytest\n"  # excluded on updates by a templated _exclude
+    assert lib["geo/local.py"][0] == b"SETTING = 'ours'\n"  # a templated _skip_if_exists
