@@ -25,7 +25,9 @@ def test_a_developer_previews_an_update_from_the_pages(cast: Any, exported_git: 
     client = login(cast.dave)
     html = client.get(page).content.decode()
     assert 'id="updates-title"' in html and "latest: 2.0.0" in html and 'name="mode"' in html
-    assert '<option value="">the latest (2.0.0)</option><option value="2.0.0">2.0.0</option><option value="1.0.0">' in html
+    assert (
+        '<option value="">the latest (2.0.0)</option><option value="2.0.0">2.0.0</option><option value="1.0.0">' in html
+    )
     with run_jobs():
         started = client.post(f"{page}updates/", {"mode": "preview"})
     update = TemplateUpdate.objects.get()
