@@ -148,6 +148,9 @@ def test_rollout_bad_input(api: Any, cast: Any, make_fleet: Any) -> None:
     assert missing.status_code == 404
     version = client.post("/api/v1/templates/fleet/rollouts/", {"mode": "branch", "to_version": "7"}, format="json")
     assert version.status_code == 404 and version.json()["code"] == "version_not_found"
+    assert version.json()["extra"]["available"] == ["2.0.0", "1.0.0"]
+    older = client.post("/api/v1/templates/fleet/rollouts/", {"mode": "preview", "to_version": "1.0.0"}, format="json")
+    assert older.status_code == 202 and older.json()["to_version"] == "1.0.0"  # any recorded version
     projects = client.post("/api/v1/templates/fleet/rollouts/", {"mode": "branch", "projects": ["x"]}, format="json")
     assert projects.status_code == 400
     # a list sent as more repeated form fields than Django's parser takes is the client's error, not a 500
