@@ -623,7 +623,24 @@ def cmd_update_setup(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def cmd_update(args: argparse.Namespace) -> dict[str, Any]:
-    """One update, start to pushed branch, in this process (what the bench times, whole process)."""
+    """One update, start to pushed branch, in this process (what the bench times, whole process);
+    with --text-out, under pyinstrument (Django's set-up included), its text report written there."""
+    if args.text_out:
+        from pyinstrument import Profiler
+
+        profiler = Profiler(interval=0.0005)
+        profiler.start()
+        try:
+            result = _update(args)
+        finally:
+            profiler.stop()
+        Path(args.text_out).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.text_out).write_text(profiler.output_text(unicode=True, color=False, show_all=False))
+        return result
+    return _update(args)
+
+
+def _update(args: argparse.Namespace) -> dict[str, Any]:
     _setup_django()
     from apps.projects.models import GeneratedProject
     from apps.updates.services.updates import update_execute, update_start
@@ -720,6 +737,7 @@ def main(argv: list[str] | None = None) -> None:
     p = sub.add_parser("update")
     p.add_argument("--generated", type=int, required=True)
     p.add_argument("--to", required=True)
+    p.add_argument("--text-out", help="profile the update with pyinstrument, its report here")
     p.set_defaults(func=cmd_update)
 
     p = sub.add_parser("update-reset")

@@ -40,6 +40,7 @@ from bench.common import (
     PYTHON,
     REPO,
     RESULT_PREFIX,
+    WORK,
     BenchError,
     Samples,
     TreeDigest,
@@ -235,12 +236,12 @@ class _Update:
         self.generated = int(result["generated"])
         log(f"updates N={self.n}: template, project and adoption ready (generation {self.generated})")
 
-    def kiln(self) -> TreeDigest:
+    def kiln(self, *extra: str) -> TreeDigest:
         if self.branch:  # the previous round's update, its generation and branch: nothing is reused
             kiln_side("update-reset", "--generated", str(self.generated), env=self.env)
             _git([f"--git-dir={self.bare}", "update-ref", "-d", f"refs/heads/{self.branch}"], cwd=self.work)
         settle()
-        cmd = [PYTHON, "-m", "bench.kiln_side", "update", "--generated", str(self.generated), "--to", "2.0.0"]
+        cmd = [PYTHON, "-m", "bench.kiln_side", "update", "--generated", str(self.generated), "--to", "2.0.0", *extra]
         started = time.perf_counter()
         proc = run(cmd, cwd=REPO, env=self.env)
         seconds = time.perf_counter() - started
@@ -319,6 +320,13 @@ def run_updates(ctx: BenchContext) -> SectionResult:
             "--smoke: one round without a warm-up round (Kiln's first render of 2.0.0 compiles it: cold)"
         )
     section.tables.append(table)
+    if ctx.profile:
+        text_out = WORK / "profiles" / f"kiln-update-n{n}.txt"
+        bench.kiln("--text-out", str(text_out))
+        section.notes.append(
+            f"--profile: one more Kiln update under pyinstrument ({bench.last_seconds:.2f} s with the profiler): "
+            f"{text_out.relative_to(REPO) if text_out.is_relative_to(REPO) else text_out}"
+        )
     value = ratio(samples[COPIER].median, kiln)
     section.targets.append(
         Target(
