@@ -175,11 +175,26 @@ _TARGET_CODES = frozenset(
 )
 _STEP_CODES = frozenset({"validation_error", "expression_error", "invalid_reference"})
 _BLUEPRINT_CODES = frozenset({"blueprint_invalid", "blueprint_too_large"})
+# a git source: the URL and ref must pass git's rules and name a readable repository holding a template
+_GIT_SOURCE_CODES = frozenset(
+    {
+        "remote_url_not_allowed",
+        "remote_host_not_allowed",
+        "invalid_ref",
+        "connection_not_found",
+        "git_unreachable",
+        "ref_not_found",
+        "invalid_token",
+        "template_too_large",
+        "symlink_not_allowed",
+    }
+)
 D4_DEPENDS_ON_STATE: dict[str, tuple[int, frozenset[str], tuple[str, ...] | None]] = {
     # the username must name an existing user
     "members_create": (400, frozenset({"validation_error"}), ("username",)),
     # the binary must be a real zip/tar.gz holding a valid template; a blueprint's document must hold a tree
-    # (below), its slug must not be another user's template, its version label not one holding another document
+    # (below), its slug must not be another user's template, its version label not one holding another document;
+    # a git source's URL must pass git's rules and name a readable repository with a template
     "templates_create": (
         400,
         frozenset(
@@ -190,6 +205,7 @@ D4_DEPENDS_ON_STATE: dict[str, tuple[int, frozenset[str], tuple[str, ...] | None
                 "archive_too_large",
                 "validation_error",
                 *_BLUEPRINT_CODES,
+                *_GIT_SOURCE_CODES,
                 "template_exists",
                 "template_version_exists",
             }
