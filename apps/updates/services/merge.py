@@ -31,6 +31,8 @@ count, a per-file size for merging, a per-file and a total time limit.
 from __future__ import annotations
 
 import fnmatch
+import functools
+import re
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
@@ -129,22 +131,36 @@ def matches(patterns: Sequence[str], path: str) -> bool:
     folders (`*.pyc` matches `a/b.pyc`; `docs/` and `docs/*` match everything below docs)."""
     if not patterns:
         return False
+    anywhere, folders_only = _compiled(tuple(patterns))
     parts = path.split("/")
-    candidates = ["/".join(parts[i:]) for i in range(len(parts))]
     folders = ["/".join(parts[:i]) for i in range(1, len(parts))]
+    if anywhere is not None:
+        if any(anywhere.match("/".join(parts[i:])) for i in range(len(parts))):
+            return True
+        if any(anywhere.match(folder) for folder in folders):
+            return True
+    return folders_only is not None and any(folders_only.match(folder) for folder in folders)
+
+
+@functools.lru_cache(maxsize=64)
+def _compiled(patterns: tuple[str, ...]) -> tuple[re.Pattern[str] | None, re.Pattern[str] | None]:
+    """The patterns as two regular expressions (`fnmatch.translate`, as `fnmatchcase` compiles
+    them): those matching a path or a folder, and those ending in '/' (folders only)."""
+    anywhere: list[str] = []
+    folders_only: list[str] = []
     for pattern in patterns:
         clean = pattern.strip().lstrip("/")
         if not clean:
             continue
         if clean.endswith("/"):
-            if any(fnmatch.fnmatchcase(folder, clean.rstrip("/")) for folder in folders):
-                return True
-            continue
-        if any(fnmatch.fnmatchcase(candidate, clean) for candidate in candidates):
-            return True
-        if any(fnmatch.fnmatchcase(folder, clean) for folder in folders):
-            return True
-    return False
+            folders_only.append(fnmatch.translate(clean.rstrip("/")))
+        else:
+            anywhere.append(fnmatch.translate(clean))
+
+    def joined(items: list[str]) -> re.Pattern[str] | None:
+        return re.compile("|".join(f"(?:{item})" for item in items)) if items else None
+
+    return joined(anywhere), joined(folders_only)
 
 
 @dataclass(frozen=True)
