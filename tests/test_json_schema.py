@@ -7,7 +7,7 @@ import stat
 
 import pytest
 
-from apps.templates.models import ProjectTemplate
+from apps.templates.models import ProjectTemplate, TemplateVersion
 from apps.templates.tests.test_api_templates import make_zip, upload
 from core.json_schema import MissingProperty, UserSchemaError, check_user_schema, iter_user_schema_errors
 
@@ -109,9 +109,9 @@ def test_a_stored_schema_with_a_bad_reference_is_400_not_500(api, cast, make_tem
     url, hits = schema_url
     template = make_template({"README.md": "x\n"}, slug="stored-refs")
     # as a row saved before references were checked at upload
-    ProjectTemplate.objects.filter(pk=template.pk).update(
-        parameters={"type": "object", "properties": {"x": {"$ref": url}, "y": {"$ref": "#/$defs/missing"}}}
-    )
+    stored = {"type": "object", "properties": {"x": {"$ref": url}, "y": {"$ref": "#/$defs/missing"}}}
+    ProjectTemplate.objects.filter(pk=template.pk).update(parameters=stored)
+    TemplateVersion.objects.filter(template=template).update(parameters=stored)  # generations read the version
     response = api(cast.dave).post(
         f"/api/v1/projects/{cast.project.pk}/generated/",
         {"template": "stored-refs", "parameters": {"x": "a"}, "dry_run": dry_run},

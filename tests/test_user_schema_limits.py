@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from apps.templates.models import ProjectTemplate
+from apps.templates.models import ProjectTemplate, TemplateVersion
 from apps.templates.tests.test_api_templates import make_zip, upload
 from core.json_schema import (
     MAX_VALIDATION_STEPS,
@@ -251,9 +251,9 @@ def test_generation_with_a_redos_pattern_answers_quickly(api, cast, make_templat
 @pytest.mark.parametrize("dry_run", [True, False])
 def test_a_stored_recursive_schema_is_a_400_at_generation_not_a_500(api, cast, make_template, dry_run):
     template = make_template({"README.md": "x\n"}, slug="stored-loop")
-    ProjectTemplate.objects.filter(pk=template.pk).update(  # as a row saved before the check existed
-        parameters={"type": "object", "$defs": {"a": {"$ref": "#/$defs/a"}}, "properties": {"x": {"$ref": "#/$defs/a"}}}
-    )
+    stored = {"type": "object", "$defs": {"a": {"$ref": "#/$defs/a"}}, "properties": {"x": {"$ref": "#/$defs/a"}}}
+    ProjectTemplate.objects.filter(pk=template.pk).update(parameters=stored)  # as rows saved before the check existed
+    TemplateVersion.objects.filter(template=template).update(parameters=stored)  # generations read the version
     response = api(cast.dave).post(
         f"/api/v1/projects/{cast.project.pk}/generated/",
         {"template": "stored-loop", "parameters": {"x": 1}, "dry_run": dry_run},
