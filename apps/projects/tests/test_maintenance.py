@@ -183,6 +183,7 @@ def test_beat_schedules_both_jobs_from_the_settings():
 
     from core.celery import app, beat_schedule
 
+    app.loader.import_default_modules()  # what `celery worker` / `celery beat` do at start: autodiscovery
     schedule = app.conf.beat_schedule
     assert {entry["task"] for entry in schedule.values()} == {
         "projects.reap_jobs",
