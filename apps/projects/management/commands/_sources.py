@@ -28,7 +28,6 @@ from django.core.management.base import CommandError
 from apps.templates.models import ProjectTemplate, TemplateSource
 from apps.templates.services.catalog import template_get, template_upload
 from apps.templates.services.sources import get_source, template_sync
-from apps.templates.services.sources.git import clean_location
 from core.exceptions import ApplicationError, PermissionDenied
 
 ARCHIVE_SUFFIXES = (".zip", ".tar.gz", ".tgz")
@@ -123,6 +122,8 @@ def _git(text: str, options: dict[str, Any]) -> Recognised | None:
     url = expand_git_url(text)
     if url is None:
         return None
+    from apps.templates.services.sources.git import clean_location  # GitPython only when a git URL is given
+
     try:
         location = clean_location(_git_body(url, options))  # the git source's own URL, ref and folder rules
     except ApplicationError as exc:
@@ -143,6 +144,8 @@ def _git_body(url: str, options: dict[str, Any]) -> dict[str, Any]:
 
 def _resolve_git(source: Recognised, user: Any, options: dict[str, Any], say: Callable[[str], None]) -> ProjectTemplate:
     """The catalog's template for this repository (same URL, ref and folder), synced; else a new one."""
+    from apps.templates.services.sources.git import clean_location
+
     body = _git_body(source.text, options)
     location = clean_location(body)
     existing = ProjectTemplate.objects.filter(
