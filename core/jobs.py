@@ -28,13 +28,32 @@ from enum import Enum
 from typing import Any, TypeVar
 
 from django.conf import settings
-from django.db import connection, connections, models, transaction
+from django.db import InterfaceError, OperationalError, connection, connections, models, transaction
 from django.dispatch import Signal
 from django.utils import timezone
 
 from core.exceptions import LimitExceeded
 from core.models import TimeStampedModel
 from core.redaction import redact
+
+# --- the retry policy every job task shares -------------------------------------------------------
+
+# Celery options of a job task: redelivered if the worker dies (acks_late), retried with backoff
+# when the database drops out mid-task (the job row's lease keeps a redelivery from running it twice)
+JOB_TASK_OPTIONS: dict[str, Any] = {
+    "acks_late": True,
+    "autoretry_for": (OperationalError, InterfaceError),
+    "retry_backoff": 2,
+    "retry_backoff_max": 60,
+    "retry_jitter": True,
+    "max_retries": 8,
+}
+
+
+def busy_retry_countdown(retry_in: float) -> float:
+    """Seconds until a task whose job is leased elsewhere looks again (a little after the lease ends)."""
+    return min(max(retry_in, 1.0) + 1, settings.KILN_MAX_RETRY_COUNTDOWN)
+
 
 logger = logging.getLogger("kiln.jobs")
 

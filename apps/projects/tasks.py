@@ -1,33 +1,23 @@
-"""Celery tasks of the projects app: thin, id-based, idempotent; retry policy lives here."""
+"""Celery tasks of the projects app: thin, id-based, idempotent; the retry policy is core.jobs'."""
 
 from __future__ import annotations
 
 import logging
 
-from django.conf import settings
-from django.db import InterfaceError, OperationalError
-
 from apps.projects.models import GeneratedProject, RepositoryExport
 from apps.projects.services.generation import JobBusy
 from apps.workflows.services.step_executors import StepContext, run_step
 from core.celery import app  # Kiln's Celery app: every task is bound to it
-from core.jobs import new_lease_owner, reap_jobs, register_job_kind
+from core.jobs import JOB_TASK_OPTIONS, busy_retry_countdown, new_lease_owner, reap_jobs, register_job_kind
 from core.locks import named_lock
 
 logger = logging.getLogger("kiln.tasks")
-
-DB_ERRORS = (OperationalError, InterfaceError)
 
 
 @app.task(
     bind=True,
     name="projects.start_project_generation",
-    acks_late=True,
-    autoretry_for=DB_ERRORS,
-    retry_backoff=2,
-    retry_backoff_max=60,
-    retry_jitter=True,
-    max_retries=8,
+    **JOB_TASK_OPTIONS,
 )
 def start_project_generation(self, generated_id: int) -> str:  # type: ignore[no-untyped-def]
     """Run the `file_generation` step for one recorded generation."""
@@ -37,12 +27,7 @@ def start_project_generation(self, generated_id: int) -> str:  # type: ignore[no
 @app.task(
     bind=True,
     name="projects.execute_repository_export",
-    acks_late=True,
-    autoretry_for=DB_ERRORS,
-    retry_backoff=2,
-    retry_backoff_max=60,
-    retry_jitter=True,
-    max_retries=8,
+    **JOB_TASK_OPTIONS,
 )
 def execute_repository_export(self, export_id: int) -> str:  # type: ignore[no-untyped-def]
     """Run the `repo_creation` step for one recorded export."""
@@ -54,7 +39,7 @@ def _run_job_step(task, step_type: str, data: dict[str, int], *, step_id: str) -
     try:
         result = run_step(step_type, data, context)
     except JobBusy as busy:
-        countdown = min(max(busy.retry_in, 1.0) + 1, settings.KILN_MAX_RETRY_COUNTDOWN)
+        countdown = busy_retry_countdown(busy.retry_in)
         logger.info("%s %s is running elsewhere; checking again in %.0fs", step_type, data, countdown)
         raise task.retry(countdown=countdown, max_retries=None) from None
     return result.status
